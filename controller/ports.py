@@ -281,12 +281,18 @@ class ListedPodSamples:
 
     pods: what ``PodLister.list_pods`` returns; values, age_s: (P,) aligned with ``pods``, the
     pod's sample (NaN: none) and its age (0 without a sample); window_s: as PodSeries'.
+    means: None, or what the reader's workload summary of these samples is, made by the source
+    in the pass that joined them (the simulator's listing): (mean (N,) of each target's pods'
+    samples as the pod table holds them, milli-units / 1000, added in pod order, NaN without
+    one; has one (N,) bool). The reader uses them as they are, with the kernels on; without
+    them it builds the pod table and summarizes it.
     """
 
     pods: PodView
     values: np.ndarray
     age_s: np.ndarray
     window_s: float
+    means: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @runtime_checkable

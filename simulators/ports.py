@@ -260,8 +260,8 @@ class SimMetrics:
     def query_listed_pods(self, expr: str, targets: Sequence[TargetRef], at: float
                           ) -> ListedPodSamples | Samples | None:
         """``SimTargets.list_pods(targets)`` with ``query_pods(expr, targets, at)``'s series joined
-        to its pods, listed in one compiled pass (SimCluster.listed_pod_samples); None when the
-        kernels are off."""
+        to its pods, listed in one compiled pass (SimCluster.listed_pod_samples), with the
+        workload means of the samples made in that pass; None when the kernels are off."""
         if not compiled.enabled():  # the listing would decline: list_pods and query_pods will query once
             return None
         workload = self.query(expr, targets, at)
@@ -273,7 +273,8 @@ class SimMetrics:
         view = PodView(target=got["at"], names=got["name"], pending=got["pending"], ready=got["ready"],
                        start_time=got["start_time"], ready_transition_time=got["ready_transition_time"],
                        uid=got["uid"], created_time=got["start_time"])
-        return ListedPodSamples(view, got["values"], got["age_s"], self.slots * self.tick_s)
+        return ListedPodSamples(view, got["values"], got["age_s"], self.slots * self.tick_s,
+                                (got["means"], got["has_mean"]))
 
     def _sample(self, signals: dict) -> dict:
         """Add what a per-pod PromQL rate over the time since the last snapshot would read:

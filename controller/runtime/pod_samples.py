@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from controller.core.scaling import hpa_compiled
+from controller.core.scaling import compiled, hpa_compiled
 from controller.core.scaling import hpa_replicas as hr
 from controller.core.scaling.hpa_propose import (PERCENT_REQUEST_MILLI, JoinedPodSamples, ListedPods, PodSamples,
                                                  to_milli)
@@ -253,12 +253,13 @@ class PodReader:
     def _joined(self, targets: Sequence[TargetRef], got: ListedPodSamples, j: int,
                 now: float) -> tuple[PodSamples, dict[int, Samples]]:
         """``read``'s result from the pods with metric j's samples joined (``ListedPodMetricsSource``),
-        the same arrays as listing, querying and joining by uid give. With the kernels, the pods
-        as listed (JoinedPodSamples: the calculator reads them in one pass; their table is built
-        only if something else reads it) and the workload means straight from the samples."""
+        the same arrays as listing, querying and joining by uid give. With the kernels and the
+        source's workload means (``got.means``, made in its listing pass), the pods as listed
+        (JoinedPodSamples: the calculator reads them in one pass; their table is built only if
+        something else reads it) and those means; else the table, and its summary."""
         n = len(targets)
-        means = hpa_compiled.try_listed_means(got.pods.target, got.values, n)
-        if means is not None:
+        means = got.means
+        if means is not None and compiled.enabled():
             pods = got.pods
             listed = ListedPods(np.asarray(pods.target, np.int64), np.asarray(pods.pending, np.bool_),
                                 np.asarray(pods.ready, np.bool_), np.asarray(pods.start_time, np.float64),

@@ -31,9 +31,9 @@ _NO_KEY = np.iinfo(np.int64).max
 def _create_kernel(rows, counts, now, K, slot_count, n_pods, next_serial, scheduling_delay_s, current_seq,
                    set_props, current_crash_loops, current_error_ratio, current_extra_latency_s, phase, serial,
                    phase_end_s, created_s, ready_transition_s, restarts, revision_seq, crash_loops, error_ratio,
-                   extra_latency_s, next_event_s):
-    """``ReplicaSets._create_pods`` without ``revision_seqs``, on flat (S * K,) slot arrays.
-    Returns (rows kept, min due time of the kept rows; NaN-propagating like ndarray.min)."""
+                   extra_latency_s, next_event_s, live_end):
+    """``ReplicaSets._create_pods`` without ``revision_seqs``, on flat (S * K,) slot arrays
+    (``live_end`` (S,) raised past each new pod). Returns (rows kept, min due time of the kept rows; NaN-propagating like ndarray.min)."""
     kept = 0
     due_min = INF
     for j in range(rows.shape[0]):
@@ -58,6 +58,8 @@ def _create_kernel(rows, counts, now, K, slot_count, n_pods, next_serial, schedu
                 break
             serial[f] = next_serial[i] + rank - 1
             phase[f] = PENDING
+            if k >= live_end[i]:
+                live_end[i] = k + 1
             phase_end_s[f] = due
             created_s[f] = now
             ready_transition_s[f] = _NAN
@@ -75,10 +77,11 @@ def _create_kernel(rows, counts, now, K, slot_count, n_pods, next_serial, schedu
 
 @jit
 def _remove_kernel(rows, counts, K, n_pods, current_seq, phase, serial, revision_seq, phase_end_s,
-                   clear_threshold, memory_threshold_s, clear_degraded, degraded):
+                   clear_threshold, memory_threshold_s, clear_degraded, degraded, live_end):
     """``ReplicaSets._remove_ranked`` without candidates: per row, clear the ``counts[j]`` live
-    pods of smallest ranking key (keys are unique among live pods). Returns whether a removed
-    pod was scheduled (starting, backed off or ready): then parked pods may start."""
+    pods of smallest ranking key (keys are unique among live pods); ``live_end`` (S,) lowered to
+    one past each row's last pod left. Returns whether a removed pod was scheduled (starting,
+    backed off or ready): then parked pods may start."""
     freed = False
     for j in range(rows.shape[0]):
         i = rows[j]
@@ -86,7 +89,7 @@ def _remove_kernel(rows, counts, K, n_pods, current_seq, phase, serial, revision
         base = i * K
         for _ in range(c):
             best, best_k = _NO_KEY, -1
-            for k in range(K):
+            for k in range(live_end[i]):  # every pod of the row is before its end
                 p = phase[base + k]
                 if p == EMPTY:
                     continue
@@ -107,6 +110,10 @@ def _remove_kernel(rows, counts, K, n_pods, current_seq, phase, serial, revision
             if clear_degraded:
                 degraded[f] = False
             n_pods[i] -= 1
+        end = live_end[i]  # past the row's last pod again
+        while end > 0 and phase[base + end - 1] == EMPTY:
+            end -= 1
+        live_end[i] = end
     return freed
 
 
@@ -177,7 +184,7 @@ def create_pods(c, rows: np.ndarray, counts: np.ndarray, now: float) -> bool:
             c._current_crash_loops, c._current_error_ratio, c._current_extra_latency_s, c._flat_phase,
             c._flat_serial, c._flat_phase_end_s, c._flat_created_s, c._flat_ready_transition_s, c._flat_restarts,
             c._flat_revision_seq, c._flat_crash_loops, c._flat_error_ratio, c._flat_extra_latency_s,
-            c._next_event_s)
+            c._next_event_s, c._live_end)
     except compiled.KERNEL_ERRORS as exc:
         mark_broken(exc)
         return False
@@ -194,7 +201,7 @@ def remove_ranked(c, rows: np.ndarray, counts: np.ndarray, now: float) -> bool:
     try:
         freed = _remove_kernel(rows, counts, c.K, c._n_pods, c._current_seq, c._flat_phase, c._flat_serial,
                                c._flat_revision_seq, c._flat_phase_end_s, bool(c._any_leak),
-                               c._flat_memory_threshold_s, bool(c._any_degraded), c._flat_degraded)
+                               c._flat_memory_threshold_s, bool(c._any_degraded), c._flat_degraded, c._live_end)
     except compiled.KERNEL_ERRORS as exc:
         mark_broken(exc)
         return False

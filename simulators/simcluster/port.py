@@ -286,7 +286,7 @@ class ClusterPort:
         rows, exists = self.rows_of(targets)
         state = (self._pod_phase, self._pod_serial, self._pod_revision_seq)
         fast = pod_listing.try_list_pods(rows, exists, *state, self._pod_created_s, self._pod_ready_transition_s,
-                                         self._n_pods)  # kept exact: sizes the listing
+                                         self._n_pods, self._live_end)  # kept exact: size and bound the listing
         if fast is not None:  # one compiled pass: cheaper than checking the cache below
             return self._pod_dict(*fast)
         # pods change only with a phase, a slot's serial or revision: a second call in the same
@@ -326,19 +326,23 @@ class ClusterPort:
         """``pod_arrays(targets)`` (without ``running``) with ``running_pod_samples``' samples
         joined to its pods, in one compiled pass (simcluster/pod_listing.py): its fields plus
         ``values`` (P,) (the pod's sample, NaN for a pod without one) and ``age_s`` (P,) (0
-        without one). None when the kernels are off: then call the two."""
+        without one), and per target ``means`` (N,) (the mean of its pods' samples in milli-units
+        / 1000, NaN without one) and ``has_mean`` (N,) bool. None when the kernels are off: then
+        call the two."""
         self._flush()
         rows, exists = self.rows_of(targets)
         fast = pod_listing.try_listed_samples(rows, exists, self._pod_phase, self._pod_serial, self._pod_revision_seq,
                                               self._pod_created_s, self._pod_ready_transition_s, present, values, age_s,
-                                              self._n_pods)
+                                              self._n_pods, self._live_end)
         if fast is None:
             return None
-        at, pod_rows, serials, revision_seqs, uid, pending, ready, start_time, transition_time, pod_values, ages = fast
+        (at, pod_rows, serials, revision_seqs, uid, pending, ready, start_time, transition_time, pod_values, ages,
+         means, has_mean) = fast
         names = LazyStrings(lambda j: self._name_of(int(pod_rows[j]), int(serials[j]), int(revision_seqs[j])),
                             pod_rows.size)
         return {"at": at, "name": names, "uid": uid, "pending": pending, "ready": ready, "start_time": start_time,
-                "ready_transition_time": transition_time, "values": pod_values, "age_s": ages}
+                "ready_transition_time": transition_time, "values": pod_values, "age_s": ages, "means": means,
+                "has_mean": has_mean}
 
     def _list_pods_numpy(self, rows: np.ndarray, exists: np.ndarray) -> dict:
         """pod_arrays' listing with numpy (the reference of simcluster/pod_listing.py's kernel)."""

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from simulators.simcluster import pods_compiled
-from simulators.simcluster.slots import EMPTY, INF, PENDING, READY, STARTING
+from simulators.simcluster.slots import EMPTY, INF, PENDING, READY, STARTING, live_end_of
 from simulators.workload import ServiceConfig, proportional_sizes
 
 #: Removal-ranking key layout: (phase rank * 2 + is current revision) << 40 | (2**40 - 1 - serial).
@@ -54,6 +54,7 @@ class ReplicaSets:
         self._flat_serial[flat] = self._next_serial[pod_rows] + rank.ravel()[block_flat] - 1
         self._next_serial[rows] += counts
         self._flat_phase[flat] = PENDING
+        np.maximum.at(self._live_end, pod_rows, flat - pod_rows * self.K + 1)
         due = now + self._scheduling_delay_s[rows]
         self._flat_phase_end_s[flat] = due[row_pos]
         self._flat_created_s[flat] = now
@@ -137,6 +138,8 @@ class ReplicaSets:
     def _clear_slots(self, pod_rows: np.ndarray, flat: np.ndarray, now: float) -> None:
         freed = bool((self._flat_phase[flat] >= STARTING).any())
         self._flat_phase[flat] = EMPTY
+        emptied = np.unique(pod_rows)
+        self._live_end[emptied] = live_end_of(self._pod_phase[emptied])
         self._flat_phase_end_s[flat] = INF
         if self._any_leak:
             self._flat_memory_threshold_s[flat] = INF  # (INF anyway while no leak is active)

@@ -33,6 +33,14 @@ def initial_pods_created_s(services: Sequence[ServiceConfig], start_s: float) ->
     return start_s - INITIAL_PODS_AGE_S - took
 
 
+def live_end_of(phase: np.ndarray) -> np.ndarray:
+    """(R,) int64: per row of the (R, K) slot phases, one past its last slot that holds a pod (0:
+    none). Every slot from it on is empty: a pass over a row's pods stops there."""
+    live = np.asarray(phase) != EMPTY
+    last = live.shape[1] - np.argmax(live[:, ::-1], axis=1)
+    return np.where(live.any(axis=1), last, 0).astype(np.int64)
+
+
 def config_array(services: Sequence[ServiceConfig], attr: str, dtype=np.float64) -> np.ndarray:
     """(S,) array of one :class:`ServiceConfig` attribute."""
     return np.array([getattr(s, attr) for s in services], dtype=dtype)
@@ -75,6 +83,8 @@ class PodSlots:
         self._pod_started_s[initial] = start_s
         self._pod_serial[:] = np.arange(K)[None, :]
         self._next_serial = initial_replicas.copy()
+        # kept exact where a slot fills (creation) or empties (removal); the pod listing scans no further
+        self._live_end = live_end_of(self._pod_phase)
         self._n_parked_pods = 0  # Pending pods waiting for node capacity
         self._make_flat_views()
 

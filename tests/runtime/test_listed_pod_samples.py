@@ -233,15 +233,6 @@ def test_joined_samples_build_their_table_on_demand(monkeypatch):
     assert not joined.has_sample[:, 1].any() and built == [1]  # built once
 
 
-def test_listed_means_equal_the_tables():
-    listed = random_listed(np.random.default_rng(5), 30, 100.0)
-    pods = table_samples(listed)
-    got = hpa_compiled.try_listed_means(listed.target, listed.values, 30)
-    want = hpa_compiled.try_pod_means(pods.pods.target, pods.usage_milli[:, 0], pods.has_sample[:, 0], 30)
-    np.testing.assert_array_equal(got[0], want[0])
-    np.testing.assert_array_equal(got[1], want[1])
-
-
 # One sampled running pod per row, now = 10,000 s, the cpu rule's period 300 s and delay 30 s, a
 # 60 s metric window: the branches of hpa_compiled._cpu_unready, which makes the transition's and
 # the sample's ages finite only where it reads them (an unset transition is Go's zero time).
@@ -277,32 +268,6 @@ def test_listed_cpu_rule_equals_numpy(monkeypatch, start, transition, age, ready
     for name in ("replicas", "utilization", "usage_milli", "error"):
         np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
         np.testing.assert_array_equal(getattr(compiled_table, name), getattr(want, name), err_msg=name)
-
-
-# Pods' targets and samples (NaN, infinite: none) in orders a listing gives and others: the
-# kernel adds a run of one target's pods in locals, carrying on from that target's total so far.
-MEANS_ROWS = [
-    pytest.param([0, 0, 1, 1, 1, 3], [0.1, 0.2, 0.3, np.nan, 1e-4, 7.0], id="runs-in-order"),
-    pytest.param([1, 0, 1, 0, 2, 0], [0.1, 0.7, 0.2, 0.3, np.inf, 0.1], id="interleaved"),
-    pytest.param([2, 2, 0, 2, 2, 0], [0.1, 0.2, 0.3, 0.4, 0.5, np.nan], id="a-run-resumed"),
-    pytest.param([0, 1, 0, 1], [np.nan, np.nan, -np.inf, np.nan], id="no-sample"),
-    pytest.param([], [], id="no-pods"),
-]
-
-
-@pytest.mark.parametrize("target, values", MEANS_ROWS)
-def test_listed_means_equal_numpy_in_any_pod_order(monkeypatch, target, values):
-    from controller.core.scaling.hpa_propose import to_milli
-    monkeypatch.setattr(compiled, "switch", "1")
-    target, values, n = np.array(target, np.int64), np.array(values, float), 4
-    got_values, got_present = hpa_compiled.try_listed_means(target, values, n)
-    has = np.isfinite(values)  # the numpy reference (pod_samples.workload_summary's)
-    count = np.bincount(target[has], minlength=n)
-    total = np.bincount(target[has], weights=to_milli(values[has]) / 1000.0, minlength=n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        want = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    np.testing.assert_array_equal(got_values, want)
-    np.testing.assert_array_equal(got_present, count > 0)
 
 
 # One pod whose usage, times the largest target utilization (at least 100), is just below or

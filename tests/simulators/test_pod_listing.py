@@ -13,11 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.core.scaling import compiled
+from controller.core.scaling.hpa_propose import to_milli
 from controller.model import TargetRef
 from simulators.cluster import SimCluster
 from simulators.simcluster import pod_listing
 from simulators.simcluster.port import ClusterPort
-from simulators.simcluster.slots import BACKOFF, EMPTY, PENDING, READY, STARTING
+from simulators.simcluster.slots import BACKOFF, EMPTY, PENDING, READY, STARTING, live_end_of
 from tests.simulators.test_pods_compiled import WIDE
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
@@ -32,6 +33,7 @@ class Slots(ClusterPort):
         self._pod_phase, self._pod_serial, self._pod_revision_seq = phase, serial, revision_seq
         self._pod_created_s, self._pod_ready_transition_s = created_s, transition_s
         self._n_pods = np.count_nonzero(np.asarray(phase) != EMPTY, axis=1).astype(np.int64)  # as the cluster keeps it
+        self._live_end = live_end_of(phase)
         self._init_port()
 
     def _flush(self) -> None:
@@ -47,15 +49,21 @@ class Slots(ClusterPort):
         return f"s{row}-r{revision_seq}-{serial}"
 
 
+def counts_and_ends(slots: Slots) -> list[tuple]:
+    """The listing sized and bounded by the kept counts and ends, by none (counted), or by wrong
+    ones (seen wrong: counted again); an end past the last pod only scans empty slots."""
+    counts, ends, k = slots._n_pods, slots._live_end, slots._pod_phase.shape[1]
+    return [(counts, ends), (None, None), (counts + 1, ends), (np.maximum(counts - 1, 0), ends),
+            (counts, np.maximum(ends - 1, 0)), (counts, np.minimum(ends + 1, k))]
+
+
 def assert_same_listing(monkeypatch, slots: Slots, rows, exists) -> None:
     monkeypatch.setattr(compiled, "switch", "1")
     rows, exists = np.asarray(rows, np.int64), np.asarray(exists, bool)
     want = slots._list_pods_numpy(rows, exists)
-    counted = slots._n_pods
-    # sized by the kept counts, by none (counted), or by wrong counts (seen wrong: counted again)
-    for counts in (counted, None, counted + 1, np.maximum(counted - 1, 0)):
+    for counts, ends in counts_and_ends(slots):
         fast = pod_listing.try_list_pods(rows, exists, slots._pod_phase, slots._pod_serial, slots._pod_revision_seq,
-                                         slots._pod_created_s, slots._pod_ready_transition_s, counts)
+                                         slots._pod_created_s, slots._pod_ready_transition_s, counts, ends)
         assert fast is not None, "the kernel declined"
         got = slots._pod_dict(*fast)
         for name in FIELDS:
@@ -65,6 +73,31 @@ def assert_same_listing(monkeypatch, slots: Slots, rows, exists) -> None:
 
 
 SAMPLE_FIELDS = ("at", "uid", "values", "age_s")
+
+
+def assert_same_means(monkeypatch, slots: Slots, rows, exists, present, values, ages) -> None:
+    """The listing's workload means (try_listed_samples' last two arrays) equal the reader's
+    numpy summary (pod_samples.workload_summary: np.bincount over the pods' samples in milli-
+    units / 1000) of the running pods of the numpy listing, each with its target's sample."""
+    monkeypatch.setattr(compiled, "switch", "1")
+    rows, exists = np.asarray(rows, np.int64), np.asarray(exists, bool)
+    present, values, ages = np.asarray(present, bool), np.asarray(values, float), np.asarray(ages, float)
+    n = rows.size
+    pods = slots._list_pods_numpy(rows, exists)
+    at = np.asarray(pods["at"], np.int64)
+    has = pods["running"] & present[at] & np.isfinite(values[at])
+    count = np.bincount(at[has], minlength=n)
+    total = np.bincount(at[has], weights=to_milli(values[at][has]) / 1000.0, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        want = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    for counts, ends in counts_and_ends(slots):
+        got = pod_listing.try_listed_samples(rows, exists, slots._pod_phase, slots._pod_serial, slots._pod_revision_seq,
+                                             slots._pod_created_s, slots._pod_ready_transition_s, present, values,
+                                             ages, counts, ends)
+        means, has_mean = got[-2:]
+        np.testing.assert_array_equal(means, want)
+        np.testing.assert_array_equal(has_mean, count > 0)
+        assert means.dtype == np.float64 and has_mean.dtype == np.bool_
 
 
 def assert_same_running_pods(monkeypatch, cluster, targets, present, values, age_s) -> None:
@@ -104,6 +137,44 @@ def test_same_listing_as_numpy_on_generated_slots(data):
     ages = data.draw(st.lists(st.floats(0, 120), min_size=n, max_size=n))
     with pytest.MonkeyPatch.context() as mp:
         assert_same_running_pods(mp, slots, list(zip(rows, exists)), present, samples, ages)
+    with pytest.MonkeyPatch.context() as mp:
+        assert_same_means(mp, slots, rows, exists, present, samples, ages)
+
+
+# Per row: the slots of service 0 (phase, serial) and its target's sample (present, value); the
+# listing's workload mean and whether it has one. 0.1 three times adds up to 0.30000000000000004:
+# the mean is that sum / 3 (0.10000000000000002), as the reader adds, not the value itself.
+MEAN_ROWS = [
+    pytest.param([[READY, STARTING, READY]], [[0, 1, 2]], True, 0.1, 0.30000000000000004 / 3, id="running-added-one-by-one"),
+    pytest.param([[READY, PENDING, BACKOFF]], [[2, 0, 1]], True, 40.0, 40.0, id="pending-not-counted-unsorted-slots"),
+    pytest.param([[PENDING, EMPTY, PENDING]], [[0, 1, 2]], True, 40.0, np.nan, id="only-pending"),
+    pytest.param([[READY, READY]], [[0, 1]], False, 40.0, np.nan, id="value-absent"),
+    pytest.param([[READY, READY]], [[0, 1]], True, np.inf, np.nan, id="value-infinite"),
+    pytest.param([[READY, READY]], [[0, 1]], True, 0.0004, 0.0, id="milli-rounding"),
+    pytest.param([[EMPTY, EMPTY]], [[0, 1]], True, 40.0, np.nan, id="no-pods"),
+]
+
+
+@pytest.mark.parametrize("phase, serial, present, value, mean", MEAN_ROWS)
+def test_listing_workload_means(monkeypatch, phase, serial, present, value, mean):
+    phase, serial = np.array(phase, np.int8), np.array(serial, np.int64)
+    slots = Slots(phase, serial, np.zeros_like(serial), np.zeros(phase.shape), np.full(phase.shape, np.nan))
+    assert_same_means(monkeypatch, slots, [0], [True], [present], [value], [7.0])
+    got = pod_listing.try_listed_samples(np.array([0]), np.array([True]), phase, serial, np.zeros_like(serial),
+                                         slots._pod_created_s, slots._pod_ready_transition_s, np.array([present]),
+                                         np.array([value]), np.array([7.0]), slots._n_pods, slots._live_end)
+    np.testing.assert_array_equal(got[-2], [mean])
+    assert got[-1].tolist() == [not np.isnan(mean)]
+
+
+def test_listing_workload_means_per_target(monkeypatch):
+    """Several targets: a repeated row has a mean per target, an unknown one none."""
+    phase = np.array([[READY, READY, EMPTY], [STARTING, PENDING, READY]], np.int8)
+    serial = np.array([[0, 1, 0], [4, 3, 2]], np.int64)
+    slots = Slots(phase, serial, np.zeros_like(serial), np.zeros(phase.shape), np.full(phase.shape, np.nan))
+    rows, exists = [1, 0, 1, 0], [True, True, True, False]
+    present, values = [True, True, True, True], [12.3456, 50.0, 0.1, 50.0]
+    assert_same_means(monkeypatch, slots, rows, exists, present, values, [1.0, 2.0, 3.0, 4.0])
 
 
 @pytest.mark.parametrize("phase, serial, expect_slots", [

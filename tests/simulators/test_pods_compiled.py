@@ -14,6 +14,7 @@ from controller.core.scaling import compiled
 from simulators import faults as F
 from simulators.cluster import SimCluster
 from simulators.simcluster import pods_compiled
+from simulators.simcluster.slots import live_end_of
 from simulators.workload import ClusterConfig, ServiceConfig
 from tests.simulators.test_equivalence import SERVICES
 
@@ -23,11 +24,13 @@ STATE = ("_pod_phase", "_pod_phase_end_s", "_pod_memory_threshold_s", "_pod_crea
          "_pod_ready_transition_s", "_pod_serial", "_pod_restarts", "_pod_revision_seq", "_pod_degraded",
          "_pod_crash_loops", "_pod_error_ratio", "_pod_extra_latency_s", "_next_serial", "_n_pods", "_n_ready",
          "_n_scheduled", "_n_running", "_ready_capacity_rps", "_error_weight", "_next_event_s", "_spec_replicas",
-         "_restarts_total", "_n_parked_pods", "_next_event_min_s", "_row_mixed")
+         "_restarts_total", "_n_parked_pods", "_next_event_min_s", "_row_mixed", "_live_end")
 
 
 def state(cluster: SimCluster) -> dict:
     cluster._flush()
+    # the bound the pod scans stop at is exact: one past each row's last pod, on either path
+    np.testing.assert_array_equal(cluster._live_end, live_end_of(cluster._pod_phase))
     return {name: np.array(getattr(cluster, name)).tobytes() for name in STATE}
 
 

@@ -336,6 +336,12 @@ def _milli(x):
     return np.int64(np.rint(y))
 
 
+@compiled.jit_inline
+def milli(x):
+    """:func:`_milli` for the kernels of other modules (a sample as the pod table holds it)."""
+    return _milli(x)
+
+
 @jit
 def _join_kernel(rows, values, ages, usage, has, age):
     for k in range(rows.shape[0]):
@@ -537,45 +543,3 @@ def try_listed_utilization_replicas(listed, current, target_utilization, toleran
                 else hr._no_messages(n))
     return hr.ReplicaProposal(replicas=replicas, utilization=utilization, usage_milli=average, error=error,
                               error_message=messages)
-
-
-@jit
-def _listed_means_kernel(target, values, out_values, out_present):
-    """Per target the mean of its pods' finite ``values`` as milli-units / 1000, added in pod order
-    as _means_kernel (np.bincount) adds. A run of one target's pods (a listing's order) is added
-    in locals, carried on from the target's total so far (the same adds in any order of pods):
-    adds to memory chained each pod's add on the previous one's store."""
-    n = out_values.shape[0]
-    count = np.zeros(n, np.int64)
-    total = np.zeros(n)
-    run, c, s = -1, 0, 0.0  # the target of the current run, its count and total so far
-    for k in range(target.shape[0]):
-        v = values[k]
-        if math.isfinite(v):
-            t = target[k]
-            if t != run:
-                if run >= 0:
-                    count[run], total[run] = c, s
-                run, c, s = t, count[t], total[t]
-            c += 1
-            s += _milli(v) / 1000.0
-    if run >= 0:
-        count[run], total[run] = c, s
-    for i in range(n):
-        out_present[i] = count[i] > 0
-        out_values[i] = total[i] / count[i] if count[i] > 0 else math.nan
-
-
-def try_listed_means(target: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """:func:`try_pod_means` of listed pods' samples given as values (P,) in the metric's unit
-    (NaN: none), each turned into milli-units as the pod table holds it: (mean per target (n,),
-    NaN where none; has one (n,)). None when the kernels are off."""
-    if not compiled.enabled():
-        return None
-    out, present = np.empty(n), np.empty(n, np.bool_)
-    try:
-        _listed_means_kernel(np.asarray(target, np.int64), np.asarray(values, np.float64), out, present)
-    except compiled.KERNEL_ERRORS as exc:
-        compiled.mark_broken(exc)
-        return None
-    return out, present
