@@ -301,6 +301,7 @@ def _format_health(h: dict, desired=None) -> str:
         out += (f"\n    hung: {', '.join(p.split('/', 1)[-1] for p in h.get('restart_pods') or []) or 'pods'} not Ready "
                 f"past start-up{longest} while most pods of their revision are Ready: a stuck process, restarted; a "
                 f"readiness outage (most pods not Ready: a dependency down) restarts none")
+        out += _hung_verify_line(h)
     if h.get("outcome") == "HungPodHungAgain":
         out += ("\n    verification: the hung pod's restart did not cure it (it hangs again) [HungPodHungAgain]: "
                 "restarted again while restartsPerHour allows, never escalated (no rolling restart, no rollback)")
@@ -659,3 +660,14 @@ def _health_cell(health: dict | None) -> str:
     parts.append(f"firing: {', '.join(firing)}" if firing else "" if checks and len(blind) == len(checks) else "ok")
     parts.append(f"no data: {', '.join(blind)}" if blind else "")
     return "\n".join(p for p in parts if p)
+
+
+def _hung_verify_line(h: dict) -> str:
+    """explain's line for when a hung-pod restart is judged: its window covers the replacement's
+    start-up + notReadyFor + a cycle (the record's ``verify_until``; '' on an older record)."""
+    until, at = h.get("verify_until"), h.get("at")
+    if not isinstance(until, (int, float)) or not isinstance(at, (int, float)):
+        return ""
+    return (f"\n    verification: judged {format_duration(until - at)} on, the replacement's start-up + notReadyFor + a "
+            f"cycle (the first it could be seen hung; no other health action on the target meanwhile)")
+

@@ -322,3 +322,46 @@ def test_the_hung_counts_are_the_same_evaluation_as_the_checks_values():
     found = evaluate_hung(table, np.full(6, T0), [300.0], [120.0], T0, 1)
     assert found.hung.tolist() == [int((found.seconds[:, 0] > 120.0).sum())] == [1]
     assert (found.past.tolist(), found.held_back.tolist()) == ([[3]], [[2]])
+
+
+# --- the verification window of a hung-pod restart, with the shipped policy's numbers ------------
+#
+# policies/setpoint-healing.yaml: hung {notReadyFor: 2m, startup: 5m}, 15 s cycles, every other
+# `for` at most 1m (verify window 120 s). web-3 hangs at T0, fires at 135 s (past 2m) and is
+# restarted; its replacement (created at 135 s) can only be judged hung 5m + 2m later, at 555 s, and
+# is seen firing at 570 s: the window is 300 + 120 + 15 = 435 s, so the verdict is at 135 + 435.
+
+def shipped_hung_policy() -> HealthParams:
+    return HealthParams.of((hung_check(not_ready_for_s=120.0, startup_s=300.0),),
+                           escalation=(Remedy.RESTART_POD, Remedy.ROLLING_RESTART, Remedy.ROLLBACK),
+                           verify_window_s=120.0, interval_s=15.0,
+                           budgets=BudgetParams(restarts_per_hour=6, rollbacks_per_day=2, max_unavailable_ratio=0.25))
+
+
+SHIPPED_WINDOW_ROWS = [
+    pytest.param(False, 600.0,
+                 [(135.0, "restart-pod", "RestartHungPod", None, False, None),
+                  (570.0, "restart-pod", "RestartHungPod", "HungPodHungAgain", False, None)],
+                 id="replacement-hangs-again-HungPodHungAgain-at-570s"),
+    pytest.param(True, 600.0,
+                 [(135.0, "restart-pod", "RestartHungPod", None, False, None),
+                  (570.0, None, "NoAction", "Verified", False, None)],
+                 id="replacement-ready-verified-at-570s"),
+]
+
+
+@pytest.mark.parametrize("cured, until_s, expected", SHIPPED_WINDOW_ROWS)
+def test_a_hung_pod_restart_is_verified_over_the_replacements_startup_and_notReadyFor(cured, until_s, expected):
+    """A 120 s window passed every hung-pod restart (Verified at 255 s) before its replacement could
+    hang, and a replacement that hung again was a fresh RestartHungPod, never HungPodHungAgain."""
+    got = said(drive(shipped_hung_policy(), {"web-3"}, set(), cured, until_s))
+    assert got == expected, got
+
+
+def test_the_shipped_policy_gives_its_hung_check_a_window_from_startup_and_notReadyFor():
+    from controller.bundled import bundled_policy
+    from controller.policy import load_policies
+    (policy,) = load_policies([bundled_policy("setpoint-healing.yaml")])
+    health = policy.health_params
+    windows = dict(zip(health.check_names, health.verify_windows_s.tolist()))
+    assert (health.verify_window_s, windows["hung-pod"], windows["memory"]) == (120.0, 435.0, 120.0)

@@ -178,11 +178,13 @@ EXPLAIN_ROWS = {
         [pod("web-0")] + [pod(f"web-{k}", ready=False, since=T0 - 900.0) for k in range(1, 5)],
         ["    hung check 'hung-pod': 4 of 5 pods not Ready past 2m, held back: most of revision 7's pods are not "
          "Ready (an outage, not a hung pod)"]),
-    "one hung pod restarted: the RestartHungPod line alone": (
+    "one hung pod restarted: the RestartHungPod line and when its restart is judged": (
         [pod(f"web-{k}") for k in range(4)] + [pod("web-4", ready=False, since=T0 - 200.0)],
         ["    health: restart-pod [RestartHungPod] trigger hung-pod",
          "    hung: web-4 not Ready past start-up (the longest 200s) while most pods of their revision are Ready: a "
-         "stuck process, restarted; a readiness outage (most pods not Ready: a dependency down) restarts none"]),
+         "stuck process, restarted; a readiness outage (most pods not Ready: a dependency down) restarts none",
+         "    verification: judged 7m15s on, the replacement's start-up + notReadyFor + a cycle (the first it could "
+         "be seen hung; no other health action on the target meanwhile)"]),
     "all Ready: nothing said": ([pod(f"web-{k}") for k in range(5)], []),
 }
 

@@ -279,6 +279,9 @@ class HealthRecord:
     accept_revision: str = ""
     # the current revision, judged worse, is the one that annotation accepts: not held, not alerted
     revision_accepted: bool = False
+    # epoch s the verification this cycle's restart / rolling restart / rollback opened ends (a hung-pod
+    # check's: its replacement's startup + notReadyFor + a cycle on); None on other records
+    verify_until: float | None = None
 
     def to_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k not in ("checks", "revision_checks")}
@@ -287,6 +290,8 @@ class HealthRecord:
         for key in ("revision_worse", "accept_revision", "revision_accepted"):  # only where set
             if not out[key]:
                 del out[key]
+        if self.verify_until is None:  # only on the records that opened a verification
+            del out["verify_until"]
         if self.ordinals is None:
             del out["ordinals"]
         else:
@@ -484,7 +489,15 @@ class HealingDecision:
             revision_worse=self.revision_recorded is not None and bool(self.revision_recorded[i]),
             accept_revision="" if self.accept_revision is None else str(self.accept_revision[i]),
             revision_accepted=self.revision_accepted is not None and bool(self.revision_accepted[i]),
-            ordinals=self._ordinals_kept(i), **self._hold_record(i))
+            ordinals=self._ordinals_kept(i), verify_until=self._verify_opened(i, act), **self._hold_record(i))
+
+    def _verify_opened(self, i: int, act: Act) -> float | None:
+        """When the verification target ``i``'s action opened this cycle ends (epoch s), None when it
+        opened none."""
+        if act not in (Act.RESTART_POD, Act.ROLLING_RESTART, Act.ROLLBACK):
+            return None
+        until = float(self.state.remedy.verify_until[i])
+        return until if np.isfinite(until) else None
 
     def _ordinals_kept(self, i: int) -> tuple[int, int] | None:
         """[first, end) of the ordinals target ``i`` keeps, on a CondemnedPodNotRestarted record only."""

@@ -231,12 +231,23 @@ def default_verify_window_s(checks: tuple[CheckParams, ...]) -> float:
     return 2.0 * longest if longest > 0 else 120.0
 
 
+def hung_verify_window_s(check: CheckParams, interval_s: float) -> float:
+    """Seconds a restart a hung-pod check triggered must be verified for (0 for another check): a
+    replacement pod is judged hung only once its start-up and notReadyFor have passed (and the
+    check's ``for``, 0 as compiled), seen the cycle after; a shorter window passes every restart
+    before its replacement could be judged, and a pod that hangs again is a fresh RestartHungPod."""
+    if not check.is_hung:
+        return 0.0
+    return float(check.hung_startup_s) + check.unhealthy + check.unhealthy_for_s + interval_s
+
+
 @dataclass(frozen=True)
 class HealthParams:
     """Everything the health core needs for the targets of one policy.
 
     verify_window_s: after a restart or rollback, the triggering check must clear within this
-    window (extended while a rollout is in progress), else the ladder escalates.
+    window (extended while a rollout is in progress), else the ladder escalates; a hung-pod check's
+    own window is longer when its start-up + notReadyFor + a cycle is (``verify_windows_s``).
     escalation: the ladder, lowest step first; empty means no escalation (a failed
     verification holds the target).
     systemic_share: a pod-scope check firing on at least this share of a target's pods (and
@@ -319,6 +330,18 @@ class HealthParams:
     def hung(self) -> np.ndarray:
         """(C,) bool: the hung-pod checks (their signal computed from the pods, no query)."""
         return np.asarray([c.is_hung for c in self.checks], dtype=bool)
+
+    @cached_property
+    def verify_windows_s(self) -> np.ndarray:
+        """(C,) seconds the verification of an action each check triggered stays open: ``verify_window_s``,
+        or for a hung-pod check at least its startup + notReadyFor (+ its ``for``) + one cycle."""
+        return np.asarray([max(self.verify_window_s, hung_verify_window_s(c, self.interval_s)) for c in self.checks],
+                          dtype=float)
+
+    @property
+    def longest_verify_window_s(self) -> float:
+        """The longest a verification window can stay open before any rollout wait (s)."""
+        return max([self.verify_window_s, *self.verify_windows_s.tolist()])
 
     @cached_property
     def actions(self) -> np.ndarray:

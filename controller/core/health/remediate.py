@@ -20,7 +20,8 @@ completing (the guard). For pod-scope checks, any firing pod whose episode began
 counts.
 
 Verification. A restart, rolling restart or rollback opens a window of ``verify_window_s``
-(extended while a rollout is in progress, by at most ``rollout_wait_s``). A workload-scope
+(a hung-pod check's action: at least its start-up + notReadyFor + a cycle, when its replacement
+pod could first be judged hung; extended while a rollout is in progress, by at most ``rollout_wait_s``). A workload-scope
 trigger passes as soon as it is back to OK, or at the deadline when it is not firing; one that
 is clearing at the deadline (its recovered condition holding, inside its recovered ``for``) is
 judged when that ``for`` ends (OK by then, or it fails). A
@@ -360,6 +361,15 @@ def verify(params: HealthParams, rem: RemedyState, rev: RevisionState, view: Che
     return rem, rev, outcome
 
 
+def verify_window_for(params: HealthParams, check: np.ndarray) -> np.ndarray:
+    """(N,) seconds the verification of an action triggered by ``check`` (N,) (-1: none) stays open:
+    the check's window (a hung-pod check's covers its replacement's start-up + notReadyFor)."""
+    check = np.asarray(check, np.int64)
+    if not params.checks:
+        return np.full(check.size, params.verify_window_s)
+    return np.where(check >= 0, params.verify_windows_s[np.maximum(check, 0)], params.verify_window_s)
+
+
 def _hung_restart(params: HealthParams, rem: RemedyState) -> np.ndarray:
     """(N,) bool: the action under verification is a pod restart a hung-pod check called for."""
     if not params.checks:
@@ -539,7 +549,7 @@ def remember(params: HealthParams, rem: RemedyState, rev: RevisionState, budgets
         verify_action=np.where(verified, action, rem.verify_action),  # one type: the action is the remedy
         verify_check=np.where(verified, check, rem.verify_check),
         verify_started=np.where(verified, now, rem.verify_started),
-        verify_until=np.where(verified, now + params.verify_window_s, rem.verify_until),
+        verify_until=np.where(verified, now + verify_window_for(params, check), rem.verify_until),
         escalation=np.where(took, 0, rem.escalation), escalation_check=np.where(took, -1, rem.escalation_check),
         held=rem.held | hold, held_reason=np.where(hold, hold_reason, rem.held_reason),
         held_at=np.where(hold, now, rem.held_at),
