@@ -185,11 +185,13 @@ class WorkerFailed(RuntimeError):
 def run_groups(groups: list[list[int]], specs: Sequence, run_here: Callable[[list[int], list], list],
                run_there: Callable[..., None], there_args: tuple,
                on_ticks: Sequence[Callable[[int], None] | None]) -> list:
-    """Every spec's run, in spec order: ``groups[1:]`` each in a worker process started with
+    """Every spec's run, in spec order: ``groups[1:]`` each in a worker process that sets its own
+    signal handling (:func:`take_worker_signals`) and calls
     ``run_there(queue, group_index, indexes, [specs], *there_args)``, which puts ("tick", spec
     index, ticks done) as it goes and ("done", group_index, runs) or ("failed", group_index,
     exception) at the end; ``groups[0]`` here through ``run_here(indexes, on_ticks)`` meanwhile,
-    relaying the workers' progress to ``on_ticks`` between its own ticks."""
+    relaying the workers' progress to ``on_ticks`` between its own ticks. However this ends (a
+    stop, a failure), no worker is left running (:func:`stop_workers`)."""
     try:
         ctx = multiprocessing.get_context(start_method())
         queue = ctx.Queue()  # a semaphore: needs a writable /dev/shm, which some sandboxes lack
