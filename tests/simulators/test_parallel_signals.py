@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 from simulators import parallel
+from simulators.runner import run_controllers
+from simulators.scenario import load_scenario_text
 from tests.simulators.sweep_fixtures import SIGNAL_AT_FORK, write_scenarios
+from tests.simulators.test_lockstep import SCENARIO, run_view, specs
 
 REPO = Path(__file__).resolve().parents[2]
 linux_only = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="workers fork on Linux only; needs /proc")
@@ -100,7 +103,7 @@ def test_ctrl_c_while_a_worker_starts_stops_the_simulation_and_the_worker_quietl
 
 #: ``python -c STOPPED_WITH_SIGTERM_IGNORED``: run_controllers over two processes in a program that
 #: ignores SIGTERM (a worker forked from it inherited that), stopped by Ctrl-C (a real SIGINT) at
-#: its first tick; prints how long the stop took and the worker processes left alive.
+#: its first tick; prints how long it took to stop from there and the worker processes left alive.
 STOPPED_WITH_SIGTERM_IGNORED = """
 import multiprocessing, os, signal, sys, time
 from simulators import parallel
@@ -110,18 +113,18 @@ from tests.simulators.test_lockstep import SCENARIO, specs
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 signal.signal(signal.SIGINT, signal.default_int_handler)
 parallel.MIN_PARALLEL_TICKS = 0
-workers = []
+workers, sent = [], []
 def first_tick(k):
     if not workers:
         workers.extend(p.pid for p in multiprocessing.active_children())
+        sent.append(time.monotonic())
         os.kill(os.getpid(), signal.SIGINT)
 sc = load_scenario_text(SCENARIO.format(duration="3h"), "lockstep.yaml")
-started = time.monotonic()
 try:
     run_controllers(sc, specs()[:2], keep_records=[True, False], on_ticks=[first_tick, None], jobs=2)
     print("ran to its end")
 except KeyboardInterrupt:
-    print("stopped in", round(time.monotonic() - started, 1), "s")
+    print("stopped in", round(time.monotonic() - sent[0], 1), "s")
 alive = [w for w in workers if os.path.exists(f"/proc/{w}") and "Z" != open(f"/proc/{w}/stat").read().rsplit(")", 1)[1].split()[0]]
 print("workers", len(workers), "alive", len(alive), flush=True)
 """
@@ -137,6 +140,29 @@ def test_a_stopped_simulation_ends_its_workers_whatever_sigterm_handler_they_wer
     lines = done.stdout.splitlines()
     assert lines[0].startswith("stopped in") and float(lines[0].split()[2]) < parallel.STOP_GRACE_S, done.stdout
     assert lines[1] == "workers 1 alive 0", done.stdout + done.stderr
+
+
+@linux_only
+def test_a_ctrl_c_that_reaches_a_worker_alone_is_left_to_the_command(monkeypatch):
+    """A worker kept Python's SIGINT handler: its KeyboardInterrupt failed its group, and the
+    command raised it as its own though nobody had interrupted the command."""
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_TICKS", 0)
+    sc = load_scenario_text(SCENARIO.format(duration="30m"), "lockstep.yaml")
+    sent: list[int] = []
+
+    def first_tick(k: int) -> None:
+        if not sent:
+            (worker,) = [p for p in multiprocessing.active_children() if p.name == "setpoint-sim-1"]
+            os.kill(worker.pid, signal.SIGINT)
+            sent.append(worker.pid)
+
+    try:
+        shared = run_controllers(sc, specs()[:2], keep_records=[True, False], on_ticks=[first_tick, None], jobs=2)
+    except KeyboardInterrupt:  # not left to reach pytest: it would end the whole session
+        pytest.fail("the worker's Ctrl-C was raised here")
+    assert sent
+    assert [run_view(r) for r, _ in shared] == [run_view(r) for r, _ in run_controllers(sc, specs()[:2],
+                                                                                        keep_records=False)]
 
 
 def _ignore_sigterm_then_wait(ready) -> None:
