@@ -14,17 +14,39 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the command was, as Ctrl-C's KeyboardInterrupt is."""
 
 
-#: Set by the command's SIGTERM handler before it raises Terminated. That raise can be lost: a
-#: signal handler runs wherever the main thread is, and inside a weakref callback or a __del__ (a
-#: logging handler's, a lock's) Python prints "Exception ignored ... Terminated" and goes on. Long
-#: waits (a sweep's, a tune's) read this too, so a SIGTERM still stops them.
+#: Set by the command's SIGTERM or SIGINT (Ctrl-C) handler (controller/cli/root.py) before it raises
+#: Terminated or KeyboardInterrupt. That raise can be lost: a signal handler runs wherever the main
+#: thread is, and inside a weakref callback or a __del__ (a logging handler's, a lock's) Python prints
+#: "Exception ignored ... Terminated" and goes on; and the handler does not raise at all while stops
+#: are deferred (STOPS_DEFERRED). Long waits (a sweep's, a tune's) read this too, so the stop holds.
 TERMINATION = threading.Event()
+#: What :func:`raise_if_terminated` raises: the first stop's exception class (Terminated for
+#: SIGTERM, KeyboardInterrupt for Ctrl-C); empty until one comes.
+STOPPED_BY: list[type[KeyboardInterrupt]] = []
+#: Non-empty while code that starts worker processes defers stops (simulators/parallel.py's
+#: stops_deferred): the command's handlers then only set TERMINATION, and that code raises after,
+#: with every worker it started known (so stopped), none half-started and lost.
+STOPS_DEFERRED: list[bool] = []
+
+
+def ask_stop(kind: type[KeyboardInterrupt]) -> None:
+    """Record a stop asked by a signal: Terminated (SIGTERM) or KeyboardInterrupt (Ctrl-C)."""
+    if not STOPPED_BY:
+        STOPPED_BY.append(kind)
+    TERMINATION.set()
+
+
+def clear_stop() -> None:
+    """No stop asked (a command starting)."""
+    STOPPED_BY.clear()
+    TERMINATION.clear()
 
 
 def raise_if_terminated() -> None:
-    """Raise Terminated if SIGTERM asked the command to stop (its handler's own raise lost)."""
+    """Raise the stop a signal asked for (Terminated for SIGTERM, KeyboardInterrupt for Ctrl-C),
+    if any: its handler's own raise lost or deferred."""
     if TERMINATION.is_set():
-        raise Terminated()
+        raise (STOPPED_BY[0] if STOPPED_BY else Terminated)()
 
 
 #: A warning's message starts so (controller/policy/units.py, a scenario's); in JSON its list says it instead.

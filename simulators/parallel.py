@@ -18,10 +18,11 @@ import queue as queue_module
 import signal
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
-from controller.errors import raise_if_terminated
+from controller.errors import STOPS_DEFERRED, raise_if_terminated
 
 #: A controller's cost per tick by kind, relative to a policy's (a Reconciler cycle every
 #: interval dominates; the oracle steps its cluster to a precomputed plan, fixed only steps).
@@ -35,6 +36,9 @@ KIND_COST = {"policy": 1.0, "oracle": 0.4, "fixed": 0.25}
 MIN_PARALLEL_TICKS = 2_000
 #: Seconds between checks that the workers are alive while waiting for their results.
 POLL_S = 0.5
+#: Seconds a stopped worker gets to end at SIGTERM before it is killed (SIGKILL), and then again to
+#: be reaped: a worker ends at SIGTERM at once (its own default handler), so only a stuck one waits.
+STOP_GRACE_S = 5.0
 
 
 def start_method() -> str:
@@ -52,23 +56,29 @@ STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 @contextmanager
 def stop_signals_held(held: bool = True) -> Iterator[None]:
-    """SIGINT and SIGTERM held back (pthread_sigmask) inside the block, delivered as it ends: for
-    forking workers (``held``: this process forks inside, start method "fork").
+    """Stops deferred inside the block, for code that starts worker processes: the command's
+    SIGINT and SIGTERM handlers (controller/cli/root.py) only record the stop (STOPS_DEFERRED), the
+    caller raises it after (raise_if_terminated), once every worker it started is known and can
+    be stopped; and, ``held`` (this process forks inside, start method "fork"), both signals held
+    back too (pthread_sigmask), delivered as the block ends.
 
     os.fork runs Python's at-fork hooks, logging's among them (its module lock, taken before the
     fork and released after it in the parent). A signal that arrives during the fork is handled in
     the first of them to run Python, and a handler's raise there is lost: "Exception ignored in:
-    <function _releaseLock>" and a traceback on stderr, the logging lock left held. Held, it raises
-    where the block ends. Children forked inside start with both held: they call
-    :func:`release_stop_signals` once their own handlers are set."""
-    if not held or not hasattr(signal, "pthread_sigmask"):  # Windows: no fork, no mask
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    <function _releaseLock>" and a traceback on stderr, the logging lock left held; raised just
+    after a fork, it leaves a child nobody stops. The mask alone does not do: a native thread
+    (numba's, BLAS') takes the signal and the main thread still runs the handler. Children forked
+    inside start with both held: they call :func:`release_stop_signals` once their own handlers
+    are set (:func:`take_worker_signals`)."""
+    masked = held and hasattr(signal, "pthread_sigmask")  # Windows: no fork, no mask
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS) if masked else None
+    STOPS_DEFERRED.append(True)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # one that came meanwhile raises here
+        STOPS_DEFERRED.pop()
+        if masked:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # one that came meanwhile raises here
 
 
 def release_stop_signals() -> None:
@@ -76,6 +86,59 @@ def release_stop_signals() -> None:
     sent meanwhile, as by a terminate(), is delivered now, to the worker's own handlers)."""
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def take_worker_signals() -> None:
+    """A worker process's own signal handling, first thing in it: ends at SIGTERM (as by default,
+    not through a handler inherited from the command), ignores SIGINT, and ends with the process
+    that started it, however that one ends (Linux: killed too, it would run on orphaned); then
+    takes the signals held at its fork (:func:`release_stop_signals`).
+
+    Ctrl-C at a terminal sends SIGINT to the whole process group: the command decides, and stops
+    its workers (SIGTERM). A worker's own KeyboardInterrupt printed multiprocessing's "Process
+    ...:" and a traceback on stderr; a worker with the command's SIGTERM handler (or one that
+    ignored it) could outlive terminate(), and join() then waited for ever."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # discards one held since the fork
+    if sys.platform == "linux":
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):  # no libc symbol: the worker outlives a killed parent, as before
+            pass
+    release_stop_signals()  # a SIGTERM sent before now (the command's stop) ends it here
+
+
+#: prctl(2) option: the signal a process gets when its parent ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def stop_workers(procs: Sequence, grace_s: float = STOP_GRACE_S) -> None:
+    """End every started process of ``procs`` (multiprocessing.Process) still alive: SIGTERM,
+    then SIGKILL to those still alive ``grace_s`` seconds later; each reaped, so none outlives the
+    command, within about 2 x ``grace_s`` whatever they do."""
+    alive = [p for p in procs if p.pid is not None and p.is_alive()]
+    for p in alive:
+        p.terminate()
+    _join_all(alive, grace_s)
+    stuck = [p for p in alive if p.is_alive()]
+    for p in stuck:
+        p.kill()
+    _join_all(stuck, grace_s)
+
+
+def _join_all(procs: Sequence, within_s: float) -> None:
+    """Join ``procs``, all within ``within_s`` seconds together (those still alive then are left)."""
+    deadline = time.monotonic() + within_s
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+
+
+def _worker(run_there: Callable[..., None], *args) -> None:
+    """A simulation worker process: its own signal handling, then ``run_there(*args)``."""
+    take_worker_signals()
+    run_there(*args)
 
 
 def usable_cpus() -> int:
@@ -122,11 +185,13 @@ class WorkerFailed(RuntimeError):
 def run_groups(groups: list[list[int]], specs: Sequence, run_here: Callable[[list[int], list], list],
                run_there: Callable[..., None], there_args: tuple,
                on_ticks: Sequence[Callable[[int], None] | None]) -> list:
-    """Every spec's run, in spec order: ``groups[1:]`` each in a worker process started with
+    """Every spec's run, in spec order: ``groups[1:]`` each in a worker process that sets its own
+    signal handling (:func:`take_worker_signals`) and calls
     ``run_there(queue, group_index, indexes, [specs], *there_args)``, which puts ("tick", spec
     index, ticks done) as it goes and ("done", group_index, runs) or ("failed", group_index,
     exception) at the end; ``groups[0]`` here through ``run_here(indexes, on_ticks)`` meanwhile,
-    relaying the workers' progress to ``on_ticks`` between its own ticks."""
+    relaying the workers' progress to ``on_ticks`` between its own ticks. However this ends (a
+    stop, a failure), no worker is left running (:func:`stop_workers`)."""
     try:
         ctx = multiprocessing.get_context(start_method())
         queue = ctx.Queue()  # a semaphore: needs a writable /dev/shm, which some sandboxes lack
@@ -138,18 +203,20 @@ def run_groups(groups: list[list[int]], specs: Sequence, run_here: Callable[[lis
     procs = {}
     gc.freeze()  # the children's collector then skips what they inherit (else copy-on-write faults)
     try:
-        for g, indexes in enumerate(groups[1:], 1):
-            procs[g] = ctx.Process(target=run_there, args=(queue, g, indexes, [specs[i] for i in indexes], *there_args),
-                                   daemon=True, name=f"setpoint-sim-{g}")
-            procs[g].start()
-    finally:
-        gc.unfreeze()
-    try:  # a SIGTERM during a fork sets the flag only (controller/cli/root.py): raised here, the workers stopped
+        # a Ctrl-C or SIGTERM while the workers start is raised after (controller/cli/root.py), the
+        # workers then stopped: raised amid a start, it left a worker running on that nobody stopped
+        with stop_signals_held(ctx.get_start_method() == "fork"):
+            for g, indexes in enumerate(groups[1:], 1):
+                p = ctx.Process(target=_worker, args=(run_there, queue, g, indexes, [specs[i] for i in indexes],
+                                                      *there_args), daemon=True, name=f"setpoint-sim-{g}")
+                p.start()
+                procs[g] = p
         raise_if_terminated()
     except BaseException:
-        for p in procs.values():
-            p.terminate()  # not joined: multiprocessing's exit handler joins its daemon children
+        stop_workers(list(procs.values()))
         raise
+    finally:
+        gc.unfreeze()
 
     def take(message) -> None:
         kind, key, value = message
@@ -185,6 +252,7 @@ def run_groups(groups: list[list[int]], specs: Sequence, run_here: Callable[[lis
             try:
                 take(queue.get(timeout=POLL_S))
             except queue_module.Empty:
+                raise_if_terminated()  # a stop whose raise was lost (in a __del__, controller.errors)
                 for g, p in procs.items():
                     if g not in results and not p.is_alive() and queue.empty():
                         raise WorkerFailed(f"simulation worker {g} ended (exit code {p.exitcode}) without its runs; "
@@ -192,10 +260,7 @@ def run_groups(groups: list[list[int]], specs: Sequence, run_here: Callable[[lis
         for p in procs.values():
             p.join()
     finally:
-        for p in procs.values():
-            if p.is_alive():
-                p.terminate()
-                p.join()
+        stop_workers(list(procs.values()))  # stopped (Ctrl-C, SIGTERM, a failure): none left running
         queue.close()
     out: list = [None] * len(specs)
     for i, run in zip(groups[0], here):
@@ -207,4 +272,5 @@ def run_groups(groups: list[list[int]], specs: Sequence, run_here: Callable[[lis
 
 
 __all__ = ["KIND_COST", "MIN_PARALLEL_TICKS", "STOP_SIGNALS", "Unavailable", "WorkerFailed", "plan_groups",
-           "release_stop_signals", "run_groups", "start_method", "stop_signals_held", "usable_cpus", "worker_count"]
+           "STOP_GRACE_S", "release_stop_signals", "run_groups", "start_method", "stop_signals_held", "stop_workers",
+           "take_worker_signals", "usable_cpus", "worker_count"]

@@ -26,7 +26,6 @@ import math
 import multiprocessing
 import os
 import queue as queue_module
-import signal
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -39,7 +38,7 @@ from controller.errors import TERMINATION, FieldError, InvalidInput, raise_if_te
 from controller.model import finite_number
 from simulators.frontier import DEFAULT_TARGETS_PCT
 from simulators.load import traces_digest
-from simulators.parallel import release_stop_signals, start_method, stop_signals_held
+from simulators.parallel import start_method, stop_signals_held, take_worker_signals
 from simulators.policy_set import (PolicyBase, Setting, apply_settings, grid, policy_text, read_policy_base,
                                    variant_label)
 from simulators.result import shown_path
@@ -634,9 +633,9 @@ _worker_progress = None
 
 
 def _init_worker(queue) -> None:
-    """A local worker's initializer: report progress on ``queue`` (a multiprocessing.Queue), end
-    at SIGTERM (not the handler it may have inherited from the command), ignore SIGINT, and end with
-    the process that started it, however that one ends (Linux: killed too, it would run on orphaned).
+    """A local worker's initializer: report progress on ``queue`` (a multiprocessing.Queue), with
+    its own signal handling (parallel.take_worker_signals: ends at SIGTERM, ignores SIGINT, ends
+    with the command).
 
     Ctrl-C at a terminal sends SIGINT to the whole process group: the command stops the workers
     (SIGTERM, LocalPool.shutdown). A worker's own KeyboardInterrupt, raised while it waited for a
@@ -644,21 +643,8 @@ def _init_worker(queue) -> None:
     global _worker_progress
     queue.cancel_join_thread()  # progress is advisory: a worker never waits at exit to deliver it
     _worker_progress = queue
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform == "linux":
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        except (OSError, AttributeError):  # no libc symbol: the worker outlives a killed parent, as before
-            pass
     # forked with both held (_run_pool): a SIGTERM sent before now (shutdown's terminate) ends it here
-    release_stop_signals()
-
-
-#: prctl(2) option: the signal a process gets when its parent ends.
-_PR_SET_PDEATHSIG = 1
+    take_worker_signals()
 
 
 def _run_cell_in_worker(key: str, payload: dict) -> dict:

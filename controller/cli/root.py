@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from controller.errors import TERMINATION, Terminated
+from controller.errors import STOPS_DEFERRED, Terminated, ask_stop, clear_stop
 
 app = typer.Typer(
     name="setpoint",
@@ -51,14 +51,19 @@ def main(argv: list[str] | None = None) -> None:
 
     _options["debug"] = _options["terminated"] = False
     _options["pid"] = os.getpid()  # the command's process: its forked workers do not raise (_terminated)
-    TERMINATION.clear()
+    clear_stop()
     # restored on the way out: main() may run inside another program (the tests), whose later
     # warnings would read "setpoint: warning:" too
     previous_format, warnings.formatwarning = warnings.formatwarning, _warning_line
     # SIGTERM (kill, timeout(1), a CI job cancelled) ends a command as Ctrl-C does: worker
-    # processes stopped, finished work kept; commands that serve (run, sim serve) set their own
+    # processes stopped, finished work kept; commands that serve (run, sim serve) set their own.
+    # Ctrl-C's handler is Python's default but for where it may not raise (_interrupted); left
+    # alone where it is not the default (ignored: a background job's)
     main_thread = threading.current_thread() is threading.main_thread()  # where handlers can be set
     previous = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
+    own_sigint = main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if own_sigint:
+        signal.signal(signal.SIGINT, _interrupted)
     try:
         app(args=argv, prog_name="setpoint")
     except KeyboardInterrupt:  # outside Typer's handling (it exits 130 itself)
@@ -77,9 +82,12 @@ def main(argv: list[str] | None = None) -> None:
         warnings.formatwarning = previous_format
         if main_thread:  # as it was: main() may run inside another program (the tests)
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        if own_sigint:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _terminated(signum, frame) -> None:
+    """The command's SIGTERM handler: Terminated raised where the command is (see _stop)."""
     if os.getpid() != _options["pid"]:
         # a worker forked from the command that has not set its own handler yet (a simulation's,
         # stopped by the command as it ends): it dies as by default, no Terminated traceback of
@@ -88,9 +96,25 @@ def _terminated(signum, frame) -> None:
         os.kill(os.getpid(), signum)
         return
     _options["terminated"] = True
-    TERMINATION.set()  # read by long waits too: this raise is lost where it lands in a __del__
-    if not _FORKING:  # inside a fork's hooks: what forked raises it after (raise_if_terminated)
-        raise Terminated()
+    _stop(Terminated)
+
+
+def _interrupted(signum, frame) -> None:
+    """The command's SIGINT (Ctrl-C) handler: KeyboardInterrupt raised where the command is (see
+    _stop). In a worker forked from the command that has not set its own handlers yet, nothing:
+    Ctrl-C at a terminal reaches the command too, which stops its workers (a KeyboardInterrupt
+    there printed a traceback from the worker's bootstrap)."""
+    if os.getpid() == _options["pid"]:
+        _stop(KeyboardInterrupt)
+
+
+def _stop(kind: type[KeyboardInterrupt]) -> None:
+    """Ask the command to stop (TERMINATION, read by long waits: a raise is lost where it lands in
+    a __del__), and raise ``kind`` unless inside a fork's hooks (_FORKING) or where the code that
+    starts workers defers stops (STOPS_DEFERRED): that code raises it after (raise_if_terminated)."""
+    ask_stop(kind)
+    if not _FORKING and not STOPS_DEFERRED:
+        raise kind()
 
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,6 @@ from simulators.hpa_sweep import simulate_with_frontier, sweep_frontier
 from simulators.runner import ControllerSpec, run_controllers, simulate, standard_controllers
 from simulators.scenario import load_scenario_text
 from simulators.score import result_json
-from tests.simulators.sweep_fixtures import SIGNAL_AT_FORK, write_scenarios
 from tests.simulators.test_lockstep import POLICIES, SCENARIO, run_view, specs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -174,45 +172,3 @@ def test_warm_kernels_loads_the_costly_kernels_before_the_run(warm):
         assert not loaded_in_run & COSTLY_KERNELS
     else:  # the check can tell
         assert COSTLY_KERNELS <= loaded_in_run
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers fork on Linux only")
-def test_a_sigterm_while_a_simulation_forks_its_worker_stops_it_without_a_traceback(tmp_path):
-    """The simulation process has native threads (numba's, BLAS') here, so the signal may reach one
-    of them: the handler then ran inside logging's after-fork hook, its raise lost, and the
-    simulation ran on to its end (exit 0) under a traceback."""
-    (path,) = write_scenarios(tmp_path, {"three-hours": (1, 700)}, duration="3h")  # long enough to fork
-    cmd = [sys.executable, "-c", SIGNAL_AT_FORK, str(int(signal.SIGTERM)), "1", "simulate", path, "--jobs", "2",
-           "-o", str(tmp_path / "out")]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "CI": "true"}, timeout=120)
-    assert done.returncode == 143, done.stderr
-    assert "interrupted: nothing written to" in done.stderr, done.stderr
-    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
-
-
-#: A command's process (main()'s SIGTERM handler set, as `setpoint simulate` has it) forks a worker
-#: that is sent SIGTERM before it sets its own handler: the command ends its workers so as it stops.
-WORKER_TERMINATED_AT_START = """
-import multiprocessing, os, signal, sys
-from controller.cli import root
-root._options["pid"] = os.getpid()
-signal.signal(signal.SIGTERM, root._terminated)
-def first_thing():
-    os.kill(os.getpid(), signal.SIGTERM)
-    print("worker went on", flush=True)
-p = multiprocessing.get_context("fork").Process(target=first_thing, name="setpoint-sim-1")
-p.start(); p.join(60)
-print("exitcode", p.exitcode, flush=True)
-"""
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers fork on Linux only")
-def test_a_worker_sigtermed_before_its_own_handler_dies_quietly_as_by_default():
-    """The race behind a rare traceback in the test above: the command stops a worker still in
-    multiprocessing's bootstrap, whose inherited handler raised Terminated there ("Process
-    setpoint-sim-1: Traceback ... Terminated" under the command's "interrupted" line)."""
-    done = subprocess.run([sys.executable, "-c", WORKER_TERMINATED_AT_START], capture_output=True, text=True,
-                          cwd=REPO, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["exitcode", str(-signal.SIGTERM)], done.stdout + done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
