@@ -139,9 +139,11 @@ def wait_for_first_cycle(run: Proc, status_url: str, timeout_s: float = FIRST_CY
                what=f"setpoint run's first cycle (its log: {run.log})")
 
 
-def _start_world(tmp_path, scenario: str, policy: str, procs: list, stack: contextlib.ExitStack) -> dict:
+def _start_world(tmp_path, scenario: str, policy: str, procs: list, stack: contextlib.ExitStack,
+                 first_cycle: bool = True) -> dict:
     """Start sim serve, Prometheus and setpoint run (Procs appended to ``procs``, Prometheus on
-    ``stack``) and wait for setpoint's first cycle: the world's dict."""
+    ``stack``) and, if ``first_cycle``, wait for setpoint's first cycle: the world's dict
+    (``first_cycle_s`` None when not waited for)."""
     for stale in ("kubeconfig.yaml", "decisions.jsonl"):  # a retried world must not see the last one's
         (tmp_path / stale).unlink(missing_ok=True)
     status_port = free_port()
@@ -157,13 +159,15 @@ def _start_world(tmp_path, scenario: str, policy: str, procs: list, stack: conte
                tmp_path / "run.log", tmp_path)
     procs.append(run)
     status = f"http://127.0.0.1:{status_port}"
-    wait_for_first_cycle(run, status)
+    if first_cycle:
+        wait_for_first_cycle(run, status)
     return dict(tmp=tmp_path, sim=procs[0], run=run, prom=prom, kubeconfig=kubeconfig, status=status,
-                started=started, first_cycle_s=time.monotonic() - sim_started)
+                started=started, first_cycle_s=time.monotonic() - sim_started if first_cycle else None)
 
 
 @contextlib.contextmanager
-def running_world(tmp_path, scenario: str, policy: str, first_cycle_by_s: float | None = None):
+def running_world(tmp_path, scenario: str, policy: str, first_cycle_by_s: float | None = None,
+                  first_cycle: bool = True):
     """sim serve + a real Prometheus scraping it every second + setpoint run, all on loopback;
     yields once setpoint has finished its first cycle (bounded), so the caller's waits count from
     a running controller.
@@ -173,13 +177,15 @@ def running_world(tmp_path, scenario: str, policy: str, first_cycle_by_s: float 
     fault's ``at``. A first cycle later than that (a loaded machine) starts the whole world again,
     once: the scenario clock cannot wait, and the second start finds the imports in the page cache.
     The yielded dict's ``first_cycle_s`` says when the first cycle came (s since sim serve started).
+    ``first_cycle=False``: yield at once, for a test that must see the world before an early fault
+    and times nothing against setpoint's start (tests/e2e/test_pod_hang_live.py).
     """
     pytest.importorskip("kubernetes")
     for attempt in (1, 2):
         procs: list[Proc] = []
         with contextlib.ExitStack() as stack:
             stack.callback(lambda procs=procs: [p.stop() for p in reversed(procs)])
-            w = _start_world(tmp_path, scenario, policy, procs, stack)
+            w = _start_world(tmp_path, scenario, policy, procs, stack, first_cycle)
             late = first_cycle_by_s is not None and w["first_cycle_s"] > first_cycle_by_s
             if late and attempt == 1:
                 continue  # the ExitStack stops this world's processes before the next one starts
