@@ -10,8 +10,12 @@ import warnings
 import pytest
 
 from controller.cli.common import worker_count
-from controller.cli.records import _format_check_history, _format_record, _format_warm_start
+from controller.cli.records import _format_check_history, _format_record, _format_startup, _format_warm_start
+from controller.cli.search import holdout_missed_line, sweep_title, tune_banner
 from controller.policy.summary import plural
+from controller.runtime.last_good import LastGood, PolicyTexts
+from controller.runtime.reconciler import checks_history_line, checks_history_unavailable_line
+from controller.runtime.warm_start import WarmStart
 from tests.conftest import REPO
 
 
@@ -25,6 +29,12 @@ def _sim_speed():
 def _record(current: int, reason: str = "HealthOnly") -> dict:
     return {"target": "shop/web", "at": 900.0, "current": current, "ready": current, "metrics": {},
             "combined": current, "stabilized": current, "limited": current, "desired": current, "reason": reason}
+
+
+def _warm_start(warm: int, ticks: int) -> str:
+    """The warm start's log line for ``warm`` targets rebuilt from ``ticks`` ticks (fixed times)."""
+    return WarmStart(at=1_700_000_000.0, source="prometheus", window_s=600.0, from_s=1_699_999_400.0,
+                     to_s=1_700_000_000.0, ticks=ticks, warm=[f"default/web-{k}" for k in range(warm)]).summary()
 
 
 def _jobs_warning(jobs: int, cpus: int, monkeypatch) -> str:
@@ -59,6 +69,29 @@ ROWS = {
     "checks-history-one-tick": (lambda mp: _format_check_history({"ticks": 1, "windowS": 5}), "(1 tick over 5s)"),
     "jobs-over-one-cpu": (lambda mp: _jobs_warning(2, 1, mp), "more worker processes than this machine's 1 CPU;"),
     "jobs-over-two-cpus": (lambda mp: _jobs_warning(3, 2, mp), "more worker processes than this machine's 2 CPUs;"),
+    "warm-start-log-one-target-one-tick": (lambda mp: _warm_start(1, 1), ": 1 target rebuilt from 1 tick over 600s"),
+    "warm-start-log-two-targets": (lambda mp: _warm_start(2, 40), ": 2 targets rebuilt from 40 ticks over 600s"),
+    "checks-history-log-one-target": (lambda mp: checks_history_line(1, 300.0, 1),
+                                      "checks' history: 1 target replayed over 300s (1 tick)"),
+    "checks-history-log-two-targets": (lambda mp: checks_history_line(2, 300.0, 60),
+                                       "checks' history: 2 targets replayed over 300s (60 ticks)"),
+    "checks-history-unavailable-one-target": (lambda mp: checks_history_unavailable_line("HTTP 503", 1),
+                                              "(HTTP 503): the checks of 1 target start at OK"),
+    "sweep-title-one-scenario-one-seed": (lambda mp: sweep_title(1, 1), "sweep: 1 scenario, 1 seed each;"),
+    "sweep-title-two-scenarios": (lambda mp: sweep_title(2, 3), "sweep: 2 scenarios, 3 seeds each;"),
+    "tune-banner-ones": (lambda mp: tune_banner(1, 1, 1, "", 1),
+                         "tune: 1 trial on 1 training scenario x 1 seed; then 1 held-out scenario"),
+    "tune-banner-twos": (lambda mp: tune_banner(8, 2, 3, "", 0), "tune: 8 trials on 2 training scenarios x 3 seeds"),
+    "tune-holdout-missed-one": (lambda mp: holdout_missed_line("budget 1", 1, 1), "on 1 of 1 held-out scenario, which"),
+    "last-good-one-file": (lambda mp: LastGood(PolicyTexts((("kind: Policy", "web.yaml"),)), "T").where(),
+                           "loaded at T (1 file)"),
+    "last-good-two-files": (lambda mp: LastGood(PolicyTexts((("a", "a.yaml"), ("b", "b.yaml"))), "T").where(),
+                            "loaded at T (2 files)"),
+    "explain-startup-one-observed": (lambda mp: _format_startup({"delay_s": 30, "source": "observed", "pods": 1,
+                                                                 "range_s": [30, 30]}),
+                                     "(observed over 1 pod start-up, 30-30s)"),
+    "explain-startup-none-observed": (lambda mp: _format_startup({"delay_s": 30, "source": "policy", "pods": 1}),
+                                      "(policy's initial value, 1 start-up observed)"),
 }
 
 

@@ -232,8 +232,8 @@ def _when(at, pad: bool = True) -> str:
 def _format_startup(s: dict) -> str:
     """The start-up delay a ramp's lead used (startupDelay: observed) and where it came from."""
     seen = s.get("range_s")
-    source = (f"observed over {s.get('pods')} pod start-up(s), {seen[0]:.0f}-{seen[1]:.0f}s" if s.get("source") == "observed"
-              else f"policy's initial value, {s.get('pods', 0)} start-up(s) observed")
+    source = (f"observed over {plural(s.get('pods'), 'pod start-up')}, {seen[0]:.0f}-{seen[1]:.0f}s" if s.get("source") == "observed"
+              else f"policy's initial value, {plural(s.get('pods', 0), 'start-up')} observed")
     leads = ", ".join(f"{name} {v:.0f}s" for name, v in (s.get("lead_s") or {}).items())
     return f"start-up {s.get('delay_s', 0):.0f}s ({source}); lead {leads}"
 
@@ -487,7 +487,7 @@ def _print_status(policies: dict, now: float, started: float | None = None) -> N
             if line:
                 console.print(line, markup=False)
             if s.get("withheld"):
-                console.print(f"{key}: {s['withheld']} replica(s) withheld (pods running but not Ready past twice "
+                console.print(f"{key}: {plural(s['withheld'], 'replica')} withheld (pods running but not Ready past twice "
                               "their start-up), sized on top of the decision", markup=False)
             conditions = s.get("conditions") or {}
             if conditions:

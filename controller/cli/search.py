@@ -13,6 +13,7 @@ from controller.cli.common import (DEFAULT_HPA_POLICY, DEFAULT_SIM_POLICY, EXAMP
                                    file_folder_writable, number_option, out_folder, output_file, output_folder, policy_file,
                                    refuse_overwrite, say_warnings, table_console, worker_count)
 from controller.cli.root import app
+from controller.policy.summary import plural
 
 
 SCENARIO_SET_FORM = ("PATH=VALUES as for --set (x1.5: the file's own value times 1.5; PATH+=1d: plus 1d), [*] "
@@ -154,8 +155,7 @@ def _print_sweep(result: dict) -> None:
 
     from simulators.sweep_result import table_rows
 
-    table = Table(title=f"sweep: {len(result['scenarios'])} scenario(s), {result['seeds_per_scenario']} seed(s) each; "
-                        "sums over scenarios of the means over seeds", box=box.SIMPLE_HEAD, show_edge=False,
+    table = Table(title=sweep_title(len(result['scenarios']), result['seeds_per_scenario']), box=box.SIMPLE_HEAD, show_edge=False,
                   collapse_padding=True)
     with_hpa = result["overall"]["frontier"] is not None
     columns = ["variant", "SLO viol.\nminutes", "replica-\nhours", "changes", "rever-\nsals"]
@@ -168,6 +168,26 @@ def _print_sweep(result: dict) -> None:
                       f"{r['replica_changes']:g}", f"{r['reversals']:g}",
                       *(equal_cost_cells(r["hpa_equal_cost"]) if with_hpa else []), "*" if r["pareto"] else "")
     table_console().print(table)
+
+
+def sweep_title(scenarios: int, seeds: int) -> str:
+    """The sweep table's title: how many scenarios, seeds each, and what its numbers are."""
+    return (f"sweep: {plural(scenarios, 'scenario')}, {plural(seeds, 'seed')} each; sums over scenarios of the means "
+            "over seeds")
+
+
+def tune_banner(trials: int, train: int, seeds: int, frontier: str, held: int) -> str:
+    """tune's first line: the trials on ``train`` scenarios x ``seeds``, ``frontier`` ('' or its
+    '; first HPA's ...' part), then the ``held`` held-out scenarios (none: not said)."""
+    return (f"tune: {plural(trials, 'trial')} on {plural(train, 'training scenario')} x {plural(seeds, 'seed')}"
+            f"{frontier}" + (f"; then {plural(held, 'held-out scenario')}" if held else ""))
+
+
+def holdout_missed_line(budget: str, missed: int, held: int) -> str:
+    """What tune says when the tuned policy misses ``budget`` on ``missed`` of ``held`` held-out scenarios."""
+    return (f"setpoint tune: the tuned policy misses the SLO budget ({budget}) on {missed} of "
+            f"{plural(held, 'held-out scenario')}, which the search never saw: it may be over-fitted to the "
+            "training scenarios")
 
 
 def trial_line(t: dict) -> str:
@@ -289,8 +309,7 @@ def tune(
                         ray_address_from(ray), on_grid=bar.grid if bar else None)
         say = bar.print if bar else (lambda line: typer.echo(line, err=True))
         frontier = "" if hpa is None else f"; first HPA's frontier on them ({len(DEFAULT_TARGETS_PCT)} CPU targets, the budget)"
-        say(f"tune: {trials} trial(s) on {len(train)} training scenario(s) x {seeds} seed(s){frontier}"
-            + (f"; then {len(held)} held-out scenario(s)" if held else ""))
+        say(tune_banner(trials, len(train), seeds, frontier, len(held)))
 
         def progress(t: dict) -> None:
             say(trial_line(t))
@@ -333,9 +352,8 @@ def tune(
     if misses:  # written all the same: the search is not lost; CI sees the over-fitting in the exit code
         from controller.cli.root import EXIT_HOLDOUT_MISSED
 
-        typer.echo(f"setpoint tune: the tuned policy misses the SLO budget ({result.budget.describe()}) on "
-                   f"{len(misses)} of {len(result.holdout.per_scenario)} held-out scenario(s), which the search "
-                   "never saw: it may be over-fitted to the training scenarios", err=True)
+        typer.echo(holdout_missed_line(result.budget.describe(), len(misses), len(result.holdout.per_scenario)),
+                   err=True)
         for miss in misses:
             typer.echo(f"  {miss.describe()}", err=True)
         typer.echo(f"{target} and {trials_file} are written; exit {EXIT_HOLDOUT_MISSED} (held-out scenarios over "

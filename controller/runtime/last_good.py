@@ -26,6 +26,7 @@ from functools import cached_property
 from datetime import datetime, timezone
 
 from controller.errors import StateStoreError
+from controller.policy.summary import plural
 from controller.ports import StateStore, controller_state_name
 
 log = logging.getLogger("setpoint.runtime")
@@ -59,7 +60,7 @@ class LastGood:
     saved_at: str
 
     def where(self) -> str:
-        return f"the last good policy files, loaded at {self.saved_at} ({len(self.texts.files)} file(s))"
+        return f"the last good policy files, loaded at {self.saved_at} ({plural(len(self.texts.files), 'file')})"
 
 
 def payload(texts: PolicyTexts, now: float) -> dict:

@@ -26,6 +26,7 @@ from controller.core.health.params import HealthParams, HealthReason
 from controller.core.scaling.params import PolicyParams
 from controller.core.scaling.signal_compiled import read_signal_fast
 from controller.errors import MetricsUnavailable, StateStoreError
+from controller.policy.summary import plural
 from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, DecisionRecord, TargetRef
 from controller.policy.schema import DEFAULT_HANDS_OFF_S
 from controller.ports import (Cluster, ClusterView, ConcurrentMetricsSource, EventRecorder, FieldManaged, HpaLister,
@@ -1151,13 +1152,11 @@ class Reconciler:
         history = check_history(params, self.policy.health_queries, self.warm_from, [targets[i] for i in todo], now)
         extra = {"policy": self.policy.name, "targets": len(rows)}
         if history.table is None:
-            log.warning(f"checks' history unavailable ({history.error}): the checks of {len(rows)} target(s) start "
-                        f"at OK and a revision first seen now is not a rollback target before healthyAfter", extra=extra)
+            log.warning(checks_history_unavailable_line(history.error, len(rows)), extra=extra)
         else:
             self._health_state = replace(self._health_state,
                                          workload=self._health_state.workload.put(rows, history.table))
-            log.info(f"checks' history: {len(rows)} target(s) replayed over {history.window_s:.0f}s "
-                     f"({history.ticks} ticks)", extra=extra)
+            log.info(checks_history_line(len(rows), history.window_s, history.ticks), extra=extra)
         for i, k in enumerate(todo):
             result.check_history[targets[k].key] = history.record(i)
         fired = np.full(len(targets), np.nan)
@@ -1454,3 +1453,14 @@ class Reconciler:
         result.rehearsal = self.rehearsal
         self._commit(targets, None, now, result)
         return self._finish(result, started)
+
+
+def checks_history_line(targets: int, window_s: float, ticks: int) -> str:
+    """The log line of a warm start's checks' history replayed for ``targets`` over ``window_s`` (s)."""
+    return f"checks' history: {plural(targets, 'target')} replayed over {window_s:.0f}s ({plural(ticks, 'tick')})"
+
+
+def checks_history_unavailable_line(error: str, targets: int) -> str:
+    """The log line when the checks' history of ``targets`` could not be read (``error``: why)."""
+    return (f"checks' history unavailable ({error}): the checks of {plural(targets, 'target')} start at OK and a "
+            "revision first seen now is not a rollback target before healthyAfter")

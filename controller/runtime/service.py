@@ -22,6 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from controller.errors import ActuationError, PolicyError, PolicyUnreadable, StateStoreError, TemporaryError
 from controller.policy import LoadedPolicy, PolicyCheck, check_policies, check_policy_texts, format_duration
+from controller.policy.summary import plural
 from controller.model import TargetRef, jsonable
 from controller.ports import Cluster, MetricsSource, PriorActionReader, Rehearsal, StateStore, StopsRequests
 from controller.runtime.reconciler import (CycleResult, Reconciler, RuntimePolicy, cycle_records, emit_event,
@@ -434,7 +435,7 @@ class ControllerService:
             for problem in found.problems:
                 log.warning("status: the actions applied before this replica led are not all known (%s): its "
                             "targets show last action none until this replica acts", problem)
-            log.info("status: the last action applied before this replica led read back for %d workload(s)", targets,
+            log.info("status: the last action applied before this replica led read back for %s", plural(targets, "workload"),
                      extra={"namespaces": namespaces})
 
         self.recall_thread = threading.Thread(target=recall, name="setpoint-recall", daemon=True)
@@ -504,7 +505,7 @@ class ControllerService:
                         sel.namespace, look, extra={"policy": result.policy})
         elif selected and result.policy in self._selects_nothing:
             self._selects_nothing.discard(result.policy)
-            log.warning("policy %s selects %d workload(s) again", result.policy, selected,
+            log.warning("policy %s selects %s again", result.policy, plural(selected, "workload"),
                         extra={"policy": result.policy})
 
     def _say_query_outages(self, result: CycleResult) -> None:

@@ -41,6 +41,7 @@ from controller.core.scaling.normalize import NormState, record_scale_events
 from controller.core.scaling.params import PolicyParams, Smoothing
 from controller.errors import MetricsUnavailable
 from controller.model import Action, TargetRef
+from controller.policy.summary import plural
 from controller.ports import ClusterView
 from controller.runtime.backtest import (PER_REPLICA_KINDS, ReplayData, ReplayMetrics, backtest_policy, grid_values,
                                          plan_queries, target_labels_of, time_grid)
@@ -143,7 +144,8 @@ class WarmStart:
         when = CAUSE_WORDS.get(self.cause, "")
         if self.error:
             return f"cold start{when} ({self.error})"
-        return (f"warm start{when} from {self.source}: {len(self.warm)} target(s) rebuilt from {self.ticks} ticks "
+        return (f"warm start{when} from {self.source}: {plural(len(self.warm), 'target')} rebuilt from "
+                f"{plural(self.ticks, 'tick')} "
                 f"over {self.window_s:.0f}s" + (f", {len(self.cold)} cold" if self.cold else "") + self._unread_said())
 
     def _unread_said(self) -> str:

@@ -47,7 +47,7 @@ spec:
 
 def test_the_shipped_healing_example_rolls_back_a_bad_release_through_its_revision_check(tmp_path):
     assert "scope: revision" in HEALING_EXAMPLE and "name: release-errors" in HEALING_EXAMPLE
-    with running_world(tmp_path, BAD_RELEASE, HEALING_EXAMPLE) as w:
+    with running_world(tmp_path, BAD_RELEASE, HEALING_EXAMPLE, first_cycle_by_s=40) as w:
         event = wait_for_rollback(w, timeout_s=150)
     assert "RollbackRevisionWorse" in event.message, event.message
     records = [json.loads(line)["health"] for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]

@@ -87,13 +87,13 @@ spec:
 
 
 def test_a_canary_worse_than_its_stable_pods_is_said_and_left_alone(tmp_path):
-    with running_world(tmp_path, SCENARIO, POLICY) as w:
+    with running_world(tmp_path, SCENARIO, POLICY, first_cycle_by_s=20) as w:
         kc, run = w["kubeconfig"], w["run"]
 
         def get(*what: str) -> dict:
             return json.loads(kubectl(kc, tmp_path, "get", *what, "-o", "json"))
 
-        # the canary's partition is set before the release (at 25 s)
+        # the canary's partition is set before the release (at 25 s; a first cycle by 20 s leaves 5 s)
         kubectl(kc, tmp_path, "patch", "statefulset", "web", "-p",
                 '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}')
         pods_before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in get("pods")["items"]}
@@ -161,7 +161,7 @@ def test_a_revision_judged_worse_stays_said_past_its_window_until_it_is_undone(t
     the pod check firing on every pod was sent as a rolling restart. Now: still 1, still said, no
     rolling restart, until `kubectl rollout undo` puts the stable revision back (0 within cycles)."""
     assert WINDOW_POLICY != POLICY
-    with running_world(tmp_path, SCENARIO, WINDOW_POLICY) as w:
+    with running_world(tmp_path, SCENARIO, WINDOW_POLICY, first_cycle_by_s=25) as w:
         kc, run = w["kubeconfig"], w["run"]
 
         def get(*what: str) -> dict:

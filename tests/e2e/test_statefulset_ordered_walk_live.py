@@ -85,7 +85,7 @@ spec:
 
 
 def test_a_hung_pod_that_stops_an_ordered_scale_up_is_restarted_not_scaled_around(tmp_path):
-    with running_world(tmp_path, SCENARIO, POLICY) as w:
+    with running_world(tmp_path, SCENARIO, POLICY, first_cycle_by_s=12) as w:
         kc, run = w["kubeconfig"], w["run"]
 
         def sts() -> dict:

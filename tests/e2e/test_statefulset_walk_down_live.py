@@ -71,7 +71,7 @@ spec:
 
 
 def test_a_hung_pod_the_scale_down_removes_is_not_restarted_a_kept_one_is(tmp_path):
-    with running_world(tmp_path, SCENARIO, POLICY) as w:
+    with running_world(tmp_path, SCENARIO, POLICY, first_cycle_by_s=25) as w:
         kc, run = w["kubeconfig"], w["run"]
         wait_until(lambda: not (p := pods(kc, tmp_path)).get("web-1", True) and not p["web-5"], 45,
                    what="web-5 and web-1 hung")

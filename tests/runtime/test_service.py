@@ -374,7 +374,7 @@ def test_a_policy_that_selects_no_workload_is_warned_once_and_its_end_once(tmp_p
         [result] = service.run_all_once()
     assert [t.name for t in result.targets] == ["web"]
     assert [r.getMessage() for r in caplog.records if "selects" in r.getMessage()] == [
-        "policy web selects 1 workload(s) again"]
+        "policy web selects 1 workload again"]
     assert telemetry.registry.get_sample_value("setpoint_selected_targets", {"policy": "web"}) == 1
 
 

@@ -124,7 +124,7 @@ WITHIN = ("False", "DesiredWithinRange")
         current=4, desired=4, reason="WithinTolerance", withheld=1,
         conditions={"AbleToScale": ("True", "ReadyForNewScale"),
                                                       "ScalingActive": OK_ACTIVE, "ScalingLimited": WITHIN},
-        table=["default/web: 1 replica(s) withheld (pods running but not Ready past twice their start-up)"]),
+        table=["default/web: 1 replica withheld (pods running but not Ready past twice their start-up)"]),
         id="withheld replica shown"),
     pytest.param(SCALING.format(max=20, query="rps_query"), 400.0, 1, dict(
         current=4, desired=4, reason="WithinTolerance", action=None,

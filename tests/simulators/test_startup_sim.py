@@ -65,6 +65,6 @@ def test_explain_prints_the_start_up_delay_and_where_it_came_from(records):
 
     slow = [r for r in records if r["target"].endswith("/slow")]
     unseen = dict(slow[0], startup={"delay_s": 30.0, "source": "policy", "pods": 0, "lead_s": {"rps": 75.0}})
-    assert "| start-up 30s (policy's initial value, 0 start-up(s) observed); lead rps 75s" in _format_record(unseen)
+    assert "| start-up 30s (policy's initial value, 0 start-ups observed); lead rps 75s" in _format_record(unseen)
     line = _format_record(slow[-1])
     assert "| start-up 92s (observed over" in line and "lead rps 137s" in line

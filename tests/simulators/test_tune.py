@@ -293,7 +293,7 @@ def test_holdout_misses_name_each_scenario_over_budget_and_by_how_much(held, unt
     pytest.param(["mild"], 0, [], id="held-out-within-budget-exits-0"),
     # a held-out load far above what maxPods serve: every choice drops requests there
     pytest.param(["mild", "crush"], 3, ["misses the SLO budget (at most 1 SLO-violation minutes per scenario (mean "
-                                        "over seeds)) on 1 of 2 held-out scenario(s)", "  crush: ", "(budget 1, over by ",
+                                        "over seeds)) on 1 of 2 held-out scenarios", "  crush: ", "(budget 1, over by ",
                                         "; exit 3 (held-out scenarios over budget)"],
                  id="a-held-out-scenario-over-budget-exits-3"),
 ])
