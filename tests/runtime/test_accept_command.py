@@ -153,3 +153,20 @@ def test_accept_refuses_in_one_line(server, tmp_path, args, message):
     assert proc.returncode == 1 and proc.stderr.strip().startswith(message), proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert ANNOTATION not in _annotations(server, tmp_path)
+
+
+@pytest.mark.parametrize("kind, current, said", [
+    pytest.param("Deployment", "", "its current revision is not known yet (its deployment.kubernetes.io/revision "
+                                   "annotation is not set); an acceptance counts only while its revision is current, "
+                                   "so this one would accept nothing now; nothing written (--force to write it for "
+                                   "when revision 2 is current)", id="deployment-without-a-revision"),
+    pytest.param("StatefulSet", "", "its current revision is not known yet (its status.updateRevision is not set)",
+                 id="statefulset-without-an-update-revision"),
+])
+def test_accept_refuses_while_the_current_revision_is_unknown(kind, current, said):
+    """A workload whose controller has not named a revision yet: the controller accepts nothing there
+    (core/health/heal._accepts: an empty revision never matches), so neither does the command."""
+    from controller.cli.live import not_current_refusal
+    from controller.model import TargetRef
+
+    assert said in not_current_refusal(TargetRef("shop", "web", kind), "2", current)
