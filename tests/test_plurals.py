@@ -9,13 +9,19 @@ import warnings
 
 import pytest
 
+from controller.adapters.prometheus import gave_up_message
+from controller.cli.backtest import off_step_note
 from controller.cli.common import worker_count
+from controller.cli.live import failed_actions_problem
 from controller.cli.records import _format_check_history, _format_record, _format_startup, _format_warm_start
 from controller.cli.search import holdout_missed_line, sweep_title, tune_banner
+from controller.cli.simulation import warmed_line
+from controller.model import TargetRef
 from controller.policy.summary import plural
 from controller.runtime.last_good import LastGood, PolicyTexts
-from controller.runtime.reconciler import checks_history_line, checks_history_unavailable_line
+from controller.runtime.reconciler import FailedAction, checks_history_line, checks_history_unavailable_line
 from controller.runtime.warm_start import WarmStart
+from simulators.warm import Warmed
 from tests.conftest import REPO
 
 
@@ -43,6 +49,12 @@ def _jobs_warning(jobs: int, cpus: int, monkeypatch) -> str:
         warnings.simplefilter("always")
         worker_count(jobs)
     return str(caught[0].message)
+
+
+def _failed(n: int) -> str:
+    """`run --once`'s line for ``n`` failed scale actions of policy web."""
+    failed = FailedAction(TargetRef("shop", "web"), "HTTP 403: forbidden", "scale")
+    return failed_actions_problem("web", [failed] * n)
 
 
 ROWS = {
@@ -92,6 +104,22 @@ ROWS = {
                                      "(observed over 1 pod start-up, 30-30s)"),
     "explain-startup-none-observed": (lambda mp: _format_startup({"delay_s": 30, "source": "policy", "pods": 1}),
                                       "(policy's initial value, 1 start-up observed)"),
+    "warm-one-kernel-compiled": (lambda mp: warmed_line(Warmed(2.0, 1, 0, ("/c",))),
+                                 "compiled 1 kernel, 0 found in the cache, in 2.0 s; cache: /c"),
+    "warm-two-kernels-compiled": (lambda mp: warmed_line(Warmed(2.0, 2, 1, ())), "compiled 2 kernels, 1 found"),
+    "warm-one-kernel-cached": (lambda mp: warmed_line(Warmed(0.5, 0, 1, ("/c",))),
+                               "the 1 kernel was in the cache (loaded in 0.5 s); cache: /c"),
+    "warm-all-kernels-cached": (lambda mp: warmed_line(Warmed(0.5, 0, 9, ())),
+                                "all 9 kernels were in the cache (loaded in 0.5 s); cache: none (in memory only)"),
+    "backtest-off-step-every-sample": (lambda mp: off_step_note("web", 20.0, 15.0),
+                                       "web: interval 20s is not a multiple of --step 15s: it runs every sample"),
+    "backtest-off-step-every-two-samples": (lambda mp: off_step_note("web", 25.0, 10.0), "it runs every 2 samples"),
+    "run-once-one-action-failed": (lambda mp: _failed(1), "policy web: 1 action failed, scale Deployment/shop/web: HTTP 403"),
+    "run-once-two-actions-failed": (lambda mp: _failed(2), "policy web: 2 actions failed, scale Deployment/shop/web: HTTP 403"),
+    "prometheus-gave-up-one-attempt": (lambda mp: gave_up_message("up", "http://p", 1, 0.5, "HTTP 503"),
+                                       "query 'up' at http://p: gave up after 1 attempt within 0.5s: HTTP 503"),
+    "prometheus-gave-up-three-attempts": (lambda mp: gave_up_message("up", "http://p", 3, 5.0, None),
+                                          "gave up after 3 attempts within 5s: no time left for an attempt"),
 }
 
 

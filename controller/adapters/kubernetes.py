@@ -527,6 +527,21 @@ def _owned_by(obj: Any, uid: str) -> bool:
     return any(o.uid == uid for o in obj.metadata.owner_references or ())
 
 
+#: Where ``current_revision`` reads a workload's current revision, per kind (for messages).
+CURRENT_REVISION_SOURCE = {"Deployment": f"its {REVISION_ANNOTATION} annotation",
+                           "StatefulSet": "its status.updateRevision"}
+
+
+def current_revision(workload: Any, kind: str = "Deployment") -> str:
+    """The revision the controller calls a workload's current one ('' not known yet): a
+    Deployment's deployment.kubernetes.io/revision annotation (a number, "2"), a StatefulSet's
+    status.updateRevision (a ControllerRevision's name, "db-7c9f8d6b5"; a canary held at a
+    partition is on it). What revision checks judge and an accept-revision annotation must name."""
+    if kind == "StatefulSet":
+        return (workload.status.update_revision or "") if workload.status else ""
+    return (workload.metadata.annotations or {}).get(REVISION_ANNOTATION, "")
+
+
 def _revision_number(rs: Any) -> int:
     try:
         return int((rs.metadata.annotations or {}).get(REVISION_ANNOTATION, "0"))
@@ -553,14 +568,11 @@ class _NamespaceSnapshot:
         pods = [p for p in self.pods if any(o.uid in owners for o in p.metadata.owner_references or ())]
         st = w.status
         if ref.kind == "StatefulSet":
-            revision = (st.update_revision or "") if st else ""
             revision_of_hash = {}
-        else:
-            revision = (w.metadata.annotations or {}).get(REVISION_ANNOTATION, "")
         return TargetStatus(
             ref=ref, spec_replicas=w.spec.replicas if w.spec.replicas is not None else 1,
             status_replicas=(st.replicas or 0) if st else 0, ready_replicas=(st.ready_replicas or 0) if st else 0,
-            revision=revision, rollout_in_progress=rollout_in_progress(w, ref.kind),
+            revision=current_revision(w, ref.kind), rollout_in_progress=rollout_in_progress(w, ref.kind),
             revisions=tuple(str(_revision_number(rs)) for rs in rss),
             pods=tuple(_pod_status(p, revision_of_hash) for p in sorted(pods, key=lambda p: p.metadata.name)),
             observed_at=observed_at, annotations=tuple(sorted((w.metadata.annotations or {}).items())),
@@ -1020,6 +1032,13 @@ class KubernetesCluster:
                 return deployment, rs
         have = sorted(_revision_number(rs) for rs in rss)
         raise NotFound(f"rollback {ref}: no revision {revision!r} (have {have})", target=str(ref), status=404)
+
+    def read_current_revision(self, ref: TargetRef) -> str:
+        """The workload's current revision as ``observe`` names it (:func:`current_revision`; ''
+        not known yet), from one read of it (retried as reads are). Raises ActuationError
+        (NotFound for a workload that does not exist)."""
+        workload = self._call(f"read {ref}", str(ref), self._workload_api(ref.kind).read, ref.name, ref.namespace)
+        return current_revision(workload, ref.kind)
 
     def annotate(self, ref: TargetRef, key: str, value: str) -> None:
         """Set one metadata annotation of a workload (a merge patch). Raises ActuationError."""

@@ -1018,8 +1018,7 @@ class PrometheusSource:
                 break  # the next attempt could not finish in time: say so now
             log.debug("prometheus query failed (%s); retry %d/%d in %.2fs", last, attempt + 1, cfg.retries, wait)
             self._sleep(wait)
-        raise PrometheusUnreachable(f"query {_short(expr)!r} at {cfg.safe_url}: gave up after {attempts} attempt(s) "
-                                    f"within {total_s:g}s: {last or 'no time left for an attempt'}") from None
+        raise PrometheusUnreachable(gave_up_message(expr, cfg.safe_url, attempts, total_s, last)) from None
 
     def _backoff_s(self, attempt: int, retry_after_s: float | None) -> float:
         """Exponential backoff with jitter in [0.5, 1] of it; at least the server's Retry-After."""
@@ -1128,6 +1127,15 @@ def _retry_after_s(response: requests.Response) -> float | None:
 
 def _snippet(raw: bytes) -> str:
     return bytes(raw[:SNIPPET_CHARS]).decode("utf-8", "replace")
+
+
+def gave_up_message(expr: str, url: str, attempts: int, total_s: float, last: object | None) -> str:
+    """Why a query gave up: ``attempts`` made within its ``total_s`` seconds, and the last
+    failure (None: the deadline left no time for an attempt)."""
+    from controller.policy.summary import plural  # the policy layer: loaded on a failure only
+
+    return (f"query {_short(expr)!r} at {url}: gave up after {plural(attempts, 'attempt')} within {total_s:g}s: "
+            f"{last or 'no time left for an attempt'}")
 
 
 def _short(expr: str) -> str:

@@ -266,6 +266,16 @@ def blind_named(blind: list, flat: list, runs: list, loaded: list[list], hpa: bo
     return names
 
 
+def off_step_note(policy: str, interval_s: float, step_s: float) -> str:
+    """The note for a policy whose interval (s) is not a multiple of the replay's --step (s): how
+    many samples apart its cycles run."""
+    from controller.policy.summary import plural
+
+    every = max(1, round(interval_s / step_s))
+    return (f"{policy}: interval {interval_s:g}s is not a multiple of --step {step_s:g}s: it runs every "
+            f"{'sample' if every == 1 else plural(every, 'sample')}")
+
+
 def replay_notes(data, runs: list, flat: list, mine: list, theirs: list | None, step_s: float) -> list[str]:
     """The notes of a replay before those of the samples: the assumption, policies that select no
     target, intervals off the step, a comparison on other targets, the conflicts of each set and
@@ -277,8 +287,7 @@ def replay_notes(data, runs: list, flat: list, mine: list, theirs: list | None, 
         notes += idle_notes(runs[1], theirs, f"{runs[1].name}: ")
     for p in dict((p.name, p) for p in flat).values():
         if p.params.interval_s % step_s:
-            notes.append(f"{p.name}: interval {p.params.interval_s:g}s is not a multiple of --step {step_s:g}s: it "
-                         f"runs every {max(1, round(p.params.interval_s / step_s))} sample(s)")
+            notes.append(off_step_note(p.name, p.params.interval_s, step_s))
     if len(mine) == 1 and theirs and len(theirs) == 1 and theirs[0].targets != mine[0].targets:
         notes.append(f"{theirs[0].name} selects other targets than {mine[0].name}; both are replayed on "
                      f"{mine[0].name}'s ({mine[0].targets.describe()})")

@@ -393,15 +393,23 @@ def _once_problems(policies: dict, results: list, prometheus: str) -> list[str]:
                      "state": "check the controller's ConfigMaps in its namespace (--state-namespace)"}
             problems.append(f"policy {name}: {result.errors[0]}{more}; {check[error_source(result.errors[0])]}")
         elif result.failed:
-            first = result.failed[0]
-            problems.append(f"policy {name}: {len(result.failed)} action(s) failed, {first.kind} {first.target}: "
-                            f"{first.why}; check the controller's RBAC and the workload")
+            problems.append(failed_actions_problem(name, result.failed))
         elif not result.selected:
             sel = policies[name].selector
             which = f"named {', '.join(sel.names)}" if sel.by_name else f"with labels {sel.label_selector}"
             problems.append(f"policy {name}: selects no workload (no {sel.kind} {which} in namespace "
                             f"{sel.namespace}); check its targets and the kubeconfig's context")
     return problems
+
+
+def failed_actions_problem(policy: str, failed: list) -> str:
+    """`run --once`'s line for a policy whose cycle had actions fail (``failed``: the cycle's failed
+    actions, each with kind, target and why), naming the first."""
+    from controller.policy.summary import plural
+
+    first = failed[0]
+    return (f"policy {policy}: {plural(len(failed), 'action')} failed, {first.kind} {first.target}: {first.why}; "
+            f"check the controller's RBAC and the workload")
 
 
 @app.command(short_help="Re-arm self-healing of a held workload, or end its hands-off.")
@@ -445,9 +453,12 @@ def resume(
 def accept(
     target: Annotated[str, typer.Argument(help="The workload: NAMESPACE/NAME, or NAME in --namespace.")],
     revision: Annotated[str, typer.Argument(help="The revision to accept, as the RevisionWorseRecorded Event and "
-                                                 "`setpoint status` name it (e.g. 2).")],
+                                                 "`setpoint status` name it (e.g. 2): the workload's current one.")],
     namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace when TARGET has none.")] = "default",
     kind: Annotated[str, typer.Option(help="Deployment or StatefulSet (any case; deploy, sts).")] = "Deployment",
+    force: Annotated[bool, typer.Option(
+        "--force", help="Write the annotation although REVISION is not the current revision (it accepts nothing "
+                        "until REVISION is current: ahead of a release you know will be judged worse).")] = False,
     kubeconfig: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="Kubeconfig file.")] = None,
     context: Annotated[Optional[str], typer.Option(help="Kubeconfig context.")] = None,
 ) -> None:
@@ -459,9 +470,13 @@ def accept(
     resolves), restarts its pods as any revision's, and records the acceptance (records, status,
     one RevisionWorseAccepted Event). An acceptance names one revision: the next release is judged
     on its own. Remove it with `kubectl annotate KIND/NAME setpoint.io/accept-revision-`.
+
+    REVISION must be the workload's current revision as the controller reads it (a Deployment's
+    deployment.kubernetes.io/revision annotation, a StatefulSet's status.updateRevision): any
+    other is refused (exit 1, nothing written), since it would accept nothing now; --force writes
+    it anyway. Exit 1 too when the workload cannot be read or annotated.
     """
     from controller.adapters.kubernetes import KubernetesCluster
-    from controller.errors import ActuationError
     from controller.model import ACCEPT_REVISION_ANNOTATION
 
     ref = resume_target(target, namespace, kind)
@@ -470,14 +485,62 @@ def accept(
               f"letters, digits, '-', '.', '_', at most 253), got {revision!r}"])
     cluster = KubernetesCluster(kubeconfig=kubeconfig, context=context, emit_events=False)
     try:
-        cluster.annotate(ref, ACCEPT_REVISION_ANNOTATION, revision)
-    except ActuationError as exc:
-        why = str(exc).removeprefix(f"annotate {ref}: ")  # the adapter names the call; say what it was for
-        fail([f"{ref}: cannot write the accept-revision annotation: {why}"])
+        current = _current_revision_or_fail(cluster, ref)
+        if current != revision and not force:
+            fail([not_current_refusal(ref, revision, current)])
+        _annotate_or_fail(cluster, ref, ACCEPT_REVISION_ANNOTATION, revision, "accept-revision")
     finally:
         cluster.close()
-    typer.echo(f"{ref}: revision {revision} accepted ({ACCEPT_REVISION_ANNOTATION}={revision}); the controller stops "
-               f"saying it worse on its next cycle, for as long as it is the current revision")
+    typer.echo(accepted_line(ref, revision, current))
+
+
+def _current_revision_or_fail(cluster, ref) -> str:
+    """The workload's current revision as the controller reads it, or exit 1 naming why not."""
+    from controller.errors import ActuationError
+
+    try:
+        return cluster.read_current_revision(ref)
+    except ActuationError as exc:
+        why = str(exc).removeprefix(f"read {ref}: ")  # the adapter names the call; say what it was for
+        fail([f"{ref}: cannot read its current revision: {why}"])
+
+
+def _annotate_or_fail(cluster, ref, key: str, value: str, what: str) -> None:
+    """Write one annotation on the workload, or exit 1 naming why not (``what``: the annotation's short name)."""
+    from controller.errors import ActuationError
+
+    try:
+        cluster.annotate(ref, key, value)
+    except ActuationError as exc:
+        why = str(exc).removeprefix(f"annotate {ref}: ")  # the adapter names the call; say what it was for
+        fail([f"{ref}: cannot write the {what} annotation: {why}"])
+
+
+def not_current_refusal(ref, revision: str, current: str) -> str:
+    """Why ``setpoint accept`` writes nothing for a ``revision`` that is not ``current`` ('' unknown)."""
+    from controller.adapters.kubernetes import CURRENT_REVISION_SOURCE
+
+    where = f"{ref.namespace}/{ref.name}" + ("" if ref.kind == "Deployment" else f" --kind {ref.kind.lower()}")
+    now = (f"its current revision is {current}" if current else
+           f"its current revision is not known yet ({CURRENT_REVISION_SOURCE[ref.kind]} is not set)")
+    advice = f"accept it with `setpoint accept {where} {current}`, or " if current else ""
+    return (f"{ref}: revision {revision} is not the current revision: {now}; an acceptance counts only while "
+            f"its revision is current, so this one would accept nothing now; nothing written ({advice}"
+            f"--force to write it for when revision {revision} is current)")
+
+
+def accepted_line(ref, revision: str, current: str) -> str:
+    """What ``setpoint accept`` says once it wrote the annotation for ``revision`` (``current``:
+    the workload's current revision it read, '' unknown)."""
+    from controller.model import ACCEPT_REVISION_ANNOTATION
+
+    written = f"({ACCEPT_REVISION_ANNOTATION}={revision})"
+    if revision == current:
+        return (f"{ref}: revision {revision}, the current one, accepted {written}; the controller stops saying it "
+                f"worse on its next cycle, for as long as it is the current revision")
+    now = f"now {current}" if current else "not known yet"
+    return (f"{ref}: annotation written {written} with --force; it accepts nothing until revision {revision} is "
+            f"current (the current revision is {now})")
 
 
 #: A revision as setpoint names it: a Deployment's number, a StatefulSet's ControllerRevision name.

@@ -343,9 +343,17 @@ def warm(
         done = warm_kernels(under_test, hpa)
     except RuntimeError as exc:
         fail([f"nothing warmed: {exc}"])
+    typer.echo(warmed_line(done))
+
+
+def warmed_line(done) -> str:
+    """What `setpoint warm` says it did (``done``: simulators.warm.Warmed): kernels compiled now and
+    found in the cache, seconds, and where the cache is."""
+    from controller.policy.summary import plural
+
     where = ", ".join(done.cache_dirs) or "none (in memory only)"
     if done.compiled:
-        typer.echo(f"compiled {done.compiled} kernel(s), {done.loaded} found in the cache, in {done.seconds:.1f} s; "
-                   f"cache: {where}")
-    else:
-        typer.echo(f"all {done.loaded} kernel(s) were in the cache (loaded in {done.seconds:.1f} s); cache: {where}")
+        return (f"compiled {plural(done.compiled, 'kernel')}, {done.loaded} found in the cache, in "
+                f"{done.seconds:.1f} s; cache: {where}")
+    every = "the 1 kernel was" if done.loaded == 1 else f"all {done.loaded} kernels were"
+    return f"{every} in the cache (loaded in {done.seconds:.1f} s); cache: {where}"
