@@ -38,7 +38,7 @@ from controller.errors import TERMINATION, FieldError, InvalidInput, raise_if_te
 from controller.model import finite_number
 from simulators.frontier import DEFAULT_TARGETS_PCT
 from simulators.load import traces_digest
-from simulators.parallel import start_method, stop_signals_held, take_worker_signals
+from simulators.parallel import start_method, stop_signals_held, stop_workers, take_worker_signals
 from simulators.policy_set import (PolicyBase, Setting, apply_settings, grid, policy_text, read_policy_base,
                                    variant_label)
 from simulators.result import shown_path
@@ -715,11 +715,14 @@ class LocalPool:
 
     def shutdown(self, cancel_futures: bool = False, terminate: bool = False) -> None:
         """Stop the workers: after the cells they run (``terminate``: at once, what they run lost,
-        as when the command is interrupted; finished cells are stored already)."""
+        as when the command is interrupted; finished cells are stored already). Terminated, they
+        end within about parallel.STOP_GRACE_S (SIGTERM, then SIGKILL), whatever they run."""
         if self.executor is not None:
             if terminate:
-                for process in list((getattr(self.executor, "_processes", None) or {}).values()):
-                    process.terminate()
+                # SIGTERM, SIGKILL to any still alive STOP_GRACE_S later, each reaped: a worker stuck
+                # in native code (or ignoring SIGTERM) outlived terminate(), and the wait below, on
+                # an executor that joins its workers without a limit, hung the command for ever
+                stop_workers(list((getattr(self.executor, "_processes", None) or {}).values()))
             # Waited for even after terminate: the workers are gone, so the executor's manager thread
             # ends at once, where left running it raced the interpreter's exit (concurrent.futures'
             # _python_exit woke it through a pipe already closed: "OSError: Bad file descriptor").

@@ -56,3 +56,27 @@ sys.argv[0] = "setpoint"
 from controller.cli import main
 main()
 """
+
+
+#: ``python -c STUCK_CELL MARKER setpoint-args...``: the command, whose local workers get stuck on the
+#: cells of a scenario file named ``stuck*.yaml``, as one blocked in native code: such a worker
+#: ignores SIGTERM, touches MARKER and sleeps (at most 120 s, so nothing outlives a broken test by
+#: long). Patched in this process, so forked workers (the sweep's start method without other
+#: threads) inherit it; the cells elsewhere, and any cell run in the command itself, run as usual.
+STUCK_CELL = """
+import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal, even if inherited ignored
+marker, command = sys.argv.pop(1), os.getpid()
+from simulators import sweep
+real_run_cell = sweep.run_cell
+def run_cell(payload, on_fraction=None):
+    if os.getpid() != command and os.path.basename(payload["scenario_path"]).startswith("stuck"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        open(marker, "w").close()
+        time.sleep(120)
+    return real_run_cell(payload, on_fraction)
+sweep.run_cell = run_cell
+sys.argv[0] = "setpoint"
+from controller.cli import main
+main()
+"""

@@ -17,7 +17,9 @@ import pytest
 from simulators import output as output_module
 from simulators import sweep as sweep_module
 from simulators.sweep import CellStore, build_grid, record_problem, run_cell, run_grid
-from tests.simulators.sweep_fixtures import DEFAULT_POLICY, SIGNAL_AT_FORK, TARGET, write_scenarios
+from simulators.parallel import STOP_GRACE_S
+from tests.simulators.sweep_fixtures import DEFAULT_POLICY, SIGNAL_AT_FORK, STUCK_CELL, TARGET, write_scenarios
+from tests.simulators.test_parallel_signals import _left_in_group
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -224,3 +226,55 @@ def test_ctrl_c_at_a_terminal_stops_a_sweep_without_its_idle_workers_speaking(tm
     assert proc.returncode == 130, err
     assert "interrupted: the finished cells are kept in" in err
     assert "Traceback" not in err and "ForkProcess" not in err and "KeyboardInterrupt" not in err, err
+
+
+#: Seconds a stopped command may take beyond the stuck worker's grace (its kill, reaping, the exit).
+STOP_MARGIN_S = 4.0
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="workers fork on Linux only; needs /proc")
+@pytest.mark.parametrize("command, sig, code", [
+    pytest.param("sweep", signal.SIGTERM, 143, id="sweep-sigterm"),
+    pytest.param("sweep", signal.SIGINT, 130, id="sweep-ctrl-c"),
+    pytest.param("tune", signal.SIGTERM, 143, id="tune-sigterm"),
+])
+def test_a_stopped_sweep_kills_a_worker_stuck_past_sigterm_and_keeps_the_finished_cells(tmp_path, command, sig, code):
+    """A worker that does not end at SIGTERM (blocked in native code; here one that ignores it, the
+    STUCK_CELL hook) outlived the pool's terminate(), and the executor's shutdown waited for it:
+    the command hung for ever after its "interrupted" line. Now killed STOP_GRACE_S after."""
+    files = write_scenarios(tmp_path, {name: (i, 700) for i, name in enumerate(("a", "b", "c", "stuck"), 1)},
+                            duration="4m")
+    out, marker = tmp_path / "out", tmp_path / "stuck-worker-ready"
+    args = (["sweep", *files, "--set", f"{TARGET}=60", "--no-hpa", "-o", str(out), "--no-report"] if command == "sweep"
+            else ["tune", str(DEFAULT_POLICY), "--scenarios", ",".join(files), "--set", f"{TARGET}=60,90", "--trials", "2",
+                  "--max-violation-minutes", "100", "--work", str(out), "-o", str(tmp_path / "tuned.yaml")])
+    # a session of its own, as a terminal's foreground job: Ctrl-C reaches the whole group, the
+    # workers too (they ignore it); SIGTERM the command alone, as kill(1) or a service manager sends it
+    proc = subprocess.Popen([sys.executable, "-c", STUCK_CELL, str(marker), *args, "--jobs", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, "CI": "true"}, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        # the first cell runs in the command (it warms the workers' fork), then a, b and stuck on two workers
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None and not (
+                marker.exists() and len(list(out.glob("cells/*.json"))) == 3):
+            time.sleep(0.1)
+        assert proc.poll() is None and marker.exists(), "the stuck worker never started"
+        assert len(list(out.glob("cells/*.json"))) == 3, "the other cells did not finish"
+        sent = time.monotonic()
+        os.killpg(proc.pid, sig) if sig == signal.SIGINT else proc.send_signal(sig)
+        try:
+            _, err = proc.communicate(timeout=STOP_GRACE_S + 30)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{command} still running {STOP_GRACE_S + 30:.0f} s after {sig.name}: its stuck worker waited for")
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == code, err
+    assert "interrupted: the finished cells are kept in" in err and "Traceback" not in err, err
+    assert took < STOP_GRACE_S + STOP_MARGIN_S, f"stopped in {took:.1f} s"
+    assert _left_in_group(proc.pid) == []  # the stuck worker killed and reaped before the command exited
+    assert len(list(out.glob("cells/*.json"))) == 3  # what finished is kept: the same command resumes there
