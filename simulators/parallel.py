@@ -117,15 +117,23 @@ _PR_SET_PDEATHSIG = 1
 def stop_workers(procs: Sequence, grace_s: float = STOP_GRACE_S) -> None:
     """End every started process of ``procs`` (multiprocessing.Process) still alive: SIGTERM,
     then SIGKILL to those still alive ``grace_s`` seconds later; each reaped, so none outlives the
-    command, within about 2 x ``grace_s`` whatever they do."""
+    command, within about 2 x ``grace_s`` whatever they do. A Ctrl-C or SIGTERM meanwhile (a user
+    pressing Ctrl-C again during the grace) is only recorded (STOPS_DEFERRED; raised by the stop
+    this serves): raised here, it skipped the kill and left a worker stuck past SIGTERM running."""
     alive = [p for p in procs if p.pid is not None and p.is_alive()]
-    for p in alive:
-        p.terminate()
-    _join_all(alive, grace_s)
-    stuck = [p for p in alive if p.is_alive()]
-    for p in stuck:
-        p.kill()
-    _join_all(stuck, grace_s)
+    if not alive:  # the common end: every worker joined already (nothing deferred then)
+        return
+    STOPS_DEFERRED.append(True)
+    try:
+        for p in alive:
+            p.terminate()
+        _join_all(alive, grace_s)
+        stuck = [p for p in alive if p.is_alive()]
+        for p in stuck:
+            p.kill()
+        _join_all(stuck, grace_s)
+    finally:
+        STOPS_DEFERRED.pop()
 
 
 def _join_all(procs: Sequence, within_s: float) -> None:

@@ -233,15 +233,19 @@ STOP_MARGIN_S = 4.0
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="workers fork on Linux only; needs /proc")
-@pytest.mark.parametrize("command, sig, code", [
-    pytest.param("sweep", signal.SIGTERM, 143, id="sweep-sigterm"),
-    pytest.param("sweep", signal.SIGINT, 130, id="sweep-ctrl-c"),
-    pytest.param("tune", signal.SIGTERM, 143, id="tune-sigterm"),
+@pytest.mark.parametrize("command, sig, code, twice", [
+    pytest.param("sweep", signal.SIGTERM, 143, False, id="sweep-sigterm"),
+    pytest.param("sweep", signal.SIGINT, 130, False, id="sweep-ctrl-c"),
+    pytest.param("sweep", signal.SIGINT, 130, True, id="sweep-ctrl-c-twice"),
+    pytest.param("tune", signal.SIGTERM, 143, False, id="tune-sigterm"),
 ])
-def test_a_stopped_sweep_kills_a_worker_stuck_past_sigterm_and_keeps_the_finished_cells(tmp_path, command, sig, code):
+def test_a_stopped_sweep_kills_a_worker_stuck_past_sigterm_and_keeps_the_finished_cells(tmp_path, command, sig, code,
+                                                                                        twice):
     """A worker that does not end at SIGTERM (blocked in native code; here one that ignores it, the
     STUCK_CELL hook) outlived the pool's terminate(), and the executor's shutdown waited for it:
-    the command hung for ever after its "interrupted" line. Now killed STOP_GRACE_S after."""
+    the command hung for ever after its "interrupted" line. Now killed STOP_GRACE_S after.
+    ``twice``: a second Ctrl-C during that grace (an impatient user) raised inside the stop and
+    skipped the kill, leaving the stuck worker behind the command."""
     files = write_scenarios(tmp_path, {name: (i, 700) for i, name in enumerate(("a", "b", "c", "stuck"), 1)},
                             duration="4m")
     out, marker = tmp_path / "out", tmp_path / "stuck-worker-ready"
@@ -264,6 +268,9 @@ def test_a_stopped_sweep_kills_a_worker_stuck_past_sigterm_and_keeps_the_finishe
         assert len(list(out.glob("cells/*.json"))) == 3, "the other cells did not finish"
         sent = time.monotonic()
         os.killpg(proc.pid, sig) if sig == signal.SIGINT else proc.send_signal(sig)
+        if twice:
+            time.sleep(1.0)  # inside the grace: the stuck worker got SIGTERM and is waited for
+            os.killpg(proc.pid, sig)
         try:
             _, err = proc.communicate(timeout=STOP_GRACE_S + 30)
         except subprocess.TimeoutExpired:
