@@ -43,8 +43,8 @@ OVERLAYS = {"namespaced": {"shop"}, "cluster-wide": {"*"}}  # overlay -> scope o
 CONTROLLER_NAMESPACE = "setpoint"
 SERVICE_ACCOUNT = {"kind": "ServiceAccount", "name": "setpoint", "namespace": CONTROLLER_NAMESPACE}
 
-#: Adapter function -> the code path its calls serve. ``resume`` is `setpoint resume`, run by a
-#: person with their own credentials, not by the controller's ServiceAccount.
+#: Adapter function -> the code path its calls serve. ``resume`` is `setpoint resume` and `setpoint
+#: accept`, run by a person with their own credentials, not by the controller's ServiceAccount.
 CODE_PATHS = {
     "KubernetesCluster.resolve": "scaling",
     "KubernetesCluster._snapshot": "scaling",
@@ -60,6 +60,7 @@ CODE_PATHS = {
     "LeaderElector.try_acquire_or_renew": "leader-election",
     "LeaderElector._release": "leader-election",
     "KubernetesCluster.annotate": "resume",
+    "KubernetesCluster.read_current_revision": "resume",  # setpoint accept: the revision it may accept
     "KubernetesStateStore._read": "state",
     "KubernetesStateStore.save": "state",
     "KubernetesStateStore.delete": "state",  # a removed policy's state, once it no longer matters
