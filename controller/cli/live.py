@@ -434,16 +434,13 @@ def resume(
     from datetime import datetime, timezone
 
     from controller.adapters.kubernetes import KubernetesCluster
-    from controller.errors import ActuationError
     from controller.model import RESUME_ANNOTATION
 
     ref = resume_target(target, namespace, kind)
     cluster = KubernetesCluster(kubeconfig=kubeconfig, context=context, emit_events=False)
     try:
-        cluster.annotate(ref, RESUME_ANNOTATION, datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    except ActuationError as exc:
-        why = str(exc).removeprefix(f"annotate {ref}: ")  # the adapter names the call; say what it was for
-        fail([f"{ref}: cannot write the resume annotation: {why}"])
+        _annotate_or_fail(cluster, ref, RESUME_ANNOTATION, datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                          "resume")
     finally:
         cluster.close()
     typer.echo(f"{ref}: resume requested; the controller re-arms it (and ends a hands-off) on its next cycle")
@@ -554,8 +551,6 @@ WORKLOAD_KINDS = {"deployment": "Deployment", "deployments": "Deployment", "depl
 def resume_target(target: str, namespace: str, kind: str):
     """The TargetRef of ``setpoint resume TARGET``, or exit 1 naming what is wrong (an empty or
     extra path segment went to the API server as a path: 405, or a 404 for another name)."""
-    import re
-
     from controller.model import TargetRef
     from controller.policy.fields import DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN
 

@@ -670,4 +670,3 @@ def _hung_verify_line(h: dict) -> str:
         return ""
     return (f"\n    verification: judged {format_duration(until - at)} on, the replacement's start-up + notReadyFor + a "
             f"cycle (the first it could be seen hung; no other health action on the target meanwhile)")
-

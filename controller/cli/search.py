@@ -118,8 +118,6 @@ def _run_sweep(grid, out: Path, jobs: int, ray_address: str | None):
 
     cells = grid.cells()
     store = CellStore(out / "cells")
-    from controller.policy.summary import plural
-
     where = f"Ray ({ray_address})" if ray_address else plural(jobs, "local worker")
     console = Console(stderr=True)
     typer.echo(f"sweep: {plural(len(grid.scenarios), 'scenario')} x {plural(len(grid.variants), 'variant')} x "
@@ -341,8 +339,6 @@ def tune(
         fail([f"{every} refused by the policy's rules, so no budget was "
               f"tried; check the --set paths and ranges. The first: {refused[0]['error']}"])
     if result.best is None:
-        from controller.policy.summary import plural
-
         fail([f"no trial met the budget ({result.budget.describe()}) in {plural(trials, 'trial')}; raise the budget, widen "
               f"the --set ranges or run more --trials"])
     for line in provenance(result, __version__, dist_version("optuna"))[2:]:

@@ -20,6 +20,7 @@ import numpy as np
 from controller.core.scaling.decide import Decision
 from controller.core.health.heal import HealingDecision, HealthObservation, HealthState
 from controller.core.health.checks import PodTable
+from controller.core.health.hung import pods_starting
 from controller.core.health.params import HealthParams, HealthReason, Remedy, Scope
 from controller.core.health.revision_test import Measure, latency_stats, ratio_stats
 from controller.errors import MetricsUnavailable
@@ -203,9 +204,8 @@ def overload_signal(view: ClusterView, decision: Decision | None,
     ``observe_health`` hands the two parts to the core instead (``HealthObservation.stuck`` beside
     :func:`scaling_wants_more`), which adds the hung pods from its own evaluation of the check."""
     stuck = stuck_pods(view, decision, targets, withheld)
-    if hung is not None:
-        stuck = np.maximum(stuck, np.asarray(hung, np.int64))
-    return (view.ready + stuck < view.spec) | scaling_wants_more(view, decision)
+    return pods_starting(view.ready, stuck, view.spec, None if hung is None else np.asarray(hung, np.int64)) | \
+        scaling_wants_more(view, decision)
 
 
 def stuck_pods(view: ClusterView, decision: Decision | None, targets: Sequence[TargetRef] = (),

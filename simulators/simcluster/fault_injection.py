@@ -78,15 +78,19 @@ class FaultInjection:
         ranks[live[np.argsort(self._pod_serial[i, live], kind="stable")]] = np.arange(live.size)
         return ranks
 
+    def _victims(self, i: int, slots: np.ndarray, stream, count: int, ordinal: int | None) -> np.ndarray:
+        """Positions among row ``i``'s candidate ``slots`` (in canonical order) of a fault's victims:
+        the one ``ordinal`` names (no draw), else ``count`` drawn from the service's ``stream``."""
+        if ordinal is not None:
+            return F.named_victim(slots, self._victim_ranks(i), ordinal)
+        return F.choose_victims(stream(self.names[i]), slots.size, count)
+
     def _pod_crash(self, rows: np.ndarray, count: int, now: float, ordinal: int | None = None) -> None:
         for i in rows.tolist():
             phase = self._pod_phase[i]
             slots = np.flatnonzero((phase == STARTING) | (phase == READY))
             slots = slots[np.argsort(self._pod_serial[i, slots], kind="stable")]
-            if ordinal is not None:
-                victims = slots[F.named_victim(slots, self._victim_ranks(i), ordinal)]
-            else:
-                victims = slots[F.choose_victims(self.streams.pod_crash(self.names[i]), slots.size, count)]
+            victims = slots[self._victims(i, slots, self.streams.pod_crash, count, ordinal)]
             self._restart_containers(np.full(victims.size, i), i * self.K + victims, np.full(victims.size, now))
         self._refresh(rows)
 
@@ -101,10 +105,7 @@ class FaultInjection:
             for i in rows.tolist():
                 slots = np.flatnonzero(self._pod_phase[i] == READY)
                 slots = slots[np.argsort(self._pod_serial[i, slots], kind="stable")]
-                if ordinal is not None:
-                    victims = slots[F.named_victim(slots, self._victim_ranks(i), ordinal)]
-                else:
-                    victims = slots[F.choose_victims(self.streams.pod_hang(self.names[i]), slots.size, count)]
+                victims = slots[self._victims(i, slots, self.streams.pod_hang, count, ordinal)]
                 hung += [(i, int(s)) for s in self._pod_serial[i, victims].tolist()]
                 flat = i * self.K + victims
                 self._flat_phase[flat] = STARTING  # phase end stays INF: held until released

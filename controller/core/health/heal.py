@@ -18,7 +18,7 @@ from controller.core.arbitrate import Arbitration, ArbitrationInput, arbitrate
 from controller.core.scaling.decide import Decision
 from controller.core.health.checks import (CheckTable, CheckView, PodState, PodTable, check_view, evaluate,
                                            firing_pod_mask, pod_view)
-from controller.core.health.hung import HungPods, evaluate_hung
+from controller.core.health.hung import HungPods, evaluate_hung, pods_starting
 from controller.core.health.params import (HEALTH_REASON_CODES, Act, HealthParams, HealthReason, Phase, Remedy,
                                            Scope)
 from controller.core.health.revision_test import Measure, RevisionTestState, Verdict, step_tests, summary_values
@@ -920,8 +920,7 @@ def _overload(params: HealthParams, obs: HealthObservation, current: np.ndarray,
         overloaded = obs.overloaded | (obs.utilization > ov.utilization_above) | (
             ov.when_scaling_wants_more & (desired > current))
     if obs.stuck is not None:
-        stuck = obs.stuck if hung is None else np.maximum(obs.stuck, hung.hung)
-        overloaded = overloaded | (obs.ready + stuck < current)
+        overloaded = overloaded | pods_starting(obs.ready, obs.stuck, current, None if hung is None else hung.hung)
     if not params.scales:  # no replicas bounds: never a scale-up (a ceiling of 2**31 - 1 let it grow unbounded)
         return overloaded, np.asarray(current, dtype=np.int64).copy()
     step = np.maximum(1, np.ceil(current * params.scale_up_step_ratio)).astype(np.int64)

@@ -66,6 +66,17 @@ def hung_seconds(table: PodTable, first_seen: np.ndarray, startup_s: np.ndarray,
     return evaluate_hung(table, first_seen, startup_s, np.full(np.size(startup_s), np.inf), now, 0).seconds
 
 
+def pods_starting(ready: np.ndarray, stuck: np.ndarray, current: np.ndarray, hung: np.ndarray | None = None
+                  ) -> np.ndarray:
+    """(N,) bool: fewer pods Ready than ``current`` (spec replicas) beyond those not Ready for a
+    cause other than load, the larger of ``stuck`` (crash-looping, withheld: the shell's count) and
+    ``hung`` (judged hung by a hung-pod check; None: none): pods still starting, the overload
+    signal's part that a restart would not cure. All (N,)."""
+    if hung is not None:
+        stuck = np.maximum(stuck, hung)
+    return ready + stuck < current
+
+
 @dataclass(frozen=True)
 class HungPods:
     """One evaluation of H hung checks over P pods of N targets (``evaluate_hung``).
