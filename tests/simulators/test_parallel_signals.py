@@ -149,17 +149,19 @@ def test_a_ctrl_c_that_reaches_a_worker_alone_is_left_to_the_command(monkeypatch
     monkeypatch.setattr(parallel, "MIN_PARALLEL_TICKS", 0)
     sc = load_scenario_text(SCENARIO.format(duration="30m"), "lockstep.yaml")
     sent: list[int] = []
-    worker_ticked: list[int] = []  # its handlers are its own by its first tick (take_worker_signals runs first)
+    ticks = 30 * 60 // 5
 
-    def first_tick(k: int) -> None:
-        if worker_ticked and not sent:
+    def worker_ticked(k: int) -> None:
+        # the worker's progress, relayed here: it has set its own handlers by its first tick
+        # (take_worker_signals runs first) and is still running until its last (``ticks``)
+        if not sent and k < ticks:
             (worker,) = [p for p in multiprocessing.active_children() if p.name == "setpoint-sim-1"]
             os.kill(worker.pid, signal.SIGINT)
             sent.append(worker.pid)
 
     try:
         shared = run_controllers(sc, specs()[:2], keep_records=[True, False],
-                                 on_ticks=[first_tick, worker_ticked.append], jobs=2)
+                                 on_ticks=[None, worker_ticked], jobs=2)
     except KeyboardInterrupt:  # not left to reach pytest: it would end the whole session
         pytest.fail("the worker's Ctrl-C was raised here")
     assert sent
