@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -295,6 +295,38 @@ class ListedPodSamples:
     means: tuple[np.ndarray, np.ndarray] | None = None
 
 
+@direct_init
+@dataclass(frozen=True)
+class PaddedPodSamples:
+    """The pods of N targets with one per-pod metric's samples, where the cluster keeps them (a
+    padded per-row layout): what ``ListedPodSamples`` holds, unlisted (listing every pod each
+    cycle cost more than reading them in place).
+
+    Target i's pods are the slots of row ``rows[i]`` of the (R, K) arrays before ``ends[row]``
+    (R,) whose ``phase`` is not ``empty``; ``exists`` (N,): targets that are not have none; a pod
+    is Pending where its phase is ``pending_code``, Ready where ``ready_code``; start_time,
+    transition_time (R, K): epoch s (NaN unset). values, age_s (N,): the sample of every running
+    pod of target i (NaN: none) and its age. window_s and means as ListedPodSamples'. ``listed``
+    (): the same pods and samples listed (a ListedPodSamples), for a reader that needs them.
+    The arrays may be the cluster's own: read them, and call ``listed``, before it changes.
+    """
+
+    rows: np.ndarray
+    exists: np.ndarray
+    ends: np.ndarray
+    phase: np.ndarray
+    start_time: np.ndarray
+    transition_time: np.ndarray
+    empty: int
+    pending_code: int
+    ready_code: int
+    values: np.ndarray
+    age_s: np.ndarray
+    window_s: float
+    means: tuple[np.ndarray, np.ndarray]
+    listed: Callable[[], ListedPodSamples]
+
+
 @runtime_checkable
 class ListedPodMetricsSource(Protocol):
     """Optional capability of a PodMetricsSource that reads the same pods as a Cluster's
@@ -306,9 +338,9 @@ class ListedPodMetricsSource(Protocol):
         """``query_listed_pods`` lists the pods ``cluster.list_pods`` would."""
 
     def query_listed_pods(self, expr: str, targets: Sequence[TargetRef],
-                          at: float) -> "ListedPodSamples | Samples | None":
-        """``query_pods(expr, targets, at)`` joined to the pods of ``targets``; Samples when the
-        expression gives workload values; None when this read is not available (then call
+                          at: float) -> "ListedPodSamples | PaddedPodSamples | Samples | None":
+        """``query_pods(expr, targets, at)`` joined to the pods of ``targets`` (listed, or in the
+        cluster's own layout); Samples when the expression gives workload values; None when this read is not available (then call
         ``list_pods`` and ``query_pods``). Raises MetricsUnavailable as ``query_pods``."""
 
 
