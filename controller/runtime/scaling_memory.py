@@ -81,7 +81,8 @@ class ScalingMemory:
                 return self._decided
             except compiled.KERNEL_ERRORS as exc:  # raised when compiling: on a workspace's first cycle,
                 compiled.mark_broken(exc)  # whose copy the forecast kernel may have stepped; _state is untouched
-        return decide(params, obs, self.state, now)
+        # in place, the state is given up to the decision (the hpa preset's history is updated, not copied)
+        return decide(params, obs, self.state, now, consume=self.in_place)
 
     def commit(self, decision: Decision, applied: np.ndarray | bool, replicas: np.ndarray | None) -> None:
         """The state for the next cycle: ``decision``'s scale events for the ``applied`` rows

@@ -191,3 +191,56 @@ def test_decide_of_the_preset_is_decide_numpy(monkeypatch, seed):
         assert_same((got.norm, got.state.norm), (want.norm, want.state.norm))
         np.testing.assert_array_equal(got.proposals, want.proposals)
         state = want.state
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(runs())
+def test_in_place_same_as_reference_on_generated_runs(run):
+    """In place (the state given up each cycle), the history is updated where it is, not copied:
+    the same arrays as the reference's, cycle after cycle; the state
+    returned is the one given (an empty state's arrays are its own: written from the first)."""
+    params, steps = run
+    state, ref_state = NormState.empty(steps[0][1].size, params), NormState.empty(steps[0][1].size, params)
+    now = NOW
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(compiled, "switch", "1")
+        for dt, current, proposals, valid in steps:
+            now += dt
+            ref = normalize(params, current, proposals, valid, ref_state, now)
+            given_up = state
+            fast = hpa_normalize.try_normalize(params, current, proposals, valid, state, now, in_place=True)
+            assert_same(fast, ref)
+            assert fast[1] is given_up
+            state, ref_state = fast[1], ref[1]
+
+
+def test_in_place_copies_a_history_it_may_not_write(monkeypatch):
+    """A read-only history (a state shared with another reader) is copied, left as it was."""
+    monkeypatch.setattr(compiled, "switch", "1")
+    params = hpa()
+    v, t = history([[6.0, 9.0]], [[10.0, 40.0]], NOW, params.history_slots)
+    v.flags.writeable = t.flags.writeable = False
+    state = dataclasses.replace(NormState.empty(1, params), rec_values=v, rec_times=t)
+    before = v.copy(), t.copy()
+    fast = hpa_normalize.try_normalize(params, np.array([5.0]), np.array([[3.0, 2.0]]), np.ones((1, 2), bool), state,
+                                       NOW, in_place=True)
+    assert fast[1] is not state
+    np.testing.assert_array_equal(v, before[0])
+    np.testing.assert_array_equal(t, before[1])
+    assert_same(fast, normalize(params, np.array([5.0]), np.array([[3.0, 2.0]]), np.ones((1, 2), bool), state, NOW))
+
+
+@pytest.mark.parametrize("seed", [pytest.param(s, id=f"seed-{s}") for s in (1, 2, 3)])
+def test_decide_consuming_the_state_is_decide_numpy(monkeypatch, seed):
+    """decide with the state given up (the scaling memory's in-place path): the numpy stages'
+    Decision, cycle after cycle, the history kept in the same arrays."""
+    monkeypatch.setattr(compiled, "switch", "1")
+    params, n = hpa(), 5
+    state, ref_state = ScalingState.empty(n, params), ScalingState.empty(n, params)  # not one: one is given up
+    arrays = set()
+    for now, obs in hpa_observations(seed, n, 40):
+        got, want = decide(params, obs, state, now, consume=True), decide_numpy(params, obs, ref_state, now)
+        assert_same((got.norm, got.state.norm), (want.norm, want.state.norm))
+        state, ref_state = got.state, want.state
+        arrays.add(id(state.norm.rec_values))
+    assert len(arrays) == 1

@@ -148,7 +148,13 @@ def _add_missing(sums, t, request, target_util):
     """A pod without a sample: counted at max(100, target)% of its request below target."""
     sums[_MISSING, t] += 1
     sums[_MISSING_REQUEST, t] += request
-    sums[_MISSING_USAGE, t] += _trunc_div(request * (target_util if target_util > 100 else 100), 100)
+    sums[_MISSING_USAGE, t] += _missing_usage(request, target_util)
+
+
+@jit
+def _missing_usage(request, target_util):
+    """What a pod without a sample counts for: max(100, target)% of its request."""
+    return _trunc_div(request * (target_util if target_util > 100 else 100), 100)
 
 
 @jit
@@ -506,10 +512,10 @@ def _padded_utilization_kernel(rows, exists, ends, phase, start_time, transition
     they sit: target a's pods are the slots of row ``rows[a]`` (of the (R, K) ``phase``,
     ``start_time``, ``transition_time``) before ``ends[row]`` whose phase is not ``empty``; a slot
     is Pending at ``pending_code``, Ready at ``ready_code``; every running pod of target a has
-    the sample ``values[a]`` (NaN: none) of age ``ages[a]``. Each pod adds to its target's int64
-    counts and sums as its listed row would (exact whatever the order: no sort by serial), so
-    the result is the listed pass's on the same pods. Returns what _listed_utilization_kernel
-    returns."""
+    the sample ``values[a]`` (NaN: none) of age ``ages[a]``. A target's pods share their request
+    and sample, so each is only counted in its group (_listed_group) and the target's sums are
+    made from the counts (count x value: the int64 sums the listed pass adds pod by pod, in any
+    order). Returns what _listed_utilization_kernel returns."""
     n = current.shape[0]
     sums = np.zeros((_N_SUMS, n), np.int64)
     largest = abs(request_milli)
@@ -520,36 +526,63 @@ def _padded_utilization_kernel(rows, exists, ends, phase, start_time, transition
         r, v = rows[a], values[a]
         sampled = math.isfinite(v)
         usage = _milli(v) if sampled else 0
+        listed, with_sample, ready, missing, unready = 0, 0, 0, 0, 0
         for s in range(ends[r]):
             ph = phase[r, s]
             if ph == empty:
                 continue
-            p += 1
-            sums[_LISTED, a] += 1
+            listed += 1
             pending = ph == pending_code
             has_sample = sampled and not pending
-            if has_sample:
-                sums[_SAMPLED, a] += 1
-                largest = max(largest, abs(usage))
-            _add_listed_pod(sums, a, pending, ph == ready_code, has_sample, usage if has_sample else 0,
-                            now - start_time[r, s], now - transition_time[r, s], ages[a], request_milli,
-                            target_util[a], cpu_rules[a], window_s, cpu_period_s, readiness_delay_s)
+            with_sample += has_sample
+            g = _listed_group(pending, ph == ready_code, has_sample, now - start_time[r, s],
+                              now - transition_time[r, s], ages[a], cpu_rules[a], window_s, cpu_period_s,
+                              readiness_delay_s)
+            if g == _G_READY:
+                ready += 1
+            elif g == _G_MISSING:
+                missing += 1
+            else:
+                unready += 1
+        p += listed
+        if with_sample:
+            largest = max(largest, abs(usage))
+        sums[_LISTED, a], sums[_SAMPLED, a] = listed, with_sample
+        sums[_READY, a], sums[_USAGE, a], sums[_REQUEST, a] = ready, ready * usage, ready * request_milli
+        sums[_UNREADY, a], sums[_UNREADY_REQUEST, a] = unready, unready * request_milli
+        sums[_MISSING, a], sums[_MISSING_REQUEST, a] = missing, missing * request_milli
+        sums[_MISSING_USAGE, a] = missing * _missing_usage(request_milli, target_util[a])
     return _listed_proposals(sums, n_stray, current, target_util, tol_down, tol_up) + (largest, p)
+
+
+_G_UNREADY, _G_MISSING, _G_READY = 0, 1, 2  # groupPods' groups of a counted pod (ignored pods are not listed)
+
+
+@compiled.jit_inline
+def _listed_group(pending, ready, has_sample, start_age, transition_age, age, cpu_rules, window_s, cpu_period_s,
+                  readiness_delay_s):
+    """groupPods' group of one listed pod (its columns as scalars, ages at now: an unset
+    transition's NaN is Go's zero time), _utilization_kernel's order of the tests."""
+    if pending:
+        return _G_UNREADY
+    if not has_sample:
+        return _G_MISSING
+    if cpu_rules and _cpu_unready(False, not ready, start_age, transition_age, age, window_s, cpu_period_s,
+                                  readiness_delay_s):
+        return _G_UNREADY
+    return _G_READY
 
 
 @compiled.jit_inline
 def _add_listed_pod(sums, t, pending, ready, has_sample, usage, start_age, transition_age, age, request_milli,
                     target_util, cpu_rules, window_s, cpu_period_s, readiness_delay_s):
-    """groupPods for one listed pod of target t (its columns as scalars, ages at now: an unset
-    transition's NaN is Go's zero time), into its counts and sums (_utilization_kernel's order of
-    the groups)."""
-    if pending:
+    """One listed pod of target t into its counts and sums, in its group (_listed_group)."""
+    g = _listed_group(pending, ready, has_sample, start_age, transition_age, age, cpu_rules, window_s, cpu_period_s,
+                      readiness_delay_s)
+    if g == _G_UNREADY:
         _add_unready(sums, t, request_milli)
-    elif not has_sample:
+    elif g == _G_MISSING:
         _add_missing(sums, t, request_milli, target_util)
-    elif cpu_rules and _cpu_unready(False, not ready, start_age, transition_age, age, window_s, cpu_period_s,
-                                    readiness_delay_s):
-        _add_unready(sums, t, request_milli)
     else:
         _add_ready(sums, t, usage, request_milli)
 
