@@ -8,6 +8,11 @@ without copying the state each cycle (~4x less CPU per cycle for a forecast poli
 bench/decide.py's live rows). Without it (or for a policy the kernel does not cover) every cycle
 calls the pure ``decide``, which copies the state into a fresh workspace each time.
 
+For the ``hpa`` preset (not covered by the kernel) the pure ``decide`` runs with the state given
+up (``consume``): its compiled normalize stage updates the recommendation history in place
+rather than copying it (core/scaling/hpa_normalize.py); the Decision's ``kept`` is then the
+state's arrays, which the next cycle updates (a caller keeping a state reads ``snapshot``).
+
 The workspace becomes the state's keeper only once a cycle succeeded in it (a kernel failing
 to compile on its first cycle leaves the numpy fallback the untouched state), and
 ``decide_into`` checks the observation before it touches the state, so a cycle that fails
@@ -50,8 +55,14 @@ class ScalingMemory:
         self._state, self._ws = state, None
 
     def snapshot(self) -> ScalingState:
-        """A copy of the state that leaves it where it is kept (the workspace, if any, stays)."""
-        return self._ws.state() if self._ws is not None else self._state
+        """A copy of the state that leaves it where it is kept (the workspace, if any, stays). In
+        place, a ScalingState is copied too: the next decision may update its arrays (the hpa
+        preset's history, decide(consume=True))."""
+        if self._ws is not None:
+            return self._ws.state()
+        if not self.in_place:
+            return self._state
+        return self._state.take(np.arange(self._state.norm.missing_since.shape[0]))
 
     def events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The scale events as (N, E) arrays: up changes, up times, down changes, down times
