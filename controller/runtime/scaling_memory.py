@@ -8,11 +8,6 @@ without copying the state each cycle (~4x less CPU per cycle for a forecast poli
 bench/decide.py's live rows). Without it (or for a policy the kernel does not cover) every cycle
 calls the pure ``decide``, which copies the state into a fresh workspace each time.
 
-For the ``hpa`` preset (not covered by the kernel) the pure ``decide`` runs with the state given
-up (``consume``): its compiled normalize stage updates the recommendation history in place
-rather than copying it (core/scaling/hpa_normalize.py); the Decision's ``kept`` is then the
-state's arrays, which the next cycle updates (a caller keeping a state reads ``snapshot``).
-
 The workspace becomes the state's keeper only once a cycle succeeded in it (a kernel failing
 to compile on its first cycle leaves the numpy fallback the untouched state), and
 ``decide_into`` checks the observation before it touches the state, so a cycle that fails
@@ -55,14 +50,8 @@ class ScalingMemory:
         self._state, self._ws = state, None
 
     def snapshot(self) -> ScalingState:
-        """A copy of the state that leaves it where it is kept (the workspace, if any, stays). In
-        place, a ScalingState is copied too: the next decision may update its arrays (the hpa
-        preset's history, decide(consume=True))."""
-        if self._ws is not None:
-            return self._ws.state()
-        if not self.in_place:
-            return self._state
-        return self._state.take(np.arange(self._state.norm.missing_since.shape[0]))
+        """A copy of the state that leaves it where it is kept (the workspace, if any, stays)."""
+        return self._ws.state() if self._ws is not None else self._state
 
     def events(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The scale events as (N, E) arrays: up changes, up times, down changes, down times
@@ -92,8 +81,7 @@ class ScalingMemory:
                 return self._decided
             except compiled.KERNEL_ERRORS as exc:  # raised when compiling: on a workspace's first cycle,
                 compiled.mark_broken(exc)  # whose copy the forecast kernel may have stepped; _state is untouched
-        # in place, the state is given up to the decision (the hpa preset's history is updated, not copied)
-        return decide(params, obs, self.state, now, consume=self.in_place)
+        return decide(params, obs, self.state, now)
 
     def commit(self, decision: Decision, applied: np.ndarray | bool, replicas: np.ndarray | None) -> None:
         """The state for the next cycle: ``decision``'s scale events for the ``applied`` rows

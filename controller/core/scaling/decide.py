@@ -7,7 +7,7 @@ combine -> stabilize -> limit -> desired, each stage's output kept for the decis
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from functools import cached_property, partial
+from functools import cached_property
 
 import numpy as np
 
@@ -303,10 +303,8 @@ class Decision:
         return [self.record(i, policy, t, metric_names) for i, t in enumerate(targets)]
 
 
-def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: float, consume: bool = False) -> Decision:
-    """Decide for every target of one policy. Pure: same inputs, same Decision. ``consume``: the
-    caller gives ``state`` up (it keeps the Decision's): the ``hpa`` preset's compiled normalize
-    stage may then update its history in place (hpa_normalize.try_normalize), the same Decision.
+def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: float) -> Decision:
+    """Decide for every target of one policy. Pure: same inputs, same Decision.
 
     Runs the compiled kernel (core/scaling/compiled.py) when it covers the policy, else numpy stages
     (for the ``hpa`` preset without behavior, its signal and normalize stages compiled:
@@ -318,9 +316,7 @@ def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: flo
         except compiled.KERNEL_ERRORS as exc:
             compiled.mark_broken(exc)
     if compiled.enabled() and hpa_normalize.supports(params):  # the hpa preset: its signal and normalize stages compiled
-        normalize_stage = partial(hpa_normalize.normalize_compiled, in_place=True) if consume else \
-            hpa_normalize.normalize_compiled
-        return decide_numpy(params, obs, state, now, normalize_stage=normalize_stage,
+        return decide_numpy(params, obs, state, now, normalize_stage=hpa_normalize.normalize_compiled,
                             signal_stage=signal_compiled.read_signal_fast)
     return decide_numpy(params, obs, state, now)
 

@@ -37,9 +37,8 @@ def supports(params: PolicyParams) -> bool:
 
 
 @jit
-def _scan_history(old_v, old_t, rec_v, rec_t, current, now, cut_window, cut_keep, copy):
-    """Copy the (H, N) history ``old_v``, ``old_t`` into ``rec_v``, ``rec_t`` (``copy`` False:
-    they are the same arrays, only the seeds are written), seeding a target
+def _scan_history(old_v, old_t, rec_v, rec_t, current, now, cut_window, cut_keep):
+    """Copy the (H, N) history ``old_v``, ``old_t`` into ``rec_v``, ``rec_t``, seeding a target
     seen for the first time (slot 0 empty: is_empty looks at slot 0 only) with (current, now),
     and per target (column) of the copy: the max of the values whose time is inside the window
     (at or after ``cut_window``; -inf when none, NaN when one is NaN, np.maximum's fold in slot
@@ -56,11 +55,9 @@ def _scan_history(old_v, old_t, rec_v, rec_t, current, now, cut_window, cut_keep
     for s in range(slots):
         for i in range(n):
             t, v = old_t[s, i], old_v[s, i]
-            seed = s == 0 and t != t
-            if seed:
+            if s == 0 and t != t:
                 t, v = now, current[i]
-            if copy or seed:
-                rec_v[s, i], rec_t[s, i] = v, t
+            rec_v[s, i], rec_t[s, i] = v, t
             if t >= cut_window:
                 high[i] = compiled.nan_max(high[i], v)
             k = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
@@ -72,13 +69,12 @@ def _scan_history(old_v, old_t, rec_v, rec_t, current, now, cut_window, cut_keep
 @jit
 def _normalize_legacy_kernel(current, proposals, valid, old_v, old_t, rec_v, rec_t, missing_since, now, lo, hi,
                              window_s, factor, minimum, combined_out, proposal_out, stabilized_out, desired_out,
-                             limit_out, reason_out, active_out, copy):
+                             limit_out, reason_out, active_out):
     """normalize.normalize for a legacy policy with HPA's semantics, N targets, in place.
 
     current (N,); proposals, valid (N, M); old_v, old_t (H, N) the history (the transposes of
     NormState's Fortran-ordered (N, H) arrays), read only; rec_v, rec_t (H, N) the new history,
-    written whole (``copy`` False: the same arrays as old_v, old_t, updated where the cycle
-    writes: a seed, its proposal); missing_since (N,) in place.
+    written whole; missing_since (N,) in place.
     Outputs (N,): combined, proposal, stabilized, desired (float64), limit reason, reason
     (int64), active (bool)."""
     n, m = proposals.shape
@@ -86,7 +82,7 @@ def _normalize_legacy_kernel(current, proposals, valid, old_v, old_t, rec_v, rec
     cut_window, cut_keep = now - window_s, now - window_s  # legacy: the history is kept for the down window
     up_cap_tighter_reason, max_reason = compiled._RL_UP, compiled._CL_MAX
     # the new history (first sight seeded with (current, now)), and its windows
-    highs, write_slot = _scan_history(old_v, old_t, rec_v, rec_t, current, now, cut_window, cut_keep, copy)
+    highs, write_slot = _scan_history(old_v, old_t, rec_v, rec_t, current, now, cut_window, cut_keep)
     for i in range(n):
         cur = current[i]
         # combine: max over the valid proposals (np.maximum: NaN propagates)
@@ -134,13 +130,9 @@ def _normalize_legacy_kernel(current, proposals, valid, old_v, old_t, rec_v, rec
 
 
 def try_normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, valid: np.ndarray,
-                  state: NormState, now: float, in_place: bool = False) -> tuple[NormResult, NormState] | None:
+                  state: NormState, now: float) -> tuple[NormResult, NormState] | None:
     """:func:`normalize.normalize` compiled (same arguments, same result, ``state`` untouched),
-    or None when the kernels are off or the policy is not covered: then call the reference.
-    ``in_place``: the caller gives ``state`` up: its history and missing_since are updated in
-    place where they can be (float64, Fortran-ordered, writeable: the arrays this function
-    returned the cycle before) and ``state`` itself returned, the same arrays as the copy: the
-    history is only read and one slot per target written, not copied whole each cycle."""
+    or None when the kernels are off or the policy is not covered: then call the reference."""
     if not (supports(params) and compiled.enabled()):
         return None
     current = np.ascontiguousarray(current, dtype=np.float64)
@@ -149,12 +141,8 @@ def try_normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarr
     # kernel's C-ordered (H, N) arrays), filled by the kernel from the old one (read as it is)
     old_v = np.asfortranarray(state.rec_values, dtype=np.float64)
     old_t = np.asfortranarray(state.rec_times, dtype=np.float64)
-    copy = not (in_place and _updatable(state, old_v, old_t))
-    if copy:
-        rec_v, rec_t = np.empty(old_v.shape, order="F"), np.empty(old_t.shape, order="F")
-        missing_since = np.array(state.missing_since, dtype=np.float64)
-    else:
-        rec_v, rec_t, missing_since = old_v, old_t, state.missing_since
+    rec_v, rec_t = np.empty(old_v.shape, order="F"), np.empty(old_t.shape, order="F")
+    missing_since = np.array(state.missing_since, dtype=np.float64)
     f = np.empty((4, n))
     limit_reason, reason = np.empty(n, np.int64), np.empty(n, np.int64)
     active = np.empty(n, np.bool_)
@@ -165,31 +153,21 @@ def try_normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarr
                                  float(now), float(params.min_replicas), float(params.max_replicas),
                                  float(params.scale_down.window_s), float(params.scale_up_limit_factor),
                                  float(params.scale_up_limit_minimum), f[0], f[1], f[2], f[3], limit_reason, reason,
-                                 active, copy)
+                                 active)
     except compiled.KERNEL_ERRORS as exc:
         compiled.mark_broken(exc)
         return None
     result = NormResult(combined=f[0], proposal=f[1], stabilized=f[2], desired=f[3], limit_reason=limit_reason,
                         reason=reason, scaling_active=active)
-    if not copy:
-        return result, state
     return result, dataclasses.replace(state, rec_values=rec_v, rec_times=rec_t, missing_since=missing_since)
-
-
-def _updatable(state: NormState, rec_v: np.ndarray, rec_t: np.ndarray) -> bool:
-    """The kernel can update ``state``'s history (``rec_v``, ``rec_t``: its arrays as the kernel
-    reads them) and missing_since in place: they are the state's own writeable float64 arrays."""
-    ms = state.missing_since
-    return (rec_v is state.rec_values and rec_t is state.rec_times and rec_v.flags.writeable and rec_t.flags.writeable
-            and isinstance(ms, np.ndarray) and ms.dtype == np.float64 and ms.flags.c_contiguous and ms.flags.writeable)
 
 
 def normalize_compiled(params: PolicyParams, current: np.ndarray, proposals: np.ndarray, valid: np.ndarray,
                        state: NormState, now: float, release_rows: np.ndarray | None = None,
-                       ready: np.ndarray | None = None, in_place: bool = False) -> tuple[NormResult, NormState]:
+                       ready: np.ndarray | None = None) -> tuple[NormResult, NormState]:
     """:func:`try_normalize`, or the reference when the kernel declines. ``release_rows`` as for
     the reference (``scaleDown.release: linear``, which the legacy preset the kernel covers has not);
-    ``ready`` unused: the ``hpa`` preset scales as HPA does; ``in_place`` as for try_normalize."""
-    fast = try_normalize(params, current, proposals, valid, state, now, in_place)
+    ``ready`` unused: the ``hpa`` preset scales as HPA does."""
+    fast = try_normalize(params, current, proposals, valid, state, now)
     return fast if fast is not None else reference_normalize(params, current, proposals, valid, state, now,
                                                              release_rows)
