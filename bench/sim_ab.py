@@ -15,14 +15,14 @@ Run: python bench/sim_ab.py --base /path/to/base [--branch .] [--rounds 10] [--h
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from decide_ab import ab_arguments, start  # bench/decide_ab.py: a checkout's child process (this script's directory is on the path)
 
 HERE = Path(__file__).resolve()
 
@@ -69,32 +69,20 @@ def child(checkout: Path, services: int, hours: float, controllers: str) -> None
         print(json.dumps([cpu, hours_of]), flush=True)
 
 
-def start(checkout: Path, args) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(checkout))
-    proc = subprocess.Popen([sys.executable, str(HERE), "--child", str(checkout), "--services", str(args.services),
-                             "--hours", str(args.hours), "--controllers", args.controllers], cwd=checkout, env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-    if proc.stdout.readline().strip() != "ready":
-        raise SystemExit(f"{checkout}: the child did not start")
-    return proc
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--base", type=Path, help="checkout A")
-    ap.add_argument("--branch", type=Path, default=HERE.parents[1], help="checkout B (default: this one)")
-    ap.add_argument("--rounds", type=int, default=10)
+    ap = ab_arguments(__doc__, 10)
     ap.add_argument("--hours", type=float, default=2.0, help="simulated hours per block")
     ap.add_argument("--services", type=int, default=1000)
     ap.add_argument("--controllers", default="hpa", help="comma-separated: hpa, policy")
-    ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args.child.resolve(), args.services, args.hours, args.controllers)
         return
     if args.base is None:
         ap.error("--base is required")
-    sides = {"A": start(args.base.resolve(), args), "B": start(args.branch.resolve(), args)}
+    child_args = ("--services", str(args.services), "--hours", str(args.hours), "--controllers", args.controllers)
+    sides = {side: start(checkout.resolve(), *child_args, script=HERE)
+             for side, checkout in (("A", args.base), ("B", args.branch))}
     ms_per_hour: dict[str, dict[str, list[float]]] = {"A": {}, "B": {}}
     replica_hours: dict[str, dict] = {}
     for r in range(args.rounds):

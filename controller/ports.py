@@ -13,6 +13,7 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from controller.core.scaling.hpa_propose import PodSlots
 from controller.model import Action, TargetRef, TargetSelector, TargetStatus, direct_init
 
 
@@ -298,28 +299,15 @@ class ListedPodSamples:
 @direct_init
 @dataclass(frozen=True)
 class PaddedPodSamples:
-    """The pods of N targets with one per-pod metric's samples, where the cluster keeps them (a
-    padded per-row layout): what ``ListedPodSamples`` holds, unlisted (listing every pod each
-    cycle cost more than reading them in place).
+    """The pods of N targets with one per-pod metric's samples, where the cluster keeps them
+    (``slots``, a padded per-row layout: core/scaling/hpa_propose.PodSlots): what
+    ``ListedPodSamples`` holds, unlisted (listing every pod each cycle cost more than reading
+    them in place). values, age_s (N,): the sample of every running pod of target i (NaN: none)
+    and its age; window_s and means as ListedPodSamples'. ``listed`` (): the same pods and
+    samples listed (a ListedPodSamples), for a reader that needs them. The slot arrays may be
+    the cluster's own: read them, and call ``listed``, before it changes."""
 
-    Target i's pods are the slots of row ``rows[i]`` of the (R, K) arrays before ``ends[row]``
-    (R,) whose ``phase`` is not ``empty``; ``exists`` (N,): targets that are not have none; a pod
-    is Pending where its phase is ``pending_code``, Ready where ``ready_code``; start_time,
-    transition_time (R, K): epoch s (NaN unset). values, age_s (N,): the sample of every running
-    pod of target i (NaN: none) and its age. window_s and means as ListedPodSamples'. ``listed``
-    (): the same pods and samples listed (a ListedPodSamples), for a reader that needs them.
-    The arrays may be the cluster's own: read them, and call ``listed``, before it changes.
-    """
-
-    rows: np.ndarray
-    exists: np.ndarray
-    ends: np.ndarray
-    phase: np.ndarray
-    start_time: np.ndarray
-    transition_time: np.ndarray
-    empty: int
-    pending_code: int
-    ready_code: int
+    slots: PodSlots
     values: np.ndarray
     age_s: np.ndarray
     window_s: float

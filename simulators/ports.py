@@ -274,10 +274,8 @@ class SimMetrics:
         if got is None:
             return None
         window_s = self.slots * self.tick_s
-        return PaddedPodSamples(got["rows"], got["exists"], got["ends"], got["phase"], got["start_time"],
-                                got["transition_time"], got["empty"], got["pending_code"], got["ready_code"],
-                                got["values"], workload.age_s, window_s,
-                                (got["means"], got["has_mean"]), lambda: self._listed(targets, workload, window_s))
+        return PaddedPodSamples(got["slots"], got["values"], workload.age_s, window_s, (got["means"], got["has_mean"]),
+                                lambda: self._listed(targets, workload, window_s))
 
     def _listed(self, targets: Sequence[TargetRef], workload: Samples, window_s: float) -> ListedPodSamples:
         """The pods of ``targets`` listed with ``workload``'s samples joined (SimCluster.listed_pod_samples)."""

@@ -260,9 +260,7 @@ class PodReader:
         kernels on): the pods as they sit (JoinedPodSamples of PaddedPods: the calculator reads
         them in place; their table is built from their listing only if something else reads it)
         and the source's means, what ``_joined`` gives of their listing."""
-        padded = PaddedPods(got.rows, got.exists, got.ends, got.phase, got.start_time, got.transition_time,
-                            int(got.empty), int(got.pending_code), int(got.ready_code), got.values, got.age_s,
-                            float(now), PERCENT_REQUEST_MILLI, float(got.window_s), j)
+        padded = PaddedPods(got.slots, got.values, got.age_s, float(now), PERCENT_REQUEST_MILLI, float(got.window_s), j)
         joined = JoinedPodSamples(padded, self.n_metrics, lambda: sampled_pod_table(targets, got.listed(), now))
         return joined, {j: self._mean_samples(got.means, len(targets))}
 

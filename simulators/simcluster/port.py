@@ -9,6 +9,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from controller.core.scaling.hpa_propose import PodSlots
 from controller.errors import NotFound
 from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetStatus
 from controller.ports import ClusterView, TargetSelector
@@ -322,23 +323,22 @@ class ClusterPort:
                 "age_s": age_s[t[keep]]}
 
     def padded_pod_samples(self, targets: Sequence[TargetRef], present: np.ndarray,
-                           values: np.ndarray) -> dict[str, np.ndarray | int] | None:
-        """``listed_pod_samples``' pods and samples where the cluster keeps them, unlisted: rows,
-        exists (N,) (``rows_of``), ends (S,) (each row's live end), phase, start_time,
-        transition_time (S, K) (the slot arrays themselves: read them before the cluster
-        changes), empty, pending_code, ready_code (the slot phases), values (N,) (the sample every
-        running pod of a target reports: its value where ``present`` and finite, else NaN) and
-        its ``means``, ``has_mean`` (N,) as there, from one compiled pass over the slot phases
-        (simcluster/pod_listing.py). None when the kernels are off."""
+                           values: np.ndarray) -> dict[str, PodSlots | np.ndarray] | None:
+        """``listed_pod_samples``' pods and samples where the cluster keeps them, unlisted:
+        ``slots`` (PodSlots: ``rows_of``'s rows and exists, each row's live end, the slot arrays
+        themselves (read them before the cluster changes) and their phase codes), ``values`` (N,)
+        (the sample every running pod of a target reports: its value where ``present`` and
+        finite, else NaN) and their ``means``, ``has_mean`` (N,) as there, from one compiled pass
+        over the slot phases (simcluster/pod_listing.py). None when the kernels are off."""
         self._flush()
         rows, exists = self.rows_of(targets)
         got = pod_listing.try_padded_means(rows, exists, self._live_end, self._pod_phase, present, values)
         if got is None:
             return None
         means, has_mean, samples = got
-        return {"rows": rows, "exists": exists, "ends": self._live_end, "phase": self._pod_phase,
-                "start_time": self._pod_created_s, "transition_time": self._pod_ready_transition_s, "empty": EMPTY,
-                "pending_code": PENDING, "ready_code": READY, "values": samples, "means": means, "has_mean": has_mean}
+        slots = PodSlots(rows, exists, self._live_end, self._pod_phase, self._pod_created_s,
+                         self._pod_ready_transition_s, EMPTY, PENDING, READY)
+        return {"slots": slots, "values": samples, "means": means, "has_mean": has_mean}
 
     def listed_pod_samples(self, targets: Sequence[TargetRef], present: np.ndarray, values: np.ndarray,
                            age_s: np.ndarray) -> dict[str, np.ndarray | LazyStrings] | None:

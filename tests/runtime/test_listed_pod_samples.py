@@ -21,7 +21,8 @@ from controller.policy import load_policies
 from controller.ports import ListedPodMetricsSource, ListedPodSamples, PodMetricsSource
 from controller.core.scaling import hpa_compiled
 from controller.core.scaling import hpa_replicas as hr
-from controller.core.scaling.hpa_propose import JoinedPodSamples, ListedPods, PaddedPods, PodSamples, hpa_propose
+from controller.core.scaling.hpa_propose import (JoinedPodSamples, ListedPods, PaddedPods, PodSamples, PodSlots,
+                                                 hpa_propose)
 from controller.runtime.pod_samples import PodReader, sampled_pod_table
 from controller.runtime.reconciler import RuntimePolicy
 from simulators.cluster import SimCluster
@@ -244,8 +245,8 @@ def random_padded(rng, n: int, now: float, huge: bool = False) -> tuple[PaddedPo
     window_s = float(rng.choice([30.0, 60.0]))
     ends = live_end_of(phase)
     means, has_mean, sample = pod_listing.try_padded_means(rows, exists, ends, phase, present, values)
-    padded = PaddedPods(rows, exists, ends, phase, start, transition, EMPTY, PENDING, READY, sample, ages, now,
-                        100_000, window_s, 0)
+    padded = PaddedPods(PodSlots(rows, exists, ends, phase, start, transition, EMPTY, PENDING, READY), sample, ages,
+                        now, 100_000, window_s, 0)
     at, _, _, _, _, pending, ready, start_time, transition_time, pod_values, pod_ages, *_ = pod_listing.try_listed_samples(
         rows, exists, phase, serial, np.zeros_like(serial), start, transition, present, values, ages)
     listed = ListedPods(at, pending, ready, start_time, transition_time, pod_values, pod_ages,

@@ -627,10 +627,12 @@ def try_padded_utilization_replicas(padded, current, target_utilization, toleran
     """:func:`try_listed_utilization_replicas` of pods in a padded per-row layout
     (hpa_propose.PaddedPods), read in place: the same result as on those pods listed (any
     order). None when the kernels are off or the sums could leave int64: then list them."""
+    slots = padded.slots
+
     def run(*per_target):
-        return _padded_utilization_kernel(padded.rows, padded.exists, padded.ends, padded.phase, padded.start_time,
-                                          padded.transition_time, int(padded.empty), int(padded.pending_code),
-                                          int(padded.ready_code), padded.values, padded.ages, float(padded.now),
+        return _padded_utilization_kernel(slots.rows, slots.exists, slots.ends, slots.phase, slots.start_time,
+                                          slots.transition_time, int(slots.empty), int(slots.pending_code),
+                                          int(slots.ready_code), padded.values, padded.ages, float(padded.now),
                                           int(padded.request_milli), float(padded.window_s), *per_target)
     return _utilization_of_pass(run, current, target_utilization, tolerance_down, tolerance_up, cpu_rules,
                                 cpu_initialization_period_s, initial_readiness_delay_s, resource, container)

@@ -107,16 +107,13 @@ class ListedPods:
 
 @direct_init
 @dataclass(frozen=True)
-class PaddedPods:
-    """The pods of N targets where a cluster keeps them, a padded per-row layout, with one per-pod
-    metric's samples: what ``ListedPods`` lists, unlisted. Target i's pods are the slots of row
-    ``rows[i]`` of the (R, K) arrays before ``ends[row]`` whose ``phase`` is not ``empty``
-    (targets where ``exists`` (N,) is False have none); a pod is Pending where its phase is
-    ``pending_code``, its Ready condition True where ``ready_code``; start_time, transition_time
-    (R, K): epoch s (NaN unset). Every running pod of target i has the sample ``values[i]`` (NaN:
-    none) of age ``ages[i]`` (N,). The arrays may be the cluster's own: read them before it
-    changes (the cycle's decision does). Every pod requests ``request_milli``; samples span
-    ``window_s``, read at ``now``; ``column``: the metric."""
+class PodSlots:
+    """Where a cluster keeps the pods of N targets: a padded per-row layout. Target i's pods are
+    the slots of row ``rows[i]`` of the (R, K) arrays before ``ends[row]`` (R,) whose ``phase`` is
+    not ``empty`` (targets where ``exists`` (N,) is False have none); a pod is Pending where its
+    phase is ``pending_code``, its Ready condition True where ``ready_code``; start_time,
+    transition_time (R, K): epoch s (NaN unset). The arrays may be the cluster's own: read them
+    before it changes (the cycle's decision does)."""
 
     rows: np.ndarray
     exists: np.ndarray
@@ -127,6 +124,17 @@ class PaddedPods:
     empty: int
     pending_code: int
     ready_code: int
+
+
+@direct_init
+@dataclass(frozen=True)
+class PaddedPods:
+    """The pods of N targets where the cluster keeps them (``slots``) with one per-pod metric's
+    samples: what ``ListedPods`` lists, unlisted. Every running pod of target i has the sample
+    ``values[i]`` (NaN: none) of age ``ages[i]`` (N,). Every pod requests ``request_milli``;
+    samples span ``window_s``, read at ``now``; ``column``: the metric."""
+
+    slots: PodSlots
     values: np.ndarray
     ages: np.ndarray
     now: float
