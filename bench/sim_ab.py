@@ -24,6 +24,8 @@ from pathlib import Path
 
 from decide_ab import ab_arguments, start  # bench/decide_ab.py: a checkout's child process (this script's directory is on the path)
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code: `python bench/x.py` puts bench/ first, and the editable install may point at another checkout
+
 HERE = Path(__file__).resolve()
 
 
