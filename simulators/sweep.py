@@ -34,7 +34,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from controller.errors import TERMINATION, FieldError, InvalidInput, raise_if_terminated
+from controller.errors import FieldError, InvalidInput, raise_if_terminated
 from controller.model import finite_number
 from simulators.frontier import DEFAULT_TARGETS_PCT
 from simulators.load import traces_digest
@@ -607,7 +607,9 @@ def run_grid(cells: Sequence[Cell], store: CellStore, *, jobs: int = 1, ray_addr
     if not todo:
         pass
     elif ray_address is not None:
-        _run_ray(todo, ray_address, jobs, finished)
+        from simulators.sweep_ray import run_on_ray  # imports this module
+
+        run_on_ray(todo, ray_address, jobs, finished)
     elif jobs <= 1 or len(todo) <= 1:
         for cell in todo:
             raise_if_terminated()
@@ -795,43 +797,6 @@ def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, 
     finally:
         for f in futures:
             f.cancel()
-
-
-def _run_ray(cells: Sequence[Cell], address: str, jobs: int, finished: Callable[[Cell, dict], None]) -> None:
-    """On a Ray cluster: ``address`` as ``ray.init`` takes it (``auto``, ``ray://HOST:10001``),
-    or ``local`` for a new local instance with ``jobs`` CPUs. An already initialized Ray is used
-    as it is. Each cell is one task of one CPU; results come back as they finish."""
-    try:
-        import ray
-    except ImportError:
-        raise SweepError([FieldError("--ray", None, "", "Ray is not installed: pip install 'setpoint[ray]'")]) from None
-    if not ray.is_initialized():
-        try:
-            if address == "local":
-                ray.init(num_cpus=max(1, jobs), include_dashboard=False, log_to_driver=False)
-            else:
-                ray.init(address=address, log_to_driver=False)
-        except Exception as exc:  # ConnectionError, ValueError for a malformed address, ...
-            raise SweepError([FieldError("--ray", None, "", f"cannot connect to the Ray cluster at {address!r}: "
-                                                            f"{type(exc).__name__}: {exc}; check the address "
-                                                            "(auto, ray://HOST:10001 or local)")]) from None
-    remote = ray.remote(num_cpus=1, max_retries=2)(run_cell)
-    refs = {remote.remote(c.payload): c for c in cells}
-    while refs:
-        ready, _ = ray.wait(list(refs), num_returns=1, timeout=PROGRESS_POLL_S)  # a timeout: SIGTERM is read
-        for ref in ready:
-            cell = refs.pop(ref)
-            try:
-                outcome = ray.get(ref)
-            except Exception as exc:
-                for r in refs:
-                    ray.cancel(r)
-                raise _cell_failed(cell, exc) from exc
-            finished(cell, outcome)
-        if TERMINATION.is_set():  # its Terminated lost (controller.errors): the cells left are cancelled
-            for r in refs:
-                ray.cancel(r)
-            raise_if_terminated()
 
 
 def ray_address_from(option: str | None) -> str | None:
