@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
 from controller.errors import STOPS_DEFERRED, raise_if_terminated
+from controller.policy.summary import plural
 
 #: A controller's cost per tick by kind, relative to a policy's (a Reconciler cycle every
 #: interval dominates; the oracle steps its cluster to a precomputed plan, fixed only steps).
@@ -39,6 +40,9 @@ POLL_S = 0.5
 #: Seconds a stopped worker gets to end at SIGTERM before it is killed (SIGKILL), and then again to
 #: be reaped: a worker ends at SIGTERM at once (its own default handler), so only a stuck one waits.
 STOP_GRACE_S = 5.0
+#: Seconds a stop waits for its workers before it says so (``say``, :func:`stop_workers`): a worker
+#: ends at SIGTERM at once, even on a loaded machine, so only a stuck one outlasts this.
+STOP_NOTICE_S = 1.0
 
 
 def start_method() -> str:
@@ -114,12 +118,15 @@ def take_worker_signals() -> None:
 _PR_SET_PDEATHSIG = 1
 
 
-def stop_workers(procs: Sequence, grace_s: float = STOP_GRACE_S) -> None:
+def stop_workers(procs: Sequence, grace_s: float = STOP_GRACE_S, say: Callable[[str], None] | None = None) -> None:
     """End every started process of ``procs`` (multiprocessing.Process) still alive: SIGTERM,
     then SIGKILL to those still alive ``grace_s`` seconds later; each reaped, so none outlives the
     command, within about 2 x ``grace_s`` whatever they do. A Ctrl-C or SIGTERM meanwhile (a user
     pressing Ctrl-C again during the grace) is only recorded (STOPS_DEFERRED; raised by the stop
-    this serves): raised here, it skipped the kill and left a worker stuck past SIGTERM running."""
+    this serves): raised here, it skipped the kill and left a worker stuck past SIGTERM running.
+    ``say`` (one line each, the command's stderr) is told when the wait outlasts STOP_NOTICE_S
+    ("stopping 1 worker (waiting up to 5 s) ...") and when it had to kill: a stuck worker otherwise
+    kept the command silent for the whole grace."""
     alive = [p for p in procs if p.pid is not None and p.is_alive()]
     if not alive:  # the common end: every worker joined already (nothing deferred then)
         return
@@ -127,11 +134,18 @@ def stop_workers(procs: Sequence, grace_s: float = STOP_GRACE_S) -> None:
     try:
         for p in alive:
             p.terminate()
-        _join_all(alive, grace_s)
-        stuck = [p for p in alive if p.is_alive()]
+        deadline = time.monotonic() + grace_s
+        _join_all(alive, min(STOP_NOTICE_S, grace_s))
+        waiting = [p for p in alive if p.is_alive()]
+        if waiting and say is not None:
+            say(f"stopping {plural(len(waiting), 'worker')} (waiting up to {grace_s:g} s) ...")
+        _join_all(waiting, deadline - time.monotonic())
+        stuck = [p for p in waiting if p.is_alive()]
         for p in stuck:
             p.kill()
         _join_all(stuck, grace_s)
+        if stuck and say is not None:
+            say(f"killed {plural(len(stuck), 'worker')} still running {grace_s:g} s after SIGTERM")
     finally:
         STOPS_DEFERRED.pop()
 
@@ -280,5 +294,5 @@ def run_groups(groups: list[list[int]], specs: Sequence, run_here: Callable[[lis
 
 
 __all__ = ["KIND_COST", "MIN_PARALLEL_TICKS", "STOP_SIGNALS", "Unavailable", "WorkerFailed", "plan_groups",
-           "STOP_GRACE_S", "release_stop_signals", "run_groups", "start_method", "stop_signals_held", "stop_workers",
+           "STOP_GRACE_S", "STOP_NOTICE_S", "release_stop_signals", "run_groups", "start_method", "stop_signals_held", "stop_workers",
            "take_worker_signals", "usable_cpus", "worker_count"]

@@ -568,11 +568,13 @@ class GridProgress:
 
 def run_grid(cells: Sequence[Cell], store: CellStore, *, jobs: int = 1, ray_address: str | None = None,
              on_cell: OnCell | None = None, limit: int | None = None,
-             pool: LocalPool | None = None, on_progress: OnProgress | None = None) -> dict[str, dict]:
+             pool: LocalPool | None = None, on_progress: OnProgress | None = None,
+             say: Callable[[str], None] | None = None) -> dict[str, dict]:
     """Run every cell not in ``store`` and store it; return key -> record for every cell.
 
     ``limit``: stop after running this many new cells (what an interrupted run leaves).
-    ``pool``: local worker processes to reuse (:func:`local_pool`; default: one for this call).
+    ``pool``: local worker processes to reuse (:func:`local_pool`; default: one for this call, which
+    tells ``say`` what a stop waits for: one line, parallel.stop_workers).
     Cells with equal keys run once. A failing cell raises SweepError after the cells already
     finished are stored.
     """
@@ -617,7 +619,7 @@ def run_grid(cells: Sequence[Cell], store: CellStore, *, jobs: int = 1, ray_addr
     elif pool is not None:
         _run_pool(todo, pool, finished, on_progress)
     else:  # no more workers than cells: each worker is a process of its own (memory, start-up)
-        with local_pool(min(jobs, len(todo))) as new_pool:
+        with local_pool(min(jobs, len(todo)), say=say) as new_pool:
             _run_pool(todo, new_pool, finished, on_progress)
     return records
 
@@ -685,9 +687,10 @@ class LocalPool:
     and each warms up on its first cell. ``start_method`` forces one ("fork" or "forkserver").
     """
 
-    def __init__(self, jobs: int, start_method: str | None = None):
+    def __init__(self, jobs: int, start_method: str | None = None, say: Callable[[str], None] | None = None):
         self.jobs = max(1, jobs)
         self.start_method = start_method
+        self.say = say  # told what a stop waits for (parallel.stop_workers)
         self.executor: ProcessPoolExecutor | None = None
         self.progress = None  # the workers' (key, fraction) messages: a multiprocessing.Queue
 
@@ -724,7 +727,7 @@ class LocalPool:
                 # SIGTERM, SIGKILL to any still alive STOP_GRACE_S later, each reaped: a worker stuck
                 # in native code (or ignoring SIGTERM) outlived terminate(), and the wait below, on
                 # an executor that joins its workers without a limit, hung the command for ever
-                stop_workers(list((getattr(self.executor, "_processes", None) or {}).values()))
+                stop_workers(list((getattr(self.executor, "_processes", None) or {}).values()), say=self.say)
             # Waited for even after terminate: the workers are gone, so the executor's manager thread
             # ends at once, where left running it raced the interpreter's exit (concurrent.futures'
             # _python_exit woke it through a pipe already closed: "OSError: Bad file descriptor").
@@ -741,9 +744,9 @@ class LocalPool:
         self.shutdown(cancel_futures=True, terminate=exc_type is not None)
 
 
-def local_pool(jobs: int, start_method: str | None = None) -> LocalPool:
+def local_pool(jobs: int, start_method: str | None = None, say: Callable[[str], None] | None = None) -> LocalPool:
     """``jobs`` local worker processes, started warm on first use (see :class:`LocalPool`)."""
-    return LocalPool(jobs, start_method)
+    return LocalPool(jobs, start_method, say)
 
 
 def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, dict], None],

@@ -226,6 +226,7 @@ def test_ctrl_c_at_a_terminal_stops_a_sweep_without_its_idle_workers_speaking(tm
     assert proc.returncode == 130, err
     assert "interrupted: the finished cells are kept in" in err
     assert "Traceback" not in err and "ForkProcess" not in err and "KeyboardInterrupt" not in err, err
+    assert "stopping" not in err, err  # workers that end at SIGTERM are not waited for: nothing to say
 
 
 #: Seconds a stopped command may take beyond the stuck worker's grace (its kill, reaping, the exit).
@@ -282,6 +283,10 @@ def test_a_stopped_sweep_kills_a_worker_stuck_past_sigterm_and_keeps_the_finishe
             proc.communicate()
     assert proc.returncode == code, err
     assert "interrupted: the finished cells are kept in" in err and "Traceback" not in err, err
+    # what the stop waits for, said once as it starts waiting (it was silent for the grace), then the kill
+    said = [line for line in err.splitlines() if line.startswith(("stopping", "killed"))]
+    assert said == [f"stopping 1 worker (waiting up to {STOP_GRACE_S:g} s) ...",
+                    f"killed 1 worker still running {STOP_GRACE_S:g} s after SIGTERM"], err
     assert took < STOP_GRACE_S + STOP_MARGIN_S, f"stopped in {took:.1f} s"
     assert _left_in_group(proc.pid) == []  # the stuck worker killed and reaped before the command exited
     assert len(list(out.glob("cells/*.json"))) == 3  # what finished is kept: the same command resumes there
