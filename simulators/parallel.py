@@ -63,8 +63,8 @@ def stop_signals_held(held: bool = True) -> Iterator[None]:
     """Stops deferred inside the block, for code that starts worker processes: the command's
     SIGINT and SIGTERM handlers (controller/cli/root.py) only record the stop (STOPS_DEFERRED), the
     caller raises it after (raise_if_terminated), once every worker it started is known and can
-    be stopped; and, ``held`` (this process forks inside, start method "fork"), both signals held
-    back too (pthread_sigmask), delivered as the block ends.
+    be stopped; and, ``held``, both signals held back too (pthread_sigmask), delivered as the block
+    ends.
 
     os.fork runs Python's at-fork hooks, logging's among them (its module lock, taken before the
     fork and released after it in the parent). A signal that arrives during the fork is handled in
@@ -72,8 +72,10 @@ def stop_signals_held(held: bool = True) -> Iterator[None]:
     <function _releaseLock>" and a traceback on stderr, the logging lock left held; raised just
     after a fork, it leaves a child nobody stops. The mask alone does not do: a native thread
     (numba's, BLAS') takes the signal and the main thread still runs the handler. Children forked
-    inside start with both held: they call :func:`release_stop_signals` once their own handlers
-    are set (:func:`take_worker_signals`)."""
+    inside start with both held, and so does a forkserver started inside (the mask outlives its
+    exec) and every worker it forks, whose bootstrap a Ctrl-C reached under Python's own handler
+    there: they call :func:`release_stop_signals` once their own handlers are set
+    (:func:`take_worker_signals`)."""
     masked = held and hasattr(signal, "pthread_sigmask")  # Windows: no fork, no mask
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS) if masked else None
     STOPS_DEFERRED.append(True)
@@ -86,7 +88,7 @@ def stop_signals_held(held: bool = True) -> Iterator[None]:
 
 
 def release_stop_signals() -> None:
-    """In a worker forked inside :func:`stop_signals_held`: take SIGINT and SIGTERM again (one
+    """In a worker started inside :func:`stop_signals_held`: take SIGINT and SIGTERM again (one
     sent meanwhile, as by a terminate(), is delivered now, to the worker's own handlers)."""
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
@@ -94,16 +96,26 @@ def release_stop_signals() -> None:
 
 def take_worker_signals() -> None:
     """A worker process's own signal handling, first thing in it: ends at SIGTERM (as by default,
-    not through a handler inherited from the command), ignores SIGINT, and ends with the process
-    that started it, however that one ends (Linux: killed too, it would run on orphaned); then
-    takes the signals held at its fork (:func:`release_stop_signals`).
+    not through a handler inherited from the command), ignores SIGINT, and ends with the command
+    that started it, however that one ends (it would run on orphaned); then takes the signals held
+    at its start (:func:`release_stop_signals`).
 
     Ctrl-C at a terminal sends SIGINT to the whole process group: the command decides, and stops
     its workers (SIGTERM). A worker's own KeyboardInterrupt printed multiprocessing's "Process
     ...:" and a traceback on stderr; a worker with the command's SIGTERM handler (or one that
     ignored it) could outlive terminate(), and join() then waited for ever."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # discards one held since the fork
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # discards one held since the start
+    _end_with_the_command()
+    release_stop_signals()  # a SIGTERM sent before now (the command's stop) ends it here
+
+
+def _end_with_the_command() -> None:
+    """SIGTERM to this worker when the command that started it ends. Forked by the command: the
+    parent-death signal (Linux prctl). Started by a forkserver, the parent is the forkserver, which
+    lives on while any of its workers does (they hold its "alive" pipe), so that signal never came
+    and a killed command (kill -9, the OOM killer) left its workers running: a thread waits on the
+    command's sentinel (multiprocessing.parent_process(), ready once the command is gone) instead."""
     if sys.platform == "linux":
         try:
             import ctypes
@@ -111,7 +123,14 @@ def take_worker_signals() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
         except (OSError, AttributeError):  # no libc symbol: the worker outlives a killed parent, as before
             pass
-    release_stop_signals()  # a SIGTERM sent before now (the command's stop) ends it here
+    command = multiprocessing.parent_process()
+    if command is not None and command.pid != os.getppid():  # not forked by the command (or it is gone already)
+        threading.Thread(target=_end_after, args=(command,), name="setpoint-command-watch", daemon=True).start()
+
+
+def _end_after(command) -> None:
+    command.join()  # returns once the command's end of the sentinel pipe is closed: it ended
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 #: prctl(2) option: the signal a process gets when its parent ends.
@@ -227,7 +246,7 @@ def run_groups(groups: list[list[int]], specs: Sequence, run_here: Callable[[lis
     try:
         # a Ctrl-C or SIGTERM while the workers start is raised after (controller/cli/root.py), the
         # workers then stopped: raised amid a start, it left a worker running on that nobody stopped
-        with stop_signals_held(ctx.get_start_method() == "fork"):
+        with stop_signals_held():
             for g, indexes in enumerate(groups[1:], 1):
                 p = ctx.Process(target=_worker, args=(run_there, queue, g, indexes, [specs[i] for i in indexes],
                                                       *there_args), daemon=True, name=f"setpoint-sim-{g}")

@@ -760,8 +760,7 @@ def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, 
         finished(first, _guarded(first, on_progress))  # warms this process; the workers fork from it
         if not todo:
             return
-    fresh = pool.executor is None
-    forks_here = fresh and pool.method() == "fork"  # the first submit forks every worker from this process
+    fresh = pool.executor is None  # the first submit starts every worker (forked here, or by a forkserver)
     executor = pool.start()
     queue = iter(todo)
     futures: dict = {}
@@ -773,7 +772,7 @@ def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, 
     if fresh:  # the first submit forks the workers: their collector then skips what they inherit
         gc.freeze()  # (else its first full pass writes to every inherited object: copy-on-write faults)
     try:
-        with stop_signals_held(forks_here):  # a Ctrl-C or SIGTERM meanwhile raises after the forks, here
+        with stop_signals_held():  # a Ctrl-C or SIGTERM meanwhile raises after the workers start, here
             submit(2 * pool.jobs)
         raise_if_terminated()  # one another thread took during a fork: its handler left it to us
     finally:

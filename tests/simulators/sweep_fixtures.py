@@ -80,3 +80,19 @@ sys.argv[0] = "setpoint"
 from controller.cli import main
 main()
 """
+
+
+class CtrlCWhenLoaded:
+    """Sends SIGINT to its process group where it is unpickled: passed to a worker process, a Ctrl-C
+    that comes while the worker starts (multiprocessing's bootstrap, before its own handlers)."""
+
+    def __reduce__(self):
+        import os
+        import signal
+
+        return os.kill, (0, signal.SIGINT)
+
+
+def done_at_once(queue, group: int, indexes, specs) -> None:
+    """A simulation worker's ``run_there`` (simulators.parallel.run_groups) that runs nothing."""
+    queue.put(("done", group, []))
