@@ -139,7 +139,7 @@ def test_no_more_workers_than_cells(tmp_path, monkeypatch):
     cells = build_grid([path], [str(DEFAULT_POLICY)], [f"{TARGET}=60,90"], seeds=1).cells()
     asked = []
     real = sweep_module.local_pool
-    monkeypatch.setattr(sweep_module, "local_pool", lambda jobs, *a: asked.append(jobs) or real(jobs, *a))
+    monkeypatch.setattr(sweep_module, "local_pool", lambda jobs, *a, **kw: asked.append(jobs) or real(jobs, *a, **kw))
     run_grid(cells, CellStore(tmp_path / "cells"), jobs=64)
     assert asked == [2]
 
