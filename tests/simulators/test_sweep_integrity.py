@@ -18,7 +18,8 @@ from simulators import output as output_module
 from simulators import sweep as sweep_module
 from simulators.sweep import CellStore, build_grid, record_problem, run_cell, run_grid
 from simulators.parallel import STOP_GRACE_S
-from tests.simulators.sweep_fixtures import DEFAULT_POLICY, SIGNAL_AT_FORK, STUCK_CELL, TARGET, write_scenarios
+from tests.simulators.sweep_fixtures import (DEFAULT_POLICY, SIGNAL_AT_FORK, STUCK_CELL, TARGET, kill_group, stop_command,
+                                             write_scenarios)
 from tests.simulators.test_parallel_signals import _left_in_group
 
 REPO = Path(__file__).resolve().parents[2]
@@ -267,20 +268,10 @@ def test_a_stopped_sweep_kills_a_worker_stuck_past_sigterm_and_keeps_the_finishe
             time.sleep(0.1)
         assert proc.poll() is None and marker.exists(), "the stuck worker never started"
         assert len(list(out.glob("cells/*.json"))) == 3, "the other cells did not finish"
-        sent = time.monotonic()
-        os.killpg(proc.pid, sig) if sig == signal.SIGINT else proc.send_signal(sig)
-        if twice:
-            time.sleep(1.0)  # inside the grace: the stuck worker got SIGTERM and is waited for
-            os.killpg(proc.pid, sig)
-        try:
-            _, err = proc.communicate(timeout=STOP_GRACE_S + 30)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"{command} still running {STOP_GRACE_S + 30:.0f} s after {sig.name}: its stuck worker waited for")
-        took = time.monotonic() - sent
+        # twice: the second inside the grace, the stuck worker got SIGTERM and is waited for
+        err, took = stop_command(proc, sig, STOP_GRACE_S + 30, again_after_s=1.0 if twice else None)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+        kill_group(proc)
     assert proc.returncode == code, err
     assert "interrupted: the finished cells are kept in" in err and "Traceback" not in err, err
     # what the stop waits for, said once as it starts waiting (it was silent for the grace), then the kill

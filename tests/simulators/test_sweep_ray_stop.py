@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("ray")
 
-from tests.simulators.sweep_fixtures import TARGET, write_scenarios  # noqa: E402
+from tests.simulators.sweep_fixtures import TARGET, kill_group, stop_command, write_scenarios  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -108,17 +108,9 @@ def test_a_stopped_ray_sweep_ends_within_its_bound_keeps_the_finished_cells_and_
         family |= _family(proc.pid)
         assert proc.poll() is None and marker.exists(), "the slow cell never started"
         assert len(list(out.glob("cells/*.json"))) == 1, "the other cell did not finish"
-        sent = time.monotonic()
-        os.killpg(proc.pid, sig) if sig == signal.SIGINT else proc.send_signal(sig)  # Ctrl-C: the group
-        try:
-            _, err = proc.communicate(timeout=STOP_BOUND_S + 30)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"still running {STOP_BOUND_S + 30:.0f} s after {sig.name}")
-        took = time.monotonic() - sent
+        err, took = stop_command(proc, sig, STOP_BOUND_S + 30)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+        kill_group(proc)
         left = _still_alive(family)
         for pid in left:  # nothing of a failed run lingers on the machine
             os.kill(pid, signal.SIGKILL)
