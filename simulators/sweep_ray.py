@@ -24,6 +24,9 @@ from simulators.sweep import PROGRESS_POLL_S, Cell, SweepError, _cell_failed, ru
 #: Seconds a stopped sweep waits for ray.shutdown() of the local instance it started before it kills
 #: that instance's processes (its GCS, raylet, workers) itself.
 RAY_STOP_S = 10.0
+#: True while the local instance that Ray runs in this process is one :func:`run_on_ray` started
+#: (``--ray local``): a stop shuts it down; one the caller started (a test's, a notebook's) is left.
+_started_here: list[bool] = []
 
 
 def run_on_ray(cells: Sequence[Cell], address: str, jobs: int, finished: Callable[[Cell, dict], None]) -> None:
@@ -65,6 +68,7 @@ def _connect(ray, address: str, jobs: int) -> None:
             try:
                 if address == "local":  # "local": a new instance, never one a `ray start` left running
                     ray.init(address="local", num_cpus=max(1, jobs), include_dashboard=False, log_to_driver=False)
+                    _started_here[:] = [True]
                 else:
                     ray.init(address=address, log_to_driver=False)
             finally:
@@ -116,13 +120,14 @@ def _cancel(ray, refs: dict) -> None:
 
 
 def stop_local_ray(ray, within_s: float | None = None) -> None:
-    """Shut down the local Ray instance this process started (nothing when it only connected to a
-    cluster): ray.shutdown() for at most ``within_s`` seconds (default RAY_STOP_S), then, if it has not
-    ended, SIGKILL to the instance's processes (GCS, raylet, the workers under them), so none outlives
-    the command."""
-    started = _local_ray_pids(ray)
+    """Shut down the local Ray instance :func:`run_on_ray` started (nothing when it connected to a
+    cluster or found Ray initialized): ray.shutdown() for at most ``within_s`` seconds (default
+    RAY_STOP_S), then, if it has not ended, SIGKILL to the instance's processes (GCS, raylet, the
+    workers under them), so none outlives the command."""
+    started = _local_ray_pids(ray) if _started_here else []
     if not started:
         return
+    _started_here.clear()
     tree = _started_at(started + _descendants(started))  # read now: the workers lose their parent with the raylet
     shutdown = threading.Thread(target=ray.shutdown, name="setpoint-ray-shutdown", daemon=True)
     shutdown.start()
@@ -137,8 +142,8 @@ def stop_local_ray(ray, within_s: float | None = None) -> None:
 
 
 def _local_ray_pids(ray) -> list[int]:
-    """The processes of the local instance this process started (ray.init without an address or with
-    ``local``): its GCS server, raylet, monitors; none when it connected to a running cluster."""
+    """The live processes of the local instance Ray runs in this process: its GCS server, raylet,
+    monitors; none when it connected to a running cluster."""
     node = getattr(getattr(getattr(ray, "_private", None), "worker", None), "_global_node", None)
     infos = getattr(node, "all_processes", None) or {}
     return [info.process.pid for group in infos.values() for info in group if info.process.poll() is None]
