@@ -244,6 +244,11 @@ def _signal_bits(pid: int) -> dict[str, set[int]]:
     return {k: {s for s in range(1, 65) if int(fields[k], 16) >> (s - 1) & 1} for k in ("SigBlk", "SigIgn", "SigCgt")}
 
 
+def _signals_taken(bits: dict[str, set[int]]) -> bool:
+    """take_worker_signals has run to its end: SIGINT ignored, and neither stop signal held any more."""
+    return signal.SIGINT in bits["SigIgn"] and not {signal.SIGINT, signal.SIGTERM} & bits["SigBlk"]
+
+
 def _live(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -263,8 +268,8 @@ def test_a_pool_worker_takes_its_own_signals_and_ends_with_a_killed_command(meth
     try:
         worker = int(proc.stdout.readline())
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and signal.SIGINT not in _signal_bits(worker)["SigIgn"]:
-            time.sleep(0.05)  # the worker's initializer has not run yet
+        while time.monotonic() < deadline and not _signals_taken(_signal_bits(worker)):
+            time.sleep(0.05)  # its initializer has not taken its own signals yet
         bits = _signal_bits(worker)
         assert signal.SIGINT in bits["SigIgn"] and signal.SIGTERM not in bits["SigIgn"] | bits["SigCgt"], bits
         assert not {signal.SIGINT, signal.SIGTERM} & bits["SigBlk"], bits
