@@ -64,7 +64,8 @@ spec:
 def test_a_by_pod_memory_average_value_scales_as_hpas_resource_rule(tmp_path):
     with running_world(tmp_path, SCENARIO, POLICY) as w:
         kc, run = w["kubeconfig"], w["run"]
-        assert spec_replicas(kc) == 4
+        # not asserted here that spec.replicas is still 4: setpoint's first cycle may have scaled it
+        # already (it did in a run under load 11); the first ScaleUp's (4, 6) below says it started at 4
         wait_until(lambda: spec_replicas(kc) == 8, 30, what="the scale-up to 8 replicas (4 -> 6 -> 8)")
 
         def records() -> list[dict]:
