@@ -81,6 +81,7 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/livez"})
 CLOCK_PATH = "/_sim/clock"
 CLOCK_START_PATH = "/_sim/clock/start"
 CLOCK_PATHS = frozenset({CLOCK_PATH, CLOCK_START_PATH})
+NO_CLOCK = "this server's world is stepped by hand: it has no clock to start"
 
 #: Most wall time (s) the driver catches up in one step: a late wake-up (scheduling, a slow step,
 #: a GC pause) is replayed; the rest of a longer lag (SIGSTOP, a debugger, an engine slower than
@@ -573,8 +574,7 @@ class SimKubeApi:
         if want == "GET":
             return Response.json(200, self.clock_state())
         if self.driver is None:
-            return error_response(K.KubeApiError(409, "this server's world is stepped by hand: it has no clock to "
-                                                      "start"))
+            return error_response(K.KubeApiError(409, NO_CLOCK))
         return Response.json(200, {"started": self.driver.start_clock(f"POST {request.path}"), **self.clock_state()})
 
     def clock_state(self) -> dict:
@@ -710,7 +710,7 @@ class SimKubeServer:
         """Start the scenario clock held by ``start_paused`` (EngineDriver.start_clock): True if
         this call started it, False if it was running. ``by``: what asked, for the log."""
         if self.driver is None:
-            raise ValueError("this server's world is stepped by hand: it has no clock to start")
+            raise ValueError(NO_CLOCK)
         return self.driver.start_clock(by)
 
     def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:

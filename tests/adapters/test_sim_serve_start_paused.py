@@ -10,6 +10,7 @@ real command with a real signal.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -62,11 +63,15 @@ def web_revision(world: SimWorld) -> str:
     return world.store.get_workload("Deployment", "shop", "web")["metadata"]["annotations"][REVISION]
 
 
-def held_world() -> tuple[SimWorld, EngineDriver, FakeClocks]:
-    """The scenario at SPEED, its driver paused on fake clocks."""
-    world = SimWorld(load_scenario_text(SCENARIO_YAML, "start-paused.yaml"), speed=SPEED, wall_start_s=WALL_START_S)
+def scenario():
+    return load_scenario_text(SCENARIO_YAML, "start-paused.yaml")
+
+
+def held_world(paused: bool = True) -> tuple[SimWorld, EngineDriver, FakeClocks]:
+    """The scenario at SPEED, its driver (paused) on fake clocks."""
+    world = SimWorld(scenario(), speed=SPEED, wall_start_s=WALL_START_S)
     clocks = FakeClocks()
-    return world, EngineDriver(world, monotonic=clocks.monotonic, wall=clocks.wall, paused=True), clocks
+    return world, EngineDriver(world, monotonic=clocks.monotonic, wall=clocks.wall, paused=paused), clocks
 
 
 @dataclass(frozen=True)
@@ -136,9 +141,7 @@ def test_a_second_start_is_a_no_op(caplog):
 
 
 def test_a_server_not_started_paused_runs_at_once():
-    world = SimWorld(load_scenario_text(SCENARIO_YAML, "start-paused.yaml"), speed=SPEED, wall_start_s=WALL_START_S)
-    clocks = FakeClocks()
-    driver = EngineDriver(world, monotonic=clocks.monotonic, wall=clocks.wall)
+    world, driver, clocks = held_world(paused=False)
     clocks.now = driver.due
     assert not driver.paused and driver.step_due(clocks.now) == 1 and world.scenario_s == 1.0
 
@@ -157,7 +160,7 @@ def call(server: SimKubeServer, path: str, method: str = "GET", token: str | Non
 
 @pytest.fixture
 def paused_server():
-    server = SimKubeServer(load_scenario_text(SCENARIO_YAML, "start-paused.yaml"), token=TOKEN, speed=SPEED,
+    server = SimKubeServer(scenario(), token=TOKEN, speed=SPEED,
                            metrics_port=0, start_paused=True).start()
     yield server
     server.stop()
@@ -199,8 +202,8 @@ def test_clock_requests_that_are_refused(paused_server, path, method, token, cod
 
 def test_a_world_stepped_by_hand_has_no_clock_to_start():
     with pytest.raises(ValueError, match="start_paused needs drive"):
-        SimKubeServer(load_scenario_text(SCENARIO_YAML, "start-paused.yaml"), drive=False, start_paused=True)
-    server = SimKubeServer(load_scenario_text(SCENARIO_YAML, "start-paused.yaml"), token=TOKEN, drive=False).start()
+        SimKubeServer(scenario(), drive=False, start_paused=True)
+    server = SimKubeServer(scenario(), token=TOKEN, drive=False).start()
     try:
         status, body = call(server, "/_sim/clock/start", "POST")
         assert status == 409 and "stepped by hand" in body["message"]
@@ -210,29 +213,28 @@ def test_a_world_stepped_by_hand_has_no_clock_to_start():
 
 
 # --------------------------------------------------------------------------- the command
-def test_the_command_starts_paused_and_sigusr1_starts_the_clock_once(tmp_path):
+@contextlib.contextmanager
+def sim_serve(tmp_path, *flags: str):
+    """`setpoint sim serve` of the scenario with ``flags``, its output in sim.log: (Popen, a
+    function that waits up to 30 s for a text in that output); stopped with SIGTERM (exit 0)."""
     (tmp_path / "scenario.yaml").write_text(SCENARIO_YAML)
-    kubeconfig = tmp_path / "kubeconfig.yaml"
     log = tmp_path / "sim.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "sim", "serve", "scenario.yaml",
-                                 "--kube-listen", "127.0.0.1:0", "--kubeconfig-out", str(kubeconfig), "--speed",
-                                 str(SPEED), "--start-paused"], cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        def logged(text: str) -> bool:
-            deadline = time.monotonic() + 30
-            while text not in log.read_text() and time.monotonic() < deadline and proc.poll() is None:
-                time.sleep(0.05)
-            return text in log.read_text()
+                                 "--kube-listen", "127.0.0.1:0", "--speed", str(SPEED), *flags], cwd=tmp_path,
+                                stdout=out, stderr=subprocess.STDOUT)
 
-        assert logged("scenario clock: paused at its start; start it with POST https://127.0.0.1:"), log.read_text()
-        assert f"/_sim/clock/start or kill -USR1 {proc.pid}" in log.read_text()
-        assert "its clock paused at its start until POST /_sim/clock/start or SIGUSR1" in log.read_text()
-        proc.send_signal(signal.SIGUSR1)
-        assert logged("scenario clock started (SIGUSR1) after "), log.read_text()
-        proc.send_signal(signal.SIGUSR1)  # a second: logged, nothing else
-        assert logged("start request (SIGUSR1): the scenario clock is already running"), log.read_text()
-        assert proc.poll() is None
+    def logged(text: str) -> str:
+        deadline = time.monotonic() + 30
+        while text not in log.read_text() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert text in log.read_text(), log.read_text()
+        return log.read_text()
+
+    try:
+        logged("Kubernetes API: https://127.0.0.1:")
+        yield proc, logged
+        assert proc.poll() is None, log.read_text()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0, log.read_text()
     finally:
@@ -241,25 +243,20 @@ def test_the_command_starts_paused_and_sigusr1_starts_the_clock_once(tmp_path):
             proc.wait(timeout=5)
 
 
+def test_the_command_starts_paused_and_sigusr1_starts_the_clock_once(tmp_path):
+    with sim_serve(tmp_path, "--start-paused") as (proc, logged):
+        said = logged("scenario clock: paused at its start; start it with POST https://127.0.0.1:")
+        assert f"/_sim/clock/start or kill -USR1 {proc.pid}" in said
+        assert "its clock paused at its start until POST /_sim/clock/start or SIGUSR1" in said
+        proc.send_signal(signal.SIGUSR1)
+        logged("scenario clock started (SIGUSR1) after ")
+        proc.send_signal(signal.SIGUSR1)  # a second: logged, nothing else
+        logged("start request (SIGUSR1): the scenario clock is already running")
+
+
 def test_sigusr1_without_start_paused_is_logged_and_the_server_serves_on(tmp_path):
     """Before --start-paused, SIGUSR1's default action ended sim serve (exit -10)."""
-    (tmp_path / "scenario.yaml").write_text(SCENARIO_YAML)
-    kubeconfig = tmp_path / "kubeconfig.yaml"
-    proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "sim", "serve", "scenario.yaml", "--kube-listen",
-                             "127.0.0.1:0", "--kubeconfig-out", str(kubeconfig)], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while not kubeconfig.exists() and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        assert kubeconfig.exists(), "no kubeconfig in 30 s"
+    with sim_serve(tmp_path) as (proc, logged):
+        assert "scenario clock" not in logged("Kubernetes API")
         proc.send_signal(signal.SIGUSR1)
-        time.sleep(0.5)
-        assert proc.poll() is None
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
-        assert "start request (SIGUSR1): the scenario clock is already running" in proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
+        logged("start request (SIGUSR1): the scenario clock is already running")
