@@ -157,14 +157,19 @@ class SimWorld:
             self.next_tick_s = t + self.tick_s
             self.ticks += 1
 
-    def hold(self, ticks: int = 1) -> None:
+    def hold(self, ticks: int = 1, wall_s: float = 0.0) -> None:
         """Let ``ticks`` ticks of wall time pass with the scenario clock held (``--start-paused``):
         the engine, its objects, the load and the faults stay as they are, and the metrics count
         the last tick's signals again, so that PromQL ``rate()`` reads the held state's steady
         rates (counters standing still would read as no requests at all, and a controller
-        started during the hold would scale down to its minimum)."""
+        started during the hold would scale down to its minimum). ``wall_s``: wall seconds the
+        wall clock is ahead of the time objects show, skipped at the last tick (the store's
+        SimTime), so that what clients write during the hold (managedFields, Events, deletions)
+        shows the wall clock's time; objects from before the last tick keep theirs."""
         for _ in range(ticks):
             self.metrics.record(self.metrics.last, self.tick_s)
+        if wall_s > 0:
+            self.store.clock.skip(self.next_tick_s - self.tick_s, wall_s)
 
     @property
     def scenario_s(self) -> float:
@@ -236,9 +241,13 @@ class EngineDriver:
 
     def align(self) -> None:
         """Pace from now on: the next tick is due in ``interval_s``, and the wall time since the
-        world's last tick (the server's set-up) is skipped, so that ticks line up with the wall clock."""
+        world's last tick (the server's set-up) is skipped, so that ticks line up with the wall clock
+        (while :attr:`paused`, so that the time objects show is the wall clock's: see _hold_due)."""
         now = self.monotonic()
         self.due = now + self.interval_s
+        if self.paused:
+            self.world.hold(0, self._held_wall_s())
+            return
         ahead_s = self._wall_ahead_s(now)
         if ahead_s > 0:
             self.world.skip(ahead_s)
@@ -272,10 +281,15 @@ class EngineDriver:
         return int((now - self.due) / self.interval_s) + 1
 
     def _hold_due(self, now: float) -> None:
-        """Hold the ticks due by ``now`` (at most :attr:`max_catch_up_ticks`, as stepping them)."""
+        """Hold the ticks due by ``now`` (at most :attr:`max_catch_up_ticks`, as stepping them),
+        the time objects show kept up with the wall clock."""
         due = self._ticks_due(now)
-        self.world.hold(min(due, self.max_catch_up_ticks))
+        self.world.hold(min(due, self.max_catch_up_ticks), self._held_wall_s())
         self.due += due * self.interval_s
+
+    def _held_wall_s(self) -> float:
+        """How far the wall clock is ahead of the time objects show (the set-up, the hold so far)."""
+        return self.wall() - self.world.store.wall_now()
 
     def _step_due(self, now: float) -> int:
         self._skip_suspend(now)

@@ -26,7 +26,7 @@ import pytest
 from simulators.kubeapi.server import EngineDriver, SimKubeServer, SimWorld
 from simulators.scenario import load_scenario_text
 from tests.adapters.kube_helpers import REQUEST_TIMEOUT_S, TOKEN
-from tests.adapters.test_sim_serve_pause import WALL_START_S, FakeClocks
+from tests.adapters.test_sim_serve_pause import WALL_START_S, FakeClocks, pod_times
 
 # A load step and a bad release at 2 s: either shows at once if the clock runs.
 SCENARIO_YAML = """
@@ -96,11 +96,14 @@ HOLDS = [
 def test_a_paused_clock_holds_the_world_at_t0_and_the_metrics_go_on_at_its_rates(hold):
     world, driver, clocks = held_world()
     requests, revision, pods = web_requests(world), web_revision(world), world.store.pod_statuses()
+    created = pod_times(world)
     for _ in range(hold.wakes):
         clocks.now = driver.due + hold.late_s
         assert driver.step_due(clocks.now) == 0  # no tick stepped
     assert (world.ticks, world.scenario_s, web_revision(world)) == (1, 0.0, revision)
-    assert world.store.pod_statuses() == pods
+    assert world.store.pod_statuses() == pods and pod_times(world) == created
+    # what a client writes now shows the wall clock's time (before: the server's start, the hold behind)
+    assert world.store.wall_now() == pytest.approx(clocks.wall(), abs=1e-6)
     assert world.metrics.last.values["offered_rps"][0] == 100.0  # the step at 2 s did not come
     # each tick held counts t=0's 100 rps for its wall time (1 s / SPEED): rate() reads 100
     assert web_requests(world) - requests == pytest.approx(100.0 * hold.held / SPEED)
