@@ -25,7 +25,7 @@ import sys
 
 import pytest
 
-from tests.e2e.test_live_loop import running_world, wait_until
+from tests.e2e.test_live_loop import running_world, start_scenario_clock, wait_until
 from tests.e2e.test_pod_hang_live import HEALING, SCENARIO, SHIPPED_HUNG, pods
 from tests.e2e.test_statefulset_heal_live import health_records, kubectl
 from tests.adapters.test_kubectl import KUBECTL
@@ -56,10 +56,12 @@ def held_events(kc, home) -> list[str]:
 def test_a_pod_that_hangs_again_is_restarted_within_its_budget_then_held(tmp_path):
     assert all(POLICY.count(short) == 1 for short in SHORTENED.values()) and STICKY.count("sticky: true") == 1
     assert not any(shipped in POLICY for shipped in FORS) and POLICY.count("for: 5s") == 8
-    with running_world(tmp_path, STICKY, POLICY, first_cycle=False) as w:  # as test_pod_hang_live's
+    # its 4 pods seen Ready before the hang: while the clock holds at t=0 (as test_pod_hang_live's)
+    with running_world(tmp_path, STICKY, POLICY, start_clock=False) as w:
         kc, run = w["kubeconfig"], w["run"]
-        before = wait_until(lambda: len(p := pods(kc, tmp_path)) == 4 and all(p.values()) and p, 20,
-                            what="web's 4 pods Ready")
+        before = pods(kc, tmp_path)
+        assert len(before) == 4 and all(before.values()), before
+        start_scenario_clock(kc)
         [held] = wait_until(lambda: held_events(kc, tmp_path), 120, what="the HealingHeld Event")
         now = pods(kc, tmp_path)
         assert run.alive(), run.tail()
