@@ -752,6 +752,7 @@ class KubeStore:
         with self.lock:
             signals = self.engine.step(now, dt_s, offered_rps)
             self.touch()
+            self._expire_terminating()
             self._note_departures()
             self.events.expire(self.wall_now())
             changed = np.flatnonzero(signals.revision != self._revision_numbers)
@@ -1198,11 +1199,22 @@ class KubeStore:
         if not leaving:
             return {}
         live = {p.name for p in self._status(w).pods}
-        for name in [n for n, t in leaving.items() if t.gone_s <= self.engine.now or n in live]:
+        self._drop_terminating(w.index, [n for n, t in leaving.items() if t.gone_s <= self.engine.now or n in live])
+        return self._terminating.get(w.index, {})
+
+    def _expire_terminating(self) -> None:
+        """Drop the terminating pods whose grace has passed, listed or not (after a tick: nothing
+        kept grows with churn; their deletion is found when their workload's pods are next served)."""
+        now = self.engine.now
+        for i, leaving in list(self._terminating.items()):
+            self._drop_terminating(i, [n for n, t in leaving.items() if t.gone_s <= now])
+
+    def _drop_terminating(self, i: int, names: list[str]) -> None:
+        leaving = self._terminating[i]
+        for name in names:
             del leaving[name]
         if not leaving:
-            del self._terminating[w.index]
-        return leaving
+            del self._terminating[i]
 
     def _note_departures(self, rows: list[int] | None = None) -> None:
         """List the pods the engine removed since the last look (of ``rows``, or all after a tick) as
