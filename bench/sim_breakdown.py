@@ -151,7 +151,7 @@ def main() -> None:
     policies = [load_policies([path])[0] for path in (bench.REPO / "policies" / "setpoint-default.yaml",
                                                       bench.REPO / "policies" / "hpa-cpu.yaml")]
     bench.compile_kernels(policies)
-    sc = load_scenario_text(bench.SCENARIO.format(n=args.services, hours=args.hours), "wide-day.yaml")
+    sc = load_scenario_text(bench.scenario_text(args.services, args.hours), "wide-day.yaml")
     attribution = Attribution()
     kernels = attribution.install()
     # what exists before the run (modules, policies, compiled kernels) is frozen out of the

@@ -1226,17 +1226,19 @@ class KubeStore:
             grace = grace_s(template)
             if d.scheduled and grace > 0 and template is not None:
                 name = self.engine.pod_name_of(d.row, d.serial, d.revision_seq)
-                obj = self._departed_pod(w, d, name)
                 self._terminating.setdefault(d.row, {})[name] = TerminatingPod(
-                    terminating(obj, self.wall_now(), grace), self.engine.now + grace)
+                    self.engine.now + grace, self._departed_pod(w, d, name, template, grace))
 
-    def _departed_pod(self, w: Workload, d: Departure, name: str) -> dict:
-        """The object of a pod gone from the engine as it was last (running, not Ready)."""
-        numbers = {r.seq: r.number for r in self.engine.revisions(w.index)}
+    def _departed_pod(self, w: Workload, d: Departure, name: str, template: dict,
+                      grace: float) -> Callable[[], dict]:
+        """What makes the object of a pod gone from the engine now, as it terminates (its revision's
+        ``template`` and number kept: the history cleanup may forget them before it is served)."""
+        number = next((r.number for r in self.engine.revisions(w.index) if r.seq == d.revision_seq), "")
         p = PodStatus(name=name, phase="Running", ready=False, start_time=d.created_s, restarts=d.restarts,
-                      revision=str(numbers.get(d.revision_seq, "")), created_time=d.created_s)
+                      revision=str(number), created_time=d.created_s)
         rev = SimpleNamespace(seq=d.revision_seq, hash=self.engine.revision_hash_of(w.index, d.revision_seq))
-        return self._pod_object(w, p, rev)
+        deleted_wall_s = self.wall_now()
+        return lambda: terminating(self._pod_object(w, p, rev, template), deleted_wall_s, grace)
 
     def _forget_gone_pods(self, w: Workload, names: set[str]) -> dict[str, str]:
         """A pod served before and not among ``names`` (deleted, scaled down, replaced) is never
@@ -1256,9 +1258,10 @@ class KubeStore:
     def _pod(self, w: Workload, p: PodStatus, rev: Revision) -> dict:
         return self._stamp(("Pod", w.namespace, p.name), self._pod_object(w, p, rev))
 
-    def _pod_object(self, w: Workload, p: PodStatus, rev: Revision) -> dict:
-        """Engine pod ``p`` of revision ``rev`` as a Pod object, without its resourceVersion."""
-        template = w.templates[rev.seq]
+    def _pod_object(self, w: Workload, p: PodStatus, rev: Revision, template: dict | None = None) -> dict:
+        """Engine pod ``p`` of revision ``rev`` (its ``template``, default the one kept) as a Pod
+        object, without its resourceVersion."""
+        template = w.templates[rev.seq] if template is None else template
         if w.kind == "Deployment":
             labels = {**(template["metadata"].get("labels") or {}), K.TEMPLATE_HASH_LABEL: rev.hash}
             owner = K.owner_reference("apps/v1", "ReplicaSet", f"{w.name}-{rev.hash}",

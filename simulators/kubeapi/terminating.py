@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -55,11 +56,19 @@ class Departure:
 
 @dataclass
 class TerminatingPod:
-    """A pod listed while it terminates: its object as served (without resourceVersion) and the
-    simulation time it is gone at."""
+    """A pod listed while it terminates: the simulation time it is gone at, and its object as
+    served (without resourceVersion), made by ``make`` when first served (a write or tick that
+    removes pods nobody lists pays nothing for them)."""
 
-    obj: dict
     gone_s: float
+    make: Callable[[], dict]
+    _obj: dict | None = None
+
+    @property
+    def obj(self) -> dict:
+        if self._obj is None:
+            self._obj = self.make()
+        return self._obj
 
 
 class Departures:
