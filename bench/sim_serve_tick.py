@@ -35,7 +35,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.sim_speed import SCENARIO  # noqa: E402
+from bench.sim_speed import scenario_text  # noqa: E402
 from simulators.kubeapi.server import SimWorld  # noqa: E402
 from controller.policy.summary import plural  # noqa: E402
 from simulators.kubeapi.store import MAX_EVENTS  # noqa: E402
@@ -106,7 +106,7 @@ def main() -> None:
                         "10,000 Events is reached after ~130 at the default churn)")
     args = parser.parse_args()
     hours = max(1, args.ticks * 5 // 3600 + 1)
-    scenario = load_scenario_text(SCENARIO.format(n=args.services, hours=hours), "wide.yaml")
+    scenario = load_scenario_text(scenario_text(args.services, hours), "wide.yaml")
     off, on = Run(scenario, False), Run(scenario, True)
     for t in range(args.ticks):  # in turns: a busy machine slows both alike
         for run in (off, on) if t % 2 else (on, off):

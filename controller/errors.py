@@ -168,6 +168,17 @@ class ConflictError(ActuationError):
     kind = "conflict"
 
 
+class RevisionChanged(ActuationError):
+    """A write meant for one revision of a workload was not made: its current revision is another
+    (``current``; '' not known) since it was read (a rollout between the read and the write)."""
+
+    kind = "superseded"
+
+    def __init__(self, message: str, *, current: str, target: str = ""):
+        self.current = current
+        super().__init__(message, target=target)
+
+
 class TemporaryError(ActuationError):
     """5xx, 429 or a timeout: retry later."""
 

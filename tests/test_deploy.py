@@ -61,6 +61,7 @@ CODE_PATHS = {
     "LeaderElector._release": "leader-election",
     "KubernetesCluster.annotate": "resume",
     "KubernetesCluster.read_current_revision": "resume",  # setpoint accept: the revision it may accept
+    "KubernetesCluster.annotate_while_current": "resume",  # setpoint accept: read, then write on that version
     "KubernetesStateStore._read": "state",
     "KubernetesStateStore.save": "state",
     "KubernetesStateStore.delete": "state",  # a removed policy's state, once it no longer matters

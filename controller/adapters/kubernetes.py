@@ -105,7 +105,8 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from controller.errors import (ActuationError, ConflictError, Forbidden, KubernetesConfigError, NotFound, NotLeader,
-                               PermanentError, StateStoreError, Stopping, Superseded, TemporaryError)
+                               PermanentError, RevisionChanged, StateStoreError, Stopping, Superseded,
+                               TemporaryError)
 from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetSelector, TargetStatus
 from controller.ports import ClusterView, HpaRef, PriorAction, PriorActions, StateDeletion, state_name
 
@@ -122,6 +123,8 @@ ROLLOUT_COMPLETE_REASON = "NewReplicaSetAvailable"
 FIELD_MANAGER = "setpoint"
 #: Longest wait honoured from a Retry-After header (s).
 MAX_RETRY_AFTER_S = 10.0
+#: Tries of a conditional write that other writes keep changing the object under (409 each time).
+CONDITIONAL_WRITE_ATTEMPTS = 5
 
 
 # --------------------------------------------------------------------------- rate limiting
@@ -543,8 +546,13 @@ def current_revision(workload: Any, kind: str = "Deployment") -> str:
 
 
 def _revision_number(rs: Any) -> int:
+    return _revision_as_number((rs.metadata.annotations or {}).get(REVISION_ANNOTATION, ""))
+
+
+def _revision_as_number(text: str) -> int:
+    """A revision annotation's number (0: not set, or not a number)."""
     try:
-        return int((rs.metadata.annotations or {}).get(REVISION_ANNOTATION, "0"))
+        return int(text or "0")
     except ValueError:
         return 0
 
@@ -998,7 +1006,7 @@ class KubernetesCluster:
             patch.append({"op": "replace", "path": "/spec/paused", "value": False})
         self._once(f"rollback {ref}", str(ref), self.apps.patch_namespaced_deployment, ref.name, ref.namespace, patch,
                    field_manager=self.field_manager)
-        from_rev = (deployment.metadata.annotations or {}).get(REVISION_ANNOTATION, "?")
+        from_rev = current_revision(deployment) or "?"
         self._event(ref, "RolledBack", f"Rolled back from revision {from_rev} to revision "
                                        f"{_revision_number(target_rs)}; reason: {action.reason}",
                     tail=_of_policy(action))
@@ -1021,7 +1029,7 @@ class KubernetesCluster:
         rss = [rs for rs in self._once(f"list ReplicaSets of {ref}", str(ref), self.apps.list_namespaced_replica_set,
                                        ref.namespace, label_selector=selector or None).items
                if _owned_by(rs, deployment.metadata.uid)]
-        current = int((deployment.metadata.annotations or {}).get(REVISION_ANNOTATION, "0") or 0)
+        current = _revision_as_number(current_revision(deployment))
         if revision is None:
             older = [rs for rs in rss if _revision_number(rs) < current]
             if not older:
@@ -1040,11 +1048,38 @@ class KubernetesCluster:
         workload = self._call(f"read {ref}", str(ref), self._workload_api(ref.kind).read, ref.name, ref.namespace)
         return current_revision(workload, ref.kind)
 
-    def annotate(self, ref: TargetRef, key: str, value: str) -> None:
-        """Set one metadata annotation of a workload (a merge patch). Raises ActuationError."""
+    def annotate(self, ref: TargetRef, key: str, value: str, resource_version: str | None = None) -> None:
+        """Set one metadata annotation of a workload (a merge patch); with ``resource_version``, only
+        on that version of it (a precondition: 409, ConflictError, if it changed). Raises ActuationError."""
+        metadata = {"annotations": {key: value}}
+        if resource_version is not None:
+            metadata["resourceVersion"] = resource_version
         patch = self._workload_api(ref.kind).patch
-        self._call(f"annotate {ref}", str(ref), patch, ref.name, ref.namespace,
-                   {"metadata": {"annotations": {key: value}}}, field_manager=self.field_manager)
+        self._call(f"annotate {ref}", str(ref), patch, ref.name, ref.namespace, {"metadata": metadata},
+                   field_manager=self.field_manager)
+
+    def annotate_while_current(self, ref: TargetRef, key: str, value: str, revision: str) -> None:
+        """Set one annotation of a workload only while ``revision`` is its current revision (what an
+        acceptance names): read it, then write on the version read (resourceVersion precondition).
+        On a 409 it is read again: a new current revision (a rollout between the read and the write)
+        raises RevisionChanged naming it, nothing written; any other change (a scale, a status) is
+        written over, at most :data:`CONDITIONAL_WRITE_ATTEMPTS` times, then ConflictError. Raises
+        ActuationError."""
+        read = self._workload_api(ref.kind).read
+        for attempt in range(1, CONDITIONAL_WRITE_ATTEMPTS + 1):
+            workload = self._call(f"read {ref}", str(ref), read, ref.name, ref.namespace)
+            current = current_revision(workload, ref.kind)
+            if current != revision:
+                raise RevisionChanged(f"annotate {ref}: revision {revision} is no longer the current revision "
+                                      f"(now {current or 'not known'}); nothing written", current=current,
+                                      target=str(ref))
+            try:
+                return self.annotate(ref, key, value, workload.metadata.resource_version)
+            except ConflictError:  # written meanwhile: on the current revision still?
+                log.info("annotate %s: conflict on try %d of %d, reading it again", ref, attempt,
+                         CONDITIONAL_WRITE_ATTEMPTS)
+        raise ConflictError(f"annotate {ref}: it changed under each of {CONDITIONAL_WRITE_ATTEMPTS} tries "
+                            f"(HTTP 409 each time); nothing written", target=str(ref), status=409)
 
     def record_event(self, ref: TargetRef, reason: str, message: str, warning: bool = False) -> None:
         """An Event on the workload that is not about an applied action (e.g. healing held);

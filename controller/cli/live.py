@@ -485,7 +485,10 @@ def accept(
         current = _current_revision_or_fail(cluster, ref)
         if current != revision and not force:
             fail([not_current_refusal(ref, revision, current)])
-        _annotate_or_fail(cluster, ref, ACCEPT_REVISION_ANNOTATION, revision, "accept-revision")
+        if force:
+            _annotate_or_fail(cluster, ref, ACCEPT_REVISION_ANNOTATION, revision, "accept-revision")
+        else:  # written only while it is still current: a rollout since the read must not be accepted unseen
+            _annotate_or_fail(cluster, ref, ACCEPT_REVISION_ANNOTATION, revision, "accept-revision", while_current=True)
     finally:
         cluster.close()
     typer.echo(accepted_line(ref, revision, current))
@@ -502,12 +505,18 @@ def _current_revision_or_fail(cluster, ref) -> str:
         fail([f"{ref}: cannot read its current revision: {why}"])
 
 
-def _annotate_or_fail(cluster, ref, key: str, value: str, what: str) -> None:
-    """Write one annotation on the workload, or exit 1 naming why not (``what``: the annotation's short name)."""
-    from controller.errors import ActuationError
+def _annotate_or_fail(cluster, ref, key: str, value: str, what: str, while_current: bool = False) -> None:
+    """Write one annotation on the workload, or exit 1 naming why not (``what``: the annotation's
+    short name); ``while_current``: only while revision ``value`` is its current one."""
+    from controller.errors import ActuationError, RevisionChanged
 
     try:
-        cluster.annotate(ref, key, value)
+        if while_current:
+            cluster.annotate_while_current(ref, key, value, value)
+        else:
+            cluster.annotate(ref, key, value)
+    except RevisionChanged as exc:
+        fail([revision_changed_refusal(ref, value, exc.current)])
     except ActuationError as exc:
         why = str(exc).removeprefix(f"annotate {ref}: ")  # the adapter names the call; say what it was for
         fail([f"{ref}: cannot write the {what} annotation: {why}"])
@@ -517,13 +526,28 @@ def not_current_refusal(ref, revision: str, current: str) -> str:
     """Why ``setpoint accept`` writes nothing for a ``revision`` that is not ``current`` ('' unknown)."""
     from controller.adapters.kubernetes import CURRENT_REVISION_SOURCE
 
-    where = f"{ref.namespace}/{ref.name}" + ("" if ref.kind == "Deployment" else f" --kind {ref.kind.lower()}")
+    where = _accept_target_words(ref)
     now = (f"its current revision is {current}" if current else
            f"its current revision is not known yet ({CURRENT_REVISION_SOURCE[ref.kind]} is not set)")
     advice = f"accept it with `setpoint accept {where} {current}`, or " if current else ""
     return (f"{ref}: revision {revision} is not the current revision: {now}; an acceptance counts only while "
             f"its revision is current, so this one would accept nothing now; nothing written ({advice}"
             f"--force to write it for when revision {revision} is current)")
+
+
+def _accept_target_words(ref) -> str:
+    """The workload as `setpoint accept` takes it: NAMESPACE/NAME, with --kind unless a Deployment."""
+    return f"{ref.namespace}/{ref.name}" + ("" if ref.kind == "Deployment" else f" --kind {ref.kind.lower()}")
+
+
+def revision_changed_refusal(ref, revision: str, current: str) -> str:
+    """Why ``setpoint accept`` wrote nothing for ``revision`` that was current when read and is not
+    when written: ``current`` ('' unknown) was rolled out in between."""
+    where = _accept_target_words(ref)
+    now = f"revision {current} is current now" if current else "its current revision is not known now"
+    advice = f"; to keep revision {current}, judge it first, then `setpoint accept {where} {current}`" if current else ""
+    return (f"{ref}: revision {revision} was current when read but not when the acceptance was to be written: "
+            f"a rollout came in between ({now}); nothing written, so no revision was accepted unseen{advice}")
 
 
 def accepted_line(ref, revision: str, current: str) -> str:

@@ -27,7 +27,9 @@ plain HTTP. The metrics endpoint stays plain HTTP (what Prometheus scrapes by de
 
 **Test hooks.** ``api.faults.inject(path_regex, status=503, times=2)`` makes the next matching
 requests fail with that status (a real Status body), ``delay_s=`` delays them (to provoke
-client timeouts); ``api.requests.count(method, path_regex)`` counts what clients sent. Over
+client timeouts), ``gate=threading.Event()`` (in process only) holds them until it is set, the
+rule's ``arrived`` set once one came (a race made on purpose: a write held between a client's read
+and its write); ``api.requests.count(method, path_regex)`` counts what clients sent. Over
 HTTP the same hooks are at ``/_sim/faults`` (POST a JSON rule, DELETE to clear) and
 ``/_sim/requests`` (GET counts: total and byMethod), only when the server was started with ``test_hooks=True``
 (``--test-hooks``): they are not part of the Kubernetes API, but need the token like it.
@@ -392,6 +394,10 @@ class FaultRule:
     delay_s: float = 0.0
     method: str | None = None
     message: str = ""
+    #: in-process only (tests): a matching request waits until it is set (at most MAX_FAULT_DELAY_S),
+    #: then is served; ``arrived`` is set when one comes (a write held between a client's read and its write)
+    gate: threading.Event | None = field(default=None, repr=False)
+    arrived: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     pattern: re.Pattern = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -414,7 +420,7 @@ class FaultRule:
                 and self.pattern.search(path) is not None)
 
     def describe(self) -> dict:
-        return {k: v for k, v in vars(self).items() if k != "pattern"}
+        return {k: v for k, v in vars(self).items() if k not in ("pattern", "gate", "arrived")}
 
 
 class FaultInjector:
@@ -425,9 +431,9 @@ class FaultInjector:
         self._lock = threading.Lock()
 
     def inject(self, path: str, status: int | None = None, times: int = 1, delay_s: float = 0.0,
-               method: str | None = None, message: str = "") -> FaultRule:
+               method: str | None = None, message: str = "", gate: threading.Event | None = None) -> FaultRule:
         """Add a rule (ValueError when it is not valid, see FaultRule)."""
-        rule = FaultRule(path, status, times, delay_s, method, message)
+        rule = FaultRule(path, status, times, delay_s, method, message, gate)
         with self._lock:
             self._rules.append(rule)
         return rule
@@ -551,6 +557,9 @@ class SimKubeApi:
         self.requests.add(request.method, request.path)
         rule = self.faults.take(request.method, request.path)
         if rule is not None:
+            rule.arrived.set()
+            if rule.gate is not None:
+                rule.gate.wait(MAX_FAULT_DELAY_S)
             if rule.delay_s and self.stopping.wait(rule.delay_s):
                 return error_response(_fault_status(503, ""))  # the server stops: do not hold it up
             if rule.status:

@@ -20,6 +20,8 @@ Mapping to the engine:
 - each engine revision is a ReplicaSet ``<name>-<hash>`` with the
   ``deployment.kubernetes.io/revision`` annotation and the ``pod-template-hash`` label;
 - pods are the engine's pods; deleting one calls ``delete_pod`` (its ReplicaSet recreates it);
+  a pod deleted or removed by the engine (scale-down, rollout) stays listed as terminating for its
+  grace period (simulators/kubeapi/terminating.py);
 - old ReplicaSets beyond a Deployment's ``spec.revisionHistoryLimit`` are deleted as the
   Deployment controller's cleanup deletes them (see :meth:`KubeStore._sync_history`): the engine
   forgets their revisions, so they can no longer be rolled back to.
@@ -61,6 +63,7 @@ from bisect import bisect_right
 from collections import OrderedDict, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
@@ -73,6 +76,7 @@ from simulators.kubeapi.event_recorder import EventRecorder
 from simulators.kubeapi.history import Change, ChangeHistory
 from simulators.kubeapi.managed_fields import FieldWriter, ManagedFields, changed_paths
 from simulators.kubeapi.namespaces import Namespaces
+from simulators.kubeapi.terminating import Departure, Departures, TerminatingPod, grace_s, terminating
 from simulators.cluster import SimCluster
 from simulators.simcluster.slots import INITIAL_PODS_AGE_S
 from simulators.workload import NAME_ALPHABET, Revision, ServiceConfig, rollout_budget
@@ -429,7 +433,7 @@ class PodVersions:
 
     def __init__(self, store: "KubeStore", w: Workload):
         self.store, self.w = store, w
-        self.deleted = store._forget_gone_pods(w, {p.name for p in store._status(w).pods})
+        self.deleted = store._forget_gone_pods(w, store.listed_pod_names(w))
         self.seen: dict[str, str | None] = {}
 
     def get(self, name: str) -> str | None:
@@ -603,6 +607,9 @@ class KubeStore:
         self._fingerprints: dict[tuple, tuple[str, int]] = {}
         #: per workload index, the names of the pods last served (their fingerprints are dropped once gone)
         self._served_pods: dict[int, set[str]] = {}
+        self._departures = Departures(engine)  # the pods the engine removes, found after each tick and write
+        #: per workload index, its pods listed while they terminate, by name
+        self._terminating: dict[int, dict[str, TerminatingPod]] = {}
         self._epoch = 0  # bumped whenever the engine's state may have changed
         self._statuses: dict[int, tuple[int, TargetStatus]] = {}
         self.workloads: list[Workload] = []
@@ -745,6 +752,8 @@ class KubeStore:
         with self.lock:
             signals = self.engine.step(now, dt_s, offered_rps)
             self.touch()
+            self._expire_terminating()
+            self._note_departures()
             self.events.expire(self.wall_now())
             changed = np.flatnonzero(signals.revision != self._revision_numbers)
             if changed.size:
@@ -987,6 +996,7 @@ class KubeStore:
                 self.touch()
             if changed:
                 w.generation += 1
+            self._note_departures([w.index])  # before the history cleanup may forget their revisions
             self._sync_history(w)  # the Deployment controller syncs on every update
             body = {**body, "spec": {**spec, "replicas": replicas, "revisionHistoryLimit": limit}}
             w.managed.record(writer, *changed_paths(current, body), self.wall_now())
@@ -1036,6 +1046,7 @@ class KubeStore:
             _check_replicas(replicas, "Scale", "autoscaling", name, "spec.replicas")
             if self._set_replicas(w, replicas):
                 w.generation += 1
+                self._note_departures([w.index])
                 self._sync_history(w)  # a scale is a sync too (of a paused Deployment: with its cleanup)
                 w.managed.record(FieldWriter(writer.manager, writer.operation, "scale"), [("spec", "replicas")], (),
                                  self.wall_now())
@@ -1141,14 +1152,22 @@ class KubeStore:
             return self._find_pod(namespace, name)[1]
 
     def delete_pod(self, namespace: str, name: str) -> dict:
-        """Delete a pod; its ReplicaSet (the engine) recreates it under a new name."""
+        """Delete a pod; its ReplicaSet (the engine) recreates it under a new name. Returns it as it
+        terminates (listed so for its grace period); a pod already terminating is returned as it
+        is, nothing done again; one never scheduled (Pending) is gone at once (grace 0)."""
         with self.lock:
             w, pod = self._find_pod(namespace, name)
+            if name in self._terminating.get(w.index, {}):
+                return pod
             if self.cluster_events is not None:
                 self.cluster_events.deleted_by_client(w.index, name)
             self.engine.delete_pod(w.index, name)
             self.touch()
+            self._note_departures([w.index])
             self._record_cluster_events([w.index])
+            leaving = self._terminating.get(w.index, {}).get(name)
+            if leaving is not None:  # only it is stamped: its replacement is found when the pods are next served
+                return self._terminating_pod(w, name, leaving)
             pod["metadata"]["deletionTimestamp"] = K.rfc3339(self.wall_now())
             pod["metadata"]["deletionGracePeriodSeconds"] = 0
             return pod
@@ -1162,10 +1181,64 @@ class KubeStore:
         raise K.not_found("pods", "", name)
 
     def _pods(self, w: Workload) -> list[dict]:
+        """``w``'s pods as listed: the engine's, then those terminating (by name)."""
         st = self._status(w)
         revs = self._revisions(w)
-        self._forget_gone_pods(w, {p.name for p in st.pods})
-        return [self._pod(w, p, revs[p.revision]) for p in st.pods]
+        leaving = self._leaving(w)
+        self._forget_gone_pods(w, {p.name for p in st.pods} | set(leaving))
+        return [self._pod(w, p, revs[p.revision]) for p in st.pods] + [
+            self._terminating_pod(w, name, leaving[name]) for name in sorted(leaving)]
+
+    def _terminating_pod(self, w: Workload, name: str, pod: TerminatingPod) -> dict:
+        return self._stamp(("Pod", w.namespace, name), copy.deepcopy(pod.obj))
+
+    def _leaving(self, w: Workload) -> dict[str, TerminatingPod]:
+        """``w``'s pods terminating now: those whose grace has passed are gone (dropped), and so is
+        one whose name a new pod took (a StatefulSet's, recreated at once by the engine)."""
+        leaving = self._terminating.get(w.index)
+        if not leaving:
+            return {}
+        live = {p.name for p in self._status(w).pods}
+        self._drop_terminating(w.index, [n for n, t in leaving.items() if t.gone_s <= self.engine.now or n in live])
+        return self._terminating.get(w.index, {})
+
+    def _expire_terminating(self) -> None:
+        """Drop the terminating pods whose grace has passed, listed or not (after a tick: nothing
+        kept grows with churn; their deletion is found when their workload's pods are next served)."""
+        now = self.engine.now
+        for i, leaving in list(self._terminating.items()):
+            self._drop_terminating(i, [n for n, t in leaving.items() if t.gone_s <= now])
+
+    def _drop_terminating(self, i: int, names: list[str]) -> None:
+        leaving = self._terminating[i]
+        for name in names:
+            del leaving[name]
+        if not leaving:
+            del self._terminating[i]
+
+    def _note_departures(self, rows: list[int] | None = None) -> None:
+        """List the pods the engine removed since the last look (of ``rows``, or all after a tick) as
+        terminating, each for its grace period (its revision's template's); a pod never scheduled,
+        or with a grace of 0, is gone at once."""
+        for d in self._departures.since_last(rows):
+            w = self.workloads[d.row]
+            template = w.templates.get(d.revision_seq)
+            grace = grace_s(template)
+            if d.scheduled and grace > 0 and template is not None:
+                name = self.engine.pod_name_of(d.row, d.serial, d.revision_seq)
+                self._terminating.setdefault(d.row, {})[name] = TerminatingPod(
+                    self.engine.now + grace, self._departed_pod(w, d, name, template, grace))
+
+    def _departed_pod(self, w: Workload, d: Departure, name: str, template: dict,
+                      grace: float) -> Callable[[], dict]:
+        """What makes the object of a pod gone from the engine now, as it terminates (its revision's
+        ``template`` and number kept: the history cleanup may forget them before it is served)."""
+        number = next((r.number for r in self.engine.revisions(w.index) if r.seq == d.revision_seq), "")
+        p = PodStatus(name=name, phase="Running", ready=False, start_time=d.created_s, restarts=d.restarts,
+                      revision=str(number), created_time=d.created_s)
+        rev = SimpleNamespace(seq=d.revision_seq, hash=self.engine.revision_hash_of(w.index, d.revision_seq))
+        deleted_wall_s = self.wall_now()
+        return lambda: terminating(self._pod_object(w, p, rev, template), deleted_wall_s, grace)
 
     def _forget_gone_pods(self, w: Workload, names: set[str]) -> dict[str, str]:
         """A pod served before and not among ``names`` (deleted, scaled down, replaced) is never
@@ -1183,7 +1256,12 @@ class KubeStore:
         return found
 
     def _pod(self, w: Workload, p: PodStatus, rev: Revision) -> dict:
-        template = w.templates[rev.seq]
+        return self._stamp(("Pod", w.namespace, p.name), self._pod_object(w, p, rev))
+
+    def _pod_object(self, w: Workload, p: PodStatus, rev: Revision, template: dict | None = None) -> dict:
+        """Engine pod ``p`` of revision ``rev`` (its ``template``, default the one kept) as a Pod
+        object, without its resourceVersion."""
+        template = w.templates[rev.seq] if template is None else template
         if w.kind == "Deployment":
             labels = {**(template["metadata"].get("labels") or {}), K.TEMPLATE_HASH_LABEL: rev.hash}
             owner = K.owner_reference("apps/v1", "ReplicaSet", f"{w.name}-{rev.hash}",
@@ -1202,9 +1280,8 @@ class KubeStore:
         running = p.phase == "Running"
         if running:
             spec["nodeName"] = K.node_name(p.name)
-        obj = {"kind": "Pod", "apiVersion": "v1", "metadata": meta, "spec": spec,
-               "status": self._pod_status(w, p, spec)}
-        return self._stamp(("Pod", w.namespace, p.name), obj)
+        return {"kind": "Pod", "apiVersion": "v1", "metadata": meta, "spec": spec,
+                "status": self._pod_status(w, p, spec)}
 
     def _pod_status(self, w: Workload, p: PodStatus, spec: dict) -> dict:
         created = K.rfc3339(self.clock.wall(p.start_time))
@@ -1257,7 +1334,14 @@ class KubeStore:
         for p in self._status(w).pods:
             if p.name == name:
                 return self._pod(w, p, revs[p.revision])["metadata"]["resourceVersion"]
+        leaving = self._leaving(w).get(name)
+        if leaving is not None:
+            return self._terminating_pod(w, name, leaving)["metadata"]["resourceVersion"]
         return None
+
+    def listed_pod_names(self, w: Workload) -> set[str]:
+        """The names of ``w``'s pods listed now: the engine's and those terminating."""
+        return {p.name for p in self._status(w).pods} | set(self._leaving(w))
 
     # ------------------------------------------------------------------ reads for the metrics endpoint
     def pod_statuses(self) -> list[tuple[Workload, TargetStatus]]:

@@ -28,7 +28,8 @@ class SlotArrays(NamedTuple):
     (``SimCluster.slot_arrays``): (S, K) ``phase`` (:data:`~.slots.EMPTY`: no pod), ``serial``
     (a pod is its service's row and serial), ``revision_seq``, ``restarts``, ``crash_loops``
     (its revision crash-loops); (S,) ``current_seq``, ``spec_replicas``, ``rolling``,
-    ``restarts_total``. Views: they change as the cluster does; copy what you keep."""
+    ``restarts_total``; (S, K) ``created_s`` (the slot's pod's creation, simulation s). Views: they change as
+    the cluster does; copy what you keep."""
 
     phase: np.ndarray
     serial: np.ndarray
@@ -39,6 +40,7 @@ class SlotArrays(NamedTuple):
     spec_replicas: np.ndarray
     rolling: np.ndarray
     restarts_total: np.ndarray
+    created_s: np.ndarray
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -62,7 +64,7 @@ class ClusterPort:
         self._flush()
         return SlotArrays(*(_read_only(a) for a in (
             self._pod_phase, self._pod_serial, self._pod_revision_seq, self._pod_restarts, self._pod_crash_loops,
-            self._current_seq, self._spec_replicas, self._rolling, self._restarts_total)))
+            self._current_seq, self._spec_replicas, self._rolling, self._restarts_total, self._pod_created_s)))
 
     def pod_name_of(self, i: int, serial: int, revision_seq: int) -> str:
         """The name of service ``i``'s pod ``serial`` of revision seq ``revision_seq`` (gone or not)."""

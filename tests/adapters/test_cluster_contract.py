@@ -60,7 +60,8 @@ class KubeSubject:
         self.server.world.advance(ticks)
 
     def pod_names(self, ref: TargetRef) -> list[str]:
-        return [p.name for p in self.port.observe([ref]).statuses[0].pods]
+        """Those not terminating (the engine's: a deleted pod stays listed through its grace here)."""
+        return [p.name for p in self.port.observe([ref]).statuses[0].pods if not p.deleted]
 
     def close(self) -> None:
         self.port.close()

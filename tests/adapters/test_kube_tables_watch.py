@@ -93,12 +93,13 @@ def test_watch_without_a_version_starts_with_every_object_then_follows_pods(serv
     stream = watch.Watch().stream(core.list_namespaced_pod, NS, label_selector="app=web", timeout_seconds=3)
     for event in stream:
         seen.append((event["type"], event["object"].metadata.name))
-        if len(seen) == 2:  # both ADDED: delete one; its ReplicaSet makes a new one
+        if len(seen) == 2:  # both ADDED: delete one; its ReplicaSet makes a new one; its grace ends
             core.delete_namespaced_pod(victim, NS)
-            server.world.advance(1)
+            server.world.advance(6)
     types = [t for t, _ in seen]
     assert types[:2] == ["ADDED", "ADDED"]
-    assert ("DELETED", victim) in seen and types.count("ADDED") == 3
+    assert [t for t, name in seen if name == victim] == ["ADDED", "MODIFIED", "DELETED"]  # terminating, gone
+    assert types.count("ADDED") == 3
 
 
 @pytest.mark.parametrize("query", [

@@ -330,14 +330,19 @@ def test_a_crash_looping_pod_waits_in_back_off_and_a_pod_not_ready_after_a_resta
 
 
 def test_pod_delete_is_recreated_by_its_replicaset(core, server):
+    """The deleted pod terminates for its 30 s grace (tests/adapters/test_sim_terminating_pods.py)
+    while its replacement is created at once; once gone, a DELETE of it is 404."""
     before = [p.metadata.name for p in core.list_namespaced_pod(NS, label_selector="app=web").items]
     core.delete_namespaced_pod(before[0], NS)
-    after = {p.metadata.name: p for p in core.list_namespaced_pod(NS, label_selector="app=web").items}
+    after = {p.metadata.name: p for p in core.list_namespaced_pod(NS, label_selector="app=web").items
+             if p.metadata.deletion_timestamp is None}
     assert before[0] not in after and len(after) == len(before)
     new = next(p for n, p in after.items() if n not in before)
     assert new.status.phase == "Running" or new.status.phase == "Pending"
-    server.world.advance(4)
-    assert all(p.status.phase == "Running" for p in core.list_namespaced_pod(NS, label_selector="app=web").items)
+    server.world.advance(6)  # 30 s: the grace is over
+    listed = core.list_namespaced_pod(NS, label_selector="app=web").items
+    assert before[0] not in {p.metadata.name for p in listed}
+    assert all(p.status.phase == "Running" for p in listed)
     with pytest.raises(ApiException) as err:
         core.delete_namespaced_pod(before[0], NS)
     assert err.value.status == 404

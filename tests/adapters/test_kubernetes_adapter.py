@@ -299,11 +299,14 @@ def test_error_mapping_table(exc, expected):
 
 
 # --------------------------------------------------------------------------- the other actions
-def test_restart_pod_deletes_it_and_the_replicaset_recreates_it(cluster):
+def test_restart_pod_deletes_it_and_the_replicaset_recreates_it(cluster, server):
     pod = cluster.observe([WEB]).statuses[0].pods[0].name
     cluster.apply(Action(ActionKind.RESTART_POD, WEB, "PodNotReady", pod=pod))
-    pods = [p.name for p in cluster.observe([WEB]).statuses[0].pods]
+    listed = cluster.observe([WEB]).statuses[0].pods
+    pods = [p.name for p in listed if not p.deleted]
     assert pod not in pods and len(pods) == 2
+    assert [(p.name, p.ready) for p in listed if p.deleted] == [(pod, False)]  # terminating through its grace
+    server.world.advance(6)  # 30 s: gone
     with pytest.raises(NotFound):
         cluster.apply(Action(ActionKind.RESTART_POD, WEB, "PodNotReady", pod=pod))
 
@@ -607,7 +610,8 @@ def pause(srv, tmp_path, paused) -> dict:
 
 
 def revisions_of_pods(cluster) -> list[str]:
-    return sorted(p.revision for p in cluster.observe([WEB]).statuses[0].pods)
+    """The revisions of web's pods but those terminating."""
+    return sorted(p.revision for p in cluster.observe([WEB]).statuses[0].pods if not p.deleted)
 
 
 def test_a_paused_deployment_makes_no_rollout_progress_until_resumed(cluster, server, tmp_path):

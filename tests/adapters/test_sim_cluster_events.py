@@ -68,8 +68,9 @@ def seen(items) -> list[tuple]:
 
 
 def pods(apis: Apis, app: str) -> dict[str, str]:
-    """Pod name -> its node, of ``app``."""
-    return {p.metadata.name: p.spec.node_name for p in apis.core.list_namespaced_pod(NS, label_selector=f"app={app}").items}
+    """Pod name -> its node, of ``app``'s pods not terminating."""
+    return {p.metadata.name: p.spec.node_name for p in apis.core.list_namespaced_pod(NS, label_selector=f"app={app}").items
+            if p.metadata.deletion_timestamp is None}  # not those terminating
 
 
 def replicasets(apis: Apis, app: str) -> dict[str, str]:

@@ -58,7 +58,9 @@ class World:
                 for rs in self.apps.list_namespaced_replica_set(NS, label_selector=f"app={app}").items}
 
     def pods(self, app: str) -> set[str]:
-        return {p.metadata.name for p in self.core.list_namespaced_pod(NS, label_selector=f"app={app}").items}
+        """``app``'s pods but those terminating."""
+        return {p.metadata.name for p in self.core.list_namespaced_pod(NS, label_selector=f"app={app}").items
+                if p.metadata.deletion_timestamp is None}
 
     def events(self, kind: str, name: str) -> list[tuple]:
         """(type, reason, source, message, count) of the Events on one object, in the order written."""

@@ -61,12 +61,17 @@ def pod_names(server, app: str) -> set[str]:
 
 
 def pods_changed(server, app: str, change) -> list[tuple[str, str]]:
-    """Run ``change``; the events a watch of ``app``'s pods should then get: its pods gone as
-    DELETED, then its new ones as ADDED (named NEW: a watch's list never had them)."""
+    """Run ``change``, list ``app``'s pods (a reader sees those gone terminating), then let their
+    30 s grace pass (6 ticks); the events a watch of them should then get: its pods gone as
+    MODIFIED (terminating), its new ones as ADDED (named NEW: a watch's list never had them), then
+    those gone as DELETED."""
     before = pod_names(server, app)
     change()
+    server.world.store.list_pods(NS, lambda labels: labels.get("app") == app)
     after = pod_names(server, app)
-    return [("DELETED", n) for n in sorted(before - after)] + [("ADDED", NEW)] * len(after - before)
+    server.world.advance(6)
+    gone = sorted(before - after)
+    return [("MODIFIED", n) for n in gone] + [("ADDED", NEW)] * len(after - before) + [("DELETED", n) for n in gone]
 
 
 def scale_down(server, apis):
@@ -78,7 +83,11 @@ def scale_down(server, apis):
 
 def delete_a_pod(server, apis):
     victim = sorted(pod_names(server, "web"))[0]
-    return pods_changed(server, "web", lambda: apis.core.delete_namespaced_pod(victim, NS))
+
+    def change():
+        apis.core.delete_namespaced_pod(victim, NS)
+        server.world.advance(2)  # its replacement Ready (10 s): it does not change after
+    return pods_changed(server, "web", change)
 
 
 def relabel(apis: Apis, name: str, **labels: str) -> None:

@@ -64,8 +64,8 @@ def cluster(server, tmp_path):
 
 
 def pods(kc: KubernetesCluster) -> list[tuple[str, str, bool]]:
-    """web's pods as the adapter observes them: (name, revision, ready), by name."""
-    return [(p.name, p.revision, p.ready) for p in kc.observe([WEB], with_pods=True).statuses[0].pods]
+    """web's pods as the adapter observes them: (name, revision, ready), by name; not those terminating."""
+    return [(p.name, p.revision, p.ready) for p in kc.observe([WEB], with_pods=True).statuses[0].pods if not p.deleted]
 
 
 def retried(kc: KubernetesCluster, action: Action):

@@ -55,7 +55,9 @@ def test_a_pod_deleted_behind_a_hung_one_is_no_walk_up(server, tmp_path):
     core.delete_namespaced_pod("web-3", NS, _request_timeout=5)
     server.world.advance(2)
     status = kc.observe([WEB], with_pods=True).statuses[0]
-    assert [p.name for p in status.pods] == ["web-0", "web-1", "web-2", "web-4"]  # web-3 waits for web-1
+    # web-3 terminates (its 30 s grace), then waits for web-1 to be recreated
+    assert [(p.name, p.deleted) for p in status.pods] == [("web-0", False), ("web-1", False), ("web-2", False),
+                                                          ("web-3", True), ("web-4", False)]
     assert (status.spec_replicas, walk(status)) == (5, (4, 5, False))
     # web-1 restarted: Ready 10 s later, then web-3 is recreated under its name
     kc.apply(Action(ActionKind.RESTART_POD, WEB, "PodNotReady", pod="web-1"))

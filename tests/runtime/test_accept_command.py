@@ -11,6 +11,7 @@ revision is refused in one line, nothing written.
 from __future__ import annotations
 
 import subprocess
+import threading
 import sys
 
 import pytest
@@ -170,3 +171,59 @@ def test_accept_refuses_while_the_current_revision_is_unknown(kind, current, sai
     from controller.model import TargetRef
 
     assert said in not_current_refusal(TargetRef("shop", "web", kind), "2", current)
+
+
+def _scale(server, tmp_path, replicas: int = 3) -> None:
+    """Another writer's scale of web (no new revision)."""
+    _apps(server, tmp_path).patch_namespaced_deployment_scale("web", "shop", {"spec": {"replicas": replicas}},
+                                                              _request_timeout=5)
+
+
+WEB_PATH = r"/apis/apps/v1/namespaces/shop/deployments/web$"
+
+
+@pytest.mark.parametrize("meanwhile, code, said, written", [
+    pytest.param(_release, 1, "Deployment/shop/web: revision 1 was current when read but not when the acceptance "
+                              "was to be written: a rollout came in between (revision 2 is current now); nothing "
+                              "written, so no revision was accepted unseen; to keep revision 2, judge it first, then "
+                              "`setpoint accept shop/web 2`", None, id="rollout-between-read-and-write-refused"),
+    pytest.param(_scale, 0, "", "1", id="scale-between-read-and-write-written-on-a-second-try"),
+])
+def test_accept_writes_only_on_the_version_it_read(server, tmp_path, meanwhile, code, said, written):
+    """The acceptance's write carries the resourceVersion read with the revision: a write held at the
+    server between the read and the write (a gate, the real client and server on both sides) while
+    another writer changes the Deployment gets 409; read again, a new revision is refused naming it,
+    any other change is written over."""
+    gate = threading.Event()
+    rule = server.api.faults.inject(WEB_PATH, method="PATCH", gate=gate)
+    kubeconfig = server.write_kubeconfig(tmp_path / "accept.yaml", namespace="shop")
+    proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "accept", "shop/web", "1", "--kubeconfig",
+                             str(kubeconfig)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert rule.arrived.wait(60), "the acceptance's write never came"
+        meanwhile(server, tmp_path)
+        gate.set()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        gate.set()
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == code, (out, err)
+    assert err.strip() == said
+    assert _annotations(server, tmp_path).get(ANNOTATION) == written
+    # rollout: the release's own patch and the held write (409); scale: the held write (409) and its retry
+    assert server.api.requests.count("PATCH", WEB_PATH) == 2
+
+
+def test_accept_gives_up_after_bounded_conflicts(server, tmp_path):
+    """Conflicts that never end (each write raced by another, made here by a 409 on every try) end
+    the command after CONDITIONAL_WRITE_ATTEMPTS tries, nothing written."""
+    from controller.adapters.kubernetes import CONDITIONAL_WRITE_ATTEMPTS
+
+    server.api.faults.inject(WEB_PATH, status=409, times=CONDITIONAL_WRITE_ATTEMPTS, method="PATCH")
+    proc = _accept(server, tmp_path, "shop/web", "1")
+    assert proc.returncode == 1, proc.stdout
+    assert proc.stderr.strip() == (f"Deployment/shop/web: cannot write the accept-revision annotation: it changed "
+                                   f"under each of {CONDITIONAL_WRITE_ATTEMPTS} tries (HTTP 409 each time); nothing "
+                                   f"written")
+    assert ANNOTATION not in _annotations(server, tmp_path)

@@ -8,8 +8,9 @@ name once the old one is gone) is checked afresh.
 
 Rows at fixed times (T0 + s, 5 s cycles): web-0's memory check fires at 30 s and it is restarted;
 it terminates for 70 s (to 100 s), past the 60 s verification window, still reading as sick; then
-its replacement, healthy, is listed. ``sim serve`` replaces a deleted pod at once (no grace period),
-so the view is built here from PodStatus rows as the Kubernetes adapter gives them.
+its replacement, healthy, is listed. The view is built here from PodStatus rows as the Kubernetes
+adapter gives them, to hold a 70 s grace at fixed times (``sim serve`` lists a deleted pod through
+its grace too: tests/adapters/test_sim_terminating_pods.py).
 """
 
 from __future__ import annotations
