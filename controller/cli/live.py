@@ -485,10 +485,8 @@ def accept(
         current = _current_revision_or_fail(cluster, ref)
         if current != revision and not force:
             fail([not_current_refusal(ref, revision, current)])
-        if force:
-            _annotate_or_fail(cluster, ref, ACCEPT_REVISION_ANNOTATION, revision, "accept-revision")
-        else:  # written only while it is still current: a rollout since the read must not be accepted unseen
-            _annotate_or_fail(cluster, ref, ACCEPT_REVISION_ANNOTATION, revision, "accept-revision", while_current=True)
+        # written only while it is still current (unless forced): a rollout since the read must not be accepted unseen
+        _annotate_or_fail(cluster, ref, ACCEPT_REVISION_ANNOTATION, revision, "accept-revision", while_current=not force)
     finally:
         cluster.close()
     typer.echo(accepted_line(ref, revision, current))
