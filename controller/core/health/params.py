@@ -131,6 +131,10 @@ class HealthReason(enum.IntEnum):
     # held: a hung-pod check calls for a pod restart and restartsPerHour allows no more: restarts do
     # not cure that pod; nothing stronger follows (no rolling restart, no rollback)
     HUNG_POD_RESTARTS_EXHAUSTED = 44
+    # outcome: a hung-pod restart's replacement was never seen running (stuck Pending: unschedulable,
+    # an image pull) within rollout_wait_s past the window: it could not be judged, so the window
+    # closes with no verdict (not a cure); a hang once it runs is a new RestartHungPod
+    HUNG_REPLACEMENT_NOT_JUDGED = 45
 
     @property
     def code(self) -> str:
