@@ -420,12 +420,17 @@ def _judge(params: HealthParams, w: Window, view: CheckView, pods: PodState, pod
     judged = replaced_pods(w, pods, pod_row)
     hung = _hung_restart(params, w)
     seen = _replacement_seen(w, hung & active, judged & running, pod_row, now)
+    trig = np.where(active & is_pod, w.check, -1)
+    bad_new = firing_pod_mask(params, pods, pod_row, trig) & judged
+    new_firing = np.bincount(pod_row[bad_new], minlength=n)[:n] if bad_new.any() else np.zeros(n, np.int64)
     # A hung-pod restart is judged once its replacement has run for the check's start-up +
-    # notReadyFor (+ for), counted from when it was first seen running: a replacement stuck Pending
-    # (unschedulable) past the window was never judged, and passed it. Not yet seen: not due, up to
-    # rollout_wait_s past the window (then closed unjudged, HUNG_REPLACEMENT_NOT_JUDGED).
-    judge_at = np.where(hung, np.maximum(w.until, seen + _hung_judge_s(params, chk)), w.until)
-    unjudged = active & hung & np.isnan(seen) & (now >= w.until + params.rollout_wait_s)
+    # notReadyFor (+ for), counted from when it was first seen running, or once it fires: a
+    # replacement stuck Pending (unschedulable) past the window was never judged, and passed it. Not
+    # yet seen: not due, up to rollout_wait_s past the window (then closed unjudged,
+    # HUNG_REPLACEMENT_NOT_JUDGED).
+    unseen = hung & (new_firing == 0)
+    judge_at = np.where(unseen, np.maximum(w.until, seen + _hung_judge_s(params, chk)), w.until)
+    unjudged = active & unseen & np.isnan(seen) & (now >= w.until + params.rollout_wait_s)
     due = active & (now >= judge_at) & (~rollout | (now >= judge_at + params.rollout_wait_s))
     # A workload trigger already clearing at the deadline (back on its recovered side, inside its
     # recovered `for`) is judged when that `for` ends: the action worked, but the query's range
@@ -436,9 +441,6 @@ def _judge(params: HealthParams, w: Window, view: CheckView, pods: PodState, pod
     with np.errstate(invalid="ignore"):
         clearing = active & ~is_pod & (w.check >= 0) & (now < clearing_since + recovered_for)
     due = due & ~clearing
-    trig = np.where(active & is_pod, w.check, -1)
-    bad_new = firing_pod_mask(params, pods, pod_row, trig) & judged
-    new_firing = np.bincount(pod_row[bad_new], minlength=n)[:n] if bad_new.any() else np.zeros(n, np.int64)
     # no triggering check (a rollback a revision check called for: back to a known-healthy
     # revision): nothing to wait for but the window itself
     none = w.check < 0
