@@ -678,7 +678,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     release_pods, beside = _release_pods(obs, recorded)
     held_pods = release_pods & beside[obs.pods.row] if release_pods.size else release_pods
     eligible = ~held_pods if eligible is None else eligible & ~held_pods
-    beside, unjudged = beside_verification(params, rem, pods, pod_row, trig_pods)
+    beside_window, unjudged = beside_verification(params, rem, pods, pod_row, trig_pods)
     eligible &= unjudged  # a window's replacements are left to it
     condemned = _condemned_only(params, obs, pods, trig_pods)
     if obs.pods.condemned is not None:  # a StatefulSet's pods its scale-down removes are not restarted
@@ -712,7 +712,8 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         rollout=obs.rollout | (rem.verify_action == Remedy.ROLLBACK), overloaded=overloaded, want=want,
         escalated=prop.escalated, systemic=systemic, suspect=rev.suspect, new_revision=new_revision,
         after_rollout=after_rollout, can_rollback=target_rev != "", target_gone=gone != "", held=rem.held,
-        verifying=rem.verifying, beside_verification=beside, cooldown=now < rem.cooldown_until, restart_budget=restart_left,
+        verifying=rem.verifying, beside_verification=beside_window, cooldown=now < rem.cooldown_until,
+        restart_budget=restart_left,
         restart_room=room, rollback_budget=params.budgets.rollbacks_per_day - state.budgets.rollbacks_used(now),
         revision_worse=worse, excused=excused, paused=paused, rollout_waits_for_pods=waits_for_pods,
         partitioned=obs.partitioned, never_scales=np.full(n, not params.scales), release_worse=recorded,
