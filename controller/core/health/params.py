@@ -347,6 +347,14 @@ class HealthParams:
         """The longest a verification window can stay open before any rollout wait (s)."""
         return max([self.verify_window_s, *self.verify_windows_s.tolist()])
 
+    @property
+    def longest_verify_open_s(self) -> float:
+        """The longest a verification window can stay open (s): its window and the wait for a rollout in
+        progress past it; for a hung-pod restart, before that, the wait for its replacement to run
+        (remediate.verify) and that replacement's start-up + notReadyFor + for once it runs at its end."""
+        hung = [self.rollout_wait_s + hung_verify_window_s(c, 0.0) for c in self.checks if c.is_hung]
+        return self.longest_verify_window_s + max(hung, default=0.0) + self.rollout_wait_s
+
     @cached_property
     def actions(self) -> np.ndarray:
         return np.asarray([int(c.action) for c in self.checks], dtype=np.int64)
