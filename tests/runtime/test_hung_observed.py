@@ -232,3 +232,18 @@ def test_explain_names_the_open_windows_and_a_replacement_not_yet_judged():
     assert _format_health(unjudged).splitlines()[1] == (
         "    verification: the hung pod's replacement was never seen running (Pending: unschedulable, an image "
         "pull) [HungReplacementNotJudged]: closed with no verdict; a hang once it runs is a new fault")
+
+
+def test_status_says_what_each_open_window_verifies():
+    from controller.cli.records import _health_cell
+    from controller.runtime.status import _health_view
+
+    windows = [{"action": "restart-pod", "check": "hung-pod", "started": 135.0, "until": 570.0, "seen": 150.0},
+               {"action": "restart-pod", "check": "memory", "started": 240.0, "until": 360.0}]
+    view = _health_view({"action": None, "reason": "Verifying", "verifying": windows,
+                         "checks": {"memory": {"phase": "ok", "raw": 0.1}}})
+    assert view["verifying"] == [{"action": "restart-pod", "check": "hung-pod"},
+                                 {"action": "restart-pod", "check": "memory"}]
+    assert _health_cell(view).splitlines() == ["verifying restart-pod (hung-pod)", "verifying restart-pod (memory)",
+                                               "ok"]
+    assert "verifying" not in _health_cell(_health_view({"action": None, "reason": "NoAction", "checks": {}}))
