@@ -24,6 +24,10 @@ from pathlib import Path
 import numpy as np
 from kubernetes import client, config
 
+import sys
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code: `python bench/x.py` puts bench/ first, and the editable install may point at another checkout
+
 from controller.adapters.kubernetes import KubernetesCluster, TokenBucket
 from controller.model import Action, ActionKind, TargetRef
 from controller.policy.summary import plural

@@ -30,6 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import TRACES, Variation, add_variation_args, scenario_names, variation_of, varied_text  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code: `python bench/x.py` puts bench/ first, and the editable install may point at another checkout
+
 REPO = Path(__file__).resolve().parents[1]
 #: change budgets as fractions of HPA's changes (0.5: the issue's target)
 BUDGETS = (1.0, 0.75, 0.5, 0.3, 0.1)

@@ -31,6 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+import sys
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code: `python bench/x.py` puts bench/ first, and the editable install may point at another checkout
+
 from controller.core.scaling import compiled, fused
 from controller.core.scaling.decide import Observation, ScalingState, decide_numpy
 from controller.core.scaling.decide import decide as decide_dispatch

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code: `python bench/x.py` puts bench/ first, and the editable install may point at another checkout
+
 HERE = Path(__file__).resolve()
 
 
@@ -70,31 +72,42 @@ def child(checkout: Path, only: str = "") -> None:
         print(f"{(time.process_time() - cpu) / done} {len(policies) * n}", flush=True)  # per cycle
 
 
-def start(checkout: Path, only: str = "") -> subprocess.Popen:
+def start(checkout: Path, *child_args: str, script: Path = HERE) -> subprocess.Popen:
+    """``script --child checkout *child_args`` in its own process on ``checkout``'s code
+    (PYTHONPATH), talking through its stdin and stdout, once it says it is ready (also
+    bench/sim_ab.py's children)."""
     env = dict(os.environ, PYTHONPATH=str(checkout))
-    proc = subprocess.Popen([sys.executable, str(HERE), "--child", str(checkout), "--policies", only], cwd=checkout,
+    proc = subprocess.Popen([sys.executable, str(script), "--child", str(checkout), *child_args], cwd=checkout,
                             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
     if proc.stdout.readline().strip() != "ready":
         raise SystemExit(f"{checkout}: the child did not start")
     return proc
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def ab_arguments(doc: str, rounds: int) -> argparse.ArgumentParser:
+    """The options of an A/B bench (this one, bench/sim_ab.py): the two checkouts, the rounds,
+    the hidden --child; described by the first line of ``doc``."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--base", type=Path, help="checkout A")
     ap.add_argument("--branch", type=Path, default=HERE.parents[1], help="checkout B (default: this one)")
-    ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=rounds)
+    ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    return ap
+
+
+def main() -> None:
+    ap = ab_arguments(__doc__, 200)
     ap.add_argument("--block", type=int, default=5, help="cycles per block")
     ap.add_argument("--policies", default="", help="comma-separated indices of bench/decide.py's policies (default: "
                                                    "all ten; e.g. 3: the window maximum alone)")
-    ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args.child.resolve(), args.policies)
         return
     if args.base is None:
         ap.error("--base is required")
-    sides = {"A": start(args.base.resolve(), args.policies), "B": start(args.branch.resolve(), args.policies)}
+    sides = {side: start(checkout.resolve(), "--policies", args.policies)
+             for side, checkout in (("A", args.base), ("B", args.branch))}
     per_cycle: dict[str, list[float]] = {"A": [], "B": []}  # CPU seconds per cycle, block by block
     targets = 0  # per cycle
     for r in range(args.rounds):

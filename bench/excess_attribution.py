@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code: `python bench/x.py` puts bench/ first, and the editable install may point at another checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import (TRACES, Variation, add_variation_args, cap_scale, scenario_names,  # noqa: E402
                      variation_of, varied_policy, varied_text)

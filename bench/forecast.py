@@ -26,6 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+import sys
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code: `python bench/x.py` puts bench/ first, and the editable install may point at another checkout
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_POLICY = REPO / "policies" / "setpoint-default.yaml"
 FORECAST_POLICY = REPO / "policies" / "web-forecast.yaml"

@@ -81,6 +81,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code: `python bench/x.py` puts bench/ first, and the editable install may point at another checkout
+
 #: name -> (start offset s, peak scale, start-up delay s or None, noise sigma[, rps read at the pods])
 SETS: dict[str, tuple] = {
     "bundled": (0.0, 1.0, None, 0.0),

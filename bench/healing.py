@@ -25,6 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+import sys
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code: `python bench/x.py` puts bench/ first, and the editable install may point at another checkout
+
 from controller.policy import load_policies
 from simulators.cluster import SimCluster
 from simulators.runner import ControllerSpec, run_controller

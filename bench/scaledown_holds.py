@@ -56,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 os.environ["SETPOINT_COMPILED"] = "0"  # the variants wrap the numpy stages
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code: `python bench/x.py` puts bench/ first, and the editable install may point at another checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import (TRACES, Variation, add_variation_args,  # noqa: E402
                      baseline_cache_path, variation_of, varied_text)

@@ -26,6 +26,10 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import sys
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code: `python bench/x.py` puts bench/ first, and the editable install may point at another checkout
+
 from controller.core.scaling import compiled
 from controller.policy import load_policies
 from controller.runtime import reconciler as reconciler_module
@@ -151,7 +155,7 @@ def main() -> None:
     policies = [load_policies([path])[0] for path in (bench.REPO / "policies" / "setpoint-default.yaml",
                                                       bench.REPO / "policies" / "hpa-cpu.yaml")]
     bench.compile_kernels(policies)
-    sc = load_scenario_text(bench.SCENARIO.format(n=args.services, hours=args.hours), "wide-day.yaml")
+    sc = load_scenario_text(bench.scenario_text(args.services, args.hours), "wide-day.yaml")
     attribution = Attribution()
     kernels = attribution.install()
     # what exists before the run (modules, policies, compiled kernels) is frozen out of the

@@ -28,6 +28,10 @@ import resource
 import time
 from pathlib import Path
 
+import sys
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code: `python bench/x.py` puts bench/ first, and the editable install may point at another checkout
+
 from controller.core.scaling import compiled
 from controller.policy import load_policies
 from controller.policy.summary import plural

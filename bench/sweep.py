@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code: `python bench/x.py` puts bench/ first, and the editable install may point at another checkout
+
 from controller.policy.summary import plural
 from simulators.sweep import CellStore, build_grid, run_grid
 from simulators.sweep_result import merge, result_json

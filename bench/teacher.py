@@ -28,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from change_budget import cover_pointers, runs_of  # noqa: E402
 from quality import TRACES, Variation, add_variation_args, scenario_names, variation_of, varied_text  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code: `python bench/x.py` puts bench/ first, and the editable install may point at another checkout
+
 REPO = Path(__file__).resolve().parents[1]
 BUDGET = 0.5
 #: past windows (s) the scale-down level is compared with (the policy's own 15m among them)

@@ -34,6 +34,10 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+import sys
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code: `python bench/x.py` puts bench/ first, and the editable install may point at another checkout
+
 TICK_S, INTERVAL_S, TARGET, UP, DOWN, RATE_S, STARTUP_S = 10.0, 15.0, 85.0, 0.05, 0.2, 60.0, 30.0
 MIN_R, MAX_R = 2.0, 40.0
 LEAD_S = STARTUP_S + INTERVAL_S + RATE_S / 2

@@ -67,6 +67,8 @@ os.environ["SETPOINT_COMPILED"] = "0"  # the variants wrap the numpy stages
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code: `python bench/x.py` puts bench/ first, and the editable install may point at another checkout
+
 _installed: list[str] = []
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from controller.core.scaling.hpa_propose import PodSlots
 from controller.model import Action, TargetRef, TargetSelector, TargetStatus, direct_init
 
 
@@ -295,6 +296,25 @@ class ListedPodSamples:
     means: tuple[np.ndarray, np.ndarray] | None = None
 
 
+@direct_init
+@dataclass(frozen=True)
+class PaddedPodSamples:
+    """The pods of N targets with one per-pod metric's samples, where the cluster keeps them
+    (``slots``, a padded per-row layout: core/scaling/hpa_propose.PodSlots): what
+    ``ListedPodSamples`` holds, unlisted (listing every pod each cycle cost more than reading
+    them in place). values, age_s (N,): the sample of every running pod of target i (NaN: none)
+    and its age; window_s and means as ListedPodSamples'. ``listed`` (): the same pods and
+    samples listed (a ListedPodSamples), for a reader that needs them. The slot arrays may be
+    the cluster's own: read them, and call ``listed``, before it changes."""
+
+    slots: PodSlots
+    values: np.ndarray
+    age_s: np.ndarray
+    window_s: float
+    means: tuple[np.ndarray, np.ndarray]
+    listed: Callable[[], ListedPodSamples]
+
+
 @runtime_checkable
 class ListedPodMetricsSource(Protocol):
     """Optional capability of a PodMetricsSource that reads the same pods as a Cluster's
@@ -306,9 +326,9 @@ class ListedPodMetricsSource(Protocol):
         """``query_listed_pods`` lists the pods ``cluster.list_pods`` would."""
 
     def query_listed_pods(self, expr: str, targets: Sequence[TargetRef],
-                          at: float) -> "ListedPodSamples | Samples | None":
-        """``query_pods(expr, targets, at)`` joined to the pods of ``targets``; Samples when the
-        expression gives workload values; None when this read is not available (then call
+                          at: float) -> "ListedPodSamples | PaddedPodSamples | Samples | None":
+        """``query_pods(expr, targets, at)`` joined to the pods of ``targets`` (listed, or in the
+        cluster's own layout); Samples when the expression gives workload values; None when this read is not available (then call
         ``list_pods`` and ``query_pods``). Raises MetricsUnavailable as ``query_pods``."""
 
 

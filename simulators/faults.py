@@ -14,7 +14,7 @@ after its time (ends before starts at the same instant, so windows are ``[start,
 | :class:`NodeLoss` | a share of all scheduled pods vanish (recreated Pending) and, if the cluster has node capacity, it drops by that share of nodes (whole nodes); pods that no longer fit stay Pending | capacity returns; Pending pods get scheduled |
 | :class:`MemoryLeak` | per-pod memory grows at ``rate_mib_per_s`` with container age: degraded above the soft limit, OOM-restart at the limit; a restart resets it | leak fixed: memory back to base |
 | :class:`ReadinessOutage` | every pod of the services fails its readiness probe (a dependency they all check is down): Ready pods turn running-not-Ready (no restart), pods finishing their start-up (new ones too) stay not Ready | the pods through their start-up are Ready at once; the others when it completes |
-| :class:`PodHang` | ``count`` Ready pods per service hang (a stuck process): running-not-Ready (no restart), they serve nothing (their application counters stand still) while the others serve; a readiness outage's end does not release them | those not restarted nor deleted meanwhile are Ready again (without ``duration``: only a restart or a deletion of the pod cures it) |
+| :class:`PodHang` | ``count`` Ready pods per service hang (a stuck process): running-not-Ready (no restart), they serve nothing (their application counters stand still) while the others serve; a readiness outage's end does not release them; ``sticky``: each restart or replacement of a victim hangs again at the end of its start-up (never Ready) | those still hung are Ready again, a sticky victim's replacement too (without ``duration``: only a restart or a deletion of the pod cures it; ``sticky`` without ``duration``: nothing does) |
 | :class:`MetricsOutage` | the services' signals are unavailable | available again |
 | :class:`StaleMetrics` | the services' signals freeze at their last value | fresh again |
 | :class:`NaNMetrics` | the services' signals read NaN | finite again |
@@ -154,12 +154,17 @@ class PodHang(Fault):
 
     A hung pod keeps running (no restart, restart count and container age unchanged), is not
     Ready and serves nothing; the other pods serve. A container restart or the pod's deletion
-    cures it (the new process does not hang). Victims: as :class:`PodCrash`'s, from the
-    service's own pod-hang stream, or the one ``ordinal`` names (as :class:`PodCrash`'s).
+    cures it (the new process does not hang), unless ``sticky``: then the cause stays with the
+    victim (a poison node or volume) while the fault lasts: its restarted container, or the pod
+    its ReplicaSet (StatefulSet: same ordinal) creates in its place when it is deleted, hangs
+    again as its start-up ends (never Ready); a scale-down that removes it ends it. Victims: as
+    :class:`PodCrash`'s, from the service's own pod-hang stream, or the one ``ordinal`` names
+    (as :class:`PodCrash`'s).
     """
 
     count: int = 1
     ordinal: int | None = None
+    sticky: bool = False
     kind: ClassVar[str] = "pod-hang"
 
 

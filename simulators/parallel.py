@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
 from controller.errors import STOPS_DEFERRED, raise_if_terminated
+from controller.policy.summary import plural
 
 #: A controller's cost per tick by kind, relative to a policy's (a Reconciler cycle every
 #: interval dominates; the oracle steps its cluster to a precomputed plan, fixed only steps).
@@ -39,6 +40,9 @@ POLL_S = 0.5
 #: Seconds a stopped worker gets to end at SIGTERM before it is killed (SIGKILL), and then again to
 #: be reaped: a worker ends at SIGTERM at once (its own default handler), so only a stuck one waits.
 STOP_GRACE_S = 5.0
+#: Seconds a stop waits for its workers before it says so (``say``, :func:`stop_workers`): a worker
+#: ends at SIGTERM at once, even on a loaded machine, so only a stuck one outlasts this.
+STOP_NOTICE_S = 1.0
 
 
 def start_method() -> str:
@@ -59,8 +63,8 @@ def stop_signals_held(held: bool = True) -> Iterator[None]:
     """Stops deferred inside the block, for code that starts worker processes: the command's
     SIGINT and SIGTERM handlers (controller/cli/root.py) only record the stop (STOPS_DEFERRED), the
     caller raises it after (raise_if_terminated), once every worker it started is known and can
-    be stopped; and, ``held`` (this process forks inside, start method "fork"), both signals held
-    back too (pthread_sigmask), delivered as the block ends.
+    be stopped; and, ``held``, both signals held back too (pthread_sigmask), delivered as the block
+    ends.
 
     os.fork runs Python's at-fork hooks, logging's among them (its module lock, taken before the
     fork and released after it in the parent). A signal that arrives during the fork is handled in
@@ -68,8 +72,10 @@ def stop_signals_held(held: bool = True) -> Iterator[None]:
     <function _releaseLock>" and a traceback on stderr, the logging lock left held; raised just
     after a fork, it leaves a child nobody stops. The mask alone does not do: a native thread
     (numba's, BLAS') takes the signal and the main thread still runs the handler. Children forked
-    inside start with both held: they call :func:`release_stop_signals` once their own handlers
-    are set (:func:`take_worker_signals`)."""
+    inside start with both held, and so does a forkserver started inside (the mask outlives its
+    exec) and every worker it forks, whose bootstrap a Ctrl-C reached under Python's own handler
+    there: they call :func:`release_stop_signals` once their own handlers are set
+    (:func:`take_worker_signals`)."""
     masked = held and hasattr(signal, "pthread_sigmask")  # Windows: no fork, no mask
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS) if masked else None
     STOPS_DEFERRED.append(True)
@@ -82,7 +88,7 @@ def stop_signals_held(held: bool = True) -> Iterator[None]:
 
 
 def release_stop_signals() -> None:
-    """In a worker forked inside :func:`stop_signals_held`: take SIGINT and SIGTERM again (one
+    """In a worker started inside :func:`stop_signals_held`: take SIGINT and SIGTERM again (one
     sent meanwhile, as by a terminate(), is delivered now, to the worker's own handlers)."""
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
@@ -90,16 +96,26 @@ def release_stop_signals() -> None:
 
 def take_worker_signals() -> None:
     """A worker process's own signal handling, first thing in it: ends at SIGTERM (as by default,
-    not through a handler inherited from the command), ignores SIGINT, and ends with the process
-    that started it, however that one ends (Linux: killed too, it would run on orphaned); then
-    takes the signals held at its fork (:func:`release_stop_signals`).
+    not through a handler inherited from the command), ignores SIGINT, and ends with the command
+    that started it, however that one ends (it would run on orphaned); then takes the signals held
+    at its start (:func:`release_stop_signals`).
 
     Ctrl-C at a terminal sends SIGINT to the whole process group: the command decides, and stops
     its workers (SIGTERM). A worker's own KeyboardInterrupt printed multiprocessing's "Process
     ...:" and a traceback on stderr; a worker with the command's SIGTERM handler (or one that
     ignored it) could outlive terminate(), and join() then waited for ever."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # discards one held since the fork
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # discards one held since the start
+    _end_with_the_command()
+    release_stop_signals()  # a SIGTERM sent before now (the command's stop) ends it here
+
+
+def _end_with_the_command() -> None:
+    """SIGTERM to this worker when the command that started it ends. Forked by the command: the
+    parent-death signal (Linux prctl). Started by a forkserver, the parent is the forkserver, which
+    lives on while any of its workers does (they hold its "alive" pipe), so that signal never came
+    and a killed command (kill -9, the OOM killer) left its workers running: a thread waits on the
+    command's sentinel (multiprocessing.parent_process(), ready once the command is gone) instead."""
     if sys.platform == "linux":
         try:
             import ctypes
@@ -107,19 +123,29 @@ def take_worker_signals() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
         except (OSError, AttributeError):  # no libc symbol: the worker outlives a killed parent, as before
             pass
-    release_stop_signals()  # a SIGTERM sent before now (the command's stop) ends it here
+    command = multiprocessing.parent_process()
+    if command is not None and command.pid != os.getppid():  # not forked by the command (or it is gone already)
+        threading.Thread(target=_end_after, args=(command,), name="setpoint-command-watch", daemon=True).start()
+
+
+def _end_after(command) -> None:
+    command.join()  # returns once the command's end of the sentinel pipe is closed: it ended
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 #: prctl(2) option: the signal a process gets when its parent ends.
 _PR_SET_PDEATHSIG = 1
 
 
-def stop_workers(procs: Sequence, grace_s: float = STOP_GRACE_S) -> None:
+def stop_workers(procs: Sequence, grace_s: float = STOP_GRACE_S, say: Callable[[str], None] | None = None) -> None:
     """End every started process of ``procs`` (multiprocessing.Process) still alive: SIGTERM,
     then SIGKILL to those still alive ``grace_s`` seconds later; each reaped, so none outlives the
     command, within about 2 x ``grace_s`` whatever they do. A Ctrl-C or SIGTERM meanwhile (a user
     pressing Ctrl-C again during the grace) is only recorded (STOPS_DEFERRED; raised by the stop
-    this serves): raised here, it skipped the kill and left a worker stuck past SIGTERM running."""
+    this serves): raised here, it skipped the kill and left a worker stuck past SIGTERM running.
+    ``say`` (one line each, the command's stderr) is told when the wait outlasts STOP_NOTICE_S
+    ("stopping 1 worker (waiting up to 5 s) ...") and when it had to kill: a stuck worker otherwise
+    kept the command silent for the whole grace."""
     alive = [p for p in procs if p.pid is not None and p.is_alive()]
     if not alive:  # the common end: every worker joined already (nothing deferred then)
         return
@@ -127,11 +153,18 @@ def stop_workers(procs: Sequence, grace_s: float = STOP_GRACE_S) -> None:
     try:
         for p in alive:
             p.terminate()
-        _join_all(alive, grace_s)
-        stuck = [p for p in alive if p.is_alive()]
+        deadline = time.monotonic() + grace_s
+        _join_all(alive, min(STOP_NOTICE_S, grace_s))
+        waiting = [p for p in alive if p.is_alive()]
+        if waiting and say is not None:
+            say(f"stopping {plural(len(waiting), 'worker')} (waiting up to {grace_s:g} s) ...")
+        _join_all(waiting, deadline - time.monotonic())
+        stuck = [p for p in waiting if p.is_alive()]
         for p in stuck:
             p.kill()
         _join_all(stuck, grace_s)
+        if stuck and say is not None:
+            say(f"killed {plural(len(stuck), 'worker')} still running {grace_s:g} s after SIGTERM")
     finally:
         STOPS_DEFERRED.pop()
 
@@ -213,7 +246,7 @@ def run_groups(groups: list[list[int]], specs: Sequence, run_here: Callable[[lis
     try:
         # a Ctrl-C or SIGTERM while the workers start is raised after (controller/cli/root.py), the
         # workers then stopped: raised amid a start, it left a worker running on that nobody stopped
-        with stop_signals_held(ctx.get_start_method() == "fork"):
+        with stop_signals_held():
             for g, indexes in enumerate(groups[1:], 1):
                 p = ctx.Process(target=_worker, args=(run_there, queue, g, indexes, [specs[i] for i in indexes],
                                                       *there_args), daemon=True, name=f"setpoint-sim-{g}")
@@ -280,5 +313,5 @@ def run_groups(groups: list[list[int]], specs: Sequence, run_here: Callable[[lis
 
 
 __all__ = ["KIND_COST", "MIN_PARALLEL_TICKS", "STOP_SIGNALS", "Unavailable", "WorkerFailed", "plan_groups",
-           "STOP_GRACE_S", "release_stop_signals", "run_groups", "start_method", "stop_signals_held", "stop_workers",
+           "STOP_GRACE_S", "STOP_NOTICE_S", "release_stop_signals", "run_groups", "start_method", "stop_signals_held", "stop_workers",
            "take_worker_signals", "usable_cpus", "worker_count"]

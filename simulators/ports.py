@@ -14,7 +14,8 @@ import numpy as np
 from controller.core.scaling import compiled
 from controller.errors import MetricsUnavailable
 from controller.model import Action, TargetRef, TargetSelector
-from controller.ports import ClusterView, ListedPodSamples, PodSeries, PodView, Samples, StateDeletion, state_name
+from controller.ports import (ClusterView, ListedPodSamples, PaddedPodSamples, PodSeries, PodView, Samples, StateDeletion,
+                              state_name)
 from simulators import metrics_compiled, streams
 from simulators.cluster import SimCluster
 from simulators.lazy_names import LazyStrings
@@ -258,23 +259,31 @@ class SimMetrics:
         return isinstance(cluster, SimTargets) and cluster.cluster is self.cluster
 
     def query_listed_pods(self, expr: str, targets: Sequence[TargetRef], at: float
-                          ) -> ListedPodSamples | Samples | None:
+                          ) -> PaddedPodSamples | Samples | None:
         """``SimTargets.list_pods(targets)`` with ``query_pods(expr, targets, at)``'s series joined
-        to its pods, listed in one compiled pass (SimCluster.listed_pod_samples), with the
-        workload means of the samples made in that pass; None when the kernels are off."""
+        to its pods, where the cluster keeps them (SimCluster.padded_pod_samples: the slot arrays,
+        with the workload means of the samples made in one compiled pass over the slots); their
+        ``listed()``: the same pods listed (SimCluster.listed_pod_samples). None when the kernels
+        are off."""
         if not compiled.enabled():  # the listing would decline: list_pods and query_pods will query once
             return None
         workload = self.query(expr, targets, at)
         if self.bindings[expr].split(":")[0] not in self.PER_POD:
             return workload
-        got = self.cluster.listed_pod_samples(targets, workload.present, workload.values, workload.age_s)
+        got = self.cluster.padded_pod_samples(targets, workload.present, workload.values)
         if got is None:
             return None
+        window_s = self.slots * self.tick_s
+        return PaddedPodSamples(got["slots"], got["values"], workload.age_s, window_s, (got["means"], got["has_mean"]),
+                                lambda: self._listed(targets, workload, window_s))
+
+    def _listed(self, targets: Sequence[TargetRef], workload: Samples, window_s: float) -> ListedPodSamples:
+        """The pods of ``targets`` listed with ``workload``'s samples joined (SimCluster.listed_pod_samples)."""
+        got = self.cluster.listed_pod_samples(targets, workload.present, workload.values, workload.age_s)
         view = PodView(target=got["at"], names=got["name"], pending=got["pending"], ready=got["ready"],
                        start_time=got["start_time"], ready_transition_time=got["ready_transition_time"],
                        uid=got["uid"], created_time=got["start_time"])
-        return ListedPodSamples(view, got["values"], got["age_s"], self.slots * self.tick_s,
-                                (got["means"], got["has_mean"]))
+        return ListedPodSamples(view, got["values"], got["age_s"], window_s, (got["means"], got["has_mean"]))
 
     def _sample(self, signals: dict) -> dict:
         """Add what a per-pod PromQL rate over the time since the last snapshot would read:

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from controller.model import direct_init
+
 
 @dataclass(frozen=True)
 class SLO:
@@ -28,6 +30,7 @@ class FaultWindow:
     end_s: float | None
 
 
+@direct_init  # a run makes one per action applied (a few per control cycle of 1,000 targets)
 @dataclass(frozen=True)
 class ActionEvent:
     t_s: float

@@ -331,6 +331,10 @@ class PodHangFault(VictimFault):
     kind: Literal["pod-hang"]
     count: int = Field(1, ge=1, le=MAX_PODS, description="pods of each service that hang")
     duration: SimDuration(gt=0) | None = Field(None, description="how long; omitted: until the pod is restarted")
+    sticky: bool = Field(False, description=(
+        "the pod hangs again after every restart (a poison node or volume): its restarted container, or the pod "
+        "created in its place when it is deleted, hangs as its start-up ends, until the fault's duration ends; "
+        "omitted: a restart cures it"))
 
 
 class MetricsFault(FaultBase):
@@ -595,6 +599,8 @@ def _fault(model, start_s: float, service_names: dict[str, list[str]]) -> F.Faul
             common["services"], ordinal = tuple(service_names.get(service, [service])), int(k)
         elif model.pod is not None:
             ordinal = model.pod
+        if kind == "pod-hang":
+            common["sticky"] = model.sticky
         cls = F.PodCrash if kind == "pod-crash" else F.PodHang
         return cls(count=1 if ordinal is not None else model.count, ordinal=ordinal, **common)
     if kind == "bad-rollout":

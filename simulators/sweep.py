@@ -34,7 +34,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from controller.errors import TERMINATION, FieldError, InvalidInput, raise_if_terminated
+from controller.errors import FieldError, InvalidInput, raise_if_terminated
 from controller.model import finite_number
 from simulators.frontier import DEFAULT_TARGETS_PCT
 from simulators.load import traces_digest
@@ -568,11 +568,13 @@ class GridProgress:
 
 def run_grid(cells: Sequence[Cell], store: CellStore, *, jobs: int = 1, ray_address: str | None = None,
              on_cell: OnCell | None = None, limit: int | None = None,
-             pool: LocalPool | None = None, on_progress: OnProgress | None = None) -> dict[str, dict]:
+             pool: LocalPool | None = None, on_progress: OnProgress | None = None,
+             say: Callable[[str], None] | None = None) -> dict[str, dict]:
     """Run every cell not in ``store`` and store it; return key -> record for every cell.
 
     ``limit``: stop after running this many new cells (what an interrupted run leaves).
-    ``pool``: local worker processes to reuse (:func:`local_pool`; default: one for this call).
+    ``pool``: local worker processes to reuse (:func:`local_pool`; default: one for this call, which
+    tells ``say`` what a stop waits for: one line, parallel.stop_workers).
     Cells with equal keys run once. A failing cell raises SweepError after the cells already
     finished are stored.
     """
@@ -607,7 +609,9 @@ def run_grid(cells: Sequence[Cell], store: CellStore, *, jobs: int = 1, ray_addr
     if not todo:
         pass
     elif ray_address is not None:
-        _run_ray(todo, ray_address, jobs, finished)
+        from simulators.sweep_ray import run_on_ray  # imports this module
+
+        run_on_ray(todo, ray_address, jobs, finished)
     elif jobs <= 1 or len(todo) <= 1:
         for cell in todo:
             raise_if_terminated()
@@ -615,7 +619,7 @@ def run_grid(cells: Sequence[Cell], store: CellStore, *, jobs: int = 1, ray_addr
     elif pool is not None:
         _run_pool(todo, pool, finished, on_progress)
     else:  # no more workers than cells: each worker is a process of its own (memory, start-up)
-        with local_pool(min(jobs, len(todo))) as new_pool:
+        with local_pool(min(jobs, len(todo)), say=say) as new_pool:
             _run_pool(todo, new_pool, finished, on_progress)
     return records
 
@@ -683,9 +687,10 @@ class LocalPool:
     and each warms up on its first cell. ``start_method`` forces one ("fork" or "forkserver").
     """
 
-    def __init__(self, jobs: int, start_method: str | None = None):
+    def __init__(self, jobs: int, start_method: str | None = None, say: Callable[[str], None] | None = None):
         self.jobs = max(1, jobs)
         self.start_method = start_method
+        self.say = say  # told what a stop waits for (parallel.stop_workers)
         self.executor: ProcessPoolExecutor | None = None
         self.progress = None  # the workers' (key, fraction) messages: a multiprocessing.Queue
 
@@ -722,7 +727,7 @@ class LocalPool:
                 # SIGTERM, SIGKILL to any still alive STOP_GRACE_S later, each reaped: a worker stuck
                 # in native code (or ignoring SIGTERM) outlived terminate(), and the wait below, on
                 # an executor that joins its workers without a limit, hung the command for ever
-                stop_workers(list((getattr(self.executor, "_processes", None) or {}).values()))
+                stop_workers(list((getattr(self.executor, "_processes", None) or {}).values()), say=self.say)
             # Waited for even after terminate: the workers are gone, so the executor's manager thread
             # ends at once, where left running it raced the interpreter's exit (concurrent.futures'
             # _python_exit woke it through a pipe already closed: "OSError: Bad file descriptor").
@@ -739,9 +744,9 @@ class LocalPool:
         self.shutdown(cancel_futures=True, terminate=exc_type is not None)
 
 
-def local_pool(jobs: int, start_method: str | None = None) -> LocalPool:
+def local_pool(jobs: int, start_method: str | None = None, say: Callable[[str], None] | None = None) -> LocalPool:
     """``jobs`` local worker processes, started warm on first use (see :class:`LocalPool`)."""
-    return LocalPool(jobs, start_method)
+    return LocalPool(jobs, start_method, say)
 
 
 def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, dict], None],
@@ -755,8 +760,7 @@ def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, 
         finished(first, _guarded(first, on_progress))  # warms this process; the workers fork from it
         if not todo:
             return
-    fresh = pool.executor is None
-    forks_here = fresh and pool.method() == "fork"  # the first submit forks every worker from this process
+    fresh = pool.executor is None  # the first submit starts every worker (forked here, or by a forkserver)
     executor = pool.start()
     queue = iter(todo)
     futures: dict = {}
@@ -768,7 +772,7 @@ def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, 
     if fresh:  # the first submit forks the workers: their collector then skips what they inherit
         gc.freeze()  # (else its first full pass writes to every inherited object: copy-on-write faults)
     try:
-        with stop_signals_held(forks_here):  # a Ctrl-C or SIGTERM meanwhile raises after the forks, here
+        with stop_signals_held():  # a Ctrl-C or SIGTERM meanwhile raises after the workers start, here
             submit(2 * pool.jobs)
         raise_if_terminated()  # one another thread took during a fork: its handler left it to us
     finally:
@@ -795,43 +799,6 @@ def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, 
     finally:
         for f in futures:
             f.cancel()
-
-
-def _run_ray(cells: Sequence[Cell], address: str, jobs: int, finished: Callable[[Cell, dict], None]) -> None:
-    """On a Ray cluster: ``address`` as ``ray.init`` takes it (``auto``, ``ray://HOST:10001``),
-    or ``local`` for a new local instance with ``jobs`` CPUs. An already initialized Ray is used
-    as it is. Each cell is one task of one CPU; results come back as they finish."""
-    try:
-        import ray
-    except ImportError:
-        raise SweepError([FieldError("--ray", None, "", "Ray is not installed: pip install 'setpoint[ray]'")]) from None
-    if not ray.is_initialized():
-        try:
-            if address == "local":
-                ray.init(num_cpus=max(1, jobs), include_dashboard=False, log_to_driver=False)
-            else:
-                ray.init(address=address, log_to_driver=False)
-        except Exception as exc:  # ConnectionError, ValueError for a malformed address, ...
-            raise SweepError([FieldError("--ray", None, "", f"cannot connect to the Ray cluster at {address!r}: "
-                                                            f"{type(exc).__name__}: {exc}; check the address "
-                                                            "(auto, ray://HOST:10001 or local)")]) from None
-    remote = ray.remote(num_cpus=1, max_retries=2)(run_cell)
-    refs = {remote.remote(c.payload): c for c in cells}
-    while refs:
-        ready, _ = ray.wait(list(refs), num_returns=1, timeout=PROGRESS_POLL_S)  # a timeout: SIGTERM is read
-        for ref in ready:
-            cell = refs.pop(ref)
-            try:
-                outcome = ray.get(ref)
-            except Exception as exc:
-                for r in refs:
-                    ray.cancel(r)
-                raise _cell_failed(cell, exc) from exc
-            finished(cell, outcome)
-        if TERMINATION.is_set():  # its Terminated lost (controller.errors): the cells left are cancelled
-            for r in refs:
-                ray.cancel(r)
-            raise_if_terminated()
 
 
 def ray_address_from(option: str | None) -> str | None:

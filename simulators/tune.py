@@ -266,12 +266,14 @@ class Runner:
     """Runs variants on scenarios x seeds through the sweep runner; means over seeds."""
 
     def __init__(self, store: CellStore, seeds: int, jobs: int, ray_address: str | None,
-                 on_grid: Callable[[list, str], tuple[OnCell | None, OnProgress | None]] | None = None):
+                 on_grid: Callable[[list, str], tuple[OnCell | None, OnProgress | None]] | None = None,
+                 say: Callable[[str], None] | None = None):
         """``on_grid(cells, label)``: called as each grid starts (label: ``trial 3``, ``hpa frontier``,
-        ...); gives run_grid's ``on_cell`` and ``on_progress`` for it (a progress bar)."""
+        ...); gives run_grid's ``on_cell`` and ``on_progress`` for it (a progress bar). ``say``: told
+        what a stop of the local workers waits for (one line, parallel.stop_workers)."""
         check_grid_size(1, 1, seeds)  # before the first trial: its grid of cells is built in memory
         self.store, self.seeds, self.jobs, self.ray_address = store, seeds, jobs, ray_address
-        self.on_grid = on_grid
+        self.on_grid, self.say = on_grid, say
         self.pool = None  # local worker processes, started on first need, kept across trials
 
     def close(self, interrupted: bool = False) -> None:
@@ -291,7 +293,7 @@ class Runner:
         grid = Grid(tuple(scenarios), tuple(variants), self.seeds)
         cells = grid.cells()
         if self.pool is None and self.jobs > 1 and self.ray_address is None:
-            self.pool = local_pool(self.jobs)
+            self.pool = local_pool(self.jobs, say=self.say)
         on_cell, on_progress = self.on_grid(cells, label) if self.on_grid else (None, None)
         records = run_grid(cells, self.store, jobs=self.jobs, ray_address=self.ray_address, pool=self.pool,
                            on_cell=on_cell, on_progress=on_progress)

@@ -622,6 +622,13 @@ def sim_serve(
                                                  "does: pods SERVICE-0..N-1, scaled one at a time in ordinal order, "
                                                  "updated from the highest ordinal down, with ControllerRevisions "
                                                  "for kubectl rollout history/undo.")] = None,
+    start_paused: Annotated[bool, typer.Option(
+        "--start-paused", help="Hold the scenario's clock at its start (t=0) until a start request: POST "
+                               "/_sim/clock/start on the Kubernetes API's address (with the token) or SIGUSR1. "
+                               "Meanwhile the initial pods are Ready, the API answers and the metrics go on at "
+                               "t=0's rates, but no load change or fault happens; the scenario's times (a fault's "
+                               "'at: 10s') then count from the start request. Start a controller, wait until it "
+                               "runs, then start the clock. GET /_sim/clock says whether it is paused.")] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="debug logs every request.")] = "info",
 ) -> None:
     """Serve a scenario's simulated cluster through the Kubernetes API, driven by its load in real time.
@@ -644,7 +651,7 @@ def sim_serve(
     import logging
 
     from controller.errors import ScenarioError
-    from simulators.kubeapi.server import serve
+    from simulators.kubeapi.server import CLOCK_START_PATH, serve
 
     logging.basicConfig(level=parse_log_level(log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if no_auth and (token or token_file):
@@ -668,12 +675,15 @@ def sim_serve(
         elif not (kubeconfig_out or token_file or token):
             typer.echo(f"token: {server.token}  (send it as 'Authorization: Bearer TOKEN'; "
                        "--kubeconfig-out or --token-file write it to a file instead)", err=True)
+        if start_paused:
+            typer.echo(f"scenario clock: paused at its start; start it with POST {server.url}{CLOCK_START_PATH} "
+                       f"or kill -USR1 {os.getpid()}", err=True)
 
     try:
         serve(scenario, kube_listen, metrics_listen, kubeconfig_out, speed, test_hooks, token=token, on_ready=ready,
               auth=not no_auth, token_file=token_file, read_timeout_s=read_timeout, max_connections=max_connections,
               tls=not insecure_http, hpa_controller=not no_hpa_controller, event_ttl_s=event_ttl_s,
-              statefulsets=statefulset or ())
+              statefulsets=statefulset or (), start_paused=start_paused)
     except ScenarioError as exc:
         fail(exc.errors)
     except (OSError, ValueError) as exc:

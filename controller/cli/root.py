@@ -3,8 +3,6 @@ the top turned into one line and an exit code (1: bad input; 70: a bug; the othe
 
 from __future__ import annotations
 
-import functools
-import logging  # noqa: F401 (its at-fork hooks registered before _FORKING's, below)
 import os
 import signal
 import sys
@@ -34,15 +32,36 @@ EXIT_HOLDOUT_MISSED = 3  # tune: the tuned policy and tune.json are written, but
 EXIT_BUG = 70  # EX_SOFTWARE: an exception Setpoint did not expect
 _options = {"debug": False, "terminated": False, "pid": 0}
 
-#: Non-empty while os.fork runs its hooks in this process (a sweep's or a simulation's workers
-#: starting): logging's take its module lock before the fork and release it after, in Python. A
-#: handler's raise inside one is lost: "Exception ignored in: <function _releaseLock>" and a
-#: traceback on stderr, the lock left held. Kept by C-level callables (no Python frame for the
-#: handler to run in), registered after logging's: they run first before a fork, last after it.
-_FORKING: list[bool] = []
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=functools.partial(_FORKING.append, True), after_in_parent=_FORKING.clear,
-                        after_in_child=_FORKING.clear)
+#: Where this process called os.fork: (code, instruction) of each calling frame, noted by the audit
+#: hook below. os.fork runs its at-fork hooks, in Python for some (logging's take its module lock
+#: before the fork and release it after): a handler's raise inside one is lost ("Exception ignored in:
+#: <function _releaseLock>" and a traceback on stderr, the lock left held). A frame stopped at one of
+#: these calls is inside os.fork (_inside_fork). The audit event comes before any hook runs, so
+#: this holds whichever module registered its hooks first (a flag kept by hooks of the command's own
+#: guarded only the hooks registered before them).
+_FORK_CALLS: set[tuple] = set()
+
+
+def _note_fork_call(event: str, args: tuple) -> None:
+    """sys.addaudithook's hook: note the frame calling os.fork (called from C inside it: frame 1)."""
+    if event in ("os.fork", "os.forkpty"):
+        caller = sys._getframe(1)
+        _FORK_CALLS.add((caller.f_code, caller.f_lasti))
+
+
+if hasattr(os, "register_at_fork"):  # where os.fork runs Python hooks
+    sys.addaudithook(_note_fork_call)
+
+
+def _inside_fork(frame) -> bool:
+    """The signal came inside os.fork, in one of its Python at-fork hooks: a frame that called
+    ``frame`` (the frame the handler interrupted) is stopped at a call of os.fork."""
+    caller = frame.f_back if frame is not None else None
+    while caller is not None:
+        if (caller.f_code, caller.f_lasti) in _FORK_CALLS:
+            return True
+        caller = caller.f_back
+    return False
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -96,7 +115,7 @@ def _terminated(signum, frame) -> None:
         os.kill(os.getpid(), signum)
         return
     _options["terminated"] = True
-    _stop(Terminated)
+    _stop(Terminated, frame)
 
 
 def _interrupted(signum, frame) -> None:
@@ -105,15 +124,16 @@ def _interrupted(signum, frame) -> None:
     Ctrl-C at a terminal reaches the command too, which stops its workers (a KeyboardInterrupt
     there printed a traceback from the worker's bootstrap)."""
     if os.getpid() == _options["pid"]:
-        _stop(KeyboardInterrupt)
+        _stop(KeyboardInterrupt, frame)
 
 
-def _stop(kind: type[KeyboardInterrupt]) -> None:
+def _stop(kind: type[KeyboardInterrupt], frame) -> None:
     """Ask the command to stop (TERMINATION, read by long waits: a raise is lost where it lands in
-    a __del__), and raise ``kind`` unless inside a fork's hooks (_FORKING) or where the code that
-    starts workers defers stops (STOPS_DEFERRED): that code raises it after (raise_if_terminated)."""
+    a __del__), and raise ``kind`` in ``frame`` unless inside a fork's hooks (_inside_fork) or where
+    the code that starts workers defers stops (STOPS_DEFERRED): that code raises it after
+    (raise_if_terminated)."""
     ask_stop(kind)
-    if not _FORKING and not STOPS_DEFERRED:
+    if not STOPS_DEFERRED and not _inside_fork(frame):
         raise kind()
 
 

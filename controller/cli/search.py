@@ -131,18 +131,22 @@ def _run_sweep(grid, out: Path, jobs: int, ray_address: str | None):
             with GridBar(console) as bar:
                 on_cell, on_progress = bar.grid(cells)
                 records = run_grid(cells, store, jobs=jobs, ray_address=ray_address, on_cell=on_cell,
-                                   on_progress=on_progress)
+                                   on_progress=on_progress, say=bar.print)
         else:
             def line(c, done, total, cached) -> None:
                 typer.echo(f"cell {done}/{total}: {c.scenario} / {c.variant} / seed {c.seed}"
                            f"{' (stored)' if cached else ''}", err=True)
 
-            records = run_grid(cells, store, jobs=jobs, ray_address=ray_address, on_cell=line)
+            records = run_grid(cells, store, jobs=jobs, ray_address=ray_address, on_cell=line, say=_stderr_line)
     except KeyboardInterrupt:
         typer.echo(f"interrupted: the finished cells are kept in {store.folder}; the same command resumes there",
                    err=True)
         raise
     return merge(grid, records)
+
+
+def _stderr_line(line: str) -> None:
+    typer.echo(line, err=True)
 
 
 def _print_sweep(result: dict) -> None:
@@ -303,9 +307,9 @@ def tune(
         # a transient bar per grid (the HPA frontier, each trial, ...) on a terminal; lines above it
         bar = GridBar(console, transient=True) if bars_wanted(console) else None
         work = out_folder(work, "--work", files=("tune.json",), folders=("cells",))
+        say = bar.print if bar else _stderr_line
         runner = Runner(CellStore(work / "cells"), seeds, worker_count(jobs),
-                        ray_address_from(ray), on_grid=bar.grid if bar else None)
-        say = bar.print if bar else (lambda line: typer.echo(line, err=True))
+                        ray_address_from(ray), on_grid=bar.grid if bar else None, say=say)
         frontier = "" if hpa is None else f"; first HPA's frontier on them ({len(DEFAULT_TARGETS_PCT)} CPU targets, the budget)"
         say(tune_banner(trials, len(train), seeds, frontier, len(held)))
 

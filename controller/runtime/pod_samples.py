@@ -18,13 +18,13 @@ import numpy as np
 
 from controller.core.scaling import compiled, hpa_compiled
 from controller.core.scaling import hpa_replicas as hr
-from controller.core.scaling.hpa_propose import (PERCENT_REQUEST_MILLI, JoinedPodSamples, ListedPods, PodSamples,
-                                                 to_milli)
+from controller.core.scaling.hpa_propose import (PERCENT_REQUEST_MILLI, JoinedPodSamples, ListedPods, PaddedPods,
+                                                 PodSamples, to_milli)
 from controller.core.scaling.params import PolicyParams
 from controller.errors import MetricsUnavailable
 from controller.model import TargetRef
-from controller.ports import (Cluster, ClusterView, ListedPodMetricsSource, ListedPodSamples, MetricsSource, PodLister,
-                              PodMetricsSource, PodSeries, PodView, Samples)
+from controller.ports import (Cluster, ClusterView, ListedPodMetricsSource, ListedPodSamples, MetricsSource,
+                              PaddedPodSamples, PodLister, PodMetricsSource, PodSeries, PodView, Samples)
 
 PHASES = {"Pending": hr.Phase.PENDING, "Running": hr.Phase.RUNNING, "Succeeded": hr.Phase.SUCCEEDED,
           "Failed": hr.Phase.FAILED}
@@ -210,6 +210,10 @@ class PodReader:
                 got = self.joined.query_listed_pods(self.queries[j], targets, now)
             except MetricsUnavailable as exc:
                 got = prefetched[j] = exc
+            if isinstance(got, PaddedPodSamples):  # the pods where the cluster keeps them: read in place
+                if compiled.enabled():
+                    return self._padded(targets, got, j, now)
+                got = got.listed()
             if isinstance(got, ListedPodSamples):
                 return self._joined(targets, got, j, now)
             if isinstance(got, Samples):
@@ -250,6 +254,22 @@ class PodReader:
             summaries[int(j)] = workload_summary(pods, int(j), n)
         return pods, summaries
 
+    def _padded(self, targets: Sequence[TargetRef], got: PaddedPodSamples, j: int,
+                now: float) -> tuple[PodSamples, dict[int, Samples]]:
+        """``read``'s result from pods in the cluster's own layout with metric j's samples (the
+        kernels on): the pods as they sit (JoinedPodSamples of PaddedPods: the calculator reads
+        them in place; their table is built from their listing only if something else reads it)
+        and the source's means, what ``_joined`` gives of their listing."""
+        padded = PaddedPods(got.slots, got.values, got.age_s, float(now), PERCENT_REQUEST_MILLI, float(got.window_s), j)
+        joined = JoinedPodSamples(padded, self.n_metrics, lambda: sampled_pod_table(targets, got.listed(), now))
+        return joined, {j: self._mean_samples(got.means, len(targets))}
+
+    @staticmethod
+    def _mean_samples(means: tuple[np.ndarray, np.ndarray], n: int) -> Samples:
+        """The workload Samples of a source's means (mean (N,), has one (N,)): fresh, no conflict."""
+        values, present = means
+        return Samples(values=values, present=present, age_s=np.zeros(n), conflict=np.zeros(n, bool))
+
     def _joined(self, targets: Sequence[TargetRef], got: ListedPodSamples, j: int,
                 now: float) -> tuple[PodSamples, dict[int, Samples]]:
         """``read``'s result from the pods with metric j's samples joined (``ListedPodMetricsSource``),
@@ -267,8 +287,7 @@ class PodReader:
                                 np.asarray(got.age_s, np.float64), pods.names, float(now), PERCENT_REQUEST_MILLI,
                                 float(got.window_s), j)
             joined = JoinedPodSamples(listed, self.n_metrics, lambda: sampled_pod_table(targets, got, now))
-            values, present = means
-            return joined, {j: Samples(values=values, present=present, age_s=np.zeros(n), conflict=np.zeros(n, bool))}
+            return joined, {j: self._mean_samples(means, n)}
         table, usage_j, has_j = sampled_pod_table(targets, got, now)
         p = table.size
         if self.n_metrics == 1:  # the one column, copied once (not zeros, then the copy)

@@ -252,7 +252,7 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
 
 
 #: The times nested in a record's extra, made relative with its ``at`` (epoch s in a live run's)
-_NESTED_TIMES = {"health": ("at",), "externalScale": ("at", "until")}
+_NESTED_TIMES = {"health": ("at", "verify_until"), "externalScale": ("at", "until")}
 
 
 def _relative_extra(extra: dict, start_s: float) -> dict:

@@ -31,6 +31,14 @@ client timeouts); ``api.requests.count(method, path_regex)`` counts what clients
 HTTP the same hooks are at ``/_sim/faults`` (POST a JSON rule, DELETE to clear) and
 ``/_sim/requests`` (GET counts: total and byMethod), only when the server was started with ``test_hooks=True``
 (``--test-hooks``): they are not part of the Kubernetes API, but need the token like it.
+
+**Scenario clock.** ``start_paused=True`` (``--start-paused``) holds the scenario's clock at its
+start, t=0, until a start request: the initial pods are Ready, the API answers (writes included),
+the metrics are served and their counters go on at t=0's rates (see :meth:`SimWorld.hold`), but
+no load change, fault or pod start-up happens. ``POST /_sim/clock/start`` or SIGUSR1 (``serve``)
+starts it: the scenario's times then count from that moment; a second start is a no-op. ``GET
+/_sim/clock`` says whether it is paused and how far the scenario has run. Both are served with
+or without ``--test-hooks`` (they change no object), and need the token.
 """
 
 from __future__ import annotations
@@ -69,6 +77,11 @@ log = logging.getLogger("setpoint.sim.kubeapi")
 
 #: Paths served without a token, as the real apiserver serves them to anyone.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/livez"})
+#: The scenario clock's state (GET) and its start request (POST), served with or without test hooks.
+CLOCK_PATH = "/_sim/clock"
+CLOCK_START_PATH = "/_sim/clock/start"
+CLOCK_PATHS = frozenset({CLOCK_PATH, CLOCK_START_PATH})
+NO_CLOCK = "this server's world is stepped by hand: it has no clock to start"
 
 #: Most wall time (s) the driver catches up in one step: a late wake-up (scheduling, a slow step,
 #: a GC pause) is replayed; the rest of a longer lag (SIGSTOP, a debugger, an engine slower than
@@ -144,6 +157,26 @@ class SimWorld:
             self.next_tick_s = t + self.tick_s
             self.ticks += 1
 
+    def hold(self, ticks: int = 1, wall_s: float = 0.0) -> None:
+        """Let ``ticks`` ticks of wall time pass with the scenario clock held (``--start-paused``):
+        the engine, its objects, the load and the faults stay as they are, and the metrics count
+        the last tick's signals again, so that PromQL ``rate()`` reads the held state's steady
+        rates (counters standing still would read as no requests at all, and a controller
+        started during the hold would scale down to its minimum). ``wall_s``: wall seconds the
+        wall clock is ahead of the time objects show, skipped at the last tick (the store's
+        SimTime), so that what clients write during the hold (managedFields, Events, deletions)
+        shows the wall clock's time; objects from before the last tick keep theirs."""
+        for _ in range(ticks):
+            self.metrics.record(self.metrics.last, self.tick_s)
+        if wall_s > 0:
+            self.store.clock.skip(self.next_tick_s - self.tick_s, wall_s)
+
+    @property
+    def scenario_s(self) -> float:
+        """The scenario time of the last tick stepped (s since the scenario's start; 0 until the
+        first tick after the one made with the world)."""
+        return self.next_tick_s - self.tick_s - self.scenario.start_s
+
     def skip(self, wall_s: float) -> None:
         """Let ``wall_s`` wall seconds pass without simulating them: simulated time resumes where
         it stopped, and the times objects show from the next tick on are ``wall_s`` later (the
@@ -161,13 +194,18 @@ class EngineDriver:
     would take for a surge. The monotonic clock stops during a suspend (of the machine) while the
     wall clock goes on: a wall clock more than MAX_CATCH_UP_S ahead of where the monotonic one
     says it should be is skipped too, so that objects' times stay in line with the wall clock.
-    ``monotonic``, ``wall``: the clocks (tests pass fake ones).
+    ``paused``: hold the scenario clock at its start (each tick due is :meth:`SimWorld.hold`)
+    until :meth:`start_clock`. ``monotonic``, ``wall``: the clocks (tests pass fake ones).
     """
 
-    def __init__(self, world: SimWorld, monotonic=time.monotonic, wall=time.time):
+    def __init__(self, world: SimWorld, monotonic=time.monotonic, wall=time.time, paused: bool = False):
         self.world = world
         self.monotonic = monotonic
         self.wall = wall
+        self.paused = paused
+        self.paused_since = monotonic()  # (monotonic s) when the hold began: the driver's start
+        # step_due (the driver's thread) against start_clock (a request's thread, a signal handler)
+        self._lock = threading.Lock()
         self.interval_s = world.tick_s / world.speed
         #: Most ticks stepped at once: MAX_CATCH_UP_S of wall time's, at least the tick due.
         self.max_catch_up_ticks = max(1, int(MAX_CATCH_UP_S / self.interval_s))
@@ -180,14 +218,36 @@ class EngineDriver:
 
     def start(self) -> "EngineDriver":
         self.align()
+        self.paused_since = self.monotonic()
         self._thread.start()
         return self
 
+    def start_clock(self, by: str) -> bool:
+        """Start the scenario clock held since :meth:`start` (``paused``): the next tick, the
+        scenario's second tick, is due one interval from now, and the wall time held is skipped
+        (:meth:`align`), so that objects' times go on in line with the wall clock. ``by``: what
+        asked, for the log. True if this call started it; False if it was running (a no-op)."""
+        with self._lock:
+            if not self.paused:
+                log.info("start request (%s): the scenario clock is already running, at %gs; nothing to do",
+                         by, self.world.scenario_s)
+                return False
+            self.paused = False
+            self.align()
+            held_s = self.monotonic() - self.paused_since
+        log.info("scenario clock started (%s) after %.1fs paused at its start: the load and faults of scenario %s "
+                 "count from now", by, held_s, self.world.scenario.name)
+        return True
+
     def align(self) -> None:
         """Pace from now on: the next tick is due in ``interval_s``, and the wall time since the
-        world's last tick (the server's set-up) is skipped, so that ticks line up with the wall clock."""
+        world's last tick (the server's set-up) is skipped, so that ticks line up with the wall clock
+        (while :attr:`paused`, so that the time objects show is the wall clock's: see _hold_due)."""
         now = self.monotonic()
         self.due = now + self.interval_s
+        if self.paused:
+            self.world.hold(0, self._held_wall_s())
+            return
         ahead_s = self._wall_ahead_s(now)
         if ahead_s > 0:
             self.world.skip(ahead_s)
@@ -206,11 +266,34 @@ class EngineDriver:
 
     def step_due(self, now: float) -> int:
         """Step the ticks due by monotonic time ``now`` (none before the next is due), skipping
-        those beyond :attr:`max_catch_up_ticks`; the ticks stepped."""
-        if now < self.due:
-            return 0
+        those beyond :attr:`max_catch_up_ticks`; the ticks stepped. While :attr:`paused`, the
+        ticks due are held instead (none stepped)."""
+        with self._lock:
+            if now < self.due:
+                return 0
+            if self.paused:
+                self._hold_due(now)
+                return 0
+            return self._step_due(now)
+
+    def _ticks_due(self, now: float) -> int:
+        """The ticks due by monotonic time ``now`` (at least 1: the next is due)."""
+        return int((now - self.due) / self.interval_s) + 1
+
+    def _hold_due(self, now: float) -> None:
+        """Hold the ticks due by ``now`` (at most :attr:`max_catch_up_ticks`, as stepping them),
+        the time objects show kept up with the wall clock."""
+        due = self._ticks_due(now)
+        self.world.hold(min(due, self.max_catch_up_ticks), self._held_wall_s())
+        self.due += due * self.interval_s
+
+    def _held_wall_s(self) -> float:
+        """How far the wall clock is ahead of the time objects show (the set-up, the hold so far)."""
+        return self.wall() - self.world.store.wall_now()
+
+    def _step_due(self, now: float) -> int:
         self._skip_suspend(now)
-        due = int((now - self.due) / self.interval_s) + 1
+        due = self._ticks_due(now)
         stepped = min(due, self.max_catch_up_ticks)
         if due > stepped:
             self.world.skip((due - stepped) * self.interval_s)
@@ -441,11 +524,14 @@ class SimKubeApi:
     ``token``: requests must carry ``Authorization: Bearer <token>`` (else 401); None serves
     everyone (only for an explicit ``--no-auth``: :class:`SimKubeServer` always makes one).
     ``test_hooks``: serve ``/_sim/faults`` and ``/_sim/requests`` (see the module docstring).
+    ``driver``: the EngineDriver whose clock ``/_sim/clock`` reports and starts (None: the world
+    is stepped by hand; set by SimKubeServer).
     """
 
     def __init__(self, world: SimWorld, token: str | None = None, test_hooks: bool = False,
                  request_history: int = RECENT_REQUESTS):
         self.world = world
+        self.driver: EngineDriver | None = None
         self.token = token
         self.test_hooks = test_hooks
         self.resources = build_resources(world.store)
@@ -458,6 +544,8 @@ class SimKubeApi:
     def handle(self, request: Request) -> Response:
         if request.path not in PUBLIC_PATHS and not self.authorized(request):
             return error_response(K.KubeApiError(401, "Unauthorized", "Unauthorized"))
+        if request.path in CLOCK_PATHS:
+            return self._clock(request)
         if request.path.startswith("/_sim/") and self.test_hooks:
             return self._hook(request)
         self.requests.add(request.method, request.path)
@@ -490,6 +578,23 @@ class SimKubeApi:
             return True
         sent = request.headers.get("authorization", "").encode("latin-1", "replace")
         return hmac.compare_digest(sent, f"Bearer {self.token}".encode())
+
+    def _clock(self, request: Request) -> Response:
+        """``GET /_sim/clock``: the scenario clock's state; ``POST /_sim/clock/start``: start it
+        (200 either way; ``started`` says whether this request did)."""
+        want = "POST" if request.path == CLOCK_START_PATH else "GET"
+        if request.method != want:
+            return error_response(K.KubeApiError(405, f"{request.path} takes {want} only"))
+        if want == "GET":
+            return Response.json(200, self.clock_state())
+        if self.driver is None:
+            return error_response(K.KubeApiError(409, NO_CLOCK))
+        return Response.json(200, {"started": self.driver.start_clock(f"POST {request.path}"), **self.clock_state()})
+
+    def clock_state(self) -> dict:
+        """``paused``: whether the scenario clock is held at its start; ``scenarioSeconds``: the
+        scenario time of the last tick (s since its start)."""
+        return {"paused": self.driver is not None and self.driver.paused, "scenarioSeconds": self.world.scenario_s}
 
     def _hook(self, request: Request) -> Response:
         if request.path == "/_sim/requests" and request.method == "GET":
@@ -556,6 +661,8 @@ class SimKubeServer:
     """The simulated apiserver (and optionally its metrics endpoint) for one scenario.
 
     ``drive=False`` leaves the engine still (call ``world.advance``), for deterministic tests.
+    ``start_paused``: hold the scenario clock at its start until :meth:`start_clock` (or
+    ``POST /_sim/clock/start``); needs ``drive``.
     ``hpa_controller``: run the stored HPAs (simulators/kubeapi/hpa_controller.py); False only stores them.
     ``cluster_events``: record the Events of the cluster's controllers and kubelets (see SimWorld).
     ``wall_start_s``: the wall-clock time objects show for the scenario's start (None: now; tests
@@ -570,7 +677,9 @@ class SimKubeServer:
                  idle_timeout_s: float = IDLE_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S, tls: bool = True,
                  hpa_controller: bool = True, event_ttl_s: float = EVENT_TTL_S,
                  request_history: int = RECENT_REQUESTS, wall_start_s: float | None = None,
-                 cluster_events: bool = True):
+                 cluster_events: bool = True, start_paused: bool = False):
+        if start_paused and not drive:
+            raise ValueError("start_paused needs drive: a world stepped by hand has no clock to hold")
         if token is not None and not auth:
             raise ValueError("a token and auth=False contradict each other")
         if token is not None and not token.strip():
@@ -591,7 +700,8 @@ class SimKubeServer:
         except ListenError:
             self.http.stop()
             raise
-        self.driver = EngineDriver(self.world) if drive else None
+        self.driver = EngineDriver(self.world, paused=start_paused) if drive else None
+        self.api.driver = self.driver
 
     @property
     def url(self) -> str:
@@ -609,6 +719,13 @@ class SimKubeServer:
     def client_ssl_context(self) -> ssl.SSLContext | None:
         """An SSLContext that trusts this server's CA (None over plain HTTP), for urllib and the like."""
         return self.identity.client_context() if self.identity else None
+
+    def start_clock(self, by: str) -> bool:
+        """Start the scenario clock held by ``start_paused`` (EngineDriver.start_clock): True if
+        this call started it, False if it was running. ``by``: what asked, for the log."""
+        if self.driver is None:
+            raise ValueError(NO_CLOCK)
+        return self.driver.start_clock(by)
 
     def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
         """A kubeconfig with the server's URL, CA and token, written 0600 (see write_private_file)."""
@@ -705,8 +822,12 @@ def serve(scenario: str | Path, kube_listen: str = "127.0.0.1:8001", metrics_lis
           kubeconfig_out: str | Path | None = None, speed: float = 1.0, test_hooks: bool = False,
           token: str | None = None, on_ready=None, *, auth: bool = True, token_file: str | Path | None = None,
           read_timeout_s: float = READ_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS, tls: bool = True,
-          hpa_controller: bool = True, event_ttl_s: float = EVENT_TTL_S, statefulsets: Sequence[str] = ()) -> None:
+          hpa_controller: bool = True, event_ttl_s: float = EVENT_TTL_S, statefulsets: Sequence[str] = (),
+          start_paused: bool = False) -> None:
     """Run the simulated apiserver until SIGTERM or SIGINT (the ``setpoint sim serve`` command).
+
+    ``start_paused``: hold the scenario clock at its start until ``POST /_sim/clock/start`` or
+    SIGUSR1 (which, the clock running, is logged and ignored).
 
     ``statefulsets``: services served as StatefulSets besides the scenario's ``kind: StatefulSet``
     ones (``--statefulset``); a name that is not a service of the scenario is a ValueError.
@@ -732,21 +853,24 @@ def serve(scenario: str | Path, kube_listen: str = "127.0.0.1:8001", metrics_lis
         server = SimKubeServer(sc, host=host, port=port, metrics_host=m_host, metrics_port=m_port, speed=speed,
                                token=token, auth=auth, test_hooks=test_hooks, read_timeout_s=read_timeout_s,
                                max_connections=max_connections, tls=tls, hpa_controller=hpa_controller,
-                               event_ttl_s=event_ttl_s, request_history=0, statefulsets=frozenset(statefulsets))
+                               event_ttl_s=event_ttl_s, request_history=0, statefulsets=frozenset(statefulsets),
+                               start_paused=start_paused)
     except ListenError as exc:
         option, value = ("--metrics-listen", metrics_listen) if exc.role == "metrics endpoint" else ("--kube-listen",
                                                                                                   kube_listen)
         raise ValueError(f"{option} {value}: {exc}") from None
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, lambda *_: server.start_clock("SIGUSR1"))
     server.start()
     try:
         if kubeconfig_out:
             server.write_kubeconfig(kubeconfig_out)
         if token_file:
             server.write_token_file(token_file)
-        log.info("serving scenario %s: Kubernetes API at %s, metrics at %s, speed %gx", server.world.scenario.name,
-                 server.url, server.metrics_url or "-", speed)
+        log.info("serving scenario %s: Kubernetes API at %s, metrics at %s, speed %gx%s", server.world.scenario.name,
+                 server.url, server.metrics_url or "-", speed,
+                 f"; its clock paused at its start until POST {CLOCK_START_PATH} or SIGUSR1" if start_paused else "")
         if on_ready:
             on_ready(server)
         while not stop.wait(0.5):

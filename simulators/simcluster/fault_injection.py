@@ -4,7 +4,8 @@ Pod crashes, bad or crash-looping rollouts, node loss (capacity and victims), me
 readiness outages (a counter per service, ORed with the readiness probes' flag into
 ``_readiness_held``, which the lifecycle reads where a pod would get Ready), pod hangs (a
 flag per pod slot, ``_pod_hung``: held not Ready until the fault ends or the pod's container
-restarts or it is deleted; a readiness outage's end does not release it),
+restarts or it is deleted; a readiness outage's end does not release it; a sticky hang's
+victim, ``_pod_sticky``, hangs again after each restart and hands it to its replacement),
 and metric faults (outage, stale, NaN: counters read by ``signals``).
 """
 
@@ -37,6 +38,9 @@ class FaultInjection:
         self._readiness_down = np.zeros(S, dtype=np.int64)
         self._any_hung = False  # some pod slot was hung by a pod-hang fault (then cleared as slots free)
         self._hung_by_fault: dict[int, list[tuple[int, int]]] = {}  # fault index -> (row, serial) it hung
+        # a sticky hang is active (slots in _pod_sticky, or a StatefulSet ordinal waiting to be recreated)
+        self._any_sticky = False
+        self._sticky_ordinals: dict[tuple[int, int], int] = {}  # (row, ordinal) deleted -> sticky fault index
         self._update_readiness_hold()  # with the probes' flags (_init_probes runs first)
         self._metric_fault_rows = 0  # rows under an active metric fault, counted per fault
         self._outage_faults, self._stale_faults, self._nan_faults = (np.zeros(S, dtype=np.int64) for _ in range(3))
@@ -64,7 +68,7 @@ class FaultInjection:
         elif isinstance(fault, F.ReadinessOutage):
             self._readiness_outage(rows, event.starts, now)
         elif isinstance(fault, F.PodHang):
-            self._pod_hang(rows, fault.count, event, now, fault.ordinal)
+            self._pod_hang(rows, fault, event, now)
         else:
             self._metrics_fault(fault, rows, event.starts)
 
@@ -94,32 +98,79 @@ class FaultInjection:
             self._restart_containers(np.full(victims.size, i), i * self.K + victims, np.full(victims.size, now))
         self._refresh(rows)
 
-    def _pod_hang(self, rows: np.ndarray, count: int, event: F.FaultEvent, now: float,
-                  ordinal: int | None = None) -> None:
-        """Start: ``count`` Ready pods of each of ``rows`` (victims as a pod crash's, from the
+    def _pod_hang(self, rows: np.ndarray, fault: F.PodHang, event: F.FaultEvent, now: float) -> None:
+        """Start: ``fault.count`` Ready pods of each of ``rows`` (victims as a pod crash's, from the
         service's pod-hang stream) hang: running-not-Ready (held: Starting with no end), serving
-        nothing, their containers untouched. End: those still hung (not restarted, not deleted)
-        get Ready at ``now``, unless a readiness outage or probe holds their service."""
+        nothing, their containers untouched; a sticky fault marks them (``_pod_sticky``). End:
+        those still hung (not restarted, not deleted; a sticky victim's replacement too) get Ready
+        at ``now``, unless a readiness outage or probe holds their service."""
         if event.starts:
             hung = []
             for i in rows.tolist():
                 slots = np.flatnonzero(self._pod_phase[i] == READY)
                 slots = slots[np.argsort(self._pod_serial[i, slots], kind="stable")]
-                victims = slots[self._victims(i, slots, self.streams.pod_hang, count, ordinal)]
+                victims = slots[self._victims(i, slots, self.streams.pod_hang, fault.count, fault.ordinal)]
                 hung += [(i, int(s)) for s in self._pod_serial[i, victims].tolist()]
                 flat = i * self.K + victims
                 self._flat_phase[flat] = STARTING  # phase end stays INF: held until released
                 self._flat_ready_transition_s[flat] = now
                 self._flat_hung[flat] = True
+                if fault.sticky:
+                    self._flat_sticky[flat] = event.index
             self._any_hung = self._any_hung or bool(hung)
+            self._any_sticky = self._any_sticky or (fault.sticky and bool(hung))
             self._hung_by_fault[event.index] = hung
         else:
             flat = np.array([i * self.K + s for i, serial in self._hung_by_fault.pop(event.index, [])
                              for s in np.flatnonzero((self._pod_serial[i] == serial) & self._pod_hung[i]).tolist()],
                             dtype=np.int64)
+            flat = np.union1d(flat, self._end_sticky_hang(event.index))
             self._flat_hung[flat] = False
             self._mark_ready(flat, np.full(flat.size, now))
         self._refresh(rows)
+
+    def _end_sticky_hang(self, index: int) -> np.ndarray:
+        """The sticky pod-hang fault ``index`` ends: its slots (victims, replacements) and waiting
+        StatefulSet ordinals are no longer sticky. Returns the flat slots of those it holds hung."""
+        if not self._any_sticky:
+            return np.zeros(0, dtype=np.int64)
+        flat = np.flatnonzero(self._flat_sticky == index)
+        self._flat_sticky[flat] = -1
+        self._sticky_ordinals = {k: v for k, v in self._sticky_ordinals.items() if v != index}
+        self._any_sticky = bool(self._sticky_ordinals) or bool((self._flat_sticky >= 0).any())
+        return flat[self._flat_hung[flat]]
+
+    def _hang_sticky(self, flat: np.ndarray) -> np.ndarray:
+        """Of the pods ``flat`` through their start-up, those a sticky hang keeps hung (not Ready:
+        Starting with no end, hung) are held; returns the mask of the others."""
+        sticky = self._flat_sticky[flat] >= 0
+        held = flat[sticky]
+        self._flat_phase[held] = STARTING
+        self._flat_phase_end_s[held] = INF
+        self._flat_hung[held] = True
+        return ~sticky
+
+    def _keep_sticky_ordinal(self, i: int, slot: int) -> None:
+        """StatefulSet row ``i``'s pod ``slot``, a sticky hang's, is being deleted: the pod the
+        StatefulSet controller recreates at its ordinal (now or later, in order) takes its place."""
+        self._sticky_ordinals[(i, int(self._ordinals(i)[slot]))] = int(self._pod_sticky[i, slot])
+
+    def _stick_to_newest(self, i: int, sticky: int) -> None:
+        """Row ``i``'s newest pod, just created by its ReplicaSet in place of a deleted victim of the
+        sticky hang ``sticky`` (fault index), takes its place."""
+        live = np.flatnonzero(self._pod_phase[i] != EMPTY)
+        self._pod_sticky[i, live[np.argmax(self._pod_serial[i, live])]] = sticky
+
+    def _take_sticky_ordinals(self, i: int, slots: np.ndarray) -> None:
+        """StatefulSet row ``i``'s pods just given ordinals (``slots``): one recreated at the ordinal
+        of a deleted sticky victim takes its place in the sticky hang."""
+        if not self._sticky_ordinals:
+            return
+        ordinals = self._ordinals(i)
+        for slot in slots.tolist():
+            sticky = self._sticky_ordinals.pop((i, int(ordinals[slot])), -1)
+            if sticky >= 0:
+                self._pod_sticky[i, slot] = sticky
 
     def _node_loss(self, fault: F.NodeLoss, starts: bool, now: float) -> None:
         lost = self.config.lost_capacity(fault.share_ratio)

@@ -38,7 +38,7 @@ class PodLifecycle:
 
     def _lifecycle_round(self, rows: np.ndarray, now: float) -> None:
         simple = (self._node_capacity_pods is None and not self._any_crash_loop and not self._any_leak
-                  and not self._any_readiness_down)
+                  and not self._any_readiness_down and not self._any_sticky)
         if simple and pods_compiled.simple_round(self, rows, now):
             return
         pod_rows, flat, at_s = self._due_slots(rows, self._pod_phase_end_s[rows], now)
@@ -123,7 +123,10 @@ class PodLifecycle:
     def _mark_ready(self, flat: np.ndarray, at_s: np.ndarray) -> None:
         """Pods through their start-up get Ready at ``at_s``, except under a readiness outage of
         their service or a failed readiness probe: those stay Starting with no end (held) until
-        it ends."""
+        it ends, and those a sticky pod hang keeps hung (held, hung)."""
+        if self._any_sticky:
+            keep = self._hang_sticky(flat)
+            flat, at_s = flat[keep], at_s[keep]
         if self._any_readiness_down:
             held = self._readiness_held[flat // self.K]
             if held.any():

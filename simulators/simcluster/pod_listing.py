@@ -150,14 +150,63 @@ def _workload_mean(first, end, pending, sampled, v, means, has_mean, a):
     running pod with a sample."""
     if not sampled:
         return
-    x = hpa_compiled.milli(v) / 1000.0
-    c, s = 0, 0.0
+    c = 0
     for k in range(first, end):
         if not pending[k]:
             c += 1
-            s += x  # the same value for every pod: added one by one, as the reference adds
     if c > 0:
-        means[a], has_mean[a] = s / c, True
+        means[a], has_mean[a] = _repeated_mean(hpa_compiled.milli(v) / 1000.0, c), True
+
+
+@compiled.jit_inline
+def _repeated_mean(x, c):
+    """x added c times (c > 0), one by one as the reference adds each pod's sample (the same value
+    for every pod), divided by c."""
+    s = 0.0
+    for _ in range(c):
+        s += x
+    return s / c
+
+
+@jit
+def _padded_means_kernel(rows, exists, ends, phase, present, values):
+    """The workload means _listed_samples_kernel makes (_workload_mean), read from the slots
+    where they sit, without listing: per target (N,) its mean, whether it has one, and its
+    sample as every running pod has it (NaN: none, or the target does not exist)."""
+    n = rows.shape[0]
+    means = np.full(n, math.nan)
+    has_mean = np.zeros(n, np.bool_)
+    samples = np.full(n, math.nan)
+    for a in range(n):
+        v = values[a]
+        if not (exists[a] and present[a] and math.isfinite(v)):
+            continue
+        samples[a] = v
+        r, c = rows[a], 0
+        for s in range(ends[r]):
+            ph = phase[r, s]
+            if ph != EMPTY and ph != PENDING:
+                c += 1
+        if c > 0:
+            means[a], has_mean[a] = _repeated_mean(hpa_compiled.milli(v) / 1000.0, c), True
+    return means, has_mean, samples
+
+
+def try_padded_means(rows: np.ndarray, exists: np.ndarray, ends: np.ndarray, phase: np.ndarray, present: np.ndarray,
+                     values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(mean (N,), has one (N,) bool, sample (N,)): ``try_listed_samples``' workload means of the
+    targets at ``rows`` (N,) int64 that ``exists``, from the (S, K) slot ``phase`` scanned up to
+    each row's ``ends`` (S,) (its live end), without listing the pods; and each target's
+    ``values`` where it is ``present``, finite and the target exists (else NaN): what every one
+    of its running pods reports. None when the kernels are off."""
+    if not compiled.enabled():
+        return None
+    try:
+        return _padded_means_kernel(rows, exists, ends, phase, np.asarray(present, np.bool_),
+                                    np.asarray(values, np.float64))
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
 
 
 @jit

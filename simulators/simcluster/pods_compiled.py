@@ -196,7 +196,7 @@ def create_pods(c, rows: np.ndarray, counts: np.ndarray, now: float) -> bool:
 
 def remove_ranked(c, rows: np.ndarray, counts: np.ndarray, now: float) -> bool:
     """``c._remove_ranked(rows, counts, now)`` (no candidate mask) compiled; False: run numpy."""
-    if not enabled() or not _int_rows(rows, counts):
+    if c._any_hung or not enabled() or not _int_rows(rows, counts):  # numpy clears hung and sticky slots
         return False
     try:
         freed = _remove_kernel(rows, counts, c.K, c._n_pods, c._current_seq, c._flat_phase, c._flat_serial,

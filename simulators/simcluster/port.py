@@ -9,6 +9,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from controller.core.scaling.hpa_propose import PodSlots
 from controller.errors import NotFound
 from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetStatus
 from controller.ports import ClusterView, TargetSelector
@@ -320,6 +321,24 @@ class ClusterPort:
         keep = np.flatnonzero(pods["running"] & present[t] & np.isfinite(values[t]))
         return {"at": t[keep], "name": pods["name"].take(keep), "uid": pods["uid"][keep], "values": values[t[keep]],
                 "age_s": age_s[t[keep]]}
+
+    def padded_pod_samples(self, targets: Sequence[TargetRef], present: np.ndarray,
+                           values: np.ndarray) -> dict[str, PodSlots | np.ndarray] | None:
+        """``listed_pod_samples``' pods and samples where the cluster keeps them, unlisted:
+        ``slots`` (PodSlots: ``rows_of``'s rows and exists, each row's live end, the slot arrays
+        themselves (read them before the cluster changes) and their phase codes), ``values`` (N,)
+        (the sample every running pod of a target reports: its value where ``present`` and
+        finite, else NaN) and their ``means``, ``has_mean`` (N,) as there, from one compiled pass
+        over the slot phases (simcluster/pod_listing.py). None when the kernels are off."""
+        self._flush()
+        rows, exists = self.rows_of(targets)
+        got = pod_listing.try_padded_means(rows, exists, self._live_end, self._pod_phase, present, values)
+        if got is None:
+            return None
+        means, has_mean, samples = got
+        slots = PodSlots(rows, exists, self._live_end, self._pod_phase, self._pod_created_s,
+                         self._pod_ready_transition_s, EMPTY, PENDING, READY)
+        return {"slots": slots, "values": samples, "means": means, "has_mean": has_mean}
 
     def listed_pod_samples(self, targets: Sequence[TargetRef], present: np.ndarray, values: np.ndarray,
                            age_s: np.ndarray) -> dict[str, np.ndarray | LazyStrings] | None:

@@ -147,6 +147,8 @@ class ReplicaSets:
             self._flat_degraded[flat] = False
         if self._any_hung:
             self._flat_hung[flat] = False
+        if self._any_sticky:
+            self._flat_sticky[flat] = -1
         self._n_pods -= np.bincount(pod_rows, minlength=self.n_services)
         if freed:
             self._unpark(now)
@@ -234,7 +236,9 @@ class ReplicaSets:
         self._flush()
         now = self.now if now is None else now
         slot = self._slot_of(i, name)
-        revision_seq = int(self._pod_revision_seq[i, slot])
+        revision_seq, sticky = int(self._pod_revision_seq[i, slot]), int(self._pod_sticky[i, slot])
+        if sticky >= 0 and self._ordered[i]:
+            self._keep_sticky_ordinal(i, slot)
         self._clear_slots(np.array([i]), np.array([i * self.K + slot]), now)
         self._restarts_total[i] += 1
         if self._ordered[i]:  # the StatefulSet controller recreates it, same ordinal, in order
@@ -242,4 +246,6 @@ class ReplicaSets:
             self._sync_statefulset(i, now)
             return
         self._create_pods(np.array([i]), np.array([1]), now, np.array([revision_seq]))
+        if sticky >= 0:  # a poison node or volume: its replacement hangs too
+            self._stick_to_newest(i, sticky)
         self._refresh(np.array([i]))

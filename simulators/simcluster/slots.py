@@ -67,6 +67,8 @@ class PodSlots:
         self._pod_revision_seq = np.zeros((S, K), dtype=np.int64)  # seq of the pod's revision
         self._pod_degraded = np.zeros((S, K), dtype=bool)
         self._pod_hung = np.zeros((S, K), dtype=bool)  # hung by a pod-hang fault: not Ready until it ends or restarts
+        # the index of the sticky pod-hang fault whose victim (or replacement) the slot's pod is, -1: none
+        self._pod_sticky = np.full((S, K), -1, dtype=np.int64)
         self._pod_crash_loops = np.zeros((S, K), dtype=bool)
         self._pod_error_ratio = np.zeros((S, K))
         self._pod_extra_latency_s = np.zeros((S, K))
@@ -89,7 +91,7 @@ class PodSlots:
         self._make_flat_views()
 
     _SLOT_FIELDS = ("phase", "phase_end_s", "memory_threshold_s", "created_s", "started_s", "ready_transition_s",
-                    "serial", "restarts", "revision_seq", "degraded", "hung", "crash_loops", "error_ratio", "extra_latency_s")
+                    "serial", "restarts", "revision_seq", "degraded", "hung", "sticky", "crash_loops", "error_ratio", "extra_latency_s")
 
     def _make_flat_views(self) -> None:
         for name in self._SLOT_FIELDS:

@@ -106,6 +106,7 @@ class StatefulSets:
             seq = int(self._current_seq[i]) if ordinal >= self._partition[i] else int(self._sts_current_seq[i])
             if seq != int(self._pod_revision_seq[i, slot]):
                 self._set_pod_revision(i, slot, seq)
+        self._take_sticky_ordinals(i, slots)
 
     def _sync_statefulset(self, i: int, now: float) -> None:
         """One sync of StatefulSet row ``i`` (StatefulSetControl.updateStatefulSet, OrderedReady):

@@ -525,7 +525,8 @@ def serve_command(tmp_path: Path, *options: str) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def wait_for_file(proc: subprocess.Popen, path: Path, timeout_s: float = 20.0) -> None:
+def wait_for_file(proc: subprocess.Popen, path: Path, timeout_s: float = 60.0) -> None:
+    # sim serve writes the file once it listens: 20 s was exceeded once at load 14 (imports, compiled kernels)
     deadline = time.monotonic() + timeout_s
     while not path.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)

@@ -63,7 +63,7 @@ spec:
 def test_a_slower_release_of_a_deployment_is_judged_worse_and_said(tmp_path):
     from kubernetes import client, config
 
-    with running_world(tmp_path, SCENARIO, POLICY, first_cycle_by_s=10) as w:
+    with running_world(tmp_path, SCENARIO, POLICY) as w:
         kc, run = w["kubeconfig"], w["run"]
         api = client.CoreV1Api(config.new_client_from_config(config_file=str(kc)))
         apps = client.AppsV1Api(config.new_client_from_config(config_file=str(kc)))

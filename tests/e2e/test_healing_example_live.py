@@ -8,7 +8,7 @@ sim serve exported them per workload only (the per-pod ones under other names), 
 no series and a release failing 4x as many requests as the stable one (0.8% against 0.2%, under
 the workload check's 1% SLO at any mix of the two) was never rolled back.
 
-Timeline (wall s since sim serve started, speed 1): 540 rps on 8 pods (under the example's 70 rps a
+Timeline (wall s since the scenario clock started, speed 1): 540 rps on 8 pods (under the example's 70 rps a
 pod: no scaling); the release at 40 s; each new pod Ready 20 s after its creation, two at a time
 (maxSurge and maxUnavailable 25 %); the example's error check holds the rollout (spec.paused) until
 its test decides, some 30 s of the new pods' traffic: the rollback comes 90-100 s after the start.
@@ -47,7 +47,7 @@ spec:
 
 def test_the_shipped_healing_example_rolls_back_a_bad_release_through_its_revision_check(tmp_path):
     assert "scope: revision" in HEALING_EXAMPLE and "name: release-errors" in HEALING_EXAMPLE
-    with running_world(tmp_path, BAD_RELEASE, HEALING_EXAMPLE, first_cycle_by_s=40) as w:
+    with running_world(tmp_path, BAD_RELEASE, HEALING_EXAMPLE) as w:
         event = wait_for_rollback(w, timeout_s=150)
     assert "RollbackRevisionWorse" in event.message, event.message
     records = [json.loads(line)["health"] for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]

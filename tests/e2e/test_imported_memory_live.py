@@ -6,7 +6,7 @@ for a Utilization target), so memory decides the scale-up of a workload whose po
 Before, sim serve exported no memory request (the Utilization query had no series) and the
 migration guide said memory never decides in the rehearsal.
 
-Timeline (simulated seconds = wall seconds since sim serve started): 4 pods at 200 rps (CPU 50 %
+Timeline (simulated seconds = wall seconds since the scenario clock started): 4 pods at 200 rps (CPU 50 %
 of request, under the HPA's 80 %); from 5 s each pod leaks 4 MiB/s from 256 MiB (50 % of its
 512 MiB request), so memory passes the 70 % target about 25 s later. Every wait is bounded.
 """

@@ -3,7 +3,11 @@ processes on loopback. The controller scales up through the Kubernetes API when 
 holds (no scale-down) while Prometheus is down even though the load has dropped, and scales
 down once Prometheus is back.
 
-Timeline (simulated seconds = wall seconds since `sim serve` started): 100 rps until 15 s,
+sim serve starts with its scenario clock paused at t=0 (`--start-paused`) and running_world
+starts it once setpoint has finished its first cycle: the scenario's times count from a running
+controller, however long setpoint took to start on a loaded machine.
+
+Timeline (simulated seconds = wall seconds since the scenario clock started): 100 rps until 15 s,
 800 rps until 60 s, then 100 rps. Every wait is bounded.
 """
 
@@ -104,21 +108,47 @@ class Proc:
         return self.log.read_text()[-3000:]
 
 
-def serve_scenario(tmp_path, scenario: str, procs: list) -> tuple[Path, int]:
-    """`setpoint sim serve` of ``scenario`` in ``tmp_path`` (its Proc appended to ``procs``, for the
-    caller to stop): the kubeconfig it wrote, and the port of its /metrics."""
+def serve_scenario(tmp_path, scenario: str, procs: list, *flags: str) -> tuple[Path, int]:
+    """`setpoint sim serve` of ``scenario`` in ``tmp_path`` with ``flags`` (its Proc appended to
+    ``procs``, for the caller to stop): the kubeconfig it wrote, and the port of its /metrics."""
     kube_port, metrics_port = free_port(), free_port()
     (tmp_path / "scenario.yaml").write_text(scenario)
     kubeconfig = tmp_path / "kubeconfig.yaml"
     procs.append(Proc([*SETPOINT, "sim", "serve", "scenario.yaml", "--kube-listen", f"127.0.0.1:{kube_port}",
-                       "--metrics-listen", f"127.0.0.1:{metrics_port}", "--kubeconfig-out", str(kubeconfig)],
-                      tmp_path / "sim.log", tmp_path))
+                       "--metrics-listen", f"127.0.0.1:{metrics_port}", "--kubeconfig-out", str(kubeconfig),
+                       *flags], tmp_path / "sim.log", tmp_path))
     wait_until(kubeconfig.exists, 20, what="the simulated API's kubeconfig")
     return kubeconfig, metrics_port
 
 
+def sim_request(kubeconfig: Path, path: str, method: str = "GET") -> dict:
+    """A sim serve path outside the Kubernetes API (/_sim/...), with the server, token and CA of
+    the kubeconfig it wrote: the JSON answer."""
+    import base64
+    import ssl
+
+    import yaml
+
+    config = yaml.safe_load(kubeconfig.read_text())
+    cluster, token = config["clusters"][0]["cluster"], config["users"][0]["user"]["token"]
+    context = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+    request = urllib.request.Request(cluster["server"] + path, method=method,
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=5, context=context) as answer:
+        return json.loads(answer.read())
+
+
+def start_scenario_clock(kubeconfig: Path) -> float:
+    """Start the scenario clock of a sim serve started with --start-paused: the monotonic time
+    once it runs (scenario t=0, the scenario's second tick due 1 s later)."""
+    answer = sim_request(kubeconfig, "/_sim/clock/start", "POST")
+    assert answer["started"] and not answer["paused"], answer
+    return time.monotonic()
+
+
 #: Longest wait for `setpoint run`'s first cycle (s): its start-up (imports, the kubernetes client,
-#: the first Prometheus queries) takes 2-5 s idle and has taken over 10 s under load average 8.
+#: the first Prometheus queries) takes 2-5 s idle and has taken over 10 s under load average 8. The
+#: scenario clock waits for it (paused); a controller that has not decided by then fails the test.
 FIRST_CYCLE_TIMEOUT_S = 45.0
 
 
@@ -139,59 +169,45 @@ def wait_for_first_cycle(run: Proc, status_url: str, timeout_s: float = FIRST_CY
                what=f"setpoint run's first cycle (its log: {run.log})")
 
 
-def _start_world(tmp_path, scenario: str, policy: str, procs: list, stack: contextlib.ExitStack,
-                 first_cycle: bool = True) -> dict:
-    """Start sim serve, Prometheus and setpoint run (Procs appended to ``procs``, Prometheus on
-    ``stack``) and, if ``first_cycle``, wait for setpoint's first cycle: the world's dict
-    (``first_cycle_s`` None when not waited for)."""
-    for stale in ("kubeconfig.yaml", "decisions.jsonl"):  # a retried world must not see the last one's
-        (tmp_path / stale).unlink(missing_ok=True)
+def _start_world(tmp_path, scenario: str, policy: str, procs: list, stack: contextlib.ExitStack) -> dict:
+    """Start sim serve (its scenario clock paused), Prometheus and setpoint run (Procs appended to
+    ``procs``, Prometheus on ``stack``) and wait for setpoint's first cycle: the world's dict."""
     status_port = free_port()
     (tmp_path / "policies").mkdir(exist_ok=True)
     (tmp_path / "policies" / "web.yaml").write_text(policy)
     sim_started = time.monotonic()
-    kubeconfig, metrics_port = serve_scenario(tmp_path, scenario, procs)
+    kubeconfig, metrics_port = serve_scenario(tmp_path, scenario, procs, "--start-paused")
     prom = stack.enter_context(prometheus_server([ScrapeTarget.of(f"127.0.0.1:{metrics_port}")],
                                                  scrape_interval="1s"))
-    started = time.monotonic()
     run = Proc([*SETPOINT, "run", "--policies", "policies", "--prometheus", prom.url, "--kubeconfig",
                 str(kubeconfig), "--listen", f"127.0.0.1:{status_port}", "--records", "decisions.jsonl"],
                tmp_path / "run.log", tmp_path)
     procs.append(run)
     status = f"http://127.0.0.1:{status_port}"
-    if first_cycle:
-        wait_for_first_cycle(run, status)
+    wait_for_first_cycle(run, status)
     return dict(tmp=tmp_path, sim=procs[0], run=run, prom=prom, kubeconfig=kubeconfig, status=status,
-                started=started, first_cycle_s=time.monotonic() - sim_started if first_cycle else None)
+                first_cycle_s=time.monotonic() - sim_started)
 
 
 @contextlib.contextmanager
-def running_world(tmp_path, scenario: str, policy: str, first_cycle_by_s: float | None = None,
-                  first_cycle: bool = True):
+def running_world(tmp_path, scenario: str, policy: str, start_clock: bool = True):
     """sim serve + a real Prometheus scraping it every second + setpoint run, all on loopback;
-    yields once setpoint has finished its first cycle (bounded), so the caller's waits count from
-    a running controller.
+    sim serve holds its scenario clock at t=0 until setpoint has finished its first cycle
+    (bounded: FIRST_CYCLE_TIMEOUT_S), then this starts it and yields, so that the scenario's times
+    (a fault's ``at``) and the caller's waits count from a running controller.
 
-    ``first_cycle_by_s``: the scenario's simulated second (= wall seconds since sim serve started)
-    by which setpoint must have run a cycle for the scenario to mean what it says, e.g. its first
-    fault's ``at``. A first cycle later than that (a loaded machine) starts the whole world again,
-    once: the scenario clock cannot wait, and the second start finds the imports in the page cache.
-    The yielded dict's ``first_cycle_s`` says when the first cycle came (s since sim serve started).
-    ``first_cycle=False``: yield at once, for a test that must see the world before an early fault
-    and times nothing against setpoint's start (tests/e2e/test_pod_hang_live.py).
+    The yielded dict: ``started``, the monotonic time the scenario clock started (its t=0);
+    ``first_cycle_s``, how long setpoint took to finish a cycle (s since sim serve started).
+    ``start_clock=False``: yield with the clock still paused (``started`` None), for a test that
+    looks at the world at t=0 first; it starts the clock with start_scenario_clock.
     """
     pytest.importorskip("kubernetes")
-    for attempt in (1, 2):
-        procs: list[Proc] = []
-        with contextlib.ExitStack() as stack:
-            stack.callback(lambda procs=procs: [p.stop() for p in reversed(procs)])
-            w = _start_world(tmp_path, scenario, policy, procs, stack, first_cycle)
-            late = first_cycle_by_s is not None and w["first_cycle_s"] > first_cycle_by_s
-            if late and attempt == 1:
-                continue  # the ExitStack stops this world's processes before the next one starts
-            w["attempts"] = attempt
-            yield w
-            return
+    procs: list[Proc] = []
+    with contextlib.ExitStack() as stack:
+        stack.callback(lambda: [p.stop() for p in reversed(procs)])
+        w = _start_world(tmp_path, scenario, policy, procs, stack)
+        w["started"] = start_scenario_clock(w["kubeconfig"]) if start_clock else None
+        yield w
 
 
 @pytest.fixture
@@ -200,14 +216,26 @@ def world(tmp_path):
         yield w
 
 
-def test_a_first_cycle_after_the_scenario_needs_it_starts_the_world_again_once(tmp_path):
-    """No first cycle can come 0.01 s after sim serve starts: the first world is stopped and a second
-    one started and yielded, late as well (the limit is the caller's to assert), its processes live."""
-    with running_world(tmp_path, SCENARIO, POLICY, first_cycle_by_s=0.01) as w:
-        assert w["attempts"] == 2 and w["first_cycle_s"] > 0.01
-        assert w["run"].alive() and w["sim"].alive(), w["run"].tail()
-        assert cycles_run(w["status"]) >= 1
-        assert spec_replicas(w["kubeconfig"]) == 2  # the second sim's kubeconfig, not the first's
+def test_the_scenario_clock_waits_for_setpoints_first_cycle(tmp_path):
+    """Before: the clock ran from sim serve's start, and a fault at 10 s came before a controller
+    that took longer to start. Now it holds at t=0 (the world as at t=0, and the metrics at its
+    rates, while setpoint starts), and starts at the yield: the scenario is at its first seconds
+    however long setpoint took."""
+    with running_world(tmp_path, SCENARIO, POLICY, start_clock=False) as w:
+        assert cycles_run(w["status"]) >= 1, w["run"].tail()
+        held = sim_request(w["kubeconfig"], "/_sim/clock")
+        assert held == {"paused": True, "scenarioSeconds": 0.0}, held
+        # Prometheus reads the held world's load (100 rps at t=0), not counters standing still: over
+        # a window full of scrapes (a younger one is extrapolated low: 51 read 2 s into it)
+        series = 'http_requests_total{namespace="default"}'
+        w["prom"].wait_for(f"min(count_over_time({series}[10s]))", lambda r: r and float(r[0]["value"][1]) >= 9,
+                           timeout_s=30)
+        [sample] = w["prom"].query(f"sum(rate({series}[10s]))")["result"]
+        assert float(sample["value"][1]) == pytest.approx(100, rel=0.2), sample
+        assert sim_request(w["kubeconfig"], "/_sim/clock")["paused"]
+        started = start_scenario_clock(w["kubeconfig"])
+        assert sim_request(w["kubeconfig"], "/_sim/clock")["scenarioSeconds"] <= time.monotonic() - started + 1
+    assert "scenario clock started (POST /_sim/clock/start)" in (tmp_path / "sim.log").read_text()
 
 
 def spec_replicas(kubeconfig: Path) -> int:
@@ -220,7 +248,7 @@ def spec_replicas(kubeconfig: Path) -> int:
 def test_scale_up_hold_during_prometheus_outage_then_recover(world):
     kc, run, prom = world["kubeconfig"], world["run"], world["prom"]
     assert cycles_run(world["status"]) >= 1, run.tail()  # yielded after setpoint's first cycle
-    assert 0 < world["first_cycle_s"] < FIRST_CYCLE_TIMEOUT_S + 20 and world["attempts"] == 1
+    assert 0 < world["first_cycle_s"] < FIRST_CYCLE_TIMEOUT_S + 20
     assert spec_replicas(kc) == 2
     peak = wait_until(lambda: (n := spec_replicas(kc)) >= 7 and n, 45, what="the scale-up to ~8 replicas")
     assert run.alive(), run.tail()
@@ -333,7 +361,7 @@ def health_actions_recorded(tmp_path) -> list[dict]:
 
 
 def test_bad_rollout_is_rolled_back_through_the_kubernetes_api(tmp_path):
-    with running_world(tmp_path, BAD_ROLLOUT, HEALING, first_cycle_by_s=45) as w:
+    with running_world(tmp_path, BAD_ROLLOUT, HEALING) as w:
         wait_for_rollback(w)
     assert [h["action"] for h in health_actions_recorded(tmp_path)] == ["rollback"]
 
@@ -363,7 +391,7 @@ spec:
 
 
 def test_bad_rollout_is_rolled_back_by_the_revision_comparison(tmp_path):
-    with running_world(tmp_path, BAD_ROLLOUT, REVISION_HEALING, first_cycle_by_s=45) as w:
+    with running_world(tmp_path, BAD_ROLLOUT, REVISION_HEALING) as w:
         event = wait_for_rollback(w)
     assert "RollbackRevisionWorse" in event.message
     rollbacks = health_actions_recorded(tmp_path)
@@ -404,7 +432,7 @@ def test_a_subtle_release_is_held_and_rolled_back_before_its_rollout_completes(t
     from kubernetes import client, config
 
     assert "hold: {maxDuration: 2m}" in HELD_REVISION_HEALING
-    with running_world(tmp_path, SUBTLE_ROLLOUT, HELD_REVISION_HEALING, first_cycle_by_s=45) as w:
+    with running_world(tmp_path, SUBTLE_ROLLOUT, HELD_REVISION_HEALING) as w:
         api = client.CoreV1Api(config.new_client_from_config(config_file=str(w["kubeconfig"])))
         apps = client.AppsV1Api(config.new_client_from_config(config_file=str(w["kubeconfig"])))
 

@@ -64,7 +64,8 @@ spec:
 def test_a_by_pod_memory_average_value_scales_as_hpas_resource_rule(tmp_path):
     with running_world(tmp_path, SCENARIO, POLICY) as w:
         kc, run = w["kubeconfig"], w["run"]
-        assert spec_replicas(kc) == 4
+        # no check of 4 replicas here: the first cycle, before the hand-over, may read the samples
+        # already (a loaded machine) and scale to 6; the records below show 4 -> 6 -> 8 either way
         wait_until(lambda: spec_replicas(kc) == 8, 30, what="the scale-up to 8 replicas (4 -> 6 -> 8)")
 
         def records() -> list[dict]:

@@ -5,7 +5,7 @@ policy (policies/setpoint-healing.yaml), its hung-pod check's times shortened to
 (notReadyFor 10s past a 5s start-up, for 2m past 5m), and the real kubectl. Separate processes on
 loopback; every wait is bounded.
 
-Timeline (wall s since sim serve started, speed 1): 180 rps on 4 pods of 150 (45 a pod, 60 on the 3 that serve: under the
+Timeline (wall s since the scenario clock started, once setpoint had run a cycle; speed 1): 180 rps on 4 pods of 150 (45 a pod, 60 on the 3 that serve: under the
 policy's 70: no scaling); one pod hangs at 10 s; the hung-pod check fires once it has been not Ready
 10 s (its Ready condition's lastTransitionTime) while the other 3 are Ready; Setpoint deletes that
 pod (RestartHungPod); its ReplicaSet's replacement is Ready 3 s later; the other 3 pods are untouched.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_live_loop import running_world, wait_until
+from tests.e2e.test_live_loop import running_world, start_scenario_clock, wait_until
 from tests.e2e.test_statefulset_heal_live import health_records, kubectl
 from tests.adapters.test_kubectl import KUBECTL
 
@@ -61,12 +61,12 @@ def pods(kc, home) -> dict[str, bool]:
 
 def test_the_healing_policy_restarts_the_hung_pod_and_only_it(tmp_path):
     assert HEALING.count(SHIPPED_HUNG) == 1 and POLICY != HEALING
-    # its 4 pods seen Ready before the hang at 10 s: not after setpoint's first cycle, later than that
-    # on a loaded machine (the hung check counts from the pod's Ready transition, not setpoint's start)
-    with running_world(tmp_path, SCENARIO, POLICY, first_cycle=False) as w:
+    # its 4 pods seen Ready before the hang at 10 s: while the clock holds at t=0
+    with running_world(tmp_path, SCENARIO, POLICY, start_clock=False) as w:
         kc, run = w["kubeconfig"], w["run"]
-        before = wait_until(lambda: len(p := pods(kc, tmp_path)) == 4 and all(p.values()) and p, 20,
-                            what="web's 4 pods Ready")
+        before = pods(kc, tmp_path)
+        assert len(before) == 4 and all(before.values()), before
+        start_scenario_clock(kc)
 
         def hung() -> list[str]:
             now = pods(kc, tmp_path)
@@ -108,10 +108,11 @@ def test_a_readiness_outage_restarts_no_pod(tmp_path):
     which would fire 10 s into a single pod's hang, never fires; no pod is deleted for it, and no
     rolling restart is made of "most pods firing" (as a per-pod not-Ready query check does)."""
     assert OUTAGE != SCENARIO and "readiness-outage" in OUTAGE
-    with running_world(tmp_path, OUTAGE, POLICY, first_cycle=False) as w:  # as above
+    with running_world(tmp_path, OUTAGE, POLICY, start_clock=False) as w:  # as above
         kc, run = w["kubeconfig"], w["run"]
-        before = wait_until(lambda: len(p := pods(kc, tmp_path)) == 4 and all(p.values()) and p, 20,
-                            what="web's 4 pods Ready")
+        before = pods(kc, tmp_path)
+        assert len(before) == 4 and all(before.values()), before
+        start_scenario_clock(kc)
         wait_until(lambda: not any(pods(kc, tmp_path).values()), 30, what="every pod not Ready")
         # well past notReadyFor + startup (15 s), and past two 15 s cycles of the policy
         wait_until(lambda: outage_cycles(tmp_path) >= 3, 60, what="three cycles with none of the 4 pods Ready")

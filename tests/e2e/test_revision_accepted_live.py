@@ -40,7 +40,7 @@ def _status(w, tmp_path) -> str:
 def test_a_release_judged_worse_is_accepted_by_annotation(tmp_path):
     from kubernetes import client, config
 
-    with running_world(tmp_path, SCENARIO, POLICY, first_cycle_by_s=10) as w:
+    with running_world(tmp_path, SCENARIO, POLICY) as w:
         kc, run = w["kubeconfig"], w["run"]
         api = client.CoreV1Api(config.new_client_from_config(config_file=str(kc)))
         apps = client.AppsV1Api(config.new_client_from_config(config_file=str(kc)))

@@ -9,24 +9,10 @@ import re
 import time
 import urllib.request
 
-from tests.e2e.test_live_loop import POLICY, SCENARIO, SETPOINT, Proc, spec_replicas, wait_until
+from tests.e2e.test_live_loop import POLICY, SCENARIO, SETPOINT, Proc, sim_request, spec_replicas, wait_until
 from tests.support.prometheus_server import ScrapeTarget, free_port, prometheus_server
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
-
-
-def get_json(url: str, kubeconfig) -> dict:
-    """GET a sim serve test hook with the token from the kubeconfig it wrote (hooks need it too)."""
-    import yaml
-
-    import base64
-    import ssl
-
-    config = yaml.safe_load(kubeconfig.read_text())
-    token = config["users"][0]["user"]["token"]
-    ca = base64.b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    return json.loads(urllib.request.urlopen(request, timeout=5, context=ssl.create_default_context(cadata=ca)).read())
 
 
 def metric(text: str, name: str, **labels) -> float | None:
@@ -51,7 +37,6 @@ def test_shadow_decides_and_writes_nothing(tmp_path):
                     "--test-hooks"], tmp_path / "sim.log", tmp_path)
         procs.append(sim)
         wait_until(kubeconfig.exists, 20, what="the simulated API's kubeconfig")
-        hooks = f"https://127.0.0.1:{kube_port}/_sim/requests"
         with prometheus_server([ScrapeTarget.of(f"127.0.0.1:{metrics_port}")], scrape_interval="1s") as prom:
             run = Proc([*SETPOINT, "run", "--shadow", "--policies", "policies", "--prometheus", prom.url,
                         "--kubeconfig", str(kubeconfig), "--listen", f"127.0.0.1:{status_port}",
@@ -79,7 +64,7 @@ def test_shadow_decides_and_writes_nothing(tmp_path):
             ratio = metric(text, "setpoint_shadow_agreement_ratio", policy="e2e-web", target="default/web")
             assert ratio is not None and 0 <= ratio < 1
             time.sleep(2)  # one more cycle with the desired count above the incumbent's
-            counts = get_json(hooks, kubeconfig)
+            counts = sim_request(kubeconfig, "/_sim/requests")  # a test hook: the token too
             assert counts["total"] > 0 and set(counts["byMethod"]) == {"GET"}, counts
             assert run.stop() == 0, run.tail()
     finally:

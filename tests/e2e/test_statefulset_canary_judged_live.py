@@ -32,7 +32,7 @@ import urllib.request
 import pytest
 
 from tests.adapters.test_kubectl import KUBECTL, PROCESS_TIMEOUT_S
-from tests.e2e.test_live_loop import SETPOINT, running_world, wait_until
+from tests.e2e.test_live_loop import SETPOINT, running_world, start_scenario_clock, wait_until
 from tests.e2e.test_statefulset_heal_live import health_records, kubectl
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")
@@ -87,15 +87,16 @@ spec:
 
 
 def test_a_canary_worse_than_its_stable_pods_is_said_and_left_alone(tmp_path):
-    with running_world(tmp_path, SCENARIO, POLICY, first_cycle_by_s=20) as w:
+    with running_world(tmp_path, SCENARIO, POLICY, start_clock=False) as w:
         kc, run = w["kubeconfig"], w["run"]
 
         def get(*what: str) -> dict:
             return json.loads(kubectl(kc, tmp_path, "get", *what, "-o", "json"))
 
-        # the canary's partition is set before the release (at 25 s; a first cycle by 20 s leaves 5 s)
+        # the canary's partition is set before the release (at 25 s): while the clock holds at t=0
         kubectl(kc, tmp_path, "patch", "statefulset", "web", "-p",
                 '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}')
+        start_scenario_clock(kc)
         pods_before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in get("pods")["items"]}
         wait_until(lambda: (s := get("sts", "web")["status"])["updateRevision"] != s["currentRevision"], 60,
                    what="the release (a new update revision)")
@@ -161,7 +162,7 @@ def test_a_revision_judged_worse_stays_said_past_its_window_until_it_is_undone(t
     the pod check firing on every pod was sent as a rolling restart. Now: still 1, still said, no
     rolling restart, until `kubectl rollout undo` puts the stable revision back (0 within cycles)."""
     assert WINDOW_POLICY != POLICY
-    with running_world(tmp_path, SCENARIO, WINDOW_POLICY, first_cycle_by_s=25) as w:
+    with running_world(tmp_path, SCENARIO, WINDOW_POLICY, start_clock=False) as w:
         kc, run = w["kubeconfig"], w["run"]
 
         def get(*what: str) -> dict:
@@ -175,6 +176,7 @@ def test_a_revision_judged_worse_stays_said_past_its_window_until_it_is_undone(t
 
         kubectl(kc, tmp_path, "patch", "statefulset", "web", "-p",
                 '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}')
+        start_scenario_clock(kc)
         wait_until(lambda: (s := get("sts", "web")["status"])["updateRevision"] != s["currentRevision"], 60,
                    what="the release (a new update revision)")
         sts = get("sts", "web")["status"]

@@ -87,7 +87,7 @@ def health_records(tmp_path) -> list[dict]:
 
 
 def test_a_statefulset_crash_loop_release_undone_gets_its_broken_pod_restarted(tmp_path):
-    with running_world(tmp_path, SCENARIO, POLICY, first_cycle_by_s=15) as w:
+    with running_world(tmp_path, SCENARIO, POLICY) as w:
         kc, run = w["kubeconfig"], w["run"]
 
         def sts() -> dict:

@@ -3,7 +3,7 @@ whose service says ``kind: StatefulSet``, a real Prometheus scraping it, `setpoi
 policy targeting ``kind: StatefulSet`` whose query selects and groups by the ``statefulset`` label
 (kube-state-metrics' convention, matched per kind by default), all separate processes on loopback.
 
-Timeline (simulated seconds = wall seconds since `sim serve` started): 100 rps until 15 s, 800
+Timeline (simulated seconds = wall seconds since the scenario clock started): 100 rps until 15 s, 800
 rps until 60 s, then 100 rps. The controller scales the StatefulSet up through its scale
 subresource; its pods come one at a time, web-2, web-3, ... in ordinal order; once the load drops
 it scales down and the highest ordinals go, leaving web-0 and web-1. Every wait is bounded.

@@ -3,7 +3,7 @@
 that scales on rps and restarts a pod not Ready for 10 s, and the real kubectl; separate processes
 on loopback.
 
-Timeline (wall s since sim serve started, speed 1): 200 rps on 3 pods of 100 until 10 s, then 700:
+Timeline (wall s since the scenario clock started, speed 1): 200 rps on 3 pods of 100 until 10 s, then 700:
 Setpoint scales web up to 7 within a few seconds (its rps reading lags the step). At 12 s one of
 the Ready pods hangs (running, not Ready, serving nothing); the StatefulSet controller (OrderedReady)
 creates a pod only once every lower one is Ready, so the walk up stops on the hung pod, for good,
@@ -85,7 +85,7 @@ spec:
 
 
 def test_a_hung_pod_that_stops_an_ordered_scale_up_is_restarted_not_scaled_around(tmp_path):
-    with running_world(tmp_path, SCENARIO, POLICY, first_cycle_by_s=12) as w:
+    with running_world(tmp_path, SCENARIO, POLICY) as w:
         kc, run = w["kubeconfig"], w["run"]
 
         def sts() -> dict:

@@ -3,17 +3,16 @@ new count, as an operator runs it: `setpoint sim serve` of a StatefulSet (Ordere
 Prometheus scraping it, `setpoint run` with a health-only policy (a per-pod not-Ready check,
 restart-pod), and the real kubectl's ``scale``; separate processes on loopback.
 
-Timeline (wall s since sim serve started, speed 1): web has 6 pods; web-5 hangs at 4 s, web-1 at
+Timeline (wall s since the scenario clock started, speed 1): web has 6 pods; web-5 hangs at 4 s, web-1 at
 30 s (pod-hang faults naming them); once web-1 is hung the operator scales web to 4: web-4 and web-5
 are condemned, and the StatefulSet controller removes them only once every pod it keeps is Ready,
-so web-1 holds the walk down. web-5's check fires first (30 s not Ready, counted from Setpoint's
-first cycle, 6-10 s in: by 34-40 s, after the scale): it is not restarted (CondemnedPodNotRestarted:
-its restart would be its removal, charged to the budget); web-1's fires at about 60 s: it is
-restarted (it comes back under its name, Ready 3 s later); then the controller removes web-5 and
-web-4, and web-0..3 serve. web-1 hangs that late so that Setpoint, started late on a loaded
-machine, sees web-5 firing alone first (with both hung from its first cycle, both fire together:
-web-1 is restarted, web-5 left out, and nothing says CondemnedPodNotRestarted). Every wait is
-bounded.
+so web-1 holds the walk down. web-5's check fires first (30 s not Ready, Setpoint running since
+before the clock started: by about 36 s, after the scale): it is not restarted
+(CondemnedPodNotRestarted: its restart would be its removal, charged to the budget); web-1's fires
+at about 60 s: it is restarted (it comes back under its name, Ready 3 s later); then the controller
+removes web-5 and web-4, and web-0..3 serve. web-1 hangs that late so that Setpoint sees web-5
+firing alone first (with both hung from its first cycle, both fire together: web-1 is restarted,
+web-5 left out, and nothing says CondemnedPodNotRestarted). Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -71,7 +70,7 @@ spec:
 
 
 def test_a_hung_pod_the_scale_down_removes_is_not_restarted_a_kept_one_is(tmp_path):
-    with running_world(tmp_path, SCENARIO, POLICY, first_cycle_by_s=25) as w:
+    with running_world(tmp_path, SCENARIO, POLICY) as w:
         kc, run = w["kubeconfig"], w["run"]
         wait_until(lambda: not (p := pods(kc, tmp_path)).get("web-1", True) and not p["web-5"], 45,
                    what="web-5 and web-1 hung")

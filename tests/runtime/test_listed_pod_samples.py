@@ -4,8 +4,9 @@ builds the table) gives what listing the pods, querying their series and joining
 every array of the PodSamples and of the workload summaries, tick after tick on a cluster scaled
 up and down, through a metrics outage, stale and NaN metrics (scenario metrics-outage), with the
 kernels on; and the numpy table (kernels off) equals the compiled one. With the kernels the read
-is a JoinedPodSamples: the calculator reads its listed pods in one pass without their table
-(hpa_compiled.try_listed_utilization_replicas); its proposals equal those of the table, compiled
+is a JoinedPodSamples: the calculator reads its pods in one pass without their table, where the
+simulator keeps them (PaddedPods, hpa_compiled.try_padded_utilization_replicas) or listed
+(ListedPods, try_listed_utilization_replicas); its proposals equal those of the table, compiled
 and numpy, on the same scenarios and on generated pods."""
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from controller.policy import load_policies
 from controller.ports import ListedPodMetricsSource, ListedPodSamples, PodMetricsSource
 from controller.core.scaling import hpa_compiled
 from controller.core.scaling import hpa_replicas as hr
-from controller.core.scaling.hpa_propose import JoinedPodSamples, ListedPods, PodSamples, hpa_propose
+from controller.core.scaling.hpa_propose import (JoinedPodSamples, ListedPods, PaddedPods, PodSamples, PodSlots,
+                                                 hpa_propose)
 from controller.runtime.pod_samples import PodReader, sampled_pod_table
 from controller.runtime.reconciler import RuntimePolicy
 from simulators.cluster import SimCluster
@@ -113,6 +115,8 @@ def test_one_pass_read_equals_list_query_and_join(monkeypatch, scenario_name):
         assert errors_joined == errors_separate
         failures += bool(errors_joined)
         joined_reads += isinstance(got[0], JoinedPodSamples)  # not when the query failed
+        if isinstance(got[0], JoinedPodSamples):  # the simulator's pods read where it keeps them
+            assert isinstance(got[0].listed, PaddedPods)
         assert_same_proposals(rp.params, view, got, want)  # before the table is built (by the next line)
         assert_same_read(got, want)
     assert joined_reads > 0
@@ -217,6 +221,64 @@ def test_listed_utilization_equals_table_compiled_and_numpy(monkeypatch, seed, c
     for name in ("replicas", "utilization", "usage_milli", "error"):
         np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
         np.testing.assert_array_equal(getattr(got, name), getattr(compiled_table, name), err_msg=name)
+    assert got.error_message == want.error_message
+
+
+def random_padded(rng, n: int, now: float, huge: bool = False) -> tuple[PaddedPods, ListedPods]:
+    """Generated pods of n targets in a padded (R, K) slot layout (phases empty, pending,
+    starting, backed off, Ready; serials out of slot order; times around ``now``, some unset or
+    infinite; targets that do not exist, rows read by two targets; samples absent, NaN,
+    infinite, huge), and the same pods listed (simcluster/pod_listing.try_listed_samples)."""
+    from simulators.simcluster import pod_listing
+    from simulators.simcluster.slots import BACKOFF, EMPTY, PENDING, READY, STARTING, live_end_of
+    r_count, k = n // 2 + 1, 8
+    phase = rng.choice(np.array([EMPTY, EMPTY, PENDING, STARTING, BACKOFF, READY, READY, READY], np.int8), (r_count, k))
+    serial = np.argsort(rng.random((r_count, k)), axis=1).astype(np.int64)
+    start = now - rng.choice([0.0, 10.0, 200.0, 299.0, 301.0, 5000.0, np.nan, np.inf], (r_count, k))
+    transition = now - rng.choice([0.0, 5.0, 25.0, 31.0, 290.0, 4000.0, np.nan, -np.inf], (r_count, k))
+    rows, exists = rng.integers(0, r_count, n).astype(np.int64), rng.random(n) < 0.9
+    present = rng.random(n) < 0.85
+    values = rng.choice([0.0, 12.5, 50.0, 79.99, 80.0, 100.0, 250.0, np.nan, np.inf, 0.0004], n)
+    if huge:  # sums that could leave int64: both passes decline
+        values = np.where(rng.random(n) < 0.2, 1e17, values)
+    ages = rng.choice([0.0, 15.0, 30.0, 60.0, np.nan, np.inf], n)
+    window_s = float(rng.choice([30.0, 60.0]))
+    ends = live_end_of(phase)
+    means, has_mean, sample = pod_listing.try_padded_means(rows, exists, ends, phase, present, values)
+    padded = PaddedPods(PodSlots(rows, exists, ends, phase, start, transition, EMPTY, PENDING, READY), sample, ages,
+                        now, 100_000, window_s, 0)
+    at, _, _, _, _, pending, ready, start_time, transition_time, pod_values, pod_ages, *_ = pod_listing.try_listed_samples(
+        rows, exists, phase, serial, np.zeros_like(serial), start, transition, present, values, ages)
+    listed = ListedPods(at, pending, ready, start_time, transition_time, pod_values, pod_ages,
+                        tuple(f"p{j}" for j in range(at.size)), now, 100_000, window_s, 0)
+    return padded, listed
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("cpu_rules", [True, False], ids=["cpu", "not-cpu"])
+def test_padded_utilization_equals_listed_and_numpy(monkeypatch, seed, cpu_rules):
+    """The calculator on pods read where the cluster keeps them equals it on the same pods listed
+    (compiled) and on their table (numpy, the reference); both decline the same int64 risks."""
+    monkeypatch.setattr(compiled, "switch", "1")
+    rng = np.random.default_rng(100 + seed)
+    n, now = 40, 10_000.0
+    padded, listed = random_padded(rng, n, now, huge=seed % 4 == 3)
+    current = rng.integers(0, 12, n)
+    target = rng.choice([1, 50, 80, 150], n)
+    args = (current, target, 0.1, 0.1)
+    kw = dict(cpu_rules=cpu_rules, cpu_initialization_period_s=300.0, initial_readiness_delay_s=30.0)
+    got = hpa_compiled.try_padded_utilization_replicas(padded, *args, **kw)
+    listed_got = hpa_compiled.try_listed_utilization_replicas(listed, *args, **kw)
+    if seed % 4 == 3 and listed_got is None:
+        assert got is None
+        return
+    pods = table_samples(listed)
+    table = hr.PodTable(**{**pods.pods.__dict__, "usage_milli": pods.usage_milli[:, 0],
+                           "has_sample": pods.has_sample[:, 0]})
+    want = hr.resource_utilization_replicas(table, hr.StraySamples(), *args, **kw)  # numpy, the reference
+    for name in ("replicas", "utilization", "usage_milli", "error"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(listed_got, name), err_msg=name)
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
     assert got.error_message == want.error_message
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
+
+import pytest
 
 from tests.simulators.conftest_paths import POLICIES
 
@@ -80,3 +86,44 @@ sys.argv[0] = "setpoint"
 from controller.cli import main
 main()
 """
+
+
+class CtrlCWhenLoaded:
+    """Sends SIGINT to its process group where it is unpickled: passed to a worker process, a Ctrl-C
+    that comes while the worker starts (multiprocessing's bootstrap, before its own handlers)."""
+
+    def __reduce__(self):
+        import os
+        import signal
+
+        return os.kill, (0, signal.SIGINT)
+
+
+def done_at_once(queue, group: int, indexes, specs) -> None:
+    """A simulation worker's ``run_there`` (simulators.parallel.run_groups) that runs nothing."""
+    queue.put(("done", group, []))
+
+
+def stop_command(proc: subprocess.Popen, sig: int, within_s: float, again_after_s: float | None = None) -> tuple[str, float]:
+    """Stop a command started in a session of its own: Ctrl-C (SIGINT) to its whole process group, as
+    a terminal sends it, other signals to the command alone, as kill(1) or a service manager sends
+    them; ``again_after_s``: the same again that much later (an impatient user). Its stderr and the
+    seconds it took to end; the test fails if it runs on past ``within_s``."""
+    sent = time.monotonic()
+    send = (lambda: os.killpg(proc.pid, sig)) if sig == signal.SIGINT else (lambda: proc.send_signal(sig))
+    send()
+    if again_after_s is not None:
+        time.sleep(again_after_s)
+        send()
+    try:
+        _, err = proc.communicate(timeout=within_s)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the command still running {within_s:.0f} s after {signal.Signals(sig).name}")
+    return err, time.monotonic() - sent
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """What a failed test leaves running of a command started in a session of its own: killed."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()

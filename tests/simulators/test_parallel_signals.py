@@ -221,3 +221,98 @@ def test_a_worker_sigtermed_before_its_own_handler_dies_quietly_as_by_default():
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["exitcode", str(-signal.SIGTERM)], done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+
+
+#: ``python -c POOL_WORKER_SLEEPING METHOD``: a sweep's pool of one local worker started by METHOD
+#: ("fork" or "forkserver", as parallel.start_method() picks when the command has other threads),
+#: given a cell that sleeps; prints the worker's pid and sleeps (the test kills it meanwhile).
+POOL_WORKER_SLEEPING = """
+import sys, time
+from simulators.sweep import local_pool
+pool = local_pool(1, sys.argv[1])
+pool.start().submit(time.sleep, 60)
+while not pool.executor._processes:
+    time.sleep(0.05)
+print(*pool.executor._processes, flush=True)
+time.sleep(60)
+"""
+
+
+def _signal_bits(pid: int) -> dict[str, set[int]]:
+    """SigBlk / SigIgn / SigCgt of ``pid`` (/proc/PID/status) as sets of signal numbers."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {k: {s for s in range(1, 65) if int(fields[k], 16) >> (s - 1) & 1} for k in ("SigBlk", "SigIgn", "SigCgt")}
+
+
+def _signals_taken(bits: dict[str, set[int]]) -> bool:
+    """take_worker_signals has run to its end: SIGINT ignored, and neither stop signal held any more."""
+    return signal.SIGINT in bits["SigIgn"] and not {signal.SIGINT, signal.SIGTERM} & bits["SigBlk"]
+
+
+def _live(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@linux_only
+@pytest.mark.parametrize("method", [pytest.param("fork", id="forked"), pytest.param("forkserver", id="forkserver")])
+def test_a_pool_worker_takes_its_own_signals_and_ends_with_a_killed_command(method):
+    """A worker ignores Ctrl-C (the command stops it), ends at SIGTERM (default action) and ends with
+    the command however that ends. forkserver: the worker's parent is the forkserver, which lives on
+    while any of its workers does (they hold its "alive" pipe): the parent-death signal never came,
+    and a SIGKILLed command (OOM killer, kill -9) left its workers running their cells."""
+    proc = subprocess.Popen([sys.executable, "-c", POOL_WORKER_SLEEPING, method], stdout=subprocess.PIPE, text=True,
+                            cwd=REPO, start_new_session=True)
+    try:
+        worker = int(proc.stdout.readline())
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not _signals_taken(_signal_bits(worker)):
+            time.sleep(0.05)  # its initializer has not taken its own signals yet
+        bits = _signal_bits(worker)
+        assert signal.SIGINT in bits["SigIgn"] and signal.SIGTERM not in bits["SigIgn"] | bits["SigCgt"], bits
+        assert not {signal.SIGINT, signal.SIGTERM} & bits["SigBlk"], bits
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _live(worker):
+            time.sleep(0.1)
+        assert not _live(worker), "the worker outlived the killed command"
+    finally:
+        proc.kill()
+        proc.wait()
+        for pid in _left(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _left(pgid: int) -> list[int]:
+    return [int(line.split()[0]) for line in _left_in_group(pgid)]
+
+
+#: ``python -c CTRL_C_WHILE_A_FORKSERVER_WORKER_STARTS``: run_groups with one worker group, started
+#: by a forkserver (this process has another thread), that gets a Ctrl-C to the whole process group
+#: while it unpickles its specs; this process stands for the command (its handler ignores it).
+CTRL_C_WHILE_A_FORKSERVER_WORKER_STARTS = """
+import signal, threading
+signal.signal(signal.SIGINT, lambda signum, frame: None)
+threading.Thread(target=threading.Event().wait, daemon=True).start()
+from simulators import parallel
+from tests.simulators.sweep_fixtures import CtrlCWhenLoaded, done_at_once
+assert parallel.start_method() == "forkserver"
+print("runs", parallel.run_groups([[], [0]], [CtrlCWhenLoaded()], lambda indexes, on_ticks: [], done_at_once, (),
+                                  [None]), flush=True)
+"""
+
+
+@linux_only
+def test_ctrl_c_while_a_forkserver_worker_starts_is_left_to_the_command():
+    """A worker from a forkserver started with Python's own SIGINT handler (the forkserver's child
+    puts it back): a Ctrl-C in its bootstrap printed "Process ForkServerProcess-1:" and a
+    KeyboardInterrupt traceback, and the run failed (WorkerFailed). Now the forkserver starts with
+    the stop signals held, and so does each worker until it has its own handlers."""
+    done = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_A_FORKSERVER_WORKER_STARTS], capture_output=True,
+                          text=True, cwd=REPO, timeout=60, start_new_session=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "runs [None]\n", done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr

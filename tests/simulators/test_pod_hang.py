@@ -44,6 +44,19 @@ CASES = [
     # a readiness outage 30-60 s: every pod not Ready, then all but the hung one Ready again
     pytest.param([F.PodHang(20.0), F.ReadinessOutage(30.0, duration_s=30.0)], [],
                  [4] * 4 + [3] * 2 + [0] * 6 + [3] * 13, 1, id="a-readiness-outages-end-does-not-cure-it"),
+    # sticky (a poison node or volume): the replacement made at 50 s hangs as its start-up ends
+    # (62 s), never Ready; deleted again at 80 s, so does the next one
+    pytest.param([F.PodHang(20.0, sticky=True)], [(50.0, delete_the_hung_pod)], [4] * 4 + [3] * 21, 1,
+                 id="sticky-its-replacement-hangs-too"),
+    pytest.param([F.PodHang(20.0, sticky=True)], [(50.0, delete_the_hung_pod), (80.0, delete_the_hung_pod)],
+                 [4] * 4 + [3] * 21, 1, id="sticky-every-replacement-hangs"),
+    # the fault's end (90 s) cures the replacement that hangs in its place: Ready at once
+    pytest.param([F.PodHang(20.0, duration_s=70.0, sticky=True)], [(50.0, delete_the_hung_pod)],
+                 [4] * 4 + [3] * 14 + [4] * 7, 0, id="sticky-ends-with-the-fault-its-replacement-ready"),
+    # a replacement still starting at the fault's end (made at 85 s, end 90 s) is Ready at 97 s
+    pytest.param([F.PodHang(20.0, duration_s=70.0, sticky=True)], [(50.0, delete_the_hung_pod),
+                                                                   (85.0, delete_the_hung_pod)],
+                 [4] * 4 + [3] * 16 + [4] * 5, 0, id="sticky-ends-with-the-fault-a-starting-replacement-gets-ready"),
 ]
 
 

@@ -2,7 +2,8 @@
 listing, array for array: on generated slot arrays (ties of serials, empty slots, repeated and
 unknown targets) and on a simulated cluster scaled up and down tick after tick. The same for
 the running pods with their targets' samples (``running_pod_samples``: the compiled pass and
-the numpy listing filtered). The compiled listing is sized by the cluster's kept pod counts;
+the numpy listing filtered), and for the workload means, listed and read from the slots in
+place (``try_padded_means``). The compiled listing is sized by the cluster's kept pod counts;
 counts that do not match the slots give the same listing (counted again)."""
 
 from __future__ import annotations
@@ -98,6 +99,13 @@ def assert_same_means(monkeypatch, slots: Slots, rows, exists, present, values, 
         np.testing.assert_array_equal(means, want)
         np.testing.assert_array_equal(has_mean, count > 0)
         assert means.dtype == np.float64 and has_mean.dtype == np.bool_
+    # the same means read from the slots where they sit (the padded read), with each target's sample
+    means, has_mean, sample = pod_listing.try_padded_means(rows, exists, slots._live_end, slots._pod_phase, present,
+                                                           values)
+    np.testing.assert_array_equal(means, want)
+    np.testing.assert_array_equal(has_mean, count > 0)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(sample, np.where(exists & present & np.isfinite(values), values, np.nan))
 
 
 def assert_same_running_pods(monkeypatch, cluster, targets, present, values, age_s) -> None:

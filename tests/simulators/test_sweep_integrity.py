@@ -18,7 +18,8 @@ from simulators import output as output_module
 from simulators import sweep as sweep_module
 from simulators.sweep import CellStore, build_grid, record_problem, run_cell, run_grid
 from simulators.parallel import STOP_GRACE_S
-from tests.simulators.sweep_fixtures import DEFAULT_POLICY, SIGNAL_AT_FORK, STUCK_CELL, TARGET, write_scenarios
+from tests.simulators.sweep_fixtures import (DEFAULT_POLICY, SIGNAL_AT_FORK, STUCK_CELL, TARGET, kill_group, stop_command,
+                                             write_scenarios)
 from tests.simulators.test_parallel_signals import _left_in_group
 
 REPO = Path(__file__).resolve().parents[2]
@@ -139,7 +140,7 @@ def test_no_more_workers_than_cells(tmp_path, monkeypatch):
     cells = build_grid([path], [str(DEFAULT_POLICY)], [f"{TARGET}=60,90"], seeds=1).cells()
     asked = []
     real = sweep_module.local_pool
-    monkeypatch.setattr(sweep_module, "local_pool", lambda jobs, *a: asked.append(jobs) or real(jobs, *a))
+    monkeypatch.setattr(sweep_module, "local_pool", lambda jobs, *a, **kw: asked.append(jobs) or real(jobs, *a, **kw))
     run_grid(cells, CellStore(tmp_path / "cells"), jobs=64)
     assert asked == [2]
 
@@ -226,6 +227,7 @@ def test_ctrl_c_at_a_terminal_stops_a_sweep_without_its_idle_workers_speaking(tm
     assert proc.returncode == 130, err
     assert "interrupted: the finished cells are kept in" in err
     assert "Traceback" not in err and "ForkProcess" not in err and "KeyboardInterrupt" not in err, err
+    assert "stopping" not in err, err  # workers that end at SIGTERM are not waited for: nothing to say
 
 
 #: Seconds a stopped command may take beyond the stuck worker's grace (its kill, reaping, the exit).
@@ -266,22 +268,16 @@ def test_a_stopped_sweep_kills_a_worker_stuck_past_sigterm_and_keeps_the_finishe
             time.sleep(0.1)
         assert proc.poll() is None and marker.exists(), "the stuck worker never started"
         assert len(list(out.glob("cells/*.json"))) == 3, "the other cells did not finish"
-        sent = time.monotonic()
-        os.killpg(proc.pid, sig) if sig == signal.SIGINT else proc.send_signal(sig)
-        if twice:
-            time.sleep(1.0)  # inside the grace: the stuck worker got SIGTERM and is waited for
-            os.killpg(proc.pid, sig)
-        try:
-            _, err = proc.communicate(timeout=STOP_GRACE_S + 30)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"{command} still running {STOP_GRACE_S + 30:.0f} s after {sig.name}: its stuck worker waited for")
-        took = time.monotonic() - sent
+        # twice: the second inside the grace, the stuck worker got SIGTERM and is waited for
+        err, took = stop_command(proc, sig, STOP_GRACE_S + 30, again_after_s=1.0 if twice else None)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+        kill_group(proc)
     assert proc.returncode == code, err
     assert "interrupted: the finished cells are kept in" in err and "Traceback" not in err, err
+    # what the stop waits for, said once as it starts waiting (it was silent for the grace), then the kill
+    said = [line for line in err.splitlines() if line.startswith(("stopping", "killed"))]
+    assert said == [f"stopping 1 worker (waiting up to {STOP_GRACE_S:g} s) ...",
+                    f"killed 1 worker still running {STOP_GRACE_S:g} s after SIGTERM"], err
     assert took < STOP_GRACE_S + STOP_MARGIN_S, f"stopped in {took:.1f} s"
     assert _left_in_group(proc.pid) == []  # the stuck worker killed and reaped before the command exited
     assert len(list(out.glob("cells/*.json"))) == 3  # what finished is kept: the same command resumes there

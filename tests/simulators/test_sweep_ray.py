@@ -29,3 +29,12 @@ def test_ray_equals_local_processes_cell_by_cell(local_ray, tmp_path):
     for cell in cells:
         assert on_ray[cell.key]["scores"] == local[cell.key]["scores"], (cell.scenario, cell.variant, cell.seed)
     assert result_json(merge(grid, on_ray)) == result_json(merge(grid, local))
+
+
+def test_a_stopped_sweep_leaves_running_the_ray_instance_its_caller_started(local_ray):
+    """A stop (Ctrl-C, a failed cell) shuts down only the local instance the sweep started itself
+    (--ray local): not one a test, a notebook or a script started before calling it."""
+    from simulators.sweep_ray import stop_local_ray
+
+    stop_local_ray(ray, within_s=1.0)
+    assert ray.is_initialized() and ray.cluster_resources().get("CPU") == 2

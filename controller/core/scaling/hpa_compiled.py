@@ -148,7 +148,13 @@ def _add_missing(sums, t, request, target_util):
     """A pod without a sample: counted at max(100, target)% of its request below target."""
     sums[_MISSING, t] += 1
     sums[_MISSING_REQUEST, t] += request
-    sums[_MISSING_USAGE, t] += _trunc_div(request * (target_util if target_util > 100 else 100), 100)
+    sums[_MISSING_USAGE, t] += _missing_usage(request, target_util)
+
+
+@jit
+def _missing_usage(request, target_util):
+    """What a pod without a sample counts for: max(100, target)% of its request."""
+    return _trunc_div(request * (target_util if target_util > 100 else 100), 100)
 
 
 @jit
@@ -478,10 +484,10 @@ def _listed_utilization_kernel(target, pending, ready, start_time, transition_ti
     no container named; a sample where its value is finite), read as _utilization_kernel reads
     it. Returns (replicas, utilization, raw average, error code (N,) int64, the largest |milli
     value| of the pods' usages and request and the largest target utilization (0 without a
-    target), for the caller's int64 check, the number of targets with an error)."""
+    target), for the caller's int64 check, the number of targets with an error, the number of
+    pods)."""
     n, p = current.shape[0], target.shape[0]
     sums = np.zeros((_N_SUMS, n), np.int64)
-    bad_code = np.zeros(n, np.int64)  # every listed pod has its request and container: no bad pod
     largest = abs(request_milli)
     for k in range(p):
         t = target[k]
@@ -492,24 +498,109 @@ def _listed_utilization_kernel(target, pending, ready, start_time, transition_ti
         largest = max(largest, abs(usage))
         if has_sample:
             sums[_SAMPLED, t] += 1
-        tt = transition_time[k]
-        if pending[k]:
-            _add_unready(sums, t, request_milli)
-        elif not has_sample:
-            _add_missing(sums, t, request_milli, target_util[t])
-        elif cpu_rules[t] and _cpu_unready(False, not ready[k], now - start_time[k], now - tt, ages[k], window_s,
-                                           cpu_period_s, readiness_delay_s):  # an unset tt: NaN, Go's zero time
-            _add_unready(sums, t, request_milli)
-        else:
-            _add_ready(sums, t, usage, request_milli)
-    replicas, utilization, average, error = _proposals_from_sums(sums, bad_code, n_stray, current, target_util,
-                                                                 tol_down, tol_up)
+        _add_listed_pod(sums, t, pending[k], ready[k], has_sample, usage, now - start_time[k], now - transition_time[k],
+                        ages[k], request_milli, target_util[t], cpu_rules[t], window_s, cpu_period_s,
+                        readiness_delay_s)
+    return _listed_proposals(sums, n_stray, current, target_util, tol_down, tol_up) + (largest, p)
+
+
+@jit
+def _padded_utilization_kernel(rows, exists, ends, phase, start_time, transition_time, empty, pending_code,
+                               ready_code, values, ages, now, request_milli, window_s, n_stray, current, target_util,
+                               tol_down, tol_up, cpu_rules, cpu_period_s, readiness_delay_s):
+    """_listed_utilization_kernel on pods in a padded per-row layout (``PaddedPods``), read where
+    they sit: target a's pods are the slots of row ``rows[a]`` (of the (R, K) ``phase``,
+    ``start_time``, ``transition_time``) before ``ends[row]`` whose phase is not ``empty``; a slot
+    is Pending at ``pending_code``, Ready at ``ready_code``; every running pod of target a has
+    the sample ``values[a]`` (NaN: none) of age ``ages[a]``. A target's pods share their request
+    and sample, so each is only counted in its group (_listed_group) and the target's sums are
+    made from the counts (count x value: the int64 sums the listed pass adds pod by pod, in any
+    order). Returns what _listed_utilization_kernel returns."""
+    n = current.shape[0]
+    sums = np.zeros((_N_SUMS, n), np.int64)
+    largest = abs(request_milli)
+    p = 0
+    for a in range(n):
+        if not exists[a]:
+            continue
+        r, v = rows[a], values[a]
+        sampled = math.isfinite(v)
+        usage = _milli(v) if sampled else 0
+        listed, with_sample, ready, missing, unready = 0, 0, 0, 0, 0
+        for s in range(ends[r]):
+            ph = phase[r, s]
+            if ph == empty:
+                continue
+            listed += 1
+            pending = ph == pending_code
+            has_sample = sampled and not pending
+            with_sample += has_sample
+            g = _listed_group(pending, ph == ready_code, has_sample, now - start_time[r, s],
+                              now - transition_time[r, s], ages[a], cpu_rules[a], window_s, cpu_period_s,
+                              readiness_delay_s)
+            if g == _G_READY:
+                ready += 1
+            elif g == _G_MISSING:
+                missing += 1
+            else:
+                unready += 1
+        p += listed
+        if with_sample:
+            largest = max(largest, abs(usage))
+        sums[_LISTED, a], sums[_SAMPLED, a] = listed, with_sample
+        sums[_READY, a], sums[_USAGE, a], sums[_REQUEST, a] = ready, ready * usage, ready * request_milli
+        sums[_UNREADY, a], sums[_UNREADY_REQUEST, a] = unready, unready * request_milli
+        sums[_MISSING, a], sums[_MISSING_REQUEST, a] = missing, missing * request_milli
+        sums[_MISSING_USAGE, a] = missing * _missing_usage(request_milli, target_util[a])
+    return _listed_proposals(sums, n_stray, current, target_util, tol_down, tol_up) + (largest, p)
+
+
+_G_UNREADY, _G_MISSING, _G_READY = 0, 1, 2  # groupPods' groups of a counted pod (ignored pods are not listed)
+
+
+@compiled.jit_inline
+def _listed_group(pending, ready, has_sample, start_age, transition_age, age, cpu_rules, window_s, cpu_period_s,
+                  readiness_delay_s):
+    """groupPods' group of one listed pod (its columns as scalars, ages at now: an unset
+    transition's NaN is Go's zero time), _utilization_kernel's order of the tests."""
+    if pending:
+        return _G_UNREADY
+    if not has_sample:
+        return _G_MISSING
+    if cpu_rules and _cpu_unready(False, not ready, start_age, transition_age, age, window_s, cpu_period_s,
+                                  readiness_delay_s):
+        return _G_UNREADY
+    return _G_READY
+
+
+@compiled.jit_inline
+def _add_listed_pod(sums, t, pending, ready, has_sample, usage, start_age, transition_age, age, request_milli,
+                    target_util, cpu_rules, window_s, cpu_period_s, readiness_delay_s):
+    """One listed pod of target t into its counts and sums, in its group (_listed_group)."""
+    g = _listed_group(pending, ready, has_sample, start_age, transition_age, age, cpu_rules, window_s, cpu_period_s,
+                      readiness_delay_s)
+    if g == _G_UNREADY:
+        _add_unready(sums, t, request_milli)
+    elif g == _G_MISSING:
+        _add_missing(sums, t, request_milli, target_util)
+    else:
+        _add_ready(sums, t, usage, request_milli)
+
+
+@jit
+def _listed_proposals(sums, n_stray, current, target_util, tol_down, tol_up):
+    """The listed passes' per-target half: (replicas, utilization, raw average, error code (N,)
+    int64, the largest target utilization (0 without a target), the number of targets with an
+    error). No listed pod lacks its request or container: no bad pod."""
+    n = current.shape[0]
+    replicas, utilization, average, error = _proposals_from_sums(sums, np.zeros(n, np.int64), n_stray, current,
+                                                                 target_util, tol_down, tol_up)
     errors, top = 0, 0
     for i in range(n):
         if error[i] != _E_NONE:
             errors += 1
         top = max(top, target_util[i])
-    return replicas, utilization, average, error, largest, top, errors
+    return replicas, utilization, average, error, top, errors
 
 
 def try_listed_utilization_replicas(listed, current, target_utilization, tolerance_down, tolerance_up, *,
@@ -521,21 +612,52 @@ def try_listed_utilization_replicas(listed, current, target_utilization, toleran
     without their pod table: the same result as that function on the table
     ``try_sampled_pod_table`` builds of them. None when the kernels are off or the sums could
     leave int64: then build the table and call that function (or the reference)."""
+    def run(*per_target):
+        return _listed_utilization_kernel(listed.target, listed.pending, listed.ready, listed.start_time,
+                                          listed.transition_time, listed.values, listed.ages, float(listed.now),
+                                          int(listed.request_milli), float(listed.window_s), *per_target)
+    return _utilization_of_pass(run, current, target_utilization, tolerance_down, tolerance_up, cpu_rules,
+                                cpu_initialization_period_s, initial_readiness_delay_s, resource, container)
+
+
+def try_padded_utilization_replicas(padded, current, target_utilization, tolerance_down, tolerance_up, *,
+                                    cpu_rules=True, cpu_initialization_period_s: float = 300.0,
+                                    initial_readiness_delay_s: float = 30.0, resource: str = "cpu",
+                                    container: str = "") -> hr.ReplicaProposal | None:
+    """:func:`try_listed_utilization_replicas` of pods in a padded per-row layout
+    (hpa_propose.PaddedPods), read in place: the same result as on those pods listed (any
+    order). None when the kernels are off or the sums could leave int64: then list them."""
+    slots = padded.slots
+
+    def run(*per_target):
+        return _padded_utilization_kernel(slots.rows, slots.exists, slots.ends, slots.phase, slots.start_time,
+                                          slots.transition_time, int(slots.empty), int(slots.pending_code),
+                                          int(slots.ready_code), padded.values, padded.ages, float(padded.now),
+                                          int(padded.request_milli), float(padded.window_s), *per_target)
+    return _utilization_of_pass(run, current, target_utilization, tolerance_down, tolerance_up, cpu_rules,
+                                cpu_initialization_period_s, initial_readiness_delay_s, resource, container)
+
+
+def _utilization_of_pass(run, current, target_utilization, tolerance_down, tolerance_up, cpu_rules,
+                         cpu_initialization_period_s: float, initial_readiness_delay_s: float, resource: str,
+                         container: str) -> hr.ReplicaProposal | None:
+    """The proposal of a listed pass ``run(n_stray, current, target_util, tol_down, tol_up,
+    cpu_rules, cpu period, readiness delay)`` (a kernel returning (replicas, utilization,
+    average, error, top target, errors, largest |milli|, pods)); None when the kernels are off
+    or the sums could leave int64 (_sums_fit's bound)."""
     if not compiled.enabled():
         return None
     current = np.asarray(current, dtype=np.int64).reshape(-1)
     n = current.size
     target_util = _per_target(target_utilization, n, np.int64)
     try:
-        replicas, utilization, average, error, largest, top, errors = _listed_utilization_kernel(
-            listed.target, listed.pending, listed.ready, listed.start_time, listed.transition_time, listed.values,
-            listed.ages, float(listed.now), int(listed.request_milli), float(listed.window_s), _no_stray_counts(n),
-            current, target_util, _per_target(tolerance_down, n, np.float64), _per_target(tolerance_up, n, np.float64),
-            _per_target(cpu_rules, n, np.bool_), float(cpu_initialization_period_s), float(initial_readiness_delay_s))
+        replicas, utilization, average, error, top, errors, largest, p = run(
+            _no_stray_counts(n), current, target_util, _per_target(tolerance_down, n, np.float64),
+            _per_target(tolerance_up, n, np.float64), _per_target(cpu_rules, n, np.bool_),
+            float(cpu_initialization_period_s), float(initial_readiness_delay_s))
     except compiled.KERNEL_ERRORS as exc:
         compiled.mark_broken(exc)
         return None
-    p = int(listed.target.size)
     if p and p * int(largest) * max(100, int(top)) >= _SUM_LIMIT:  # _sums_fit's bound
         return None
     # no listed pod lacks a request or its container: no error names a pod (most cycles: no error at all)

@@ -105,14 +105,53 @@ class ListedPods:
     column: int
 
 
-class JoinedPodSamples(PodSamples):
-    """PodSamples of ``ListedPods``: metric ``listed.column`` read per pod, no stray sample. The
-    calculator reads a Utilization metric from ``listed`` in one pass (hpa_compiled.
-    try_listed_utilization_replicas); the pod table and the (P, M) sample columns, which cost
-    more to build than that pass, are built by ``build`` (() -> (table, usage (P,) int64, has
-    (P,) bool)) on first access, for any other reader."""
+@direct_init
+@dataclass(frozen=True)
+class PodSlots:
+    """Where a cluster keeps the pods of N targets: a padded per-row layout. Target i's pods are
+    the slots of row ``rows[i]`` of the (R, K) arrays before ``ends[row]`` (R,) whose ``phase`` is
+    not ``empty`` (targets where ``exists`` (N,) is False have none); a pod is Pending where its
+    phase is ``pending_code``, its Ready condition True where ``ready_code``; start_time,
+    transition_time (R, K): epoch s (NaN unset). The arrays may be the cluster's own: read them
+    before it changes (the cycle's decision does)."""
 
-    def __init__(self, listed: ListedPods, n_metrics: int, build):
+    rows: np.ndarray
+    exists: np.ndarray
+    ends: np.ndarray
+    phase: np.ndarray
+    start_time: np.ndarray
+    transition_time: np.ndarray
+    empty: int
+    pending_code: int
+    ready_code: int
+
+
+@direct_init
+@dataclass(frozen=True)
+class PaddedPods:
+    """The pods of N targets where the cluster keeps them (``slots``) with one per-pod metric's
+    samples: what ``ListedPods`` lists, unlisted. Every running pod of target i has the sample
+    ``values[i]`` (NaN: none) of age ``ages[i]`` (N,). Every pod requests ``request_milli``;
+    samples span ``window_s``, read at ``now``; ``column``: the metric."""
+
+    slots: PodSlots
+    values: np.ndarray
+    ages: np.ndarray
+    now: float
+    request_milli: int
+    window_s: float
+    column: int
+
+
+class JoinedPodSamples(PodSamples):
+    """PodSamples of ``ListedPods`` or ``PaddedPods``: metric ``listed.column`` read per pod, no
+    stray sample. The calculator reads a Utilization metric from ``listed`` in one pass
+    (hpa_compiled.try_listed_utilization_replicas, try_padded_utilization_replicas); the pod
+    table and the (P, M) sample columns, which cost more to build than that pass, are built by
+    ``build`` (() -> (table, usage (P,) int64, has (P,) bool)) on first access, for any other
+    reader."""
+
+    def __init__(self, listed: ListedPods | PaddedPods, n_metrics: int, build):
         per_pod = np.zeros(n_metrics, bool)
         per_pod[listed.column] = True
         for name, value in (("listed", listed), ("per_pod", per_pod), ("stray_target", _no_strays()),
@@ -199,13 +238,15 @@ def _per_pod_metric(params: PolicyParams, m: MetricParams, pods: hr.PodTable, st
 
 def _listed_metric(params: PolicyParams, m: MetricParams, pods: JoinedPodSamples, j: int,
                    current: np.ndarray) -> hr.ReplicaProposal | None:
-    """A Utilization metric read from listed pods in one compiled pass, without their pod table
+    """A Utilization metric read from listed (or padded) pods in one compiled pass, without their pod table
     (the same result as :func:`_per_pod_metric` on it); None for another metric or kind, or
     when the kernels decline: then build the table."""
     if m.kind != MetricKind.UTILIZATION or pods.listed.column != j:
         return None
     source = m.hpa_source
-    return hpa_compiled.try_listed_utilization_replicas(
+    one_pass = (hpa_compiled.try_padded_utilization_replicas if isinstance(pods.listed, PaddedPods)
+                else hpa_compiled.try_listed_utilization_replicas)
+    return one_pass(
         pods.listed, current, max(int(round(m.target)), 1), params.tolerance_down, params.tolerance_up,
         cpu_rules=source != HpaSource.PODS and m.resource == "cpu", resource=m.resource,
         container=m.container if source == HpaSource.CONTAINER_RESOURCE else "",
