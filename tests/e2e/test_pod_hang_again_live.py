@@ -56,7 +56,7 @@ def held_events(kc, home) -> list[str]:
 def test_a_pod_that_hangs_again_is_restarted_within_its_budget_then_held(tmp_path):
     assert all(POLICY.count(short) == 1 for short in SHORTENED.values()) and STICKY.count("sticky: true") == 1
     assert not any(shipped in POLICY for shipped in FORS) and POLICY.count("for: 5s") == 8
-    with running_world(tmp_path, STICKY, POLICY, first_cycle=False) as w:  # as test_pod_hang_live's
+    with running_world(tmp_path, STICKY, POLICY) as w:  # the clock starts after the first cycle
         kc, run = w["kubeconfig"], w["run"]
         before = wait_until(lambda: len(p := pods(kc, tmp_path)) == 4 and all(p.values()) and p, 20,
                             what="web's 4 pods Ready")
