@@ -302,6 +302,10 @@ def _format_health(h: dict, desired=None) -> str:
                 f"past start-up{longest} while most pods of their revision are Ready: a stuck process, restarted; a "
                 f"readiness outage (most pods not Ready: a dependency down) restarts none")
         out += _hung_verify_line(h)
+    out += _verifying_line(h)
+    if h.get("outcome") == "HungReplacementNotJudged":
+        out += ("\n    verification: the hung pod's replacement was never seen running (Pending: unschedulable, an image "
+                "pull) [HungReplacementNotJudged]: closed with no verdict; a hang once it runs is a new fault")
     if h.get("outcome") == "HungPodHungAgain":
         out += ("\n    verification: the hung pod's restart did not cure it (it hangs again) [HungPodHungAgain]: "
                 "restarted again while restartsPerHour allows, never escalated (no rolling restart, no rollback)")
@@ -657,6 +661,8 @@ def _health_cell(health: dict | None) -> str:
         parts.append(f"REVISION WORSE (accept-revision names {named}: not accepted)" if named else "REVISION WORSE")
     elif health.get("revision_accepted"):  # the SRE keeps it on purpose (setpoint.io/accept-revision)
         parts.append("REVISION WORSE, accepted by annotation")
+    for w in health.get("verifying") or []:  # what a verification window judges, while it is open
+        parts.append(f"verifying {w.get('action')}" + (f" ({w['check']})" if w.get("check") else ""))
     parts.append(f"firing: {', '.join(firing)}" if firing else "" if checks and len(blind) == len(checks) else "ok")
     parts.append(f"no data: {', '.join(blind)}" if blind else "")
     return "\n".join(p for p in parts if p)
@@ -668,5 +674,21 @@ def _hung_verify_line(h: dict) -> str:
     until, at = h.get("verify_until"), h.get("at")
     if not isinstance(until, (int, float)) or not isinstance(at, (int, float)):
         return ""
-    return (f"\n    verification: judged {format_duration(until - at)} on, the replacement's start-up + notReadyFor + a "
-            f"cycle (the first it could be seen hung; no other health action on the target meanwhile)")
+    return (f"\n    verification: judged {format_duration(until - at)} on at the earliest, the replacement's start-up + "
+            f"notReadyFor + a cycle counted from when it is first seen running (the first it could be seen hung; "
+            f"no rolling restart or rollback meanwhile, another check's pod restart may go)")
+
+
+def _verifying_line(h: dict) -> str:
+    """explain's line naming the verification windows open after a cycle (the record's ``verifying``),
+    on the cycles they hold a health action back (Verifying) or where two are open."""
+    windows = [w for w in h.get("verifying") or [] if isinstance(w, dict)]
+    if not windows or (h.get("reason") != "Verifying" and len(windows) < 2):
+        return ""
+
+    def one(w: dict) -> str:
+        by = f" by {w['check']}" if w.get("check") else ""
+        pending = " (its replacement not yet seen running: not judged yet)" if "seen" in w and w["seen"] is None else ""
+        return f"{w.get('action')}{by} until {_when(w.get('until'), pad=False)}{pending}"
+
+    return f"\n    verifying: {'; '.join(one(w) for w in windows)}"

@@ -4,7 +4,10 @@ Written down once, here, and tested as a table (tests/core/test_arbitrate.py). F
 in order, the first rule that applies decides the health side:
 
 1. held (circuit open) -> no health action (Held), whether or not a check fires
-2. a verification window is open -> no health action (Verifying), idem
+2. a verification window is open -> no health action (Verifying), idem; but for a pod restart
+   beside a pod-restart verification (``beside_verification``: another pod-scope check's, on pods
+   the open windows do not judge, a window free), which the rules below decide as without a
+   window, unless it would turn target-wide (systemic, escalated, or blamed on the revision)
 2b. a record revision check judges the new revision worse (a StatefulSet's canary, a Deployment's
    new ReplicaSet) and nothing but a record is asked -> RevisionWorseRecorded (said, not acted on;
    a rollback check's verdict asks for a rollback, so it is not here)
@@ -135,6 +138,10 @@ class ArbitrationInput:
     # scale-up not reached yet). Not ``created``: a pod deleted below the top (restarted) and not
     # yet recreated lowers status.replicas, though nothing walks. None: ``created``
     reached: np.ndarray | None = None
+    # (N,) bool: the restart-pod wanted may go ahead while ``verifying`` (remediate.beside_verification:
+    # every open window verifies another pod-scope check's pod restart, one window is free, and the
+    # check fires on pods no window judges); a rolling restart or rollback never does
+    beside_verification: np.ndarray | None = None
     # (N,) bool: every pod restart-pod would restart is condemned: at or above its StatefulSet's
     # spec.replicas, removed by the scale-down (not recreated): not restarted (CondemnedPodNotRestarted)
     condemned: np.ndarray | None = None
@@ -182,6 +189,7 @@ class ArbitrationInput:
             reached=arr("reached", fields.get("created", current), np.int64),  # before created is taken
             created=arr("created", current, np.int64),
             condemned=arr("condemned", False, bool),
+            beside_verification=arr("beside_verification", False, bool),
         )
         if fields:
             raise TypeError(f"unknown arbitration inputs: {sorted(fields)}")
@@ -242,7 +250,7 @@ def arbitrate(inp: ArbitrationInput) -> Arbitration:
     want, esc = inp.want, inp.escalated
     wants = want != Remedy.NONE
     t.decide(inp.held, R.HELD)
-    t.decide(inp.verifying, R.VERIFYING)
+    t.decide(inp.verifying & ~_beside_verification(inp), R.VERIFYING)
     release_worse = inp.release_worse if inp.release_worse is not None else np.zeros(n, bool)
     t.decide(release_worse & (~wants | (want == Remedy.RECORD)), R.REVISION_WORSE_RECORDED)
     t.decide(~wants, R.NO_ACTION)
@@ -290,6 +298,18 @@ def arbitrate(inp: ArbitrationInput) -> Arbitration:
     _pass_scaling(t, inp)
     hold_reason = np.where(t.hold, t.reason, -1)
     return Arbitration(t.action.astype(np.int8), t.reason, t.replicas, t.restart, t.hold, hold_reason, t.health)
+
+
+def _beside_verification(inp: ArbitrationInput) -> np.ndarray:
+    """(N,) bool: rule 2 lets the wanted pod restart through (``beside_verification``) and the rules
+    after it keep it a pod restart: not escalated, not systemic (a rolling restart), not explained by
+    the revision where there is a revision to roll back to (a rollback, rule 3; without one it falls
+    through to the restart rules)."""
+    if inp.beside_verification is None:
+        return np.zeros(inp.current.size, bool)
+    worse = inp.revision_worse if inp.revision_worse is not None else False
+    rollback = (inp.new_revision | inp.after_rollout | worse) & inp.can_rollback
+    return inp.beside_verification & (inp.want == Remedy.RESTART_POD) & ~inp.escalated & ~inp.systemic & ~rollback
 
 
 def ordered_pods_pending(inp: ArbitrationInput) -> np.ndarray:

@@ -22,6 +22,7 @@ from controller.core.health.heal import HealingDecision, HealthObservation, Heal
 from controller.core.health.checks import PodTable
 from controller.core.health.hung import pods_starting
 from controller.core.health.params import HealthParams, HealthReason, Remedy, Scope
+from controller.core.health.remediate import Window
 from controller.core.health.revision_test import Measure, latency_stats, ratio_stats
 from controller.errors import MetricsUnavailable
 from controller.model import ACCEPT_REVISION_ANNOTATION, Action, PodStatus, TargetRef, TargetStatus
@@ -382,6 +383,15 @@ def _room_at(values: np.ndarray, times: np.ndarray, budget: int, window_s: float
     return None
 
 
+def _failed_window(before: HealthState, healing: HealingDecision, i: int) -> Window:
+    """The verification window of row ``i`` open ``before`` this cycle that closed in it (the first
+    window when both did, or neither: a window this cycle's verdict held the target for)."""
+    first, second = before.remedy.windows()
+    still = healing.state.remedy.windows()[0]
+    first_closed = first.open[i] and not (still.open[i] and still.started[i] == first.started[i])
+    return second if second.open[i] and not first_closed else first
+
+
 def held_notice(params: HealthParams, healing: HealingDecision, before: HealthState | None, i: int,
                 target: TargetRef, policy: str, again: bool = False) -> str:
     """What a HealingHeld Event and log line say of row ``i``: why self-healing stopped (which
@@ -397,11 +407,11 @@ def held_notice(params: HealthParams, healing: HealingDecision, before: HealthSt
     budgets, spent = params.budgets, healing.state.budgets
     undo = f"kubectl rollout undo deployment/{target.name} -n {target.namespace}"
     if reason is HealthReason.VERIFY_FAILED_HELD and before is not None and i < before.remedy.verify_action.size:
-        rem = before.remedy
-        act = Remedy(int(rem.verify_action[i])).policy_word or "action"
-        chk = params.check_names[int(rem.verify_check[i])] if 0 <= rem.verify_check[i] < len(params.checks) else None
+        w = _failed_window(before, healing, i)
+        act = Remedy(int(w.action[i])).policy_word or "action"
+        chk = params.check_names[int(w.check[i])] if 0 <= w.check[i] < len(params.checks) else None
         what = f"{chk} still fires" if chk else "it did not pass"
-        why = (f"the {act} at {clock_time(float(rem.verify_started[i]))} did not cure it: {what} at the end of its "
+        why = (f"the {act} at {clock_time(float(w.started[i]))} did not cure it: {what} at the end of its "
                f"verification window, and no escalation step follows {act}")
         todo = f"fix the cause, then {resume} re-arms it"
     elif reason in (HealthReason.RESTART_BUDGET_EXHAUSTED, HealthReason.ROLLBACK_BUDGET_EXHAUSTED,

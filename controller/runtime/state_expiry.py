@@ -55,7 +55,7 @@ def health_memory_s(health: HealthParams | None) -> dict[str, float]:
     holds = [c.hold_max_s for c in health.revision_checks if c.hold_max_s is not None]
     return {"budgets.restartsPerHour's window": HOUR_S if health.budgets.restarts_per_hour > 0 else 0.0,
             "budgets.rollbacksPerDay's window": DAY_S if health.budgets.rollbacks_per_day > 0 else 0.0,
-            "the verification window": health.longest_verify_window_s + health.rollout_wait_s,
+            "the verification window": health.longest_verify_open_s,
             "the rollback window": health.rollback_window_s,
             "the new-revision window": health.new_revision_window_s,
             "healthyAfter": health.healthy_after_s,

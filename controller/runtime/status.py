@@ -94,7 +94,10 @@ def _health_view(health: dict | None, previous: dict | None = None, at=None) -> 
             "revision_worse": bool(health.get("revision_worse")),
             # the accept-revision annotation: accepting the revision judged worse, or naming another
             "revision_accepted": bool(health.get("revision_accepted")),
-            "accept_revision": health.get("accept_revision") or ""}
+            "accept_revision": health.get("accept_revision") or "",
+            # the verification windows open: the action and the check each judges
+            "verifying": [{"action": w.get("action"), "check": w.get("check")} for w in health.get("verifying") or []
+                          if isinstance(w, dict)]}
 
 
 def _hands_off_view(external: dict | None) -> dict | None:

@@ -54,6 +54,12 @@ def durable_states(draw) -> tuple[HealthState, list[str]]:
             rem["verify_check"][i] = draw(st.integers(-1, len(P.checks) - 1))
             rem["verify_started"][i] = draw(times)
             rem["verify_until"][i] = rem["verify_started"][i] + 300
+            rem["verify_seen"][i] = draw(st.one_of(st.just(np.nan), times))
+        if draw(st.booleans()):  # the second window: a pod restart another check called for
+            rem["pod_verify_check"][i] = draw(st.integers(0, len(P.checks) - 1))
+            rem["pod_verify_started"][i] = draw(times)
+            rem["pod_verify_until"][i] = rem["pod_verify_started"][i] + 435
+            rem["pod_verify_seen"][i] = draw(st.one_of(st.just(np.nan), times))
         if draw(st.booleans()):
             rem["escalation"][i] = draw(st.sampled_from([Remedy.ROLLING_RESTART, Remedy.ROLLBACK]))
             rem["escalation_check"][i] = draw(st.integers(0, len(P.checks) - 1))

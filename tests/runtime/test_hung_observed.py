@@ -183,8 +183,9 @@ EXPLAIN_ROWS = {
         ["    health: restart-pod [RestartHungPod] trigger hung-pod",
          "    hung: web-4 not Ready past start-up (the longest 200s) while most pods of their revision are Ready: a "
          "stuck process, restarted; a readiness outage (most pods not Ready: a dependency down) restarts none",
-         "    verification: judged 7m15s on, the replacement's start-up + notReadyFor + a cycle (the first it could "
-         "be seen hung; no other health action on the target meanwhile)"]),
+         "    verification: judged 7m15s on at the earliest, the replacement's start-up + notReadyFor + a cycle "
+         "counted from when it is first seen running (the first it could be seen hung; no rolling restart or "
+         "rollback meanwhile, another check's pod restart may go)"]),
     "all Ready: nothing said": ([pod(f"web-{k}") for k in range(5)], []),
 }
 
@@ -213,3 +214,36 @@ def test_explain_says_a_hung_pods_failed_restart_and_its_hold():
         "    held: restartsPerHour allows no more restarts of pods the hung-pod check finds hung; nothing stronger "
         "follows (one pod's fault, not the release's): see why the pod hangs, then `setpoint resume`",
         "    hung check 'hung-pod': 1 of 5 pods not Ready past 1m"]
+
+
+def test_explain_names_the_open_windows_and_a_replacement_not_yet_judged():
+    from controller.cli.records import _format_health
+
+    hung = {"action": "restart-pod", "check": "hung-pod", "started": 135.0, "until": 570.0, "seen": None}
+    memory = {"action": "restart-pod", "check": "memory", "started": 240.0, "until": 360.0}
+    beside = {"action": "restart-pod", "reason": "RestartFiringPods", "trigger": "memory",
+              "restart_pods": ["default/web-1"], "verifying": [hung, memory]}
+    assert _format_health(beside).splitlines()[2] == (
+        "    verifying: restart-pod by hung-pod until t=570s (its replacement not yet seen running: not judged yet); "
+        "restart-pod by memory until t=360s")
+    waiting = {"action": None, "reason": "Verifying", "verifying": [{**hung, "seen": 150.0}]}
+    assert _format_health(waiting).splitlines()[2] == "    verifying: restart-pod by hung-pod until t=570s"
+    unjudged = {"action": None, "reason": "NoAction", "outcome": "HungReplacementNotJudged"}
+    assert _format_health(unjudged).splitlines()[1] == (
+        "    verification: the hung pod's replacement was never seen running (Pending: unschedulable, an image "
+        "pull) [HungReplacementNotJudged]: closed with no verdict; a hang once it runs is a new fault")
+
+
+def test_status_says_what_each_open_window_verifies():
+    from controller.cli.records import _health_cell
+    from controller.runtime.status import _health_view
+
+    windows = [{"action": "restart-pod", "check": "hung-pod", "started": 135.0, "until": 570.0, "seen": 150.0},
+               {"action": "restart-pod", "check": "memory", "started": 240.0, "until": 360.0}]
+    view = _health_view({"action": None, "reason": "Verifying", "verifying": windows,
+                         "checks": {"memory": {"phase": "ok", "raw": 0.1}}})
+    assert view["verifying"] == [{"action": "restart-pod", "check": "hung-pod"},
+                                 {"action": "restart-pod", "check": "memory"}]
+    assert _health_cell(view).splitlines() == ["verifying restart-pod (hung-pod)", "verifying restart-pod (memory)",
+                                               "ok"]
+    assert "verifying" not in _health_cell(_health_view({"action": None, "reason": "NoAction", "checks": {}}))

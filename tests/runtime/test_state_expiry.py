@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import pytest
 
+from controller.core.health.params import HealthParams
 from controller.policy import load_policy_text
 from controller.runtime.reconciler import RuntimePolicy
-from controller.runtime.state_expiry import cleanup_due, memory_periods_s, state_keep
+from controller.runtime.state_expiry import cleanup_due, health_memory_s, memory_periods_s, state_keep
 from controller.runtime.state_index import IndexEntry
+from tests.core.test_hung_pods import hung_check
 
 HEAD = """\
 apiVersion: setpoint/v1
@@ -115,3 +117,11 @@ def test_cleanup_is_due_keep_after_the_later_of_removal_and_last_save(removed_at
 ])
 def test_an_index_entry_is_due_keep_after_it_stopped_running(entry, due):
     assert entry.due() == due
+
+
+def test_a_hung_pod_restarts_window_counts_the_wait_for_its_replacement_to_run():
+    """The shipped hung check (window 435 s): 10m for its replacement to run, 420 s to judge it once it
+    runs, then the wait for a rollout in progress (10m)."""
+    health = HealthParams.of((hung_check(not_ready_for_s=120.0, startup_s=300.0),), verify_window_s=120.0,
+                             interval_s=15.0)
+    assert health_memory_s(health)["the verification window"] == 435.0 + 600.0 + 420.0 + 600.0

@@ -74,7 +74,8 @@ def test_each_restart_hangs_again_until_restarts_per_hour_is_spent_then_the_targ
 
 @pytest.mark.parametrize("at, said", [
     pytest.param("14m30s", ["health: restart-pod [RestartHungPod] trigger hung-pod",
-                            "verification: judged 7m15s on, the replacement's start-up + notReadyFor + a cycle",
+                            "verification: judged 7m15s on at the earliest, the replacement's start-up + notReadyFor + a "
+                            "cycle counted from when it is first seen running",
                             "the hung pod's restart did not cure it (it hangs again) [HungPodHungAgain]"],
                  id="restarted-again"),
     pytest.param("50m45s", ["health: no action [HungPodRestartsExhausted] trigger hung-pod",

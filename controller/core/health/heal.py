@@ -23,8 +23,9 @@ from controller.core.health.params import (HEALTH_REASON_CODES, Act, HealthParam
                                            Scope)
 from controller.core.health.revision_test import Measure, RevisionTestState, Verdict, step_tests, summary_values
 from controller.core.health.rollout_hold import HoldState, HoldStep, step_hold
-from controller.core.health.remediate import (BudgetState, RemedyState, RevisionState, as_strings, pick_pods, propose,
-                                       rearm, remember, replaced_revisions, restart_room, update_revisions, verify)
+from controller.core.health.remediate import (BudgetState, RemedyState, RevisionState, as_strings,
+                                              beside_verification, pick_pods, propose, rearm, remember,
+                                              replaced_revisions, restart_room, update_revisions, verify)
 from controller.model import Action, TargetRef
 
 
@@ -282,6 +283,10 @@ class HealthRecord:
     # epoch s the verification this cycle's restart / rolling restart / rollback opened ends (a hung-pod
     # check's: its replacement's startup + notReadyFor + a cycle on); None on other records
     verify_until: float | None = None
+    # the verification windows open after this cycle, each {"action", "check" (None: none), "started",
+    # "until", and for a hung-pod restart "seen": when its replacement was first seen running (None:
+    # not yet, so not judged)}; () when none is (left out of the record)
+    verifying: tuple[dict, ...] = ()
 
     def to_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k not in ("checks", "revision_checks")}
@@ -292,6 +297,10 @@ class HealthRecord:
                 del out[key]
         if self.verify_until is None:  # only on the records that opened a verification
             del out["verify_until"]
+        if self.verifying:
+            out["verifying"] = [dict(w) for w in self.verifying]
+        else:
+            del out["verifying"]
         if self.ordinals is None:
             del out["ordinals"]
         else:
@@ -489,15 +498,31 @@ class HealingDecision:
             revision_worse=self.revision_recorded is not None and bool(self.revision_recorded[i]),
             accept_revision="" if self.accept_revision is None else str(self.accept_revision[i]),
             revision_accepted=self.revision_accepted is not None and bool(self.revision_accepted[i]),
-            ordinals=self._ordinals_kept(i), verify_until=self._verify_opened(i, act), **self._hold_record(i))
+            ordinals=self._ordinals_kept(i), verify_until=self._verify_opened(i, act),
+            verifying=self._windows_open(i), **self._hold_record(i))
 
     def _verify_opened(self, i: int, act: Act) -> float | None:
         """When the verification target ``i``'s action opened this cycle ends (epoch s), None when it
         opened none."""
         if act not in (Act.RESTART_POD, Act.ROLLING_RESTART, Act.ROLLBACK):
             return None
-        until = float(self.state.remedy.verify_until[i])
+        opened = [w for w in self.state.remedy.windows() if w.open[i] and w.started[i] == self.now]
+        until = float(opened[0].until[i]) if opened else float("nan")
         return until if np.isfinite(until) else None
+
+    def _windows_open(self, i: int) -> tuple[dict, ...]:
+        """The verification windows of target ``i`` open after this cycle (``HealthRecord.verifying``)."""
+        out = []
+        for w in self.state.remedy.windows():
+            if not w.open[i]:
+                continue
+            c = int(w.check[i])
+            window = {"action": Remedy(int(w.action[i])).policy_word, "check": self.params.check_names[c] if c >= 0
+                      else None, "started": float(w.started[i]), "until": float(w.until[i])}
+            if c >= 0 and self.params.hung[c] and w.action[i] == Remedy.RESTART_POD:
+                window["seen"] = float(w.seen[i]) if np.isfinite(w.seen[i]) else None
+            out.append(window)
+        return tuple(out)
 
     def _ordinals_kept(self, i: int) -> tuple[int, int] | None:
         """[first, end) of the ordinals target ``i`` keeps, on a CondemnedPodNotRestarted record only."""
@@ -616,7 +641,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     rev = update_revisions(params, state.revisions, obs.revision, obs.revision_since, obs.rollout, unhealthy, now,
                            any_breaching, obs.fired_until)
     rem, outcome = rearm(state.remedy, _mask(rearm_rows, n))
-    rem, rev, verified = verify(params, rem, rev, view, pods, pod_row, obs.rollout, now, replaced)
+    rem, rev, verified = verify(params, rem, rev, view, pods, pod_row, obs.rollout, now, replaced, obs.pods.running)
     outcome = np.where(verified >= 0, verified, outcome)
     prop, rem = propose(params, view, pods, pod_row, rem, rev)
     tests, rev_active, worse, rev_trigger = _revision_tests(params, obs, state, rev, now)
@@ -653,6 +678,8 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     release_pods, beside = _release_pods(obs, recorded)
     held_pods = release_pods & beside[obs.pods.row] if release_pods.size else release_pods
     eligible = ~held_pods if eligible is None else eligible & ~held_pods
+    beside_window, unjudged = beside_verification(params, rem, pods, pod_row, trig_pods)
+    eligible &= unjudged  # a window's replacements are left to it
     condemned = _condemned_only(params, obs, pods, trig_pods)
     if obs.pods.condemned is not None:  # a StatefulSet's pods its scale-down removes are not restarted
         eligible &= ~obs.pods.condemned
@@ -685,7 +712,8 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         rollout=obs.rollout | (rem.verify_action == Remedy.ROLLBACK), overloaded=overloaded, want=want,
         escalated=prop.escalated, systemic=systemic, suspect=rev.suspect, new_revision=new_revision,
         after_rollout=after_rollout, can_rollback=target_rev != "", target_gone=gone != "", held=rem.held,
-        verifying=rem.verify_action != Remedy.NONE, cooldown=now < rem.cooldown_until, restart_budget=restart_left,
+        verifying=rem.verifying, beside_verification=beside_window, cooldown=now < rem.cooldown_until,
+        restart_budget=restart_left,
         restart_room=room, rollback_budget=params.budgets.rollbacks_per_day - state.budgets.rollbacks_used(now),
         revision_worse=worse, excused=excused, paused=paused, rollout_waits_for_pods=waits_for_pods,
         partitioned=obs.partitioned, never_scales=np.full(n, not params.scales), release_worse=recorded,

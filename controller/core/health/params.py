@@ -131,6 +131,10 @@ class HealthReason(enum.IntEnum):
     # held: a hung-pod check calls for a pod restart and restartsPerHour allows no more: restarts do
     # not cure that pod; nothing stronger follows (no rolling restart, no rollback)
     HUNG_POD_RESTARTS_EXHAUSTED = 44
+    # outcome: a hung-pod restart's replacement was never seen running (stuck Pending: unschedulable,
+    # an image pull) within rollout_wait_s past the window: it could not be judged, so the window
+    # closes with no verdict (not a cure); a hang once it runs is a new RestartHungPod
+    HUNG_REPLACEMENT_NOT_JUDGED = 45
 
     @property
     def code(self) -> str:
@@ -342,6 +346,14 @@ class HealthParams:
     def longest_verify_window_s(self) -> float:
         """The longest a verification window can stay open before any rollout wait (s)."""
         return max([self.verify_window_s, *self.verify_windows_s.tolist()])
+
+    @property
+    def longest_verify_open_s(self) -> float:
+        """The longest a verification window can stay open (s): its window and the wait for a rollout in
+        progress past it; for a hung-pod restart, before that, the wait for its replacement to run
+        (remediate.verify) and that replacement's start-up + notReadyFor + for once it runs at its end."""
+        hung = [self.rollout_wait_s + hung_verify_window_s(c, 0.0) for c in self.checks if c.is_hung]
+        return self.longest_verify_window_s + max(hung, default=0.0) + self.rollout_wait_s
 
     @cached_property
     def actions(self) -> np.ndarray:

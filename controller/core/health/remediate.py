@@ -30,8 +30,12 @@ pod-scope trigger passes at the deadline when none of the pods that appeared sin
 triggering check (a rollback a revision check called for) passes at the deadline. A failure escalates to
 the ladder's next step or, at the top, holds the target (circuit open); a failed restart a hung-pod
 check called for never escalates (HungPodHungAgain): the check restarts the pod again, within the
-restart budget (spent: held, HungPodRestartsExhausted). While a window is open
-no other health action is taken on that target.
+restart budget (spent: held, HungPodRestartsExhausted). A hung-pod restart is judged only once its
+replacement has been seen running for the check's start-up + notReadyFor (+ for): a replacement stuck
+Pending keeps the window open, at most rollout_wait_s past its deadline (then it closes unjudged,
+HungReplacementNotJudged). While a window is open no other health action is taken on that target,
+but for one: a pod restart another pod-scope check calls for on pods the window does not judge
+(``beside_verification``), verified in a second window; target-wide actions wait for both.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ import numpy as np
 
 from controller.core import history
 from controller.core.health.checks import CheckView, PodState, firing_pod_mask
-from controller.core.health.params import Act, Direction, HealthParams, HealthReason, Phase, Remedy, Scope
+from controller.core.health.params import (Act, Direction, HealthParams, HealthReason, Phase, Remedy, Scope,
+                                           hung_verify_window_s)
 
 HOUR_S = 3600.0
 DAY_S = 86400.0
@@ -238,7 +243,13 @@ class RemedyState:
     """Per target (N,): the action under verification and the circuit breaker.
 
     verify_action: Remedy under verification (NONE = no window open); verify_check: its
-    triggering check (-1); verify_started / verify_until: the window (epoch s).
+    triggering check (-1); verify_started / verify_until: the window (epoch s); verify_seen: when
+    a hung-pod restart's replacement (a pod listed since the restart) was first seen running (NaN:
+    not yet, so the restart is not yet judged: see ``verify``).
+    pod_verify_check / pod_verify_started / pod_verify_until / pod_verify_seen: a second window,
+    always a pod restart (its action), that a pod-scope check called for on other pods while the
+    first window judged another pod-scope check's pod restart (check -1: none open). Target-wide
+    actions wait for both (``verifying``).
     escalation: a Remedy the ladder calls for, not yet taken (NONE); escalation_check: its check.
     held: the circuit is open; held_reason: HealthReason (-1); held_at: epoch s.
     floor / floor_until: a replica floor from a health scale-up; cooldown_until: no new health
@@ -257,21 +268,56 @@ class RemedyState:
     floor: np.ndarray
     floor_until: np.ndarray
     cooldown_until: np.ndarray
+    verify_seen: np.ndarray
+    pod_verify_check: np.ndarray
+    pod_verify_started: np.ndarray
+    pod_verify_until: np.ndarray
+    pod_verify_seen: np.ndarray
 
     @classmethod
     def empty(cls, n: int) -> "RemedyState":
         i = lambda v: np.full(n, v, dtype=np.int64)  # noqa: E731
         f = lambda: np.full(n, np.nan)  # noqa: E731
-        return cls(i(0), i(-1), f(), f(), i(0), i(-1), np.zeros(n, bool), i(-1), f(), i(0), f(), f())
+        return cls(i(0), i(-1), f(), f(), i(0), i(-1), np.zeros(n, bool), i(-1), f(), i(0), f(), f(),
+                   f(), i(-1), f(), f(), f())
+
+    @property
+    def verifying(self) -> np.ndarray:
+        """(N,) bool: some verification window is open."""
+        return (self.verify_action != Remedy.NONE) | (self.pod_verify_check >= 0)
+
+    def windows(self) -> tuple["Window", "Window"]:
+        """The two verification windows: the first (any action) and the pod-restart one."""
+        second = np.where(self.pod_verify_check >= 0, int(Remedy.RESTART_POD), int(Remedy.NONE))
+        return (Window(self.verify_action, self.verify_check, self.verify_started, self.verify_until,
+                       self.verify_seen),
+                Window(second, self.pod_verify_check, self.pod_verify_started, self.pod_verify_until,
+                       self.pod_verify_seen))
 
     def take(self, rows: np.ndarray) -> "RemedyState":
-        fills = dict(verify_check=-1, escalation_check=-1, held_reason=-1)
+        fills = dict(verify_check=-1, escalation_check=-1, held_reason=-1, pod_verify_check=-1)
         out = {}
         for k in self.__dataclass_fields__:
             a = getattr(self, k)
             fill = fills.get(k, np.nan if a.dtype.kind == "f" else (False if a.dtype == bool else 0))
             out[k] = history.take_rows(a, rows, fill)
         return RemedyState(**out)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One verification window per target, each (N,): action (Remedy, NONE: closed), check (-1),
+    started / until / seen (epoch s, as RemedyState's fields)."""
+
+    action: np.ndarray
+    check: np.ndarray
+    started: np.ndarray
+    until: np.ndarray
+    seen: np.ndarray
+
+    @property
+    def open(self) -> np.ndarray:
+        return self.action != Remedy.NONE
 
 
 def rearm(rem: RemedyState, rows: np.ndarray) -> tuple[RemedyState, np.ndarray]:
@@ -294,27 +340,98 @@ def replaced_revisions(rev: RevisionState, revision: np.ndarray) -> np.ndarray:
 
 
 def verify(params: HealthParams, rem: RemedyState, rev: RevisionState, view: CheckView, pods: PodState,
-           pod_row: np.ndarray, rollout: np.ndarray, now: float, revision_replaced: np.ndarray | None = None
-           ) -> tuple[RemedyState, RevisionState, np.ndarray]:
-    """Resolve the verification windows that are due. Returns (state, revisions, outcome (N,)).
+           pod_row: np.ndarray, rollout: np.ndarray, now: float, revision_replaced: np.ndarray | None = None,
+           running: np.ndarray | None = None) -> tuple[RemedyState, RevisionState, np.ndarray]:
+    """Resolve the verification windows that are due (both of them: ``RemedyState.windows``).
+    Returns (state, revisions, outcome (N,)).
 
     outcome: VERIFIED, VERIFY_FAILED_ESCALATING, VERIFY_FAILED_HELD, HUNG_POD_HUNG_AGAIN (a hung-pod
-    restart failed: no escalation, the check restarts the pod again), VERIFY_SUPERSEDED, or -1.
-    revision_replaced: (N,) someone else replaced the revision (``replaced_revisions``): the window closes
-    unjudged, as what it verifies is no longer running.
+    restart failed: no escalation, the check restarts the pod again), HUNG_REPLACEMENT_NOT_JUDGED (a
+    hung-pod restart's replacement never ran in time to be judged), VERIFY_SUPERSEDED, or -1; where
+    both windows close in one cycle, the graver outcome (a failure before a pass).
+    revision_replaced: (N,) someone else replaced the revision (``replaced_revisions``): the windows
+    close unjudged, as what they verify is no longer running. running: (P,) bool, the pod runs
+    (``PodTable.running``; None: every pod does).
     """
     n = rem.verify_action.size
-    active = rem.verify_action != Remedy.NONE
     # A revision someone else put in place while the window is open (a deploy, a kubectl rollout
     # undo back to the bad release) is no longer the action's doing: judged against the window,
     # it kept every health action off the new revision for up to the window plus rollout_wait_s
     # (a rollout hold keeps it in progress), then held the target; it is judged as a release.
-    superseded = active & (np.zeros(n, bool) if revision_replaced is None else np.asarray(revision_replaced, bool))
-    active = active & ~superseded
-    chk = np.maximum(rem.verify_check, 0)
+    replaced = np.zeros(n, bool) if revision_replaced is None else np.asarray(revision_replaced, bool)
+    running = np.ones(pod_row.size, bool) if running is None else np.asarray(running, bool)
+    first, second = rem.windows()
+    a = _judge(params, first, view, pods, pod_row, running, rollout, replaced, now)
+    b = _judge(params, second, view, pods, pod_row, running, rollout, replaced, now)
+    outcome = np.where(_GRAVITY[a.outcome + 1] >= _GRAVITY[b.outcome + 1], a.outcome, b.outcome)
+    escalate = a.escalate | b.escalate
+    nxt = np.where(a.escalate, a.next, b.next)
+    esc_check = np.where(a.escalate, first.check, second.check)
+    stop = a.stop | b.stop
+    rem = replace(
+        rem, verify_action=np.where(a.done, 0, rem.verify_action), verify_check=np.where(a.done, -1, rem.verify_check),
+        verify_started=np.where(a.done, np.nan, rem.verify_started),
+        verify_until=np.where(a.done, np.nan, rem.verify_until), verify_seen=np.where(a.done, np.nan, a.seen),
+        pod_verify_check=np.where(b.done, -1, rem.pod_verify_check),
+        pod_verify_started=np.where(b.done, np.nan, rem.pod_verify_started),
+        pod_verify_until=np.where(b.done, np.nan, rem.pod_verify_until),
+        pod_verify_seen=np.where(b.done, np.nan, b.seen),
+        escalation=np.where(escalate, nxt, rem.escalation),
+        escalation_check=np.where(escalate, esc_check, rem.escalation_check),
+        held=rem.held | stop, held_reason=np.where(stop, int(HealthReason.VERIFY_FAILED_HELD), rem.held_reason),
+        held_at=np.where(stop, now, rem.held_at))
+    # only the first window holds a rolling restart or a rollback (their markers)
+    rev = replace(rev, rolled_back_to=np.where(a.done, "", rev.rolled_back_to).astype(object),
+                  restarted=np.where(a.done, "", rev.restarted).astype(object))
+    return rem, rev, outcome
+
+
+_R = HealthReason
+# how grave each outcome is (indexed by outcome + 1: -1 is none), where both windows close at once
+_GRAVITY = np.zeros(max(HealthReason) + 2, np.int64)
+for _rank, _code in enumerate((_R.VERIFY_SUPERSEDED, _R.VERIFIED, _R.HUNG_REPLACEMENT_NOT_JUDGED, _R.HUNG_POD_HUNG_AGAIN,
+                               _R.VERIFY_FAILED_ESCALATING, _R.VERIFY_FAILED_HELD), start=1):
+    _GRAVITY[int(_code) + 1] = _rank
+
+
+@dataclass(frozen=True)
+class _Judgement:
+    """One window's resolution this cycle, each (N,): outcome (HealthReason, -1), done (closed),
+    escalate to ``next`` (Remedy), stop (held), seen (the window's ``seen`` updated)."""
+
+    outcome: np.ndarray
+    done: np.ndarray
+    escalate: np.ndarray
+    next: np.ndarray
+    stop: np.ndarray
+    seen: np.ndarray
+
+
+def _judge(params: HealthParams, w: Window, view: CheckView, pods: PodState, pod_row: np.ndarray,
+           running: np.ndarray, rollout: np.ndarray, replaced_revision: np.ndarray, now: float) -> _Judgement:
+    """Resolve one window (see ``verify`` and the module docstring)."""
+    n = w.action.size
+    superseded = w.open & replaced_revision
+    active = w.open & ~superseded
+    chk = np.maximum(w.check, 0)
     phase = view.phase[np.arange(n), chk] if view.phase.shape[1] else np.zeros(n, np.int8)
     is_pod = params.scopes[chk] == Scope.POD if params.scopes.size else np.zeros(n, bool)
-    due = active & (now >= rem.verify_until) & (~rollout | (now >= rem.verify_until + params.rollout_wait_s))
+    # the pods this window judges: the replacements (listed since the action), or restarted in place
+    judged = replaced_pods(w, pods, pod_row)
+    hung = _hung_restart(params, w)
+    seen = _replacement_seen(w, hung & active, judged & running, pod_row, now)
+    trig = np.where(active & is_pod, w.check, -1)
+    bad_new = firing_pod_mask(params, pods, pod_row, trig) & judged
+    new_firing = np.bincount(pod_row[bad_new], minlength=n)[:n] if bad_new.any() else np.zeros(n, np.int64)
+    # A hung-pod restart is judged once its replacement has run for the check's start-up +
+    # notReadyFor (+ for), counted from when it was first seen running, or once it fires: a
+    # replacement stuck Pending (unschedulable) past the window was never judged, and passed it. Not
+    # yet seen: not due, up to rollout_wait_s past the window (then closed unjudged,
+    # HUNG_REPLACEMENT_NOT_JUDGED).
+    unseen = hung & (new_firing == 0)
+    judge_at = np.where(unseen, np.maximum(w.until, seen + _hung_judge_s(params, chk)), w.until)
+    unjudged = active & unseen & np.isnan(seen) & (now >= w.until + params.rollout_wait_s)
+    due = active & (now >= judge_at) & (~rollout | (now >= judge_at + params.rollout_wait_s))
     # A workload trigger already clearing at the deadline (back on its recovered side, inside its
     # recovered `for`) is judged when that `for` ends: the action worked, but the query's range
     # window and the action's own rollout lag the reading, and failing it there held a target
@@ -322,43 +439,77 @@ def verify(params: HealthParams, rem: RemedyState, rev: RevisionState, view: Che
     recovered_for = np.asarray([c.recovered_for_s for c in params.checks] or [0.0])[chk]
     clearing_since = view.recovering_since[np.arange(n), chk] if view.phase.shape[1] else np.full(n, np.nan)
     with np.errstate(invalid="ignore"):
-        clearing = active & ~is_pod & (rem.verify_check >= 0) & (now < clearing_since + recovered_for)
+        clearing = active & ~is_pod & (w.check >= 0) & (now < clearing_since + recovered_for)
     due = due & ~clearing
-    trig = np.where(active & is_pod, rem.verify_check, -1)
-    started = _at(rem.verify_started, pod_row)
-    replaced = (pods.first_seen > started) | (pods.restarted_at >= started)  # new pods, or restarted in place
-    bad_new = firing_pod_mask(params, pods, pod_row, trig) & replaced
-    new_firing = np.bincount(pod_row[bad_new], minlength=n)[:n] if bad_new.any() else np.zeros(n, np.int64)
     # no triggering check (a rollback a revision check called for: back to a known-healthy
     # revision): nothing to wait for but the window itself
-    none = rem.verify_check < 0
+    none = w.check < 0
     passed = none | np.where(is_pod, new_firing == 0, phase != _FIRING)
-    success = active & ((~is_pod & ~none & (phase == _OK)) | (due & passed))
-    fail = due & ~success
+    success = active & ~unjudged & ((~is_pod & ~none & (phase == _OK)) | (due & passed))
+    fail = due & ~success & ~unjudged
     # a hung-pod restart that did not cure the pod is one pod's fault still: the check restarts it
     # again (restartsPerHour bounds it, then holds: HungPodRestartsExhausted), never climbing the
     # ladder to a rolling restart of every pod or a rollback of a release it never blames
-    again = fail & _hung_restart(params, rem)
+    again = fail & hung
     fail = fail & ~again
-    nxt = params.escalation_next[rem.verify_action]
+    nxt = params.escalation_next[w.action]
     escalate, stop = fail & (nxt != Remedy.NONE), fail & (nxt == Remedy.NONE)
-    outcome = np.where(success, int(HealthReason.VERIFIED),
-                       np.where(escalate, int(HealthReason.VERIFY_FAILED_ESCALATING),
-                                np.where(stop, int(HealthReason.VERIFY_FAILED_HELD),
-                                         np.where(again, int(HealthReason.HUNG_POD_HUNG_AGAIN),
-                                                  np.where(superseded, int(HealthReason.VERIFY_SUPERSEDED), -1)))))
-    done = success | fail | again | superseded
-    rem = replace(
-        rem, verify_action=np.where(done, 0, rem.verify_action), verify_check=np.where(done, -1, rem.verify_check),
-        verify_started=np.where(done, np.nan, rem.verify_started),
-        verify_until=np.where(done, np.nan, rem.verify_until),
-        escalation=np.where(escalate, nxt, rem.escalation),
-        escalation_check=np.where(escalate, rem.verify_check, rem.escalation_check),
-        held=rem.held | stop, held_reason=np.where(stop, int(HealthReason.VERIFY_FAILED_HELD), rem.held_reason),
-        held_at=np.where(stop, now, rem.held_at))
-    rev = replace(rev, rolled_back_to=np.where(done, "", rev.rolled_back_to).astype(object),
-                  restarted=np.where(done, "", rev.restarted).astype(object))
-    return rem, rev, outcome
+    outcome = np.select([success, escalate, stop, again, unjudged, superseded],
+                        [int(_R.VERIFIED), int(_R.VERIFY_FAILED_ESCALATING), int(_R.VERIFY_FAILED_HELD),
+                         int(_R.HUNG_POD_HUNG_AGAIN), int(_R.HUNG_REPLACEMENT_NOT_JUDGED), int(_R.VERIFY_SUPERSEDED)],
+                        -1)
+    done = success | fail | again | unjudged | superseded
+    return _Judgement(outcome.astype(np.int64), done, escalate, nxt, stop, seen)
+
+
+def replaced_pods(w: Window, pods: PodState, pod_row: np.ndarray) -> np.ndarray:
+    """(P,) bool: the pods window ``w`` judges: listed since its action (its replacements, and any
+    pod created since), or restarted in place since (a StatefulSet's, under the same name)."""
+    started = _at(np.where(w.open, w.started, np.nan), pod_row)
+    return (pods.first_seen > started) | (pods.restarted_at >= started)
+
+
+def beside_verification(params: HealthParams, rem: RemedyState, pods: PodState, pod_row: np.ndarray,
+                        trigger: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(may (N,) bool, unjudged (P,) bool): a pod restart the pod-scope check ``trigger`` (N,) (-1:
+    none) calls for may go ahead while a window is open: every open window verifies a pod restart
+    another pod-scope check called for, one of the two windows is free, and the check fires on a
+    pod no window judges; and those pods (``replaced_pods``: a window's replacements are left to it).
+
+    A pod-scope check's verification judges the pods that replaced the restarted ones, nothing else
+    of the workload, so another pod's restart neither disturbs it nor needs to wait for it (a leak
+    beside a hung pod's 7-minute window would OOM meanwhile). Target-wide actions wait for both
+    windows (arbitration, rule 2)."""
+    n = trigger.size
+    first, second = rem.windows()
+    judged = replaced_pods(first, pods, pod_row) | replaced_pods(second, pods, pod_row)
+    if not params.checks:
+        return np.zeros(n, bool), ~judged
+    pod_check = lambda c: (c >= 0) & (params.scopes[np.maximum(c, 0)] == Scope.POD)  # noqa: E731
+
+    def allows(w: Window) -> np.ndarray:
+        return ~w.open | ((w.action == Remedy.RESTART_POD) & pod_check(w.check) & (w.check != trigger))
+
+    fires = firing_pod_mask(params, pods, pod_row, trigger) & ~judged
+    free_pods = np.bincount(pod_row[fires], minlength=n)[:n] > 0 if fires.any() else np.zeros(n, bool)
+    may = pod_check(trigger) & (~first.open | ~second.open) & allows(first) & allows(second) & free_pods
+    return may, ~judged
+
+
+def _replacement_seen(w: Window, watch: np.ndarray, judged_running: np.ndarray, pod_row: np.ndarray,
+                      now: float) -> np.ndarray:
+    """(N,) window ``w``'s ``seen``, set to ``now`` where it is watched (``watch`` (N,)), not seen
+    yet, and one of its judged pods runs (``judged_running`` (P,))."""
+    n = w.action.size
+    runs = np.bincount(pod_row[judged_running], minlength=n)[:n] > 0 if judged_running.any() else np.zeros(n, bool)
+    return np.where(watch & np.isnan(w.seen) & runs, now, w.seen)
+
+
+def _hung_judge_s(params: HealthParams, check: np.ndarray) -> np.ndarray:
+    """(N,) seconds a hung-pod ``check`` (N,) needs to judge a pod from when it runs: its start-up +
+    notReadyFor + for (its window less the cycle after: a replacement is seen a cycle after the
+    restart at the earliest); 0 for another check."""
+    return np.asarray([hung_verify_window_s(c, 0.0) for c in params.checks] or [0.0])[check]
 
 
 def verify_window_for(params: HealthParams, check: np.ndarray) -> np.ndarray:
@@ -370,12 +521,11 @@ def verify_window_for(params: HealthParams, check: np.ndarray) -> np.ndarray:
     return np.where(check >= 0, params.verify_windows_s[np.maximum(check, 0)], params.verify_window_s)
 
 
-def _hung_restart(params: HealthParams, rem: RemedyState) -> np.ndarray:
-    """(N,) bool: the action under verification is a pod restart a hung-pod check called for."""
+def _hung_restart(params: HealthParams, w: Window) -> np.ndarray:
+    """(N,) bool: the action under verification in ``w`` is a pod restart a hung-pod check called for."""
     if not params.checks:
-        return np.zeros(rem.verify_action.size, bool)
-    return (rem.verify_action == Remedy.RESTART_POD) & (rem.verify_check >= 0) & \
-        params.hung[np.maximum(rem.verify_check, 0)]
+        return np.zeros(w.action.size, bool)
+    return (w.action == Remedy.RESTART_POD) & (w.check >= 0) & params.hung[np.maximum(w.check, 0)]
 
 
 def _at(per_target: np.ndarray, pod_row: np.ndarray) -> np.ndarray:
@@ -541,15 +691,24 @@ def remember(params: HealthParams, rem: RemedyState, rev: RevisionState, budgets
     rollback = action == Act.ROLLBACK
     rolling = action == Act.ROLLING_RESTART
     verified = rollback | rolling | (action == Act.RESTART_POD)
+    # a pod restart taken while the first window is open (beside it: ``beside_verification``) opens
+    # the second; every other action finds both closed (arbitration) and opens the first
+    second = verified & (rem.verify_action != Remedy.NONE)
+    first = verified & ~second
+    until = now + verify_window_for(params, check)
     health_scale = from_health & (action == Act.SCALE)
     budgets = budgets.record(np.where(rolling, 1, np.where(action == Act.RESTART_POD, restarted, 0)), rollback, now)
     took = from_health | hold
     rem = replace(
         rem,
-        verify_action=np.where(verified, action, rem.verify_action),  # one type: the action is the remedy
-        verify_check=np.where(verified, check, rem.verify_check),
-        verify_started=np.where(verified, now, rem.verify_started),
-        verify_until=np.where(verified, now + verify_window_for(params, check), rem.verify_until),
+        verify_action=np.where(first, action, rem.verify_action),  # one type: the action is the remedy
+        verify_check=np.where(first, check, rem.verify_check),
+        verify_started=np.where(first, now, rem.verify_started),
+        verify_until=np.where(first, until, rem.verify_until), verify_seen=np.where(first, np.nan, rem.verify_seen),
+        pod_verify_check=np.where(second, check, rem.pod_verify_check),
+        pod_verify_started=np.where(second, now, rem.pod_verify_started),
+        pod_verify_until=np.where(second, until, rem.pod_verify_until),
+        pod_verify_seen=np.where(second, np.nan, rem.pod_verify_seen),
         escalation=np.where(took, 0, rem.escalation), escalation_check=np.where(took, -1, rem.escalation_check),
         held=rem.held | hold, held_reason=np.where(hold, hold_reason, rem.held_reason),
         held_at=np.where(hold, now, rem.held_at),

@@ -28,7 +28,9 @@ Payload (JSON, times in epoch seconds, null for unknown)::
      "targets": {"shop/Deployment/web": {
         "budgets": {"restarts": [[pods, t], ...], "rollbacks": [[1, t], ...]},
         "breaker": {"held": true, "reason": "RestartBudgetExhausted", "at": t},
-        "verification": {"action": "rolling-restart", "check": "memory", "started": t, "until": t} | null,
+        "verification": {"action": "rolling-restart", "check": "memory", "started": t, "until": t,
+                         "seen": t | null} | null,
+        "pod_verification": {"check": "memory", "started": t, "until": t, "seen": t | null} | null,
         "escalation": {"action": "rollback", "check": "memory"} | null,
         "floor": {"replicas": 6, "until": t, "cooldown_until": t},
         "revisions": {"current": "abc", "since": t, "rollout_done_at": t, "healthy": "abc",
@@ -183,7 +185,10 @@ def encode_target(params: HealthParams, state: HealthState, i: int, resume_seen:
                     "at": _t(rem.held_at[i])},
         "verification": None if verify == Remedy.NONE else {
             "action": _REMEDY_NAMES[Remedy(verify)], "check": _check_name(params, int(rem.verify_check[i])),
-            "started": _t(rem.verify_started[i]), "until": _t(rem.verify_until[i])},
+            "started": _t(rem.verify_started[i]), "until": _t(rem.verify_until[i]), "seen": _t(rem.verify_seen[i])},
+        "pod_verification": None if rem.pod_verify_check[i] < 0 else {
+            "check": _check_name(params, int(rem.pod_verify_check[i])), "started": _t(rem.pod_verify_started[i]),
+            "until": _t(rem.pod_verify_until[i]), "seen": _t(rem.pod_verify_seen[i])},
         "escalation": None if escalation == Remedy.NONE else {
             "action": _REMEDY_NAMES[Remedy(escalation)], "check": _check_name(params, int(rem.escalation_check[i]))},
         "floor": {"replicas": int(rem.floor[i]), "until": _t(rem.floor_until[i]),
@@ -357,7 +362,15 @@ def decode_target(params: HealthParams, record: Any) -> _Row:
         rem.update(verify_action=_remedy(verification.get("action"), "verification.action"),
                    verify_check=-1 if checked is None else names.index(checked),
                    verify_started=_time(verification.get("started"), "verification.started"),
-                   verify_until=_time(verification.get("until"), "verification.until"))
+                   verify_until=_time(verification.get("until"), "verification.until"),
+                   verify_seen=_time(verification.get("seen"), "verification.seen"))
+    # the second window, a pod restart (absent from a record written before it was kept): as the first
+    pod_window = _obj(record, "pod_verification", optional=True)
+    if pod_window is not None and pod_window.get("check") in names:
+        rem.update(pod_verify_check=names.index(pod_window["check"]),
+                   pod_verify_started=_time(pod_window.get("started"), "pod_verification.started"),
+                   pod_verify_until=_time(pod_window.get("until"), "pod_verification.until"),
+                   pod_verify_seen=_time(pod_window.get("seen"), "pod_verification.seen"))
     escalation = _obj(record, "escalation", optional=True)
     if escalation is not None and escalation.get("check") in names:
         rem.update(escalation=_remedy(escalation.get("action"), "escalation.action"),
