@@ -53,10 +53,12 @@ spec:
 
 
 def pods(kc, home) -> dict[str, bool]:
-    """web's pods: name -> Ready."""
+    """web's pods not terminating: name -> Ready (a deleted pod stays listed, terminating, for its
+    grace period: kubectl's "Terminating")."""
     items = json.loads(kubectl(kc, home, "get", "pods", "-l", "app=web", "-o", "json"))["items"]
     return {p["metadata"]["name"]: any(c["type"] == "Ready" and c["status"] == "True"
-                                       for c in p["status"].get("conditions", [])) for p in items}
+                                       for c in p["status"].get("conditions", []))
+            for p in items if not p["metadata"].get("deletionTimestamp")}
 
 
 def test_the_healing_policy_restarts_the_hung_pod_and_only_it(tmp_path):
