@@ -33,7 +33,8 @@ def statefulset(kubeconfig: Path):
     sts = client.AppsV1Api(api).read_namespaced_stateful_set("web", "default", _request_timeout=5)
     pods = client.CoreV1Api(api).list_namespaced_pod("default", label_selector="app=web", _request_timeout=5).items
     api.close()
-    return sts, sorted(p.metadata.name for p in pods)
+    # the pods not terminating (a removed pod stays listed, terminating, for its grace period)
+    return sts, sorted(p.metadata.name for p in pods if p.metadata.deletion_timestamp is None)
 
 
 def test_a_statefulset_policy_scales_the_simulated_statefulset_in_ordinal_order(tmp_path):

@@ -169,6 +169,14 @@ def test_a_ctrl_c_that_reaches_a_worker_alone_is_left_to_the_command(monkeypatch
                                                                                         keep_records=False)]
 
 
+def _sleep_as_a_worker(ready) -> None:
+    """A worker that ends at SIGTERM (its own default handler, as take_worker_signals sets it: the
+    test process may hold another, e.g. Ray's from a ray.init in an earlier test, which exits 15)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    ready.set()
+    time.sleep(60)
+
+
 def _ignore_sigterm_then_wait(ready) -> None:
     """A worker stuck past SIGTERM (a real process ignoring it, as one in a C call that blocks it)."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -184,11 +192,10 @@ def _ignore_sigterm_then_wait(ready) -> None:
 def test_stop_workers_ends_each_within_its_grace(target, exitcode):
     ctx = multiprocessing.get_context("fork")
     ready = ctx.Event()
-    proc = ctx.Process(target=_ignore_sigterm_then_wait if target == "ignore-sigterm" else time.sleep,
-                       args=(ready,) if target == "ignore-sigterm" else (60,), daemon=True)
+    proc = ctx.Process(target=_ignore_sigterm_then_wait if target == "ignore-sigterm" else _sleep_as_a_worker,
+                       args=(ready,), daemon=True)
     proc.start()
-    if target == "ignore-sigterm":
-        assert ready.wait(30)
+    assert ready.wait(30)
     started = time.monotonic()
     parallel.stop_workers([proc, ctx.Process(target=time.sleep, args=(0,))], grace_s=0.5)  # one never started
     assert time.monotonic() - started < 2.0

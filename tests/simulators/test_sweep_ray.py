@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 ray = pytest.importorskip("ray")
@@ -13,9 +15,16 @@ from tests.simulators.sweep_fixtures import DEFAULT_POLICY, HPA_POLICY, TARGET, 
 
 @pytest.fixture(scope="module")
 def local_ray():
+    # ray.init puts Ray's SIGTERM handler (it exits 15) in this test process, where it outlived the
+    # module and was inherited by later tests' forked children (a stop_workers row read exit 15)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
 
 
 def test_ray_equals_local_processes_cell_by_cell(local_ray, tmp_path):
