@@ -1184,21 +1184,24 @@ class KubeStore:
         """``w``'s pods as listed: the engine's, then those terminating (by name)."""
         st = self._status(w)
         revs = self._revisions(w)
-        leaving = self._leaving(w)
-        self._forget_gone_pods(w, {p.name for p in st.pods} | set(leaving))
+        live = {p.name for p in st.pods}
+        leaving = self._leaving(w, live)
+        self._forget_gone_pods(w, live | set(leaving))
         return [self._pod(w, p, revs[p.revision]) for p in st.pods] + [
             self._terminating_pod(w, name, leaving[name]) for name in sorted(leaving)]
 
     def _terminating_pod(self, w: Workload, name: str, pod: TerminatingPod) -> dict:
         return self._stamp(("Pod", w.namespace, name), copy.deepcopy(pod.obj))
 
-    def _leaving(self, w: Workload) -> dict[str, TerminatingPod]:
+    def _leaving(self, w: Workload, live: set[str] | None = None) -> dict[str, TerminatingPod]:
         """``w``'s pods terminating now: those whose grace has passed are gone (dropped), and so is
-        one whose name a new pod took (a StatefulSet's, recreated at once by the engine)."""
+        one whose name a new pod took (a StatefulSet's, recreated at once by the engine); ``live``:
+        the names of its engine pods, if the caller has them already."""
         leaving = self._terminating.get(w.index)
         if not leaving:
             return {}
-        live = {p.name for p in self._status(w).pods}
+        if live is None:
+            live = {p.name for p in self._status(w).pods}
         self._drop_terminating(w.index, [n for n, t in leaving.items() if t.gone_s <= self.engine.now or n in live])
         return self._terminating.get(w.index, {})
 
@@ -1341,7 +1344,8 @@ class KubeStore:
 
     def listed_pod_names(self, w: Workload) -> set[str]:
         """The names of ``w``'s pods listed now: the engine's and those terminating."""
-        return {p.name for p in self._status(w).pods} | set(self._leaving(w))
+        live = {p.name for p in self._status(w).pods}
+        return live | set(self._leaving(w, live))
 
     # ------------------------------------------------------------------ reads for the metrics endpoint
     def pod_statuses(self) -> list[tuple[Workload, TargetStatus]]:
