@@ -8,13 +8,17 @@ window, so nothing but the rule under test keeps a low reading from scaling down
 - fresh Prometheus: Prometheus and setpoint start together (a cluster restart). The first readings
   cover a few seconds of the window: 41, 100, 164, ... 472 rps, each asking for fewer pods. They
   are held (MetricsRecovering: core/scaling/recovering.py, a reading taken less than its query's
-  range after the metric was first read or came back) until the window is covered.
+  range after the metric was first read or came back) until the window is covered. Row
+  recording-rule-of-a-rate: the same rate recorded by a rule, the policy reading its series by name
+  (namespace_deployment:http_requests:rate20s): main (7e7c3c7) read no range in that query, held
+  nothing and scaled web 6 -> 2 at the first partial readings; the name's range is read now.
 - rollout: every pod replaced at 30 s, the new pods' counters starting at 0. The policy's sum over
   the pods' series reads the true rate throughout (550-567: the old pods' samples still in the
   window and the new pods' from 0 add up to the window's increase), so there is nothing to hold.
 
-Both pass on main (7e7c3c7) as they do here: they pin the rule (docs/operations.md, "Readings over a
-window Prometheus does not cover yet") against the first cycle now coming at the start.
+The rate-over-a-range and rollout cases pass on main as they do here: they pin the rule
+(docs/operations.md, "Readings over a window Prometheus does not cover yet") now that the first
+cycle comes at the start.
 """
 
 from __future__ import annotations
@@ -57,12 +61,15 @@ spec:
   scaling:
     metrics:
       - name: rps
-        query: sum by (namespace, deployment) (rate(http_requests_total{namespace="default"}[20s]))
+        query: QUERY
         target: {averagePerReplica: 100}
     tolerance: {up: 0.1, down: 0.15}
     behavior:
       scaleDown: {stabilizationWindow: 0s}
 """
+
+DEFAULT_QUERY = "QUERY"
+ROLLOUT_POLICY = POLICY.replace(DEFAULT_QUERY, 'sum by (namespace, deployment) (rate(http_requests_total{namespace="default"}[20s]))')
 
 #: how long the replicas are watched after setpoint's start (s): past Prometheus' first scrapes
 #: (~6 s after its start) and one whole [20s] window after them
@@ -73,16 +80,42 @@ def decisions(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
-def test_a_fresh_prometheus_never_scales_a_workload_down(tmp_path):
+#: Prometheus' naming of a recorded rate: level:metric:operations, the operation with its range
+RECORDED = "namespace_deployment:http_requests:rate20s"
+RULES = {"groups": [{"name": "setpoint-e2e", "rules": [
+    {"record": RECORDED, "expr": 'sum by (namespace, deployment) (rate(http_requests_total{namespace="default"}[20s]))'}]}]}
+
+
+def with_rules(prom, folder) -> None:
+    """Load RULES into the running ``prom`` (its config rewritten with rule_files, then reloaded)."""
+    import yaml
+
+    from tests.support.prometheus_server import http_get, render_config
+
+    (folder / "rules.yaml").write_text(yaml.safe_dump(RULES))
+    config = json.loads(render_config(prom.scrape_targets, prom.scrape_interval)) | {"rule_files": [str(folder / "rules.yaml")]}
+    prom.config_path.write_text(json.dumps(config))
+    status, body = http_get(f"{prom.url}/-/reload", timeout_s=5.0, method="POST")
+    assert status == 200, body[:300]
+
+
+@pytest.mark.parametrize("query, rules", [
+    pytest.param('sum by (namespace, deployment) (rate(http_requests_total{namespace="default"}[20s]))', False,
+                 id="rate-over-a-range"),
+    pytest.param(RECORDED, True, id="recording-rule-of-a-rate"),
+])
+def test_a_fresh_prometheus_never_scales_a_workload_down(tmp_path, query, rules):
     pytest.importorskip("kubernetes")
     procs: list[Proc] = []
     with contextlib.ExitStack() as stack:
         stack.callback(lambda: [p.stop() for p in reversed(procs)])
         kubeconfig, metrics_port = serve_scenario(tmp_path, SCENARIO, procs, "--start-paused")
         (tmp_path / "policies").mkdir()
-        (tmp_path / "policies" / "web.yaml").write_text(POLICY)
+        (tmp_path / "policies" / "web.yaml").write_text(POLICY.replace(DEFAULT_QUERY, query))
         prom = stack.enter_context(prometheus_server([ScrapeTarget.of(f"127.0.0.1:{metrics_port}")],
                                                      scrape_interval="1s"))
+        if rules:
+            with_rules(prom, tmp_path)
         run = Proc([*SETPOINT, "run", "--policies", "policies", "--prometheus", prom.url, "--kubeconfig",
                     str(kubeconfig), "--listen", f"127.0.0.1:{free_port()}", "--records", "decisions.jsonl"],
                    tmp_path / "run.log", tmp_path)
@@ -106,7 +139,7 @@ ROLLOUT = SCENARIO.replace("  services:", "  faults:\n    - {name: release, kind
 def test_a_rollout_whose_new_pods_count_from_zero_never_scales_a_workload_down(tmp_path):
     from tests.e2e.test_live_loop import running_world
 
-    with running_world(tmp_path, ROLLOUT, POLICY) as w:
+    with running_world(tmp_path, ROLLOUT, ROLLOUT_POLICY) as w:
         seen = []
         while time.monotonic() - w["started"] < 75:
             seen.append(spec_replicas(w["kubeconfig"]))
