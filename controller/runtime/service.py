@@ -57,6 +57,10 @@ def action_line(action) -> str:
     return f"{action.kind.word} {action.target}{detail} ({action.reason})"
 
 
+#: How often (s) a replica under leader election looks whether it has become the leader
+#: (ControllerService.cycle_on_leadership)
+LEADERSHIP_POLL_S = 1.0
+
 #: A first cycle that ran this long (s) is a warning naming where its time went (_say_first_cycle)
 FIRST_CYCLE_SLOW_S = 2.0
 
@@ -232,6 +236,7 @@ class ControllerService:
         self._query_outages: dict[tuple[str, str], list] = {}
         self._selects_nothing: set[str] = set()  # policies whose targets matched no workload at their last cycle
         self._first_cycle_said: set[str] = set()  # policies whose first cycle's line was logged (_say_first_cycle)
+        self._term_followed = leader_term()  # the leadership term cycle_on_leadership last acted on
         self.telemetry.records_ok.set(1)  # the writer opened the file (or none is asked for)
         self.status_book = StatusBook()  # GET /status: the last cycle of each policy, per target
         self.scheduler = BackgroundScheduler(
@@ -308,6 +313,9 @@ class ControllerService:
             self._schedule(policy, trigger, now + timedelta(seconds=(trigger.jitter or 0.0) * random.random()))
         self.scheduler.add_job(self.reload_if_changed, IntervalTrigger(seconds=self.options.reload_every_s),
                                id="reload", name="policy reload")
+        if self.options.lease is not None:  # leader election: cycles at once when the Lease is won
+            self.scheduler.add_job(self.cycle_on_leadership, IntervalTrigger(seconds=LEADERSHIP_POLL_S),
+                                   id="leadership", name="leadership")
         self.telemetry.policies_loaded.set(len(self.policies))
         self.scheduler.start()
         log.info("started", extra={"policies": sorted(self.policies)})
@@ -316,6 +324,20 @@ class ControllerService:
         with self._reload_lock:
             self._keep_last_good()  # a leader from the start keeps them now, not at the first poll
             self.tend_removed_state()
+
+    def cycle_on_leadership(self) -> None:
+        """Bring every policy's next cycle forward to now when this replica has become the leader (a
+        new term) since the last call: a start whose first cycles came before the Lease was won, or a
+        standby taking over, governs within LEADERSHIP_POLL_S instead of at its next interval."""
+        term = self.leader_term()
+        if term == self._term_followed or not self.is_leader():
+            return
+        self._term_followed = term
+        now = datetime.now(timezone.utc)
+        for name in list(self.policies):
+            job = self.scheduler.get_job(f"policy:{name}")
+            if job is not None and job.next_run_time is not None and job.next_run_time > now:
+                job.modify(next_run_time=now)
 
     def _reconciler(self, policy: RuntimePolicy, cause: str = "start") -> Reconciler:
         """A policy's reconciler, built at the controller's start or (``cause`` "reload") by a reload."""

@@ -77,3 +77,34 @@ def test_laps_add_up_per_phase_in_the_order_first_seen():
         laps.lap(phase)
     assert laps.spent == {"queries": 3.5, "decide": 0.5, "act": 0.25}
     assert phases_words(laps.spent, 4.25) == "queries 3.5s, decide 0.5s, act 0.2s"
+
+
+@pytest.mark.parametrize("leading_at_start", [
+    pytest.param(False, id="lease-won-after-the-first-cycle-was-due"),
+    pytest.param(True, id="lease-won-before"),
+])
+def test_a_replica_that_becomes_leader_cycles_at_once(tmp_path, leading_at_start):
+    """Under leader election a cycle due while this replica stands by does nothing; before, the
+    next came one interval later: a start whose first cycles were due before the Lease was won
+    (its first round under way), or a standby taking over, governed nothing for an interval."""
+    cluster, metrics, targets = sim()
+    write_policy(tmp_path, interval="1h")
+    term = [1 if leading_at_start else 0]
+    service = ControllerService([tmp_path], metrics, targets, Telemetry(),
+                                ServiceOptions(jitter_s=0.1, lease="default/setpoint"), clock=lambda: T0 + 20,
+                                is_leader=lambda: term[0] > 0, leader_term=lambda: term[0])
+    try:
+        service.start()
+        if not leading_at_start:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and "web" not in service._standby:  # the first cycle, skipped
+                time.sleep(0.05)
+            assert "web" in service._standby and cluster.spec_replicas[0] == 4
+            term[0] = 1  # the Lease is won
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not service.ready()[0]:
+            time.sleep(0.1)
+        assert service.ready() == (True, "ok")
+    finally:
+        service.stop()
+    assert cluster.spec_replicas[0] == 10
