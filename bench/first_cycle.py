@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import resource
 import signal
 import statistics
@@ -29,13 +28,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.support and the e2e scenario of this checkout
 
-from tests.e2e.test_live_loop import serve_scenario  # noqa: E402
+from tests.e2e.test_live_loop import cycles_run, serve_scenario  # noqa: E402
 from tests.e2e.test_pod_hang_live import SCENARIO  # noqa: E402
 from tests.support.prometheus_server import ScrapeTarget, free_port, prometheus_server  # noqa: E402
 
@@ -46,19 +44,10 @@ FIRST_CYCLE_TARGET_S = 10.0
 CYCLE_WAIT_S = 60.0
 
 
-def cycles_done(port: int) -> float:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
-            text = answer.read().decode()
-    except OSError:
-        return 0.0
-    return sum(float(c) for c in re.findall(r"^setpoint_cycle_duration_seconds_count\{[^}]*\} (\S+)$", text, re.M))
-
-
 def wait_cycles(port: int, count: int, since: float) -> float:
     """Seconds from ``since`` (monotonic) until ``count`` cycles are done (NaN: not within CYCLE_WAIT_S)."""
     while time.monotonic() - since < CYCLE_WAIT_S * count:
-        if cycles_done(port) >= count:
+        if cycles_run(f"http://127.0.0.1:{port}") >= count:
             return time.monotonic() - since
         time.sleep(0.05)
     return float("nan")
