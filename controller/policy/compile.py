@@ -115,12 +115,25 @@ _RANGE = re.compile(r"\[\s*([0-9][0-9a-z.]*)\s*(?::[^\]]*)?\]")
 DEFAULT_QUERY_WINDOW_S = 60.0
 
 
+#: A recorded series named as Prometheus recommends, level:metric:operations, whose operations end
+#: in the range they ran over: ``job:http_requests:rate5m`` (group 1: ``5m``). Quoted label values
+#: are left out first (_QUOTED): a matcher's value is no series name.
+_RECORDED_RANGE = re.compile(r"(?<![A-Za-z0-9_:])[A-Za-z_][A-Za-z0-9_]*(?::[A-Za-z0-9_]*)*:[A-Za-z_]*?"
+                             r"([0-9]+(?:ms|s|m|h|d|w|y))(?![A-Za-z0-9_:(])")
+_QUOTED = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|`[^`]*`")
+
+
 def query_range_s(query: str) -> float:
-    """The longest range selector of a PromQL query (``rate(x[2m])`` -> 120), or 0 if none."""
+    """The longest range a PromQL query reads over, or 0 if none: its range selectors'
+    (``rate(x[2m])`` -> 120) and its recorded series' by their names (``job:http_requests:rate5m``
+    -> 300: a rule's rate over a window Prometheus does not cover yet reads as low as the rate
+    itself, and the name is all the query shows of it)."""
     found = []
-    for m in _RANGE.finditer(query):
+    spans = [m.group(1) for m in _RANGE.finditer(query)]
+    spans += [m.group(1) for m in _RECORDED_RANGE.finditer(_QUOTED.sub('""', query))]
+    for span in spans:
         try:
-            found.append(parse_duration(m.group(1)))
+            found.append(parse_duration(span))
         except ValueError:
             continue
     return max(found, default=0.0)

@@ -37,6 +37,7 @@ from controller.runtime import hands_off_state, scale_events_state
 from controller.runtime.external_scale import ExternalChange, ExternalScaleWatch
 from controller.runtime.hpa_guard import HpaGuard
 from controller.runtime.conditions import scaling_conditions
+from controller.runtime.cycle_phases import NO_PHASES, CyclePhases
 from controller.runtime.healing import (HealthQueries, health_actions, held_notice, observe_health,
                                        revision_accepted_notice, revision_worse_notice)
 from controller.runtime.pod_samples import PodReader
@@ -143,6 +144,8 @@ class CycleResult:
     #: record says (controller/runtime/check_history.CheckHistory.record)
     check_history: dict[str, dict] = field(default_factory=dict)
     rehearsal: bool = False  # dry-run or shadow: ``actions`` were recorded, not applied
+    #: phase -> wall seconds of this cycle (controller/runtime/cycle_phases.py), when timed (the live service)
+    phases: dict[str, float] | None = None
     startup: StartupInfo | None = None  # observed start-up delays (startupDelay: observed), for the records
     withheld: np.ndarray | None = None  # (N,) replicas withheld by pods not Ready (core/scaling/withheld.py)
     scaling_committed: bool = False  # the decision's scale events joined the scaling state (Reconciler._commit_scaling)
@@ -416,6 +419,9 @@ class Reconciler:
         # scaling workspace's own (the next cycle overwrites them) and the telemetry's counts of
         # unusable samples (``missing``, ``implausible``) are not made
         self.keeps_results = True
+        # True (the live service): each cycle's result says where its wall time went (``phases``)
+        self.times_phases = False
+        self._laps = NO_PHASES  # the running cycle's stopwatch
         self.metrics = metrics
         self.cluster = cluster  # optional capabilities of both ports are checked when they are set (below)
         self.on_cycle = on_cycle
@@ -1105,9 +1111,12 @@ class Reconciler:
         hq = HealthQueries(params, self.policy.health_queries, self.policy.revision_queries)
         sent: list[str] = []
         outcomes: dict[str, tuple[str, str | None]] = {}
+        self._laps.lap("decide")
         hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision, sent, outcomes,
                               result.health_missing, result.withheld)
+        self._laps.lap("health queries")
         hobs = self._with_check_history(targets, hobs, now, result)
+        self._laps.lap("checks' history")
         for key, (expr, line) in outcomes.items():
             if line is None:
                 result.answered.append(key)
@@ -1196,7 +1205,9 @@ class Reconciler:
     def cycle(self, now: float) -> CycleResult:
         """One reconcile at ``now`` (UTC epoch seconds). A failing target never stops the others."""
         started = time.perf_counter()
+        laps = self._laps = CyclePhases() if self.times_phases else NO_PHASES
         targets = self._resolve(now)
+        laps.lap("workloads")
         result = CycleResult(self.policy.name, now, targets, None, None,
                              metric_names=self.policy.params.metric_names)
         result.contested = self.contested
@@ -1207,32 +1218,41 @@ class Reconciler:
                 self._warm_start(targets, now, result)
             else:
                 self._ran_without_targets = True
+            laps.lap("warm start")
         with_pods = self.policy.health is not None or self.pods.wants_statuses
         view = self.cluster.observe(targets, with_pods=with_pods).check_rows(len(targets))
         result.view = view
+        laps.lap("pods")
         if result.warm_start is not None and self.events_store is None:  # a store keeps the old leader's steps
             self._events_since_replay(targets, view, now, result.warm_start)
         held = self._watch_external(targets, view, now, result)
         if self.hpa_guard is not None and self.external is not None and self.external.autoscaled:
             self.hpa_guard.reverted(self.external.autoscaled)
+        laps.lap("state")
         samples = self._query_all(targets, now, result)
         pods, per_pod = self.pods.read(targets, view, now, result.errors, self.policy.params.metric_names)
         samples = [per_pod.get(j, s) for j, s in enumerate(samples)]
         values, present, age = _stack(samples, len(targets))
+        laps.lap("metric queries")
         result.startup = self.startups.observe(self.policy.params, self.cluster, targets, view, now, result.errors,
                                                with_pods)
         startup_s = None if result.startup is None else result.startup.estimate.delay_s
         result.withheld = self.startups.withheld(self.policy.params, self.cluster, targets, view, now, result.errors,
                                                  with_pods, startup_s)
+        laps.lap("pod start-ups")
         obs = Observation(current=view.spec, ready=view.ready, status=view.status, values=values,
                           present=present, sample_age_s=age, pods=pods, startup_s=startup_s,
                           latest=self._query_latest(targets, now, result), withheld=result.withheld)
+        laps.lap("metric queries")
         self._carry_state_over(targets)
         if self._joining:  # targets new since the warm start: their rows from the history too
             self._warm_joiners(targets, view, now, result)
+            laps.lap("warm start")
         if self._events_due and targets and not self.rehearsal:  # after the warm start: merged with what it rebuilt
             self._read_scale_events(targets, now, result)
+            laps.lap("state")
         decision = self._scaling.decide(self.policy.params, obs, now, copy=self.keeps_results)
+        laps.lap("decide")
         if held is not None and held.any():  # someone else set their replicas: kept as set, or as a floor
             wanted = decision.norm.desired
             decision = hands_off(decision, held, self.external.floors(self._row_of(targets), len(targets)))
@@ -1245,6 +1265,8 @@ class Reconciler:
         except Exception:  # the decision was made: remember it, with the changes that went out before the failure
             self._commit_scaling(targets, decision, result)  # (in place, the state has moved with it: same either way)
             raise
+        laps.lap("act")
+        result.phases = laps.spent
         return self._finish(result, started)
 
     def _act(self, targets: list[TargetRef], view: ClusterView, decision: Decision, now: float,
@@ -1257,6 +1279,7 @@ class Reconciler:
         if self.state_store is not None and result.healing is not None:
             actions = self._save_before_acting(targets, now, actions, result)
         self._save_scale_events_ahead(targets, view, now, actions, result)
+        self._laps.lap("state")
         for action in actions:
             self._apply(action, result)
         result.rehearsal = self.rehearsal
@@ -1428,6 +1451,7 @@ class Reconciler:
         view = result.view
         self.rollout_in_progress = self.policy.health is not None and bool(np.any(view.rollout & view.exists))
         result.duration_s = time.perf_counter() - started
+        self._laps = NO_PHASES  # a health-only cycle's laps go nowhere (not into this result's phases)
         if self.on_cycle:
             self.on_cycle(result)
         return result

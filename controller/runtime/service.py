@@ -29,6 +29,7 @@ from controller.runtime.reconciler import (CycleResult, Reconciler, RuntimePolic
                                            event_recorder)
 from controller.runtime.backtest import target_labels_of
 from controller.runtime.claims import TargetClaims
+from controller.runtime.cycle_phases import phases_words
 from controller.runtime.last_good import LastGood, LastGoodCopy, PolicyTexts
 from controller.runtime.records import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RecordWriter
 from controller.runtime.state_cleanup import RemovedStateCleanup
@@ -55,6 +56,13 @@ def action_line(action) -> str:
         (f": pod {action.pod}" if action.pod else "") + (f": to revision {action.revision}" if action.revision else "")
     return f"{action.kind.word} {action.target}{detail} ({action.reason})"
 
+
+#: How often (s) a replica under leader election looks whether it has become the leader
+#: (ControllerService.cycle_on_leadership)
+LEADERSHIP_POLL_S = 1.0
+
+#: A first cycle that ran this long (s) is a warning naming where its time went (_say_first_cycle)
+FIRST_CYCLE_SLOW_S = 2.0
 
 #: Seconds between the warnings that a query still fails (ControllerService._say_query_outages)
 OUTAGE_REMINDER_S = 300.0
@@ -227,6 +235,8 @@ class ControllerService:
         # (policy, query key) -> [since, last said (monotonic s), failed cycles]: its query fails (_say_query_outages)
         self._query_outages: dict[tuple[str, str], list] = {}
         self._selects_nothing: set[str] = set()  # policies whose targets matched no workload at their last cycle
+        self._first_cycle_said: set[str] = set()  # policies whose first cycle's line was logged (_say_first_cycle)
+        self._term_followed = leader_term()  # the leadership term cycle_on_leadership last acted on
         self.telemetry.records_ok.set(1)  # the writer opened the file (or none is asked for)
         self.status_book = StatusBook()  # GET /status: the last cycle of each policy, per target
         self.scheduler = BackgroundScheduler(
@@ -294,10 +304,18 @@ class ControllerService:
 
     # ------------------------------------------------------------------ scheduling
     def start(self) -> None:
+        """Schedule every policy, its first cycle at once (within the start jitter), and the reload poll."""
+        now = datetime.now(timezone.utc)
         for policy in self.policies.values():
-            self._schedule(policy)
+            # at once, not one interval from now: a 15 s policy governed nothing for its first ~20 s
+            # (/readyz not ready all along), a 5 m one for 5 minutes
+            trigger = self._trigger(policy)
+            self._schedule(policy, trigger, now + timedelta(seconds=(trigger.jitter or 0.0) * random.random()))
         self.scheduler.add_job(self.reload_if_changed, IntervalTrigger(seconds=self.options.reload_every_s),
                                id="reload", name="policy reload")
+        if self.options.lease is not None:  # leader election: cycles at once when the Lease is won
+            self.scheduler.add_job(self.cycle_on_leadership, IntervalTrigger(seconds=LEADERSHIP_POLL_S),
+                                   id="leadership", name="leadership")
         self.telemetry.policies_loaded.set(len(self.policies))
         self.scheduler.start()
         log.info("started", extra={"policies": sorted(self.policies)})
@@ -307,11 +325,27 @@ class ControllerService:
             self._keep_last_good()  # a leader from the start keeps them now, not at the first poll
             self.tend_removed_state()
 
+    def cycle_on_leadership(self) -> None:
+        """Bring every policy's next cycle forward to now when this replica has become the leader (a
+        new term) since the last call: a start whose first cycles came before the Lease was won, or a
+        standby taking over, governs within LEADERSHIP_POLL_S instead of at its next interval."""
+        term = self.leader_term()
+        if term == self._term_followed or not self.is_leader():
+            return
+        self._term_followed = term
+        now = datetime.now(timezone.utc)
+        for name in list(self.policies):
+            job = self.scheduler.get_job(f"policy:{name}")
+            if job is not None and job.next_run_time is not None and job.next_run_time > now:
+                job.modify(next_run_time=now)
+
     def _reconciler(self, policy: RuntimePolicy, cause: str = "start") -> Reconciler:
         """A policy's reconciler, built at the controller's start or (``cause`` "reload") by a reload."""
         warm_from = self.metrics if self.options.warm_start and hasattr(self.metrics, "query_range") else None
-        return Reconciler(policy, self.metrics, self.cluster, on_cycle=self._after_cycle, state_store=self.state_store,
-                          warm_from=warm_from, claims=self.claims, warm_cause=cause)
+        reconciler = Reconciler(policy, self.metrics, self.cluster, on_cycle=self._after_cycle,
+                                state_store=self.state_store, warm_from=warm_from, claims=self.claims, warm_cause=cause)
+        reconciler.times_phases = True  # the first cycle's line says where its time went (_say_first_cycle)
+        return reconciler
 
     def _trigger(self, policy: RuntimePolicy) -> IntervalTrigger:
         interval = policy.params.interval_s
@@ -484,8 +518,27 @@ class ControllerService:
         done = "would" if result.rehearsal else "applied"  # a dry run never says it applied anything
         for action in result.actions:
             log.info("%s %s", done, action_line(action), extra={"policy": result.policy, "target": str(action.target)})
+        self._say_first_cycle(result)
         log.debug("cycle", extra={"policy": result.policy, "targets": len(result.targets),
                                   "duration_s": round(result.duration_s, 4), "queries": result.queries})
+
+    def _say_first_cycle(self, result: CycleResult) -> None:
+        """One line at a policy's first cycle since the start: how long after the start it ended, how
+        long it ran and, when that was long (FIRST_CYCLE_SLOW_S), what it spent it on. Until then the
+        policy governs nothing and /readyz says not ready."""
+        if result.policy in self._first_cycle_said:
+            return
+        self._first_cycle_said.add(result.policy)
+        after_s = self.clock() - self.started_at
+        spent = result.phases or {}
+        slow = result.duration_s >= FIRST_CYCLE_SLOW_S
+        on = f": {phases_words(spent, result.duration_s)}" if slow and spent else ""
+        log.log(logging.WARNING if slow else logging.INFO,
+                "first cycle of policy %s done %.1fs after the start; it ran %.1fs%s", result.policy, after_s,
+                result.duration_s, on,
+                extra={"policy": result.policy, "after_start_s": round(after_s, 3),
+                       "duration_s": round(result.duration_s, 3), "queries": result.queries,
+                       "phases_s": {p: round(s, 3) for p, s in spent.items()}})
 
     def _say_empty_selection(self, result: CycleResult) -> None:
         """A policy whose targets match no workload (a namespace or name misspelt, labels on none yet)
