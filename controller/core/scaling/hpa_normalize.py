@@ -38,58 +38,40 @@ def supports(params: PolicyParams) -> bool:
 
 @jit
 def _scan_history(old_v, old_t, rec_v, rec_t, current, now, cut_window, cut_keep, copy):
-    """Copy the (H, N) history ``old_v``, ``old_t`` into ``rec_v``, ``rec_t``, seeding a target
-    seen for the first time (slot 0 empty: is_empty looks at slot 0 only) with (current, now),
-    and per target (column) of the copy: the max of the values whose time is inside the window
-    (at or after ``cut_window``; -inf when none, NaN when one is NaN, np.maximum's fold in slot
-    order) and the slot the next write goes to: the first reusable one (empty, or before
-    ``cut_keep``), else the first oldest. Returns (high (N,), slot (N,) int64). Without ``copy``
-    (``rec_v``, ``rec_t`` are the old arrays, updated in place) the scan only reads
-    (_scan_in_place) and the seeded slots are written after it.
+    """Copy the (H, N) history ``old_v``, ``old_t`` into ``rec_v``, ``rec_t`` (``copy``; else they
+    are the old arrays, updated in place), seeding a target seen for the first time (slot 0
+    empty: is_empty looks at slot 0 only) with (current, now), and per target (column) of the
+    new history: the max of the values whose time is inside the window (at or after
+    ``cut_window``; -inf when none, NaN when one is NaN, np.maximum's fold in slot order) and
+    the slot the next write goes to: the first reusable one (empty, or before ``cut_keep``),
+    else the first oldest. Returns (high (N,), slot (N,) int64).
 
-    Slot by slot over all targets, each slot's row read contiguously: a target's slots are N
-    apart in memory, so the per-target scan missed the cache on every slot; and the copy is
-    made in the same pass (one read of the history, not a copy and then a scan)."""
-    if not copy:
-        high, slot = _scan_in_place(old_v, old_t, current, now, cut_window, cut_keep)
-        for i in range(old_t.shape[1]):
-            if old_t[0, i] != old_t[0, i]:
-                rec_v[0, i], rec_t[0, i] = current[i], now
-        return high, slot
-    slots, n = old_v.shape
-    high = np.full(n, -_INF)
-    slot = np.zeros(n, np.int64)
-    key = np.full(n, _INF)
-    for s in range(slots):
-        for i in range(n):
-            t, v = old_t[s, i], old_v[s, i]
-            if s == 0 and t != t:
-                t, v = now, current[i]
-            rec_v[s, i], rec_t[s, i] = v, t
-            if t >= cut_window:
-                high[i] = compiled.nan_max(high[i], v)
-            k = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
-            if s == 0 or k < key[i]:
-                slot[i], key[i] = s, k
-    return high, slot
+    The copy, the seeding and the scan are separate loops: a loop that stores into arrays it
+    also reads runs unvectorized where they may be the same (LLVM's overlap check: the scan
+    with the stores took 45 us in place for 1,000 targets and 22 slots), and a helper taking
+    the arrays, called per element, cost ~13x (NRT reference counts per call)."""
+    if copy:
+        for s in range(rec_v.shape[0]):
+            for i in range(rec_v.shape[1]):
+                rec_v[s, i], rec_t[s, i] = old_v[s, i], old_t[s, i]
+    for i in range(rec_t.shape[1]):
+        if rec_t[0, i] != rec_t[0, i]:
+            rec_v[0, i], rec_t[0, i] = current[i], now
+    return _window_scan(rec_v, rec_t, cut_window, cut_keep)
 
 
 @jit
-def _scan_in_place(old_v, old_t, current, now, cut_window, cut_keep):
-    """_scan_history's (high, slot) without its copy: the history only read, an empty slot 0 read
-    as (now, current). Its own loop, the copying pass's without the stores: one that may store
-    into the arrays it reads runs unvectorized (LLVM's overlap check fails when they are the
-    same: 45 us instead of 26 for 1,000 targets and 22 slots), and the shared body as a helper
-    taking the arrays (jit or jit_inline) cost ~13x (340 us: a call per element)."""
-    slots, n = old_v.shape
+def _window_scan(rec_v, rec_t, cut_window, cut_keep):
+    """_scan_history's (high, slot) of the (H, N) history, read only. Slot by slot over all
+    targets, each slot's row read contiguously: a target's slots are N apart in memory, so the
+    per-target scan missed the cache on every slot."""
+    slots, n = rec_v.shape
     high = np.full(n, -_INF)
     slot = np.zeros(n, np.int64)
     key = np.full(n, _INF)
     for s in range(slots):
         for i in range(n):
-            t, v = old_t[s, i], old_v[s, i]
-            if s == 0 and t != t:
-                t, v = now, current[i]
+            t, v = rec_t[s, i], rec_v[s, i]
             if t >= cut_window:
                 high[i] = compiled.nan_max(high[i], v)
             k = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
