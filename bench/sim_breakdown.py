@@ -11,6 +11,13 @@ block, about 17 h at one knot a minute), and the rest. Figures are CPU ms per si
 budget that 0.5 simulated days per CPU-second leaves (issue #13: 83 ms per simulated hour for both
 controllers) is printed beside them: the gap a whole-loop compiled design must close.
 
+A figure at a fraction of a call per hour is a once-a-run cost (a first touch of fresh memory,
+say), not a per-tick one: its ms/h shrinks with longer runs. (The recorder's (8, C, S) block,
+8 MiB for 1,000 services, is written whole at set-up for that reason: numpy asks the kernel for
+huge pages from 4 MiB, and their first touch, with memory compaction on a loaded host, cost up
+to ~15 ms inside whichever controller's _put_row_kernel wrote the block's first row: 6.9 ms/h
+over 2 hours, shown with 0 calls per hour.)
+
 Objects made before the run are frozen out of the garbage collector (gc.freeze), so the
 totals are a little below bench/sim_speed.py's. Wrapping every kernel call adds about a microsecond per call; figures measured beside other work
 vary with the machine's load (compare shares, or base and branch in the same minutes).
@@ -142,6 +149,13 @@ class Attribution:
         return timed
 
 
+def per_hour_text(count: int, hours: float) -> str:
+    """``count`` calls over ``hours`` as calls per hour: whole above 10, else two significant digits (a
+    kernel called once a run shows 0.5 over 2 hours, not 0)."""
+    rate = count / hours
+    return f"{rate:.0f}" if rate >= 10 else f"{rate:.2g}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hours", type=float, default=2.0)
@@ -185,7 +199,8 @@ def main() -> None:
             kernel_total += ks
             top = sorted(rows.items(), key=lambda kv: -kv[1])[:args.top]
             calls = attribution.calls
-            listed = ", ".join(f"{n} {v:.1f} ({calls[(who, phase, n)] / args.hours:.0f})" for n, v in top if v >= 0.5)
+            listed = ", ".join(f"{n} {v:.1f} ({per_hour_text(calls[(who, phase, n)], args.hours)})" for n, v in top
+                               if v >= 0.5)
             print(f"{who:8} {phase:6} {glue + ks:7.1f} {ks:8.1f} {glue:7.1f}  {listed}")
     parts = {name: v * 1000.0 / args.hours for name, v in attribution.shared.items()}
     parts["rest"] = shared_ms - sum(parts.values())

@@ -169,7 +169,11 @@ class _Recorder:
         chunk = max(1, min(chunk, self.RECORD_TICKS or record_ticks(S)))
         self.slo, self.start_s, self.tick_s = scenario.slo, scenario.start_s, scenario.tick_s
         self.latency_field = _LATENCY_FIELD[scenario.slo.latency_percentile]
-        self._block = np.zeros((len(self.FIELDS), chunk, S))  # one row per field: put fills it in one call
+        # one row per field: put fills it in one call. Written whole here (np.full, not np.zeros' untouched
+        # pages): numpy asks for huge pages for arrays of 4 MiB and more (1,000 services: 8 MiB), and the
+        # kernel may compact memory on their first touch (up to ~15 ms on a loaded host), which then fell
+        # on whichever tick first wrote each page; now on the run's set-up, where it belongs
+        self._block = np.full((len(self.FIELDS), chunk, S), 0.0)
         self.chunk = {f: self._block[i] for i, f in enumerate(self.FIELDS)}
         self._compiled_put = score_compiled.enabled()
         self.t = np.zeros(chunk)

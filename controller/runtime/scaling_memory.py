@@ -81,7 +81,9 @@ class ScalingMemory:
                 return self._decided
             except compiled.KERNEL_ERRORS as exc:  # raised when compiling: on a workspace's first cycle,
                 compiled.mark_broken(exc)  # whose copy the forecast kernel may have stepped; _state is untouched
-        return decide(params, obs, self.state, now)
+        # without copies the caller reads the decision before the next decide and commits its kept
+        # state: the old one is given up (the hpa preset's history is then updated in place)
+        return decide(params, obs, self.state, now, own_state=not copy)
 
     def commit(self, decision: Decision, applied: np.ndarray | bool, replicas: np.ndarray | None) -> None:
         """The state for the next cycle: ``decision``'s scale events for the ``applied`` rows

@@ -191,3 +191,39 @@ def test_decide_of_the_preset_is_decide_numpy(monkeypatch, seed):
         assert_same((got.norm, got.state.norm), (want.norm, want.state.norm))
         np.testing.assert_array_equal(got.proposals, want.proposals)
         state = want.state
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(runs())
+def test_in_place_same_as_reference_on_generated_runs(run):
+    """With ``in_place`` (the caller gives the state up) the kernel updates the state it is given,
+    history and missing_since where they are, and returns it: the reference's outputs and arrays,
+    cycle after cycle, without a copy of the history."""
+    params, steps = run
+    n = steps[0][1].size
+    state, kept, now = NormState.empty(n, params), NormState.empty(n, params), NOW
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(compiled, "switch", "1")
+        for dt, current, proposals, valid in steps:
+            now += dt
+            ref = normalize(params, current, proposals, valid, state, now)
+            fast = hpa_normalize.try_normalize(params, current, proposals, valid, kept, now, in_place=True)
+            assert fast is not None and fast[1] is kept, "a new state: the history was copied"
+            assert_same(fast, ref)
+            state = ref[1]
+
+
+@pytest.mark.parametrize("seed", [pytest.param(s, id=f"seed-{s}") for s in (1, 2, 3)])
+def test_decide_owning_the_state_is_decide_numpy_without_copies(monkeypatch, seed):
+    """decide(own_state=True), as a loop that keeps only the decision's state calls it: the same
+    Decision and state as the numpy stages, cycle after cycle, the recommendation history kept in
+    the same arrays from the first cycle on (updated in place, never copied)."""
+    monkeypatch.setattr(compiled, "switch", "1")
+    params, n = hpa(), 5
+    state, owned = ScalingState.empty(n, params), ScalingState.empty(n, params)
+    arrays = owned.norm.rec_values, owned.norm.rec_times
+    for now, obs in hpa_observations(seed, n, 40):
+        got, want = decide(params, obs, owned, now, own_state=True), decide_numpy(params, obs, state, now)
+        assert_same((got.norm, got.state.norm), (want.norm, want.state.norm))
+        owned, state = got.state, want.state
+        assert owned.norm.rec_values is arrays[0] and owned.norm.rec_times is arrays[1]

@@ -303,12 +303,15 @@ class Decision:
         return [self.record(i, policy, t, metric_names) for i, t in enumerate(targets)]
 
 
-def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: float) -> Decision:
+def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: float,
+           own_state: bool = False) -> Decision:
     """Decide for every target of one policy. Pure: same inputs, same Decision.
 
     Runs the compiled kernel (core/scaling/compiled.py) when it covers the policy, else numpy stages
     (for the ``hpa`` preset without behavior, its signal and normalize stages compiled:
-    core/scaling/signal_compiled.py, core/scaling/hpa_normalize.py).
+    core/scaling/signal_compiled.py, core/scaling/hpa_normalize.py). ``own_state``: the caller
+    gives ``state`` up (it keeps the decision's ``kept`` instead), so the ``hpa`` preset's
+    recommendation history may be updated in place rather than copied: the same Decision.
     """
     if compiled.enabled() and compiled.supports(params):
         try:
@@ -316,7 +319,8 @@ def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: flo
         except compiled.KERNEL_ERRORS as exc:
             compiled.mark_broken(exc)
     if compiled.enabled() and hpa_normalize.supports(params):  # the hpa preset: its signal and normalize stages compiled
-        return decide_numpy(params, obs, state, now, normalize_stage=hpa_normalize.normalize_compiled,
+        stage = hpa_normalize.normalize_in_place if own_state else hpa_normalize.normalize_compiled
+        return decide_numpy(params, obs, state, now, normalize_stage=stage,
                             signal_stage=signal_compiled.read_signal_fast)
     return decide_numpy(params, obs, state, now)
 

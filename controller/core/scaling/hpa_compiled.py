@@ -513,7 +513,7 @@ def _padded_utilization_kernel(rows, exists, ends, phase, start_time, transition
     ``start_time``, ``transition_time``) before ``ends[row]`` whose phase is not ``empty``; a slot
     is Pending at ``pending_code``, Ready at ``ready_code``; every running pod of target a has
     the sample ``values[a]`` (NaN: none) of age ``ages[a]``. A target's pods share their request
-    and sample, so each is only counted in its group (_listed_group) and the target's sums are
+    and sample, so each is only counted in its group (_padded_groups) and the target's sums are
     made from the counts (count x value: the int64 sums the listed pass adds pod by pod, in any
     order). Returns what _listed_utilization_kernel returns."""
     n = current.shape[0]
@@ -523,27 +523,13 @@ def _padded_utilization_kernel(rows, exists, ends, phase, start_time, transition
     for a in range(n):
         if not exists[a]:
             continue
-        r, v = rows[a], values[a]
+        v = values[a]
         sampled = math.isfinite(v)
         usage = _milli(v) if sampled else 0
-        listed, with_sample, ready, missing, unready = 0, 0, 0, 0, 0
-        for s in range(ends[r]):
-            ph = phase[r, s]
-            if ph == empty:
-                continue
-            listed += 1
-            pending = ph == pending_code
-            has_sample = sampled and not pending
-            with_sample += has_sample
-            g = _listed_group(pending, ph == ready_code, has_sample, now - start_time[r, s],
-                              now - transition_time[r, s], ages[a], cpu_rules[a], window_s, cpu_period_s,
-                              readiness_delay_s)
-            if g == _G_READY:
-                ready += 1
-            elif g == _G_MISSING:
-                missing += 1
-            else:
-                unready += 1
+        listed, pending, ready, missing, unready = _padded_groups(
+            rows[a], ends, phase, start_time, transition_time, empty, pending_code, ready_code, sampled, ages[a], now,
+            cpu_rules[a], window_s, cpu_period_s, readiness_delay_s)
+        with_sample = listed - pending if sampled else 0  # every running pod has the target's sample
         p += listed
         if with_sample:
             largest = max(largest, abs(usage))
@@ -553,6 +539,38 @@ def _padded_utilization_kernel(rows, exists, ends, phase, start_time, transition
         sums[_MISSING, a], sums[_MISSING_REQUEST, a] = missing, missing * request_milli
         sums[_MISSING_USAGE, a] = missing * _missing_usage(request_milli, target_util[a])
     return _listed_proposals(sums, n_stray, current, target_util, tol_down, tol_up) + (largest, p)
+
+
+@compiled.jit_inline
+def _padded_groups(r, ends, phase, start_time, transition_time, empty, pending_code, ready_code, sampled, age, now,
+                   cpu_rules, window_s, cpu_period_s, readiness_delay_s):
+    """Row r's live pods counted in groupPods' groups, as _listed_group puts each (a Pending pod is
+    unready, a running one missing without the target's sample): (listed, pending, ready, missing,
+    unready, Pending pods included). The common pod, Ready and started at least ``cpu_period_s``
+    ago, is ready without reading its other columns (the cpu rule then looks at its start alone)."""
+    listed, pending, ready, missing, unready = 0, 0, 0, 0, 0
+    for s in range(ends[r]):
+        ph = phase[r, s]
+        if ph == empty:
+            continue
+        listed += 1
+        if ph == pending_code:
+            pending += 1
+        elif not sampled:
+            missing += 1
+        elif not cpu_rules:
+            ready += 1
+        else:
+            start_age = now - start_time[r, s]
+            is_ready = ph == ready_code
+            if is_ready and start_age >= cpu_period_s:  # False for a NaN start: the rule below reads it unready
+                ready += 1
+            elif _listed_group(False, is_ready, True, start_age, now - transition_time[r, s], age, True, window_s,
+                               cpu_period_s, readiness_delay_s) == _G_READY:
+                ready += 1
+            else:
+                unready += 1
+    return listed, pending, ready, missing, unready + pending
 
 
 _G_UNREADY, _G_MISSING, _G_READY = 0, 1, 2  # groupPods' groups of a counted pod (ignored pods are not listed)
