@@ -17,6 +17,7 @@ from simulators import engine_compiled
 from simulators.cluster import SimCluster
 from simulators.runner import ControllerSpec, _ControllerRun, run_controllers
 from simulators.scenario import load_scenario_text
+from simulators.simcluster import runs_compiled
 from tests.simulators.helpers import run_view
 from tests.simulators.test_lockstep import POLICIES
 
@@ -196,7 +197,7 @@ def test_a_failing_kernel_falls_back_to_the_same_ticks(monkeypatch):
 
     sc = scenario(duration="15m")
     monkeypatch.setattr(compiled, "KERNEL_ERRORS", (*compiled.KERNEL_ERRORS, Failed))
-    monkeypatch.setattr(engine_compiled, "_run_signals_kernel", fail)
+    monkeypatch.setattr(runs_compiled, "_run_kernel", fail)
     failed = run_controllers(sc, controllers()[:1], keep_trajectory=True)
     assert compiled._broken is not None
     monkeypatch.setattr(compiled, "switch", "0")
