@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from controller.core.scaling import compiled
-from controller.core.scaling.compiled import enabled, jit, mark_broken
+from controller.core.scaling.compiled import enabled, jit, jit_inline, mark_broken
 from simulators import queueing as Q
 from simulators.signals import TickSignals
 
@@ -36,24 +36,47 @@ _LN_TAIL0, _LN_TAIL1, _LN_TAIL2 = Q.LN_TAIL
 _NAN = math.nan
 
 
+@jit_inline
+def _derive_row(s, cap, err_w, twice_base_latency_s, cpu_pct_at_capacity, n_ready, n_running, mem_base, safe, err,
+                zero_cap, exponent, util, mem_idle):
+    """Service ``s``'s queueing terms, in place: safe = max(C, TINY), err = err_w / safe, the
+    waiting exponent, the utilization per rps, the idle memory and zero_cap = C == 0 (returned)."""
+    c = cap[s]
+    sc = compiled.nan_max(c, _TINY)
+    safe[s] = sc
+    err[s] = err_w[s] / sc
+    servers2 = compiled.nan_max(c * twice_base_latency_s[s], 2.0) + 2.0
+    exponent[s] = math.sqrt(servers2) - 1.0
+    util[s] = cpu_pct_at_capacity[s] / sc if n_ready[s] != 0 else _NAN
+    mem_idle[s] = mem_base[s] if n_running[s] > 0 else 0.0
+    z = c == 0.0
+    zero_cap[s] = z
+    return z
+
+
 @jit
 def _derive_kernel(cap, err_w, twice_base_latency_s, cpu_pct_at_capacity, n_ready, n_running, mem_base, safe, err,
                    zero_cap, exponent, util, mem_idle):
-    """In place, per service: safe = max(C, TINY), err = err_w / safe, zero_cap = C == 0, the
-    waiting exponent, the utilization per rps and the idle memory; returns whether a capacity is 0."""
+    """:func:`_derive_row` of every service (S,); returns whether a capacity is 0."""
     any_zero = False
     for s in range(cap.shape[0]):
-        c = cap[s]
-        sc = compiled.nan_max(c, _TINY)
-        safe[s] = sc
-        err[s] = err_w[s] / sc
-        servers2 = compiled.nan_max(c * twice_base_latency_s[s], 2.0) + 2.0
-        exponent[s] = math.sqrt(servers2) - 1.0
-        util[s] = cpu_pct_at_capacity[s] / sc if n_ready[s] != 0 else _NAN
-        mem_idle[s] = mem_base[s] if n_running[s] > 0 else 0.0
-        z = c == 0.0
-        zero_cap[s] = z
+        z = _derive_row(s, cap, err_w, twice_base_latency_s, cpu_pct_at_capacity, n_ready, n_running, mem_base, safe,
+                        err, zero_cap, exponent, util, mem_idle)
         any_zero = any_zero or z
+    return any_zero
+
+
+@jit
+def _derive_rows_kernel(rows, cap, err_w, twice_base_latency_s, cpu_pct_at_capacity, n_ready, n_running, mem_base,
+                        safe, err, zero_cap, exponent, util, mem_idle):
+    """:func:`_derive_row` of the services ``rows`` (R,) only, the others' inputs unchanged since
+    they were derived; returns whether a capacity is 0 (of all services)."""
+    for j in range(rows.shape[0]):
+        _derive_row(rows[j], cap, err_w, twice_base_latency_s, cpu_pct_at_capacity, n_ready, n_running, mem_base, safe,
+                    err, zero_cap, exponent, util, mem_idle)
+    any_zero = False
+    for s in range(zero_cap.shape[0]):
+        any_zero = any_zero or zero_cap[s]
     return any_zero
 
 

@@ -32,6 +32,8 @@ from simulators.simcluster.lifecycle import MAX_LIFECYCLE_ROUNDS
 _SETTLED, _UNSETTLED = 0, 1
 #: The ``memory`` of a run whose memory is the engine's idle memory (no leak).
 _NO_MEMORY = np.empty((0, 0))
+#: No queued replica changes.
+_NO_ROWS = np.zeros(0, np.int64)
 
 
 @jit
@@ -44,16 +46,30 @@ def _min_of(a):
 
 
 @jit
+def _touch(rows, touched, touched_rows, n):
+    """Add ``rows`` (R,) to the ``n`` first ``touched_rows`` (S,) not there yet (``touched`` (S,)
+    marks them); returns the new count."""
+    for j in range(rows.shape[0]):
+        i = rows[j]
+        if not touched[i]:
+            touched[i] = True
+            touched_rows[n] = i
+            n += 1
+    return n
+
+
+@jit
 def _scale_kernel(q_rows, q_replicas, now, next_event_min, max_pods, spec, K, slot_count, n_pods, next_serial,
                   scheduling_delay_s, current_seq, set_props, current_crash_loops, current_error_ratio,
                   current_extra_latency_s, phase, serial, phase_end_s, created_s, ready_transition_s, pod_restarts,
                   revision_seq, crash_loops, error_ratio, extra_latency_s, next_event_s, live_end, clear_threshold,
                   memory_threshold_s, clear_degraded, degraded, count_backoff, pod_capacity_rps, uniform_error_ratio,
-                  n_ready, n_scheduled, n_running, ready_capacity_rps, error_weight):
+                  n_ready, n_scheduled, n_running, ready_capacity_rps, error_weight, touched, touched_rows, n_touched):
     """``ReplicaSets._scale`` of the queued (rows, replicas) (unique rows) without StatefulSets or
     rollouts: spec replicas clamped to [0, max_pods], pods created for the rows scaled up, removed
-    by the ranking then refreshed for those scaled down. Returns (the next event's time, whether
-    the aggregates changed: derive)."""
+    by the ranking then refreshed for those scaled down (each added to the touched rows, see
+    :func:`_touch`). Returns (the next event's time, whether the aggregates changed: derive, the
+    touched rows' count)."""
     m = q_rows.shape[0]
     up_rows, up_counts = np.empty(m, np.int64), np.empty(m, np.int64)
     down_rows, down_counts = np.empty(m, np.int64), np.empty(m, np.int64)
@@ -77,6 +93,7 @@ def _scale_kernel(q_rows, q_replicas, now, next_event_min, max_pods, spec, K, sl
         set_props, current_crash_loops, current_error_ratio, current_extra_latency_s, phase, serial, phase_end_s,
         created_s, ready_transition_s, pod_restarts, revision_seq, crash_loops, error_ratio, extra_latency_s,
         next_event_s, live_end)
+    n_touched = _touch(up_rows[:n_up], touched, touched_rows, n_touched)
     if kept:
         if due_min < next_event_min:  # Python's min(next, due): the first unless the second is smaller
             next_event_min = due_min
@@ -91,32 +108,43 @@ def _scale_kernel(q_rows, q_replicas, now, next_event_min, max_pods, spec, K, sl
                                       error_weight, next_event_s)
         next_event_min = _min_of(next_event_s)
         changed = True
-    return next_event_min, changed
+        n_touched = _touch(rows, touched, touched_rows, n_touched)
+    return next_event_min, changed, n_touched
 
 
 @jit
-def _lifecycles_kernel(now, next_event_min, K, startup_delay_s, phase, phase_end_s, started_s, ready_transition_s, count_backoff,
-                       pod_capacity_rps, uniform_error_ratio, n_ready, n_scheduled, n_running, ready_capacity_rps,
-                       error_weight, next_event_s):
+def _lifecycles_kernel(now, next_event_min, K, startup_delay_s, phase, phase_end_s, started_s, ready_transition_s,
+                       count_backoff, pod_capacity_rps, uniform_error_ratio, n_ready, n_scheduled, n_running,
+                       ready_capacity_rps, error_weight, next_event_s, touched, touched_rows, n_touched):
     """``PodLifecycle._advance_lifecycles`` with only simple rounds: the rows with an event due
-    at ``now`` (epoch s) get a round then a refresh, until none is due. Returns (the next event's
-    time, rounds run, settled: False after MAX_LIFECYCLE_ROUNDS rounds)."""
+    at ``now`` (epoch s) get a round then a refresh, until none is due (each added to the
+    touched rows, see :func:`_touch`). Returns (the next event's time: ``next_event_min`` if no
+    row was due, else the minimum after the last refresh; rounds run; settled: False after
+    MAX_LIFECYCLE_ROUNDS rounds; the touched rows' count)."""
     rows = np.empty(next_event_s.shape[0], np.int64)
-    for rounds in range(MAX_LIFECYCLE_ROUNDS):
+    for rounds in range(MAX_LIFECYCLE_ROUNDS + 1):
         m = 0
-        for i in range(next_event_s.shape[0]):
-            if next_event_s[i] <= now:
+        lowest = next_event_s[0]
+        for i in range(next_event_s.shape[0]):  # the rows due, and _min_of(next_event_s) in the same pass
+            at = next_event_s[i]
+            if at <= now:
                 rows[m] = i
                 m += 1
+            if i:
+                lowest = compiled.nan_min(lowest, at)
+        if rounds:
+            next_event_min = lowest  # as after the last round's refresh
         if m == 0:
-            return next_event_min, rounds, True
+            return next_event_min, rounds, True, n_touched
+        if rounds == MAX_LIFECYCLE_ROUNDS:
+            break
         due = rows[:m]
         pods_compiled._simple_round_kernel(due, now, K, startup_delay_s, phase, phase_end_s, started_s,
                                            ready_transition_s)
         pods_compiled._refresh_kernel(due, K, phase, phase_end_s, count_backoff, pod_capacity_rps, uniform_error_ratio,
                                       n_ready, n_scheduled, n_running, ready_capacity_rps, error_weight, next_event_s)
-        next_event_min = _min_of(next_event_s)
-    return next_event_min, MAX_LIFECYCLE_ROUNDS, False
+        n_touched = _touch(due, touched, touched_rows, n_touched)
+    return next_event_min, MAX_LIFECYCLE_ROUNDS, False, n_touched
 
 
 @jit
@@ -147,32 +175,41 @@ def _run_kernel(times, load, stop_s, manage, q_rows, q_replicas, flush_now, next
         n += 1
     offered = extra[_X_OFFERED]
     state_changed = True  # the rows only the engine's state sets are to copy
+    derive_all = needs_derive  # changed before the run: which rows is not known
+    touched, touched_rows, n_touched = np.zeros(s_count, np.bool_), np.empty(s_count, np.int64), 0
     for t in range(n):
         now = times[t]
         if manage:
             if t == 0 and q_rows.shape[0]:
-                next_event_min, changed = _scale_kernel(
+                next_event_min, changed, n_touched = _scale_kernel(
                     q_rows, q_replicas, flush_now, next_event_min, max_pods, spec, K, slot_count, n_pods, next_serial,
                     scheduling_delay_s, current_seq, set_props, current_crash_loops, current_error_ratio,
                     current_extra_latency_s, phase, serial, phase_end_s, created_s, ready_transition_s, pod_restarts,
                     revision_seq, crash_loops, error_ratio, extra_latency_s, next_event_s, live_end, clear_threshold,
                     memory_threshold_s, clear_degraded, degraded, count_backoff, pod_capacity_rps, uniform_error_ratio,
-                    n_ready, n_scheduled, n_running, cap, error_weight)
+                    n_ready, n_scheduled, n_running, cap, error_weight, touched, touched_rows, n_touched)
                 needs_derive = needs_derive or changed
                 state_changed = True  # spec replicas changed, whether or not a pod did
             if now >= next_event_min:
-                next_event_min, rounds, settled = _lifecycles_kernel(
-                    now, next_event_min, K, startup_delay_s, phase, phase_end_s, started_s, ready_transition_s, count_backoff,
-                    pod_capacity_rps, uniform_error_ratio, n_ready, n_scheduled, n_running, cap, error_weight,
-                    next_event_s)
+                next_event_min, rounds, settled, n_touched = _lifecycles_kernel(
+                    now, next_event_min, K, startup_delay_s, phase, phase_end_s, started_s, ready_transition_s,
+                    count_backoff, pod_capacity_rps, uniform_error_ratio, n_ready, n_scheduled, n_running, cap,
+                    error_weight, next_event_s, touched, touched_rows, n_touched)
                 if not settled:
                     return t, next_event_min, True, any_zero_cap, _UNSETTLED
                 needs_derive = needs_derive or rounds > 0
-            if needs_derive:
+            if needs_derive and derive_all:
                 any_zero_cap = engine_compiled._derive_kernel(cap, error_weight, twice_base_latency_s,
                                                               cpu_pct_at_capacity, n_ready, n_running, mem_base, safe,
                                                               err, zero_cap, exponent, util_scale, mem_idle)
-                needs_derive = False
+            elif needs_derive:  # the other rows' terms are those of their unchanged aggregates
+                any_zero_cap = engine_compiled._derive_rows_kernel(
+                    touched_rows[:n_touched], cap, error_weight, twice_base_latency_s, cpu_pct_at_capacity, n_ready,
+                    n_running, mem_base, safe, err, zero_cap, exponent, util_scale, mem_idle)
+            if needs_derive:
+                touched[touched_rows[:n_touched]] = False
+                n_touched = 0
+                derive_all = needs_derive = False
                 state_changed = True
         for s in range(s_count):
             x = load[t, s]
@@ -209,13 +246,12 @@ def run_ticks(c, times: np.ndarray, dt_s: float, load: np.ndarray, sinks, manage
     if not enabled():
         return 0, None
     s_count = load.shape[1]
-    out, counts = np.empty((_O_ROWS, s_count)), np.empty((_I_COUNTS, s_count), np.int64)
-    extra = np.empty((_X_ROWS, s_count))
+    rows = np.empty((_O_ROWS + _X_ROWS, s_count))  # the last tick's: its TickSignals' arrays
+    out, extra, counts = rows[:_O_ROWS], rows[_O_ROWS:], np.empty((_I_COUNTS, s_count), np.int64)
     # with a leak (manage is off then: the state is that of the whole run) the memory of each tick
     memory = np.stack([c._memory(now) for now in times.tolist()]) if c._any_leak else _NO_MEMORY
-    queued = c._queued_replicas if manage else {}
-    q_rows = np.fromiter(queued.keys(), np.int64, len(queued))
-    q_replicas = np.fromiter(queued.values(), np.int64, len(queued))
+    queued = c._queued_replicas if manage else None
+    q_rows, q_replicas = _queued_arrays(queued) if queued else (_NO_ROWS, _NO_ROWS)
     dropped0 = c._last_tick.dropped_rps if c._any_retries else c._zeros
     (sink_a, start_a, codes_a), (sink_b, start_b, codes_b) = sinks
     try:
@@ -238,6 +274,11 @@ def run_ticks(c, times: np.ndarray, dt_s: float, load: np.ndarray, sinks, manage
         c.now = float(times[done])
         raise RuntimeError(f"pod lifecycles did not settle at now={c.now}")
     return done, engine_compiled._tick_signals(c, float(times[done - 1]), extra[_X_OFFERED], out, counts)
+
+
+def _queued_arrays(queued: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The queued replica changes (service -> replicas) as (rows, replicas) int64 arrays, in order."""
+    return np.fromiter(queued.keys(), np.int64, len(queued)), np.fromiter(queued.values(), np.int64, len(queued))
 
 
 def _pod_args(c) -> tuple:
