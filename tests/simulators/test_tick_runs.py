@@ -175,6 +175,39 @@ def test_progress_comes_about_200_times_in_order_and_never_cuts_a_run(monkeypatc
         assert steps == steps_without and 100 <= len(calls) <= 201, (steps, steps_without, len(calls))
 
 
+def run_lengths(monkeypatch, sc, spec) -> list[tuple[int, int]]:
+    """(ticks offered, ticks stepped) of each SimCluster.step_ticks call of ``spec``'s run."""
+    calls = []
+    step_ticks = SimCluster.step_ticks
+
+    def counted(self, times, *args):
+        calls.append((len(times), step_ticks(self, times, *args)))
+        return calls[-1][1]
+
+    monkeypatch.setattr(SimCluster, "step_ticks", counted)
+    run_controllers(sc, [spec], keep_records=False)
+    return calls
+
+
+@pytest.mark.parametrize("changes", [
+    pytest.param({}, id="startup-ending-between-cycles"),
+    pytest.param(dict(tick="2s", startup="45s"), id="tick-not-dividing-the-interval"),
+    pytest.param(dict(service="      overload: queue\n      queueLimit: 3000\n", peak=900), id="queue-mode"),
+    pytest.param(dict(service="      retryRatio: 0.4\n", peak=900), id="client-retries"),
+])
+@pytest.mark.parametrize("index", [pytest.param(0, id="policy"), pytest.param(1, id="hpa")])
+def test_a_run_takes_the_pod_events_due_at_its_ticks(monkeypatch, changes, index):
+    """Without faults or probes every run of ticks goes on to the next control cycle: the replica
+    changes and the pod lifecycle events due at its ticks (scheduling, start-ups ending between
+    two cycles) do not cut it; the trajectories are the per-tick path's (tests above)."""
+    monkeypatch.setattr(compiled, "switch", "1")
+    sc = scenario(**changes)
+    calls = run_lengths(monkeypatch, sc, controllers()[index])
+    assert calls[0] == (calls[0][0], 0)  # the first tick is stepped alone (nothing before it)
+    assert all(n == offered for offered, n in calls[1:]), [c for c in calls if c[0] != c[1]][:5]
+    assert sum(n for _, n in calls) == sc.tick_count - 1
+
+
 def test_the_numpy_path_steps_every_tick_alone(monkeypatch):
     monkeypatch.setattr(compiled, "switch", "0")
     sc = scenario(duration="10m")
