@@ -9,7 +9,8 @@ tick kernel tick after tick, each tick's signals written straight into the calle
 (the runner's recorder, the simulated metrics' rings, :func:`sink_codes`). The numpy methods stay the
 reference: ``tests/simulators/test_engine_compiled.py`` runs whole scenarios both ways and
 compares every tick (integers exactly; floats to 1e-12 relative: numpy's vectorized ``log``
-and the C library's differ in the last bit). Pod lifecycles, faults and rollouts stay numpy:
+and the C library's differ in the last bit). Pod lifecycles run as the loops of
+:mod:`simulators.simcluster.pods_compiled` in the common case; faults and rollouts stay numpy:
 they run only on the rows with a due event.
 
 Same switch and fallback as the decision kernel (``SETPOINT_COMPILED``, see
