@@ -1,5 +1,6 @@
-"""Runs of ticks stepped in one compiled call (SimCluster.step_ticks, taken by the runner where
-nothing is due between a run's ticks) give the runs of the per-tick path bit for bit: scores,
+"""Runs of ticks stepped in one compiled call (SimCluster.step_ticks, taken by the runner between
+its control cycles; the replica changes and pod events due at a run's ticks done inside it in the
+common case, simulators/simcluster/runs_compiled.py) give the runs of the per-tick path bit for bit: scores,
 timelines, trajectories, actions and decision records, for every kind of controller, over
 scripted scenarios (faults, client retries, queue mode, readiness probes, rollouts mid-run,
 controller restarts) and random ones."""
