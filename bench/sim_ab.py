@@ -7,8 +7,8 @@ whole run of the controller (``--controllers``: hpa, policy or both, in lockstep
 run_controllers runs them) over ``--hours`` of the 1,000-service scenario, the order swapped
 every round. Per block: the CPU time (time.process_time) of each controller's own advance
 (engine steps, control cycles, the rest of its ticks; not the load both share), per simulated
-hour, and the controllers' replica-hours, which must be the same on both sides (same
-trajectories). Prints each side's median and best CPU ms per simulated hour and the median and
+hour, and of its engine steps alone ("policy step": SimCluster.step and step_ticks); and the
+controllers' replica-hours, which must be the same on both sides (same trajectories). Prints each side's median and best CPU ms per simulated hour and the median and
 quartiles of the per-round ratio B/A (< 1: B is cheaper). A checkout against itself gives ~1.0.
 Run: python bench/sim_ab.py --base /path/to/base [--branch .] [--rounds 10] [--hours 2] [--controllers hpa]
 """
@@ -51,16 +51,30 @@ def child(checkout: Path, services: int, hours: float, controllers: str) -> None
     specs = [s for s in bench.specs(policies) if s.name in wanted]
     scenario = load_scenario_text(bench.scenario_text(services, hours), "wide-day.yaml")
     cpu: dict[str, float] = {}
+    current = [""]  # the controller whose advance is running
     advance = runner._ControllerRun.advance
 
     def timed(run, *args):
         c = time.process_time()
+        current[0] = run.spec.name
         try:
             return advance(run, *args)
         finally:
             cpu[run.spec.name] = cpu.get(run.spec.name, 0.0) + time.process_time() - c
 
+    def timed_step(method):  # the engine step inside an advance: ticks alone and runs of ticks
+        def step(*args):
+            c = time.process_time()
+            try:
+                return method(*args)
+            finally:
+                key = f"{current[0]} step"
+                cpu[key] = cpu.get(key, 0.0) + time.process_time() - c
+        return step
+
     runner._ControllerRun.advance = timed
+    runner.SimCluster.step, runner.SimCluster.step_ticks = (timed_step(runner.SimCluster.step),
+                                                            timed_step(runner.SimCluster.step_ticks))
     gc.collect()
     gc.freeze()  # what exists before the runs is never walked by a collection inside them
     print("ready", flush=True)

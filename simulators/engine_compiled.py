@@ -4,12 +4,13 @@
 ``SimCluster._compute_signals`` (throughput, waiting time, latency percentiles, errors,
 utilization, memory of one tick; :mod:`simulators.queueing`) each run as one fused loop over
 the S services instead of a few dozen numpy calls on (S,) arrays. ``SimCluster.step_ticks``
-runs a run of ticks at which nothing is due through one call (:func:`run_signals`): the same
-signals kernel tick after tick, each tick's signals written straight into the caller's blocks
-(the runner's recorder, the simulated metrics' rings). The numpy methods stay the
+runs a run of ticks through one call (:mod:`simulators.simcluster.runs_compiled`): the same
+tick kernel tick after tick, each tick's signals written straight into the caller's blocks
+(the runner's recorder, the simulated metrics' rings, :func:`sink_codes`). The numpy methods stay the
 reference: ``tests/simulators/test_engine_compiled.py`` runs whole scenarios both ways and
 compares every tick (integers exactly; floats to 1e-12 relative: numpy's vectorized ``log``
-and the C library's differ in the last bit). Pod lifecycles, faults and rollouts stay numpy:
+and the C library's differ in the last bit). Pod lifecycles run as the loops of
+:mod:`simulators.simcluster.pods_compiled` in the common case; faults and rollouts stay numpy:
 they run only on the rows with a due event.
 
 Same switch and fallback as the decision kernel (``SETPOINT_COMPILED``, see
@@ -23,7 +24,7 @@ import math
 import numpy as np
 
 from controller.core.scaling import compiled
-from controller.core.scaling.compiled import enabled, jit, mark_broken
+from controller.core.scaling.compiled import enabled, jit, jit_inline, mark_broken
 from simulators import queueing as Q
 from simulators.signals import TickSignals
 
@@ -36,29 +37,48 @@ _LN_TAIL0, _LN_TAIL1, _LN_TAIL2 = Q.LN_TAIL
 _NAN = math.nan
 
 
+@jit_inline
+def _derive_row(s, cap, err_w, twice_base_latency_s, cpu_pct_at_capacity, n_ready, n_running, mem_base, safe, err,
+                zero_cap, exponent, util, mem_idle):
+    """Service ``s``'s queueing terms, in place: safe = max(C, TINY), err = err_w / safe, the
+    waiting exponent, the utilization per rps, the idle memory and zero_cap = C == 0 (returned)."""
+    c = cap[s]
+    sc = compiled.nan_max(c, _TINY)
+    safe[s] = sc
+    err[s] = err_w[s] / sc
+    servers2 = compiled.nan_max(c * twice_base_latency_s[s], 2.0) + 2.0
+    exponent[s] = math.sqrt(servers2) - 1.0
+    util[s] = cpu_pct_at_capacity[s] / sc if n_ready[s] != 0 else _NAN
+    mem_idle[s] = mem_base[s] if n_running[s] > 0 else 0.0
+    z = c == 0.0
+    zero_cap[s] = z
+    return z
+
+
 @jit
 def _derive_kernel(cap, err_w, twice_base_latency_s, cpu_pct_at_capacity, n_ready, n_running, mem_base, safe, err,
-                   zero_cap):
-    """safe = max(C, TINY), err = err_w / safe, zero_cap = C == 0 (in place); returns
-    (exponent, util_scale, mem_idle, any_zero_cap)."""
-    s_count = cap.shape[0]
-    exponent = np.empty(s_count)
-    util = np.empty(s_count)
-    mem_idle = np.empty(s_count)
+                   zero_cap, exponent, util, mem_idle):
+    """:func:`_derive_row` of every service (S,); returns whether a capacity is 0."""
     any_zero = False
-    for s in range(s_count):
-        c = cap[s]
-        sc = compiled.nan_max(c, _TINY)
-        safe[s] = sc
-        err[s] = err_w[s] / sc
-        servers2 = compiled.nan_max(c * twice_base_latency_s[s], 2.0) + 2.0
-        exponent[s] = math.sqrt(servers2) - 1.0
-        util[s] = cpu_pct_at_capacity[s] / sc if n_ready[s] != 0 else _NAN
-        mem_idle[s] = mem_base[s] if n_running[s] > 0 else 0.0
-        z = c == 0.0
-        zero_cap[s] = z
+    for s in range(cap.shape[0]):
+        z = _derive_row(s, cap, err_w, twice_base_latency_s, cpu_pct_at_capacity, n_ready, n_running, mem_base, safe,
+                        err, zero_cap, exponent, util, mem_idle)
         any_zero = any_zero or z
-    return exponent, util, mem_idle, any_zero
+    return any_zero
+
+
+@jit
+def _derive_rows_kernel(rows, cap, err_w, twice_base_latency_s, cpu_pct_at_capacity, n_ready, n_running, mem_base,
+                        safe, err, zero_cap, exponent, util, mem_idle):
+    """:func:`_derive_row` of the services ``rows`` (R,) only, the others' inputs unchanged since
+    they were derived; returns whether a capacity is 0 (of all services)."""
+    for j in range(rows.shape[0]):
+        _derive_row(rows[j], cap, err_w, twice_base_latency_s, cpu_pct_at_capacity, n_ready, n_running, mem_base, safe,
+                    err, zero_cap, exponent, util, mem_idle)
+    any_zero = False
+    for s in range(zero_cap.shape[0]):
+        any_zero = any_zero or zero_cap[s]
+    return any_zero
 
 
 #: Rows of the float block the signals kernel fills (one allocation per tick, its rows the tick's arrays).
@@ -69,14 +89,12 @@ _I_COUNTS = 5
 
 
 @jit
-def _signals_kernel(offered_rps, cap, safe, backlog, dt_s, queue_limit, any_queue, exponent, base_q, extra_q, any_bad,
-                    timeout, zero_cap, any_zero_cap, err, util_scale, n_ready, spec, n_pods, restarts, revision, out,
-                    out_counts):
-    """One tick for S services, the formulas of simulators.queueing, into ``out`` (_O_ROWS, S):
-    served, dropped, new backlog (0 in drop mode), latency p50 / p95 / p99, p95 without bad-pod
-    extra, errors, error ratio, utilization, and a copy of the capacity ``cap``; and into
-    ``out_counts`` (5, S) int64 copies of the counts n_ready, spec, n_pods, restarts, revision
-    (the tick's snapshot)."""
+def _tick_kernel(offered_rps, cap, safe, backlog, dt_s, queue_limit, any_queue, exponent, base_q, extra_q, any_bad,
+                 timeout, zero_cap, any_zero_cap, err, util_scale, out):
+    """One tick for S services, the formulas of simulators.queueing, into the rows of ``out``
+    (_O_ROWS, S) that change with the load: served, dropped, new backlog (0 in drop mode),
+    latency p50 / p95 / p99, errors, error ratio, utilization (:func:`_state_rows` and
+    :func:`_p95_base_row` fill the others)."""
     s_count = offered_rps.shape[0]
     log_p_wait, inv_rate = np.empty(s_count), np.empty(s_count)  # per service, for the percentiles' pass
     for s in range(s_count):
@@ -99,7 +117,6 @@ def _signals_kernel(offered_rps, cap, safe, backlog, dt_s, queue_limit, any_queu
         out[_O_ERRORS, s] = e
         out[_O_RATIO, s] = (e + dr) / compiled.nan_max(sv + dr, _TINY)
         out[_O_UTIL, s] = sv * util_scale[s]
-        out[_O_CAPACITY, s] = c
     # the percentiles in passes of their own, one row at a time: loops without a call (the log
     # above) that the compiler vectorizes; each value's operations are the same, in the same order
     backlog_now = out[_O_BACKLOG]
@@ -117,11 +134,34 @@ def _signals_kernel(offered_rps, cap, safe, backlog, dt_s, queue_limit, any_queu
             if any_zero_cap and zero_cap[s] and (offered_rps[s] > 0 or backlog_now[s] > 0):
                 value = t_out  # demand without capacity
             row[s] = value
-    p95, p95_base, extra_p95 = out[_O_P95], out[_O_P95_BASE], extra_q[1]
-    for s in range(s_count):
-        p95_base[s] = p95[s] - extra_p95[s] if any_bad else p95[s]
+
+
+@jit
+def _state_rows(cap, n_ready, spec, n_pods, restarts, revision, out, out_counts):
+    """The rows of a tick that only the engine's state sets: ``out``'s capacity row (a copy of
+    ``cap``) and ``out_counts`` (_I_COUNTS, S): copies of n_ready, spec, n_pods, restarts, revision."""
+    out[_O_CAPACITY] = cap
     out_counts[0], out_counts[1], out_counts[2] = n_ready, spec, n_pods
     out_counts[3], out_counts[4] = restarts, revision
+
+
+@jit
+def _p95_base_row(out, extra_q, any_bad):
+    """``out``'s p95 without the bad-pod extra, from its p95 row."""
+    p95, p95_base, extra_p95 = out[_O_P95], out[_O_P95_BASE], extra_q[1]
+    for s in range(p95.shape[0]):
+        p95_base[s] = p95[s] - extra_p95[s] if any_bad else p95[s]
+
+
+@jit
+def _signals_kernel(offered_rps, cap, safe, backlog, dt_s, queue_limit, any_queue, exponent, base_q, extra_q, any_bad,
+                    timeout, zero_cap, any_zero_cap, err, util_scale, n_ready, spec, n_pods, restarts, revision, out,
+                    out_counts):
+    """One tick's signals, every row: :func:`_tick_kernel`, :func:`_state_rows`, :func:`_p95_base_row`."""
+    _tick_kernel(offered_rps, cap, safe, backlog, dt_s, queue_limit, any_queue, exponent, base_q, extra_q, any_bad,
+                 timeout, zero_cap, any_zero_cap, err, util_scale, out)
+    _state_rows(cap, n_ready, spec, n_pods, restarts, revision, out, out_counts)
+    _p95_base_row(out, extra_q, any_bad)
     return 0
 
 
@@ -132,14 +172,19 @@ def derive(cluster) -> bool:
         return False
     c = cluster
     try:
-        c._wait_exponent, c._utilization_per_rps, c._idle_memory_mib, any_zero = _derive_kernel(
-            c._ready_capacity_rps, c._error_weight, c._twice_base_latency_s, c._cpu_pct_at_capacity, c._n_ready,
-            c._n_running, c._memory_base_mib, c._safe_capacity_rps, c._error_ratio, c._zero_capacity)
+        any_zero = _derive_kernel(*derive_args(c))
     except compiled.KERNEL_ERRORS as exc:
         mark_broken(exc)
         return False
     c._any_zero_capacity = bool(any_zero)
     return True
+
+
+def derive_args(c) -> tuple:
+    """``_derive_kernel``'s arguments: the engine's arrays it reads and those it writes in place."""
+    return (c._ready_capacity_rps, c._error_weight, c._twice_base_latency_s, c._cpu_pct_at_capacity, c._n_ready,
+            c._n_running, c._memory_base_mib, c._safe_capacity_rps, c._error_ratio, c._zero_capacity,
+            c._wait_exponent, c._utilization_per_rps, c._idle_memory_mib)
 
 
 def compute_signals(cluster, now: float, dt_s: float, offered_rps: np.ndarray) -> TickSignals | None:
@@ -189,7 +234,8 @@ def _tick_signals(c, now: float, offered_rps: np.ndarray, out: np.ndarray, count
 _X_OFFERED, _X_MEMORY, _X_COUNTS, _X_ROWS = 0, 1, 2, 2 + _I_COUNTS
 
 #: Signal name (a TickSignals field) -> its row in a tick's rows: ``out``'s, then the extra
-#: block's (``_O_ROWS + x``). The names a sink of :func:`run_signals` may ask for.
+#: block's (``_O_ROWS + x``). The names a sink of a run of ticks
+#: (:mod:`simulators.simcluster.runs_compiled`) may ask for.
 SIGNAL_ROWS: dict[str, int] = {
     "served_rps": _O_SERVED, "dropped_rps": _O_DROPPED, "queue_length": _O_BACKLOG, "latency_p50_s": _O_P50,
     "latency_p95_s": _O_P95, "latency_p99_s": _O_P99, "errors_rps": _O_ERRORS, "error_ratio": _O_RATIO,
@@ -213,40 +259,6 @@ def _write_sink(sink, row, codes, out, extra):
             target[s] = source[s]
 
 
-@jit
-def _run_signals_kernel(load, retry_ratio, any_retries, dropped0, memory, cap, safe, backlog, dt_s, queue_limit,
-                        any_queue, exponent, base_q, extra_q, any_bad, timeout, zero_cap, any_zero_cap, err,
-                        util_scale, n_ready, spec, n_pods, restarts, revision, out, counts, extra, sink_a, start_a,
-                        codes_a, sink_b, start_b, codes_b):
-    """The (n, S) ``load`` stepped tick after tick with the engine's state fixed (nothing due):
-    each tick's offered load (plus ``retry_ratio`` times the previous tick's drops, the first
-    tick's ``dropped0``), its signals by ``_signals_kernel`` into ``out`` / ``counts``, its memory
-    ``memory[t]`` ((n, S), or (1, S) for every tick), written into row ``start + t`` (modulo the
-    rows) of each sink (F, R, S) as the fields ``codes`` (F,) of :data:`SIGNAL_ROWS`. ``backlog``
-    (S,) carries the queue from tick to tick (updated in place). ``out``, ``counts`` and ``extra``
-    hold the last tick's rows at the end."""
-    n, s_count = load.shape
-    offered = extra[_X_OFFERED]
-    for t in range(n):
-        for s in range(s_count):
-            x = load[t, s]
-            if any_retries:  # clients retry part of the previous tick's drops (SimCluster.step)
-                x = x + retry_ratio[s] * (dropped0[s] if t == 0 else out[_O_DROPPED, s])
-            offered[s] = x
-        if t == 0 or memory.shape[0] > 1:
-            extra[_X_MEMORY] = memory[t if memory.shape[0] > 1 else 0]
-        _signals_kernel(offered, cap, safe, backlog, dt_s, queue_limit, any_queue, exponent, base_q, extra_q, any_bad,
-                        timeout, zero_cap, any_zero_cap, err, util_scale, n_ready, spec, n_pods, restarts, revision,
-                        out, counts)
-        if any_queue:
-            backlog[:] = out[_O_BACKLOG]
-        if t == 0:  # the counts do not change while nothing is due
-            extra[_X_COUNTS:] = counts
-        _write_sink(sink_a, (start_a + t) % sink_a.shape[1], codes_a, out, extra)
-        _write_sink(sink_b, (start_b + t) % sink_b.shape[1], codes_b, out, extra)
-    return 0
-
-
 def sink_codes(names) -> np.ndarray | None:
     """The :data:`SIGNAL_ROWS` codes (F,) of a sink's field names; None if one is not a tick signal."""
     if any(name not in SIGNAL_ROWS for name in names):
@@ -263,28 +275,3 @@ def write_sinks(tick: TickSignals, sinks) -> None:
     for block, row, codes in sinks:
         for f, code in enumerate(codes.tolist()):
             block[f, row % block.shape[1]] = getattr(tick, _SIGNAL_NAMES[code])
-
-
-def run_signals(cluster, times: np.ndarray, dt_s: float, load: np.ndarray, sinks) -> TickSignals | None:
-    """The signals of each of ``times`` (n,) with ``load`` (n, S), from the engine's state (the
-    caller checked that nothing due changes it: ``SimCluster.step_ticks``), in one call: every
-    tick's signals go straight into the two ``sinks`` ((F, R, S) block, first row, codes (F,)
-    from :func:`sink_codes`); returns the last tick's TickSignals. None when the kernels are
-    off or failed (nothing written)."""
-    if not enabled():
-        return None
-    c = cluster
-    n, s_count = load.shape
-    out, counts = np.empty((_O_ROWS, s_count)), np.empty((_I_COUNTS, s_count), np.int64)
-    extra = np.empty((_X_ROWS, s_count))
-    memory = np.stack([c._memory(now) for now in times.tolist()]) if c._any_leak else c._idle_memory_mib[None, :]
-    dropped0 = c._last_tick.dropped_rps if c._any_retries else c._zeros
-    (sink_a, start_a, codes_a), (sink_b, start_b, codes_b) = sinks
-    try:
-        _run_signals_kernel(np.ascontiguousarray(load, dtype=np.float64), c._retry_ratio, c._any_retries, dropped0,
-                            memory, *_engine_args(c, dt_s, c._backlog.copy()), out, counts, extra,
-                            sink_a, start_a, codes_a, sink_b, start_b, codes_b)
-    except compiled.KERNEL_ERRORS as exc:
-        mark_broken(exc)
-        return None
-    return _tick_signals(c, float(times[-1]), extra[_X_OFFERED], out, counts)

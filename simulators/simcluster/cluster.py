@@ -20,8 +20,9 @@ backoff delay, a memory threshold) is due, and only the rows with a due event ar
 then the queueing model runs on ``(S,)`` arrays. ``set_replicas`` / ``apply`` calls are queued
 and applied as one vectorized ``scale`` before the cluster is next read or changed. Faults,
 rollouts and per-pod reads (names, ``statuses``) are on slower paths. ``step_ticks`` steps a
-run of ticks in one compiled call when nothing is due between them (the simulation runner's
-ticks between control cycles), writing their signals where the caller keeps them.
+run of ticks in one compiled call (the simulation runner's ticks between control cycles), the
+replica changes and pod lifecycle events due at them included in the common case
+(:mod:`.runs_compiled`), writing their signals where the caller keeps them.
 
 Code. One object whose state every method shares; the methods are grouped by concern in
 mixins, one module each (listed in :mod:`simulators.simcluster`). The constructor derives its

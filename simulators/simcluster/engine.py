@@ -6,7 +6,7 @@ the queueing model once per tick when anything changed (``_derive``, compiled by
 :mod:`simulators.engine_compiled` when numba is on). Rows whose pods all share one revision's
 properties are summed without per-pod weights; a row becomes "mixed" during a rollout to
 different properties or when a pod degrades. ``step`` advances the cluster one tick;
-``step_ticks`` a run of ticks at which nothing is due but the first, in one compiled call.
+``step_ticks`` a run of ticks in one compiled call.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from simulators import engine_compiled
 from simulators import queueing as Q
-from simulators.simcluster import pods_compiled
+from simulators.simcluster import pods_compiled, runs_compiled
 from simulators.signals import ObservedSignals, TickSignals, observed, observed_unfaulted, snapshot_metrics
 from simulators.simcluster.slots import BACKOFF, EMPTY, INF, READY, STARTING, config_array
 from simulators.workload import ServiceConfig
@@ -233,28 +233,46 @@ class QueueingEngine:
 
     def step_ticks(self, times: np.ndarray, dt_s: float, offered_rps: np.ndarray, sinks) -> int:
         """:meth:`step` of the first ``n`` of ``times`` (epoch s, ascending) with ``offered_rps``
-        (n, S), in one compiled call, their signals written into the two ``sinks`` (see
-        :func:`simulators.engine_compiled.run_signals`) instead of returned: the first tick as
-        :meth:`step` does it (what is due at it), then the following ones while nothing is due
-        (each only computes its signals from the same state). Returns ``n``; 0 when it declines
-        and changed nothing (then :meth:`step`): the kernels off, before the first step, a fault
-        event due at the first tick, a rollout in progress or a metric fault active (the
-        observed signals then differ from the truth the sinks take). :attr:`last` is the last
-        tick's truth, as after :meth:`step`."""
+        (n, S), in one compiled call (:mod:`.runs_compiled`), their signals written into the two
+        ``sinks`` instead of returned: in the common case (:meth:`_runs_take_events`) up to the
+        first tick at which a fault event or a readiness probe is due, everything due at each
+        tick done by the kernel as :meth:`step` does it (replica changes, pod lifecycles);
+        otherwise the first tick's as :meth:`step` does it, then the following ones while
+        nothing is due. Returns ``n``; 0 when it declines and changed nothing (then
+        :meth:`step`): the kernels off, before the first step, a fault event due at the first
+        tick, a rollout in progress or a metric fault active (the observed signals then differ
+        from the truth the sinks take). :attr:`last` is the last tick's truth, as after :meth:`step`."""
         if (self._last_tick is None or self._rolling_rows or self._metric_fault_rows or self._freeze_pending
                 or times[0] >= self._next_fault_s or not engine_compiled.enabled()):
             return 0
+        if self._runs_take_events(float(times[0])):
+            n, tick = runs_compiled.run_ticks(self, times, dt_s, offered_rps, sinks, True,
+                                              min(self._next_fault_s, self._probe_next_min_s))
+            if n:
+                self.now, self._last_tick = tick.at_s, tick
+                return n
         now = float(times[0])
         self._begin_tick(now)  # lifecycles and probes: they start no rollout and no metric fault
         due_s = min(self._next_fault_s, self._next_event_min_s, self._probe_next_min_s)
         n = 1 + int(np.searchsorted(times[1:], due_s, side="left"))  # then the ticks before the next due time
-        tick = engine_compiled.run_signals(self, times[:n], dt_s, offered_rps[:n], sinks)
+        n, tick = runs_compiled.run_ticks(self, times[:n], dt_s, offered_rps[:n], sinks, False, INF)
         if tick is None:  # the kernel failed (numpy from now on): this tick as step does it
             tick = self._compute_signals(now, dt_s, self._offered_with_retries(offered_rps[0]))
             engine_compiled.write_sinks(tick, sinks)
             n = 1
         self.now, self._last_tick = tick.at_s, tick
         return n
+
+    def _runs_take_events(self, first_s: float) -> bool:
+        """Whether a run of ticks from ``first_s`` (epoch s) may do what is due at its ticks in the
+        kernel (:mod:`.runs_compiled`): the replica changes and pod lifecycles of the common case,
+        where every pod of a row is alike and the compiled loops of :mod:`.pods_compiled` cover
+        them (no node capacity, StatefulSet, crash loop, memory leak, readiness hold, hung pod
+        or extra latency), and no readiness probe is due at the first tick."""
+        return not (self._node_capacity_pods is not None or self._any_ordered or self._any_crash_loop
+                    or self._any_leak or self._any_readiness_down or self._any_sticky or self._any_hung
+                    or self._any_extra_latency or self._n_parked_pods or self._bad_term_rows
+                    or first_s >= self._probe_next_min_s or self._row_mixed.any())
 
     def _compute_signals(self, now: float, dt_s: float, offered_rps: np.ndarray) -> TickSignals:
         compiled = engine_compiled.compute_signals(self, now, dt_s, offered_rps)  # one compiled loop, or None: numpy

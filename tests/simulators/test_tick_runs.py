@@ -1,5 +1,6 @@
-"""Runs of ticks stepped in one compiled call (SimCluster.step_ticks, taken by the runner where
-nothing is due between a run's ticks) give the runs of the per-tick path bit for bit: scores,
+"""Runs of ticks stepped in one compiled call (SimCluster.step_ticks, taken by the runner between
+its control cycles; the replica changes and pod events due at a run's ticks done inside it in the
+common case, simulators/simcluster/runs_compiled.py) give the runs of the per-tick path bit for bit: scores,
 timelines, trajectories, actions and decision records, for every kind of controller, over
 scripted scenarios (faults, client retries, queue mode, readiness probes, rollouts mid-run,
 controller restarts) and random ones."""
@@ -17,6 +18,7 @@ from simulators import engine_compiled
 from simulators.cluster import SimCluster
 from simulators.runner import ControllerSpec, _ControllerRun, run_controllers
 from simulators.scenario import load_scenario_text
+from simulators.simcluster import runs_compiled
 from tests.simulators.helpers import run_view
 from tests.simulators.test_lockstep import POLICIES
 
@@ -174,6 +176,39 @@ def test_progress_comes_about_200_times_in_order_and_never_cuts_a_run(monkeypatc
         assert steps == steps_without and 100 <= len(calls) <= 201, (steps, steps_without, len(calls))
 
 
+def run_lengths(monkeypatch, sc, spec) -> list[tuple[int, int]]:
+    """(ticks offered, ticks stepped) of each SimCluster.step_ticks call of ``spec``'s run."""
+    calls = []
+    step_ticks = SimCluster.step_ticks
+
+    def counted(self, times, *args):
+        calls.append((len(times), step_ticks(self, times, *args)))
+        return calls[-1][1]
+
+    monkeypatch.setattr(SimCluster, "step_ticks", counted)
+    run_controllers(sc, [spec], keep_records=False)
+    return calls
+
+
+@pytest.mark.parametrize("changes", [
+    pytest.param({}, id="startup-ending-between-cycles"),
+    pytest.param(dict(tick="2s", startup="45s"), id="tick-not-dividing-the-interval"),
+    pytest.param(dict(service="      overload: queue\n      queueLimit: 3000\n", peak=900), id="queue-mode"),
+    pytest.param(dict(service="      retryRatio: 0.4\n", peak=900), id="client-retries"),
+])
+@pytest.mark.parametrize("index", [pytest.param(0, id="policy"), pytest.param(1, id="hpa")])
+def test_a_run_takes_the_pod_events_due_at_its_ticks(monkeypatch, changes, index):
+    """Without faults or probes every run of ticks goes on to the next control cycle: the replica
+    changes and the pod lifecycle events due at its ticks (scheduling, start-ups ending between
+    two cycles) do not cut it; the trajectories are the per-tick path's (tests above)."""
+    monkeypatch.setattr(compiled, "switch", "1")
+    sc = scenario(**changes)
+    calls = run_lengths(monkeypatch, sc, controllers()[index])
+    assert calls[0] == (calls[0][0], 0)  # the first tick is stepped alone (nothing before it)
+    assert all(n == offered for offered, n in calls[1:]), [c for c in calls if c[0] != c[1]][:5]
+    assert sum(n for _, n in calls) == sc.tick_count - 1
+
+
 def test_the_numpy_path_steps_every_tick_alone(monkeypatch):
     monkeypatch.setattr(compiled, "switch", "0")
     sc = scenario(duration="10m")
@@ -196,7 +231,7 @@ def test_a_failing_kernel_falls_back_to_the_same_ticks(monkeypatch):
 
     sc = scenario(duration="15m")
     monkeypatch.setattr(compiled, "KERNEL_ERRORS", (*compiled.KERNEL_ERRORS, Failed))
-    monkeypatch.setattr(engine_compiled, "_run_signals_kernel", fail)
+    monkeypatch.setattr(runs_compiled, "_run_kernel", fail)
     failed = run_controllers(sc, controllers()[:1], keep_trajectory=True)
     assert compiled._broken is not None
     monkeypatch.setattr(compiled, "switch", "0")
