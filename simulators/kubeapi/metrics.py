@@ -14,7 +14,11 @@ What a real cluster's scrape targets would show, computed from the engine tick b
   Ready the pods' sums are the workload's offered requests and its errors plus drops. While none
   is, no pod receives anything and the series stand still, as an app's own counters do (the
   load balancer's rate is ``setpoint_sim_requests_per_second``). A pod's series exist from its
-  creation to its deletion (0 until it is Ready);
+  creation until it is gone: a deleted pod's stay while it is listed terminating (its grace,
+  simulators/kubeapi/terminating.py), as Prometheus' pod discovery keeps scraping it while its
+  container runs, with the values of its last tick: out of its Service's endpoints it gets no new
+  request, and the requests it had were counted whole in the tick they came (kube-state-metrics'
+  and cAdvisor's series below follow the engine's pods only);
 - kube-state-metrics: ``kube_deployment_spec_replicas``, ``kube_deployment_status_replicas``,
   ``kube_deployment_status_replicas_ready`` / ``_available`` / ``_updated`` (and the
   ``kube_statefulset_*`` equivalents), ``kube_pod_status_ready{condition}``,
@@ -163,7 +167,8 @@ class SimMetricsExporter:
         self._slot = {name: np.zeros(S * engine.K) for name in self.POD_COUNTERS[:-1]}
         self._slot["buckets"] = np.zeros((S * engine.K, self.bounds.size))
         #: the pods of the last tick, (P,) arrays in slot order: row, flat (row * K + slot), serial,
-        #: revision_seq, running, memory_bytes, cpu_s and the POD_COUNTERS (see _count_pods)
+        #: revision_seq, running, memory_bytes, cpu_s and the POD_COUNTERS (see _count_pods); then
+        #: those terminating (``leaving`` True: out of the engine, not running, their values frozen)
         self._pods: dict[str, np.ndarray] | None = None
         self._named: dict[str, dict] | None = None  # the by-name dicts of _pods, built on first read
         self._text: Exposition | None = None  # made at the first scrape (a world never scraped needs none)
@@ -178,9 +183,12 @@ class SimMetricsExporter:
         with self.store.lock:
             pods = self.store.engine.pod_numbers()
             bad_latency_s = self.store.engine.bad_pod_latency_s()
+            terminating = self.store.terminating_pod_names()
         gained = pod_increments(observed, pods, bad_latency_s, self.bounds, dt_s)
         with self.lock:
+            before = self._pods
             self._count_pods(pods, gained, counted, cpu_cores, dt_s)
+            self._keep_terminating(before, terminating)
             self.last = observed
 
     def _count_pods(self, pods: dict, gained: dict, counted: np.ndarray, cpu_cores: np.ndarray, dt_s: float) -> None:
@@ -209,8 +217,26 @@ class SimMetricsExporter:
             self._slot[name][flat] = values
         self._pods = {"row": row, "flat": flat, "serial": serial, "revision_seq": pods["revision_seq"],
                       "running": pods["running"], "memory_bytes": pods["memory_mib"] * 2**20, "cpu_s": cpu_s,
-                      **counters}
+                      **counters, "leaving": np.zeros(row.size, dtype=bool)}
         self._named = None
+
+    def _keep_terminating(self, before: dict | None, terminating: set[tuple[int, str]]) -> None:
+        """Add to the last tick's pods those of ``before`` (the tick before's, terminating ones
+        included) no longer in their slot that are listed ``terminating`` ((row, name)), their
+        values as they were (``leaving`` True, not running): their series stay until they are gone."""
+        if before is None or not terminating:
+            return
+        out = np.flatnonzero(before["leaving"] | (self._slot_serial[before["flat"]] != before["serial"]))
+        if out.size == 0:
+            return
+        name_of = self.store.engine.pod_name_of
+        keep = out[[(row, name_of(row, serial, seq)) in terminating for row, serial, seq in zip(
+            before["row"][out].tolist(), before["serial"][out].tolist(), before["revision_seq"][out].tolist())]]
+        if keep.size == 0:
+            return
+        kept = {name: values[keep] for name, values in before.items()}
+        kept["running"], kept["leaving"] = np.zeros(keep.size, dtype=bool), np.ones(keep.size, dtype=bool)
+        self._pods = {name: np.concatenate([values, kept[name]]) for name, values in self._pods.items()}
 
     def _by_name(self) -> dict[str, dict]:
         """The last tick's per-pod values by name, built on the first read after a tick (call

@@ -1380,6 +1380,13 @@ class KubeStore:
             return self._terminating_pod(w, name, leaving)["metadata"]["resourceVersion"]
         return None
 
+    def terminating_pod_names(self) -> set[tuple[int, str]]:
+        """(workload row, name) of the pods listed terminating now (their grace not passed)."""
+        with self.lock:
+            now = self.engine.now
+            return {(i, name) for i, leaving in self._terminating.items() for name, t in leaving.items()
+                    if t.gone_s > now}
+
     def listed_pod_names(self, w: Workload) -> set[str]:
         """The names of ``w``'s pods listed now: the engine's and those terminating."""
         live = {p.name for p in self._status(w).pods}
