@@ -22,9 +22,8 @@ import json
 import pytest
 from kubernetes import client
 
-from simulators.kubeapi.server import SimKubeServer
-from tests.adapters.kube_helpers import REQUEST_TIMEOUT_S, TOKEN, official_client
-from tests.adapters.test_statefulset_contract import STS_YAML, sts_scenario
+from tests.adapters.kube_helpers import REQUEST_TIMEOUT_S, official_client
+from tests.adapters.test_statefulset_contract import STS_YAML, serve_sts
 
 NS = "shop"
 #: web a StatefulSet of 3 pods (web-0..2); api a Deployment of 3
@@ -34,9 +33,7 @@ assert STS3_YAML.count("initialReplicas: 3") == 2
 
 @pytest.fixture
 def server():
-    srv = SimKubeServer(sts_scenario(STS3_YAML), drive=False, token=TOKEN).start()
-    yield srv
-    srv.stop()
+    yield from serve_sts(STS3_YAML)
 
 
 @pytest.fixture

@@ -19,16 +19,14 @@ from simulators.kubeapi import server as server_module
 from simulators.kubeapi.server import SimKubeServer, SimWorld
 from simulators.scenario import load_scenario_text
 from tests.adapters.kube_helpers import TOKEN, official_client
-from tests.adapters.test_statefulset_contract import STS_YAML, sts_scenario
+from tests.adapters.test_statefulset_contract import STS_YAML, serve_sts, sts_scenario
 
 NS = "shop"
 
 
 @pytest.fixture
 def server():
-    srv = SimKubeServer(sts_scenario(), drive=False, token=TOKEN).start()
-    yield srv
-    srv.stop()
+    yield from serve_sts()
 
 
 @pytest.fixture

@@ -41,11 +41,16 @@ def sts_scenario(yaml: str = STS_YAML):
     return dataclasses.replace(sc, cluster=dataclasses.replace(sc.cluster, services=services))
 
 
-@pytest.fixture
-def server():
-    srv = SimKubeServer(sts_scenario(), drive=False, token=TOKEN).start()
+def serve_sts(yaml: str = STS_YAML):
+    """sim serve over ``yaml``'s scenario (web a StatefulSet), stepped by hand; stopped after (a fixture's body)."""
+    srv = SimKubeServer(sts_scenario(yaml), drive=False, token=TOKEN).start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def server():
+    yield from serve_sts()
 
 
 def make_cluster(srv, folder, **options) -> KubernetesCluster:

@@ -20,9 +20,8 @@ from kubernetes import client as kube_client
 from controller.core.arbitrate import ArbitrationInput, ordered_walk_up
 from controller.model import Action, ActionKind
 from controller.runtime.healing import walk_reach
-from simulators.kubeapi.server import SimKubeServer
-from tests.adapters.kube_helpers import TOKEN, official_client
-from tests.adapters.test_statefulset_contract import NS, STS_YAML, WEB, make_cluster, sts_scenario
+from tests.adapters.kube_helpers import official_client
+from tests.adapters.test_statefulset_contract import NS, STS_YAML, WEB, make_cluster, serve_sts
 
 #: web 5 pods, web-1 hung from 5 s (named: not drawn at random)
 HUNG_YAML = STS_YAML.replace("      initialReplicas: 2\n      maxPods: 20\n      load: [{constant: {rps: 150}}]\n",
@@ -33,9 +32,7 @@ assert HUNG_YAML.count("initialReplicas: 5") == 1
 
 @pytest.fixture
 def server():
-    srv = SimKubeServer(sts_scenario(HUNG_YAML), drive=False, token=TOKEN).start()
-    yield srv
-    srv.stop()
+    yield from serve_sts(HUNG_YAML)
 
 
 def walk(status) -> tuple[int, int, bool]:
