@@ -79,7 +79,7 @@ from simulators.kubeapi.event_recorder import EventRecorder
 from simulators.kubeapi.history import Change, ChangeHistory
 from simulators.kubeapi.managed_fields import FieldWriter, ManagedFields, changed_paths
 from simulators.kubeapi.namespaces import Namespaces
-from simulators.kubeapi.terminating import Departure, Departures, TerminatingPod, grace_s
+from simulators.kubeapi.terminating import DEFAULT_GRACE_S, Departure, Departures, TerminatingPod, grace_s
 from simulators.cluster import SimCluster
 from simulators.simcluster.slots import INITIAL_PODS_AGE_S
 from simulators.workload import NAME_ALPHABET, Revision, ServiceConfig, rollout_budget
@@ -201,13 +201,16 @@ class Workload:
 
 
 def base_template(cfg: ServiceConfig) -> dict:
-    """The pod template of a service's first revision."""
-    return {"metadata": {"labels": {"app": cfg.name}},
-            "spec": {"containers": [{"name": cfg.name, "image": f"sim.setpoint.local/{cfg.name}:1",
-                                     "ports": [{"containerPort": 8080, "protocol": "TCP"}],
-                                     "resources": {"requests": {"cpu": K.millicores(cfg.cpu_request_cores),
-                                                                "memory": memory_quantity(cfg)}}}],
-                     "restartPolicy": "Always"}}
+    """The pod template of a service's first revision (terminationGracePeriodSeconds only when not
+    the API's default of 30: a template written without it stays the same template)."""
+    spec = {"containers": [{"name": cfg.name, "image": f"sim.setpoint.local/{cfg.name}:1",
+                            "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                            "resources": {"requests": {"cpu": K.millicores(cfg.cpu_request_cores),
+                                                       "memory": memory_quantity(cfg)}}}],
+            "restartPolicy": "Always"}
+    if cfg.termination_grace_s != DEFAULT_GRACE_S:
+        spec["terminationGracePeriodSeconds"] = int(cfg.termination_grace_s)
+    return {"metadata": {"labels": {"app": cfg.name}}, "spec": spec}
 
 
 def memory_quantity(cfg: ServiceConfig) -> str:

@@ -204,3 +204,20 @@ def test_a_statefulset_s_pod_deleted_again_with_no_grace_is_replaced_at_once(ser
     assert web(pods(core, "web")) == "web-0:R web-1:T30 web-2:R"
     core.delete_namespaced_pod("web-1", NS, grace_period_seconds=0)
     assert (web(pods(core, "web")), sts_status(apps)) == ("web-0:R web-1:- web-2:R", (3, 2, 3, 3))
+
+
+@pytest.mark.parametrize("declared, template_field, listed", [
+    pytest.param("", None, "T30", id="default-30s-not-written-in-the-template"),
+    pytest.param("      terminationGracePeriod: 10s\n", 10, "T10", id="scenario-10s"),
+])
+def test_the_scenario_sets_the_pods_grace(tmp_path, declared, template_field, listed):
+    """A scenario's ``terminationGracePeriod`` is its pods' terminationGracePeriodSeconds."""
+    yaml = STS3_YAML.replace("      kind: StatefulSet\n", "      kind: StatefulSet\n" + declared)
+    for srv in serve_sts(yaml):
+        c = official_client(srv, tmp_path)
+        core, apps = client.CoreV1Api(c), client.AppsV1Api(c)
+        template = apps.read_namespaced_stateful_set("web", NS).spec.template.spec
+        assert template.termination_grace_period_seconds == template_field
+        core.delete_namespaced_pod("web-1", NS)
+        assert pods(core, "web")["web-1"] == listed
+        c.close()
