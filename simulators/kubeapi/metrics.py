@@ -172,6 +172,7 @@ class SimMetricsExporter:
         #: the pods terminating at the last tick, out of the engine: the same arrays, their values
         #: frozen (running False, leaving True); None: none (see _keep_terminating)
         self._leaving: dict[str, np.ndarray] | None = None
+        self._leaving_keys: list[tuple[int, str]] = []  # their (row, name), in that order
         self._shown: dict[str, np.ndarray] | None = None  # _pods then _leaving, made on the first read
         self._named: dict[str, dict] | None = None  # the by-name dicts of _pods, built on first read
         self._text: Exposition | None = None  # made at the first scrape (a world never scraped needs none)
@@ -228,7 +229,7 @@ class SimMetricsExporter:
         longer in their slot, and of its terminating ones (``leaving``), those listed
         ``terminating`` ((row, name)), their values as they were (not running): their series stay
         until they are gone. Kept apart from the tick's pods: a tick copies only these few."""
-        self._leaving = self._shown = None
+        keys, self._leaving, self._leaving_keys, self._shown = self._leaving_keys, None, [], None
         if before is None or not terminating:
             return
         out = np.flatnonzero(self._slot_serial[before["flat"]] != before["serial"])
@@ -237,13 +238,16 @@ class SimMetricsExporter:
         if not parts:
             return
         gone = parts[0] if len(parts) == 1 else {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-        name_of = self.store.engine.pod_name_of
-        keep = np.array([(row, name_of(row, serial, seq)) in terminating for row, serial, seq in zip(
-            gone["row"].tolist(), gone["serial"].tolist(), gone["revision_seq"].tolist())], dtype=bool)
+        name_of = self.store.engine.pod_name_of  # named once, when they leave their slot
+        keys = [(row, name_of(row, serial, seq)) for row, serial, seq in zip(
+            before["row"][out].tolist(), before["serial"][out].tolist(), before["revision_seq"][out].tolist())] + (
+            keys if leaving is not None else [])
+        keep = np.array([key in terminating for key in keys], dtype=bool)
         if keep.any():
             self._leaving = {name: values[keep] for name, values in gone.items()}
             self._leaving["running"][:] = False
             self._leaving["leaving"][:] = True
+            self._leaving_keys = [key for key, kept in zip(keys, keep.tolist()) if kept]
 
     def _last_pods(self) -> dict[str, np.ndarray] | None:
         """The last tick's pods, then those terminating (what the per-pod series show)."""
