@@ -247,6 +247,10 @@ class ServiceModel(StrictModel):
     memory_request: float = Field(512.0, gt=0, le=1e9, description=(
         "MiB: a pod's memory request, what a memory utilization is a percent of (a pod's working set is 256 MiB "
         "without a memory leak)"))
+    termination_grace_period: SimDuration(le=86400.0) = Field(30.0, description=(
+        "the pods' terminationGracePeriodSeconds (whole seconds), as `setpoint sim serve` serves them: how long "
+        "a deleted pod is listed terminating, and a StatefulSet's replacement (same name) or next scale-down "
+        "waits for it (a real pod is gone once its app exits, at the latest then); 30s, the API's default"))
     error_ratio: float = Field(0.0, ge=0, le=1, description="errors of a healthy revision")
     retry_ratio: float = Field(0.0, ge=0, le=MAX_RETRY_RATIO,
                                description="share of the requests dropped in a tick that clients retry in the next")
@@ -631,7 +635,7 @@ def _expand_services(spec: ScenarioSpec) -> tuple[list[ServiceConfig], list[Serv
                 scheduling_delay_s=s.scheduling_delay, startup_delay_s=s.startup_delay, base_latency_s=s.base_latency,
                 overload=s.overload, queue_limit=s.queue_limit, timeout_s=s.timeout,
                 initial_replicas=s.initial_replicas, max_pods=s.max_pods, cpu_request_cores=s.cpu_request,
-                memory_request_mib=s.memory_request,
+                memory_request_mib=s.memory_request, termination_grace_s=float(round(s.termination_grace_period)),
                 base_error_ratio=s.error_ratio, retry_ratio=s.retry_ratio, readiness_probe=_probe(s.readiness_probe)))
             models.append(s)
     return configs, models, names

@@ -168,6 +168,7 @@ class ServiceConfig:
     memory_soft_limit_mib: float = 768.0
     memory_limit_mib: float = 1024.0
     memory_request_mib: float = 512.0
+    termination_grace_s: float = 30.0  # the pods' terminationGracePeriodSeconds (sim serve's templates)
     degraded_capacity_ratio: float = 0.7
     degraded_extra_latency_s: float = 0.1
     max_surge: int | str = "25%"

@@ -423,7 +423,7 @@ def statefulset_ordinal_start(workload: Any) -> int:
     return max(0, int(getattr(ordinals, "start", 0) or 0)) if ordinals is not None else 0
 
 
-def rollout_in_progress(workload: Any, kind: str = "Deployment") -> bool:
+def rollout_in_progress(workload: Any, kind: str = "Deployment", terminating: int = 0) -> bool:
     """A template rollout is under way, for Setpoint's purposes (it holds restarts, rollbacks
     and scale-downs): the controller has not seen the latest spec, pods are left to replace
     (:func:`pods_left_to_replace`), or the workload's controller has not marked the revision
@@ -436,23 +436,30 @@ def rollout_in_progress(workload: Any, kind: str = "Deployment") -> bool:
     scale-down is not blocked). kubectl rollout status counts every pod's readiness (a StatefulSet:
     readyReplicas < spec.replicas is "Waiting for N pods to be ready"; a Deployment: available <
     updated), so it also waits for a scale-up; here a StatefulSet's OrderedReady scale-up, one
-    starting pod at a time, would hold every restart for as long as it lasts."""
+    starting pod at a time, would hold every restart for as long as it lasts. ``terminating``: a
+    StatefulSet's pods seen terminating (see :func:`pods_left_to_replace`)."""
     st = workload.status
     if st is None or (st.observed_generation or 0) < (workload.metadata.generation or 0):
         return True
-    return pods_left_to_replace(workload, kind) > 0 or not marked_complete(workload, kind)
+    return pods_left_to_replace(workload, kind, terminating) > 0 or not marked_complete(workload, kind)
 
 
-def pods_left_to_replace(workload: Any, kind: str = "Deployment") -> int:
+def pods_left_to_replace(workload: Any, kind: str = "Deployment", terminating: int = 0) -> int:
     """Existing pods the rollout still has to put on the new revision (0: none):
     ``status.replicas - partition - updatedReplicas``. A Deployment's every pod (old pods still
     running); a StatefulSet's at or above its partition (0 when none is set): the pods below it
     keep the current revision for good. Pods a scale-up has not created yet are not counted (a
     StatefulSet's OrderedReady creates them one at a time, each on the update revision; a
-    Deployment's new ReplicaSet at once, each new)."""
+    Deployment's new ReplicaSet at once, each new). A StatefulSet's status.replicas counts its pods
+    terminating (a scale-down's, a restarted pod's) and updatedReplicas does not: the
+    ``terminating`` pods seen are taken off, and with currentRevision = updateRevision (every pod on
+    the one revision) none is left whatever the counts (a scale-down is no rollout)."""
     st = workload.status
-    partition = statefulset_partition(workload) if kind == "StatefulSet" else 0
-    return max(0, (st.replicas or 0) - partition - (st.updated_replicas or 0))
+    if kind != "StatefulSet":
+        return max(0, (st.replicas or 0) - (st.updated_replicas or 0))
+    if st.update_revision and st.update_revision == st.current_revision:
+        return 0
+    return max(0, (st.replicas or 0) - terminating - statefulset_partition(workload) - (st.updated_replicas or 0))
 
 
 def marked_complete(workload: Any, kind: str = "Deployment") -> bool:
@@ -580,7 +587,8 @@ class _NamespaceSnapshot:
         return TargetStatus(
             ref=ref, spec_replicas=w.spec.replicas if w.spec.replicas is not None else 1,
             status_replicas=(st.replicas or 0) if st else 0, ready_replicas=(st.ready_replicas or 0) if st else 0,
-            revision=current_revision(w, ref.kind), rollout_in_progress=rollout_in_progress(w, ref.kind),
+            revision=current_revision(w, ref.kind),
+            rollout_in_progress=rollout_in_progress(w, ref.kind, sum(1 for p in pods if p.metadata.deletion_timestamp)),
             revisions=tuple(str(_revision_number(rs)) for rs in rss),
             pods=tuple(_pod_status(p, revision_of_hash) for p in sorted(pods, key=lambda p: p.metadata.name)),
             observed_at=observed_at, annotations=tuple(sorted((w.metadata.annotations or {}).items())),

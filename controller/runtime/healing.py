@@ -507,9 +507,12 @@ def _record_check_names(params: HealthParams) -> set[str]:
 
 def _stable_revision(status: TargetStatus | None, new: str) -> str:
     """The revision most of ``status``'s other pods run (a StatefulSet's pods below its partition, a
-    Deployment's old ReplicaSet's pods); none left (a Deployment's rollout done): the newest of its
-    ReplicaSets' revisions before ``new`` (where `kubectl rollout undo` goes), ''."""
-    others = [p.revision for p in (status.pods if status is not None else ()) if p.revision and p.revision != new]
+    Deployment's old ReplicaSet's pods), not counting pods terminating (leaving: an earlier
+    rollout's or scale-down's, no longer their workload's); none left (a Deployment's rollout
+    done): the newest of its ReplicaSets' revisions before ``new`` (where `kubectl rollout undo`
+    goes), ''."""
+    others = [p.revision for p in (status.pods if status is not None else ())
+              if p.revision and p.revision != new and not p.deleted]
     if others:
         return max(set(others), key=others.count)
     older = [r for r in (status.revisions if status is not None else ()) if r.isdigit() and new.isdigit()

@@ -400,7 +400,8 @@ class Exposition:
             values = [memory[p.key] for p in shown]
         elif last is not None:  # the pods of now that ran at the last tick, with the memory they had then
             at = np.full(self.S * self.K, -1, dtype=np.int64)
-            at[last.pods["flat"]] = np.arange(last.pods["flat"].size)
+            in_slots = np.flatnonzero(~last.pods["leaving"])  # not those terminating: their slots are others' now
+            at[last.pods["flat"][in_slots]] = in_slots
             j = at[now.flat]
             ran = np.flatnonzero((j >= 0) & (last.pods["serial"][j] == now.serial) & last.pods["running"][j])
             shown, values = _pick(now.lines, ran), last.pods["memory_bytes"][j[ran]]

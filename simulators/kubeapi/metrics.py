@@ -14,7 +14,11 @@ What a real cluster's scrape targets would show, computed from the engine tick b
   Ready the pods' sums are the workload's offered requests and its errors plus drops. While none
   is, no pod receives anything and the series stand still, as an app's own counters do (the
   load balancer's rate is ``setpoint_sim_requests_per_second``). A pod's series exist from its
-  creation to its deletion (0 until it is Ready);
+  creation until it is gone: a deleted pod's stay while it is listed terminating (its grace,
+  simulators/kubeapi/terminating.py), as Prometheus' pod discovery keeps scraping it while its
+  container runs, with the values of its last tick: out of its Service's endpoints it gets no new
+  request, and the requests it had were counted whole in the tick they came (kube-state-metrics'
+  and cAdvisor's series below follow the engine's pods only);
 - kube-state-metrics: ``kube_deployment_spec_replicas``, ``kube_deployment_status_replicas``,
   ``kube_deployment_status_replicas_ready`` / ``_available`` / ``_updated`` (and the
   ``kube_statefulset_*`` equivalents), ``kube_pod_status_ready{condition}``,
@@ -163,8 +167,13 @@ class SimMetricsExporter:
         self._slot = {name: np.zeros(S * engine.K) for name in self.POD_COUNTERS[:-1]}
         self._slot["buckets"] = np.zeros((S * engine.K, self.bounds.size))
         #: the pods of the last tick, (P,) arrays in slot order: row, flat (row * K + slot), serial,
-        #: revision_seq, running, memory_bytes, cpu_s and the POD_COUNTERS (see _count_pods)
+        #: revision_seq, running, memory_bytes, cpu_s, the POD_COUNTERS (see _count_pods), leaving (False)
         self._pods: dict[str, np.ndarray] | None = None
+        #: the pods terminating at the last tick, out of the engine: the same arrays, their values
+        #: frozen (running False, leaving True); None: none (see _keep_terminating)
+        self._leaving: dict[str, np.ndarray] | None = None
+        self._leaving_keys: list[tuple[int, str]] = []  # their (row, name), in that order
+        self._shown: dict[str, np.ndarray] | None = None  # _pods then _leaving, made on the first read
         self._named: dict[str, dict] | None = None  # the by-name dicts of _pods, built on first read
         self._text: Exposition | None = None  # made at the first scrape (a world never scraped needs none)
 
@@ -178,9 +187,12 @@ class SimMetricsExporter:
         with self.store.lock:
             pods = self.store.engine.pod_numbers()
             bad_latency_s = self.store.engine.bad_pod_latency_s()
+            terminating = self.store.terminating_pod_names()
         gained = pod_increments(observed, pods, bad_latency_s, self.bounds, dt_s)
         with self.lock:
+            before, leaving = self._pods, self._leaving
             self._count_pods(pods, gained, counted, cpu_cores, dt_s)
+            self._keep_terminating(before, leaving, terminating)
             self.last = observed
 
     def _count_pods(self, pods: dict, gained: dict, counted: np.ndarray, cpu_cores: np.ndarray, dt_s: float) -> None:
@@ -209,8 +221,41 @@ class SimMetricsExporter:
             self._slot[name][flat] = values
         self._pods = {"row": row, "flat": flat, "serial": serial, "revision_seq": pods["revision_seq"],
                       "running": pods["running"], "memory_bytes": pods["memory_mib"] * 2**20, "cpu_s": cpu_s,
-                      **counters}
+                      **counters, "leaving": np.zeros(row.size, dtype=bool)}
         self._named = None
+
+    def _keep_terminating(self, before: dict | None, leaving: dict | None, terminating: set[tuple[int, str]]) -> None:
+        """The pods terminating now (``_leaving``): of the tick before's pods (``before``) those no
+        longer in their slot, and of its terminating ones (``leaving``), those listed
+        ``terminating`` ((row, name)), their values as they were (not running): their series stay
+        until they are gone. Kept apart from the tick's pods: a tick copies only these few."""
+        keys, self._leaving, self._leaving_keys, self._shown = self._leaving_keys, None, [], None
+        if before is None or not terminating:
+            return
+        out = np.flatnonzero(self._slot_serial[before["flat"]] != before["serial"])
+        parts = ([{name: values[out] for name, values in before.items()}] if out.size else []) + (
+            [leaving] if leaving is not None else [])
+        if not parts:
+            return
+        gone = parts[0] if len(parts) == 1 else {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+        name_of = self.store.engine.pod_name_of  # named once, when they leave their slot
+        keys = [(row, name_of(row, serial, seq)) for row, serial, seq in zip(
+            before["row"][out].tolist(), before["serial"][out].tolist(), before["revision_seq"][out].tolist())] + (
+            keys if leaving is not None else [])
+        keep = np.array([key in terminating for key in keys], dtype=bool)
+        if keep.any():
+            self._leaving = {name: values[keep] for name, values in gone.items()}
+            self._leaving["running"][:] = False
+            self._leaving["leaving"][:] = True
+            self._leaving_keys = [key for key, kept in zip(keys, keep.tolist()) if kept]
+
+    def _last_pods(self) -> dict[str, np.ndarray] | None:
+        """The last tick's pods, then those terminating (what the per-pod series show)."""
+        if self._leaving is None:
+            return self._pods
+        if self._shown is None:
+            self._shown = {name: np.concatenate([values, self._leaving[name]]) for name, values in self._pods.items()}
+        return self._shown
 
     def _by_name(self) -> dict[str, dict]:
         """The last tick's per-pod values by name, built on the first read after a tick (call
@@ -220,7 +265,7 @@ class SimMetricsExporter:
         {(row, namespace, pod): value}."""
         if self._named is None:
             named = {"cpu_seconds": {}, "pod_memory": {}, **{f"pod_{n}": {} for n in self.POD_COUNTERS}}
-            pods = self._pods
+            pods = self._last_pods()
             if pods is not None:
                 rows, name_of = pods["row"].tolist(), self.store.engine.pod_name_of
                 keys = [(self._namespaces[row], name_of(row, serial, seq)) for row, serial, seq in
@@ -284,7 +329,7 @@ class SimMetricsExporter:
                 if self._text is None:
                     self._text = Exposition(self.store, LATENCY_BUCKETS_S)
                 now = self._text.pods_now()
-                last = self._text.last_tick(self._pods)
+                last = self._text.last_tick(self._last_pods())
                 named = self._by_name() if self._text.names_collide(now, last) else None
             except BaseException:
                 self.lock.release()

@@ -12,7 +12,8 @@ path                                        verbs
 /apis/apps/v1/.../statefulsets[/NAME]       list, watch, get, update, patch
 /apis/apps/v1/.../replicasets[/NAME]        list, watch, get
 /apis/apps/v1/.../controllerrevisions[/N]   list, watch, get (a StatefulSet's revisions)
-/api/v1/.../pods[/NAME]                     list, watch, get, delete (the ReplicaSet recreates it)
+/api/v1/.../pods[/NAME]                     list, watch, get, delete (the ReplicaSet recreates it;
+                                            DeleteOptions' gracePeriodSeconds, body or query)
 /api/v1/.../events[/NAME]                   list, watch, create, get, update, patch, delete
 /api/v1/.../configmaps[/NAME]               list, watch, create, get, update, patch, delete (with
                                             DeleteOptions' preconditions: uid, resourceVersion)
@@ -58,6 +59,7 @@ from simulators.kubeapi.managed_fields import FieldWriter, manager_of
 from simulators.kubeapi.patch import JSON_PATCH, PATCH_TYPES, STRATEGIC, apply_patch
 from simulators.kubeapi.selectors import parse_field_selector, parse_label_selector
 from simulators.kubeapi.store import KubeStore
+from simulators.kubeapi.terminating import delete_grace_s
 from simulators.kubeapi.tables import table, wants_table
 from simulators.kubeapi.watch import (check_resource_version, encode_event, expired_event, too_large_resource_version,
                                       watch_events, watch_timeout_s)
@@ -94,6 +96,8 @@ class Resource:
     field_managed: bool = False
     #: an object as the store keeps it (in the watch history), as this version shows it
     shown: Callable[[dict], dict] = lambda obj: obj
+    #: deleted gracefully (a pod): its delete takes the DeleteOptions' grace (s, or None)
+    graceful: bool = False
 
     @property
     def api_version(self) -> str:
@@ -145,7 +149,7 @@ def build_resources(store: KubeStore) -> dict[tuple[str, str, str], Resource]:
         Resource("apps", "v1", "controllerrevisions", "ControllerRevision", list=store.list_controllerrevisions,
                  get=store.get_controllerrevision),
         Resource("", "v1", "pods", "Pod", list=store.list_pods, get=store.get_pod, delete=store.delete_pod,
-                 short_names=("po",), categories=("all",)),
+                 short_names=("po",), categories=("all",), graceful=True),
         stored(store.events, "", "v1", "events", "Event", ("ev",)),
         stored(store.configmaps, "", "v1", "configmaps", "ConfigMap", ("cm",)),
         stored(store.leases, "coordination.k8s.io", "v1", "leases", "Lease"),
@@ -246,15 +250,16 @@ class ResourceHandler:
 
     def _delete(self, r: Resource, ns: str, name: str, request: Request) -> dict:
         """Delete one object: 404 when there is none, 409 when the body's ``preconditions`` (uid,
-        resourceVersion) do not match it, checked and deleted under the store's lock."""
-        preconditions = _delete_preconditions(request)
+        resourceVersion) do not match it, checked and deleted under the store's lock; a pod with
+        the DeleteOptions' grace (its gracePeriodSeconds)."""
+        preconditions, grace_s = _delete_options(request)
         with self.store.lock:
             meta = r.get(ns, name)["metadata"]
             for field, key in (("UID", "uid"), ("ResourceVersion", "resourceVersion")):
                 sent = preconditions.get(key)
                 if sent is not None and sent != meta.get(key):
                     raise K.precondition_failed(r.name, r.group, ns, name, field, sent, meta.get(key))
-            return r.delete(ns, name)
+            return r.delete(ns, name, grace_s) if r.graceful else r.delete(ns, name)
 
     def _collection(self, r: Resource, ns: str | None, request: Request) -> Response:
         if request.method == "GET" and r.list:
@@ -388,11 +393,15 @@ _TRUE, _FALSE = ("1", "t", "T", "true", "TRUE", "True"), ("0", "f", "F", "false"
 _RV_MATCHES = ("", "NotOlderThan", "Exact")
 
 
-def _delete_preconditions(request: Request) -> dict:
-    """The ``preconditions`` of a delete's DeleteOptions body ({} without a body or without
-    them): 415 unless JSON, 400 unless a DeleteOptions object whose preconditions are strings."""
+def _delete_options(request: Request) -> tuple[dict, float | None]:
+    """A delete's DeleteOptions: its ``preconditions`` ({} without them) and the grace (s) its
+    gracePeriodSeconds asks for (None: not given; terminating.delete_grace_s). As the apiserver's
+    DeleteResource reads them: from the body when there is one (the query is then not read), else
+    from the query. 415 unless JSON; 400 (BadRequest, as since Kubernetes 1.35; 500 before) unless a
+    DeleteOptions object whose preconditions are strings and whose gracePeriodSeconds is an integer;
+    400 for a query gracePeriodSeconds that is not one."""
     if not request.body:
-        return {}
+        return {}, delete_grace_s(_query_int64(request.query.get("gracePeriodSeconds")))
     content_type = _media_type(request)
     if content_type not in ("", "application/json"):
         raise K.unsupported_media_type(content_type, ("application/json",))
@@ -403,7 +412,30 @@ def _delete_preconditions(request: Request) -> dict:
     if not isinstance(preconditions, dict) or not all(
             isinstance(preconditions.get(k), (str, type(None))) for k in ("uid", "resourceVersion")):
         raise K.bad_request("DeleteOptions.preconditions: expected an object with uid and resourceVersion strings")
-    return preconditions
+    return preconditions, delete_grace_s(_json_int64(body.get("gracePeriodSeconds"), "DeleteOptions.gracePeriodSeconds"))
+
+
+def _query_int64(text: str | None) -> int | None:
+    """A query parameter decoded into an int64 as the apiserver's parameter codec does
+    (strconv.ParseInt); None when absent; 400 otherwise."""
+    if text is None or text == "":
+        return None
+    if not re.fullmatch(r"[+-]?[0-9]{1,19}", text) or not -2**63 <= int(text) < 2**63:
+        raise K.bad_request(f'strconv.ParseInt: parsing "{text[:40]}": invalid syntax')
+    return int(text)
+
+
+#: how encoding/json names a JSON value it cannot put in a Go int64
+_JSON_TYPE_NAMES = ((bool, "bool"), (str, "string"), (list, "array"), (dict, "object"))
+
+
+def _json_int64(value, field: str) -> int | None:
+    """A body field decoded into a Go int64 (None when absent or null); 400 with encoding/json's
+    words for anything else."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63):
+        return value
+    what = next((name for kind, name in _JSON_TYPE_NAMES if isinstance(value, kind)), f"number {value}")
+    raise K.bad_request(f"json: cannot unmarshal {what} into Go struct field {field} of type int64")
 
 
 def _list_options(query: dict[str, str]) -> bool:

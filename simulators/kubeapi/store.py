@@ -21,7 +21,10 @@ Mapping to the engine:
   ``deployment.kubernetes.io/revision`` annotation and the ``pod-template-hash`` label;
 - pods are the engine's pods; deleting one calls ``delete_pod`` (its ReplicaSet recreates it);
   a pod deleted or removed by the engine (scale-down, rollout) stays listed as terminating for its
-  grace period (simulators/kubeapi/terminating.py);
+  grace period (simulators/kubeapi/terminating.py; a DELETE's gracePeriodSeconds replaces the
+  template's); a StatefulSet's counts in its status.replicas meanwhile (not in its ready, current
+  nor updated replicas), and its replacement comes once it is gone (the engine is told each
+  revision's grace: ``SimCluster.set_termination_grace``);
 - old ReplicaSets beyond a Deployment's ``spec.revisionHistoryLimit`` are deleted as the
   Deployment controller's cleanup deletes them (see :meth:`KubeStore._sync_history`): the engine
   forgets their revisions, so they can no longer be rolled back to.
@@ -76,7 +79,7 @@ from simulators.kubeapi.event_recorder import EventRecorder
 from simulators.kubeapi.history import Change, ChangeHistory
 from simulators.kubeapi.managed_fields import FieldWriter, ManagedFields, changed_paths
 from simulators.kubeapi.namespaces import Namespaces
-from simulators.kubeapi.terminating import Departure, Departures, TerminatingPod, grace_s, terminating
+from simulators.kubeapi.terminating import DEFAULT_GRACE_S, Departure, Departures, TerminatingPod, grace_s
 from simulators.cluster import SimCluster
 from simulators.simcluster.slots import INITIAL_PODS_AGE_S
 from simulators.workload import NAME_ALPHABET, Revision, ServiceConfig, rollout_budget
@@ -198,13 +201,16 @@ class Workload:
 
 
 def base_template(cfg: ServiceConfig) -> dict:
-    """The pod template of a service's first revision."""
-    return {"metadata": {"labels": {"app": cfg.name}},
-            "spec": {"containers": [{"name": cfg.name, "image": f"sim.setpoint.local/{cfg.name}:1",
-                                     "ports": [{"containerPort": 8080, "protocol": "TCP"}],
-                                     "resources": {"requests": {"cpu": K.millicores(cfg.cpu_request_cores),
-                                                                "memory": memory_quantity(cfg)}}}],
-                     "restartPolicy": "Always"}}
+    """The pod template of a service's first revision (terminationGracePeriodSeconds only when not
+    the API's default of 30: a template written without it stays the same template)."""
+    spec = {"containers": [{"name": cfg.name, "image": f"sim.setpoint.local/{cfg.name}:1",
+                            "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                            "resources": {"requests": {"cpu": K.millicores(cfg.cpu_request_cores),
+                                                       "memory": memory_quantity(cfg)}}}],
+            "restartPolicy": "Always"}
+    if cfg.termination_grace_s != DEFAULT_GRACE_S:
+        spec["terminationGracePeriodSeconds"] = int(cfg.termination_grace_s)
+    return {"metadata": {"labels": {"app": cfg.name}}, "spec": spec}
 
 
 def memory_quantity(cfg: ServiceConfig) -> str:
@@ -618,7 +624,7 @@ class KubeStore:
             kind = "StatefulSet" if cfg.name in statefulsets else "Deployment"
             labels = {"app": cfg.name, K.AUTOSCALE_LABEL: "true", **dict(cfg.labels)}
             w = Workload(i, cfg, kind, K.uid_for(kind, cfg.namespace, cfg.name), labels, {}, {"app": cfg.name})
-            w.templates[0] = base_template(cfg)
+            self._keep_template(w, 0, base_template(cfg))
             created = [("spec", k) for k in ("replicas", "selector", "template")] + [
                 ("metadata", "labels", k) for k in labels]
             w.managed.record(FieldWriter(CREATOR), created, (), clock.wall(clock.sim_start_s))
@@ -783,13 +789,20 @@ class KubeStore:
                     container = template["spec"]["containers"][0]
                     image = container.get("image") or f"sim.setpoint.local/{w.name}"
                     container["image"] = image.rsplit(":", 1)[0] + f":{rev.seq + 1}"
-                    w.templates[rev.seq] = template
+                    self._keep_template(w, rev.seq, template)
             current = self.engine.current_revision(w.index)
             if current.seq != w.current_seq:
                 w.current_seq = current.seq
                 w.generation += 1
                 self._sync_history(w)
             self._revision_numbers[w.index] = current.number
+
+    def _keep_template(self, w: Workload, seq: int, template: dict) -> None:
+        """``template`` is the pod template of ``w``'s revision ``seq``; a StatefulSet's engine row
+        learns its pods' grace period (they keep their ordinal while they terminate)."""
+        w.templates[seq] = template
+        if w.kind == "StatefulSet":
+            self.engine.set_termination_grace(w.index, seq, grace_s(template))
 
     def _sync_histories(self) -> None:
         """The history cleanup of the Deployments waiting for it whose rollout may be done (after a tick)."""
@@ -928,12 +941,14 @@ class KubeStore:
 
     def _statefulset_status(self, w: Workload, st: TargetStatus) -> dict:
         """A StatefulSet's status as its controller writes it: pods on the current revision
-        (currentReplicas) and on the update revision (updatedReplicas); currentRevision becomes
-        updateRevision once every pod is on it and Ready (simcluster/statefulsets.py)."""
+        (currentReplicas) and on the update revision (updatedReplicas), terminating ones in
+        replicas only; currentRevision becomes updateRevision once every pod is on it and Ready
+        and none terminates (simcluster/statefulsets.py)."""
         by_seq = {r.seq: r for r in self.engine.revisions(w.index)}
         update, current = self.engine.current_revision(w.index), by_seq[self.engine.statefulset_current_seq(w.index)]
         on = lambda rev: sum(1 for p in st.pods if p.revision == str(rev.number))  # noqa: E731
-        status = {"observedGeneration": w.generation, "replicas": st.status_replicas,
+        # computeReplicaStatus: a terminating pod counts in replicas (created), not in the others
+        status = {"observedGeneration": w.generation, "replicas": st.status_replicas + len(self._leaving(w)),
                   "readyReplicas": st.ready_replicas, "availableReplicas": st.ready_replicas,
                   "currentReplicas": on(current), "updatedReplicas": on(update),
                   "currentRevision": revision_name(w, current), "updateRevision": revision_name(w, update),
@@ -1021,7 +1036,7 @@ class KubeStore:
                 break
         else:
             number = self.engine.rollout(w.index)
-            w.templates[self.engine.current_revision(w.index).seq] = copy.deepcopy(template)
+            self._keep_template(w, self.engine.current_revision(w.index).seq, copy.deepcopy(template))
         w.current_seq = self.engine.current_revision(w.index).seq
         self._revision_numbers[w.index] = number
         self.touch()
@@ -1151,26 +1166,52 @@ class KubeStore:
         with self.lock:
             return self._find_pod(namespace, name)[1]
 
-    def delete_pod(self, namespace: str, name: str) -> dict:
+    def delete_pod(self, namespace: str, name: str, grace_s: float | None = None) -> dict:
         """Delete a pod; its ReplicaSet (the engine) recreates it under a new name. Returns it as it
-        terminates (listed so for its grace period); a pod already terminating is returned as it
-        is, nothing done again; one never scheduled (Pending) is gone at once (grace 0)."""
+        terminates, listed so for its grace period: ``grace_s`` (a DeleteOptions'
+        gracePeriodSeconds, see terminating.delete_grace_s), else its template's; 0, or a pod never
+        scheduled (Pending), is gone at once. A pod already terminating is returned as it is,
+        nothing done again, unless ``grace_s`` is shorter than its grace (see :meth:`_shorten`)."""
         with self.lock:
             w, pod = self._find_pod(namespace, name)
-            if name in self._terminating.get(w.index, {}):
-                return pod
+            leaving = self._terminating.get(w.index, {}).get(name)
+            if leaving is not None:
+                return self._shorten(w, name, leaving, grace_s) if grace_s is not None else pod
             if self.cluster_events is not None:
                 self.cluster_events.deleted_by_client(w.index, name)
-            self.engine.delete_pod(w.index, name)
+            self.engine.delete_pod(w.index, name, grace_s=grace_s)
             self.touch()
-            self._note_departures([w.index])
+            self._note_departures([w.index], (name, grace_s))
             self._record_cluster_events([w.index])
             leaving = self._terminating.get(w.index, {}).get(name)
             if leaving is not None:  # only it is stamped: its replacement is found when the pods are next served
                 return self._terminating_pod(w, name, leaving)
-            pod["metadata"]["deletionTimestamp"] = K.rfc3339(self.wall_now())
-            pod["metadata"]["deletionGracePeriodSeconds"] = 0
-            return pod
+            return self._gone_now(pod)
+
+    def _gone_now(self, pod: dict) -> dict:
+        """``pod`` (as served) as a DELETE that removed it at once returns it."""
+        pod["metadata"]["deletionTimestamp"] = K.rfc3339(self.wall_now())
+        pod["metadata"]["deletionGracePeriodSeconds"] = 0
+        return pod
+
+    def _shorten(self, w: Workload, name: str, leaving: TerminatingPod, grace_s: float) -> dict:
+        """A DELETE with ``grace_s`` of a pod terminating with ``leaving``: only a shorter grace
+        is taken (the apiserver's BeforeDelete), its deletionTimestamp moved that much sooner; one
+        that ends by now removes it now (``--grace-period=0 --force``). A StatefulSet's engine
+        row frees its ordinal then too."""
+        if grace_s >= leaving.grace_s:
+            return self._terminating_pod(w, name, leaving)
+        shorter = leaving.shortened(grace_s)
+        if w.kind == "StatefulSet":
+            self.engine.end_termination_at(w.index, int(name.rsplit("-", 1)[1]), shorter.gone_s)
+            self.touch()
+        if shorter.gone_s > self.engine.now:
+            self._terminating[w.index][name] = shorter
+            return self._terminating_pod(w, name, shorter)
+        pod = self._terminating_pod(w, name, leaving)
+        self._drop_terminating(w.index, [name])
+        self._note_departures([w.index])
+        return self._gone_now(pod)
 
     def _find_pod(self, namespace: str, name: str) -> tuple[Workload, dict]:
         for w in self.workloads:
@@ -1219,29 +1260,29 @@ class KubeStore:
         if not leaving:
             del self._terminating[i]
 
-    def _note_departures(self, rows: list[int] | None = None) -> None:
+    def _note_departures(self, rows: list[int] | None = None,
+                         deleted: tuple[str, float | None] = ("", None)) -> None:
         """List the pods the engine removed since the last look (of ``rows``, or all after a tick) as
-        terminating, each for its grace period (its revision's template's); a pod never scheduled,
-        or with a grace of 0, is gone at once."""
+        terminating, each for its grace period (its revision's template's; ``deleted``: (name, grace)
+        of a pod a DELETE gave a grace, None: its template's); a pod never scheduled, or with a
+        grace of 0, is gone at once."""
         for d in self._departures.since_last(rows):
             w = self.workloads[d.row]
             template = w.templates.get(d.revision_seq)
-            grace = grace_s(template)
+            name = self.engine.pod_name_of(d.row, d.serial, d.revision_seq)
+            grace = deleted[1] if name == deleted[0] and deleted[1] is not None else grace_s(template)
             if d.scheduled and grace > 0 and template is not None:
-                name = self.engine.pod_name_of(d.row, d.serial, d.revision_seq)
                 self._terminating.setdefault(d.row, {})[name] = TerminatingPod(
-                    self.engine.now + grace, self._departed_pod(w, d, name, template, grace))
+                    self.engine.now + grace, grace, self.wall_now(), self._departed_pod(w, d, name, template))
 
-    def _departed_pod(self, w: Workload, d: Departure, name: str, template: dict,
-                      grace: float) -> Callable[[], dict]:
-        """What makes the object of a pod gone from the engine now, as it terminates (its revision's
+    def _departed_pod(self, w: Workload, d: Departure, name: str, template: dict) -> Callable[[], dict]:
+        """What makes the object of a pod gone from the engine now, as it was (its revision's
         ``template`` and number kept: the history cleanup may forget them before it is served)."""
         number = next((r.number for r in self.engine.revisions(w.index) if r.seq == d.revision_seq), "")
         p = PodStatus(name=name, phase="Running", ready=False, start_time=d.created_s, restarts=d.restarts,
                       revision=str(number), created_time=d.created_s)
         rev = SimpleNamespace(seq=d.revision_seq, hash=self.engine.revision_hash_of(w.index, d.revision_seq))
-        deleted_wall_s = self.wall_now()
-        return lambda: terminating(self._pod_object(w, p, rev, template), deleted_wall_s, grace)
+        return lambda: self._pod_object(w, p, rev, template)
 
     def _forget_gone_pods(self, w: Workload, names: set[str]) -> dict[str, str]:
         """A pod served before and not among ``names`` (deleted, scaled down, replaced) is never
@@ -1341,6 +1382,13 @@ class KubeStore:
         if leaving is not None:
             return self._terminating_pod(w, name, leaving)["metadata"]["resourceVersion"]
         return None
+
+    def terminating_pod_names(self) -> set[tuple[int, str]]:
+        """(workload row, name) of the pods listed terminating now (their grace not passed)."""
+        with self.lock:
+            now = self.engine.now
+            return {(i, name) for i, leaving in self._terminating.items() for name, t in leaving.items()
+                    if t.gone_s > now}
 
     def listed_pod_names(self, w: Workload) -> set[str]:
         """The names of ``w``'s pods listed now: the engine's and those terminating."""

@@ -13,9 +13,11 @@ slots after every tick and every API write (as :mod:`simulators.kubeapi.cluster_
 with what is needed to show them: name, revision, phase, restarts, creation. The store keeps
 each one listed as a :class:`TerminatingPod` until its grace has passed in simulated seconds
 (with ``--speed 4``, 30 simulated seconds are 7.5 wall seconds), then it is gone (a watch sees
-MODIFIED when it starts terminating, DELETED when it is gone). A StatefulSet's pod recreated under
-the same name replaces its terminating self at once (the engine does not wait for the grace as the
-StatefulSet controller does).
+MODIFIED when it starts terminating, DELETED when it is gone). A DELETE's
+``gracePeriodSeconds`` (:func:`delete_grace_s`) replaces the template's, and a second DELETE may
+shorten it (0: gone at once), as the apiserver's BeforeDelete. A StatefulSet's pod keeps its
+ordinal in the engine for the same grace (simulators/simcluster/statefulsets.py): its replacement,
+under its name, comes once it is gone, as the StatefulSet controller waits for it.
 
 Cost: one comparison of the (S, K) slot identities a tick and copies of the phases and restarts
 (the other fields only of rows whose pods changed); per-pod work only for pods gone.
@@ -56,19 +58,27 @@ class Departure:
 
 @dataclass
 class TerminatingPod:
-    """A pod listed while it terminates: the simulation time it is gone at, and its object as
-    served (without resourceVersion), made by ``make`` when first served (a write or tick that
-    removes pods nobody lists pays nothing for them)."""
+    """A pod listed while it terminates: the simulation time it is gone at, its grace (s), its
+    deletion's wall time (epoch s), and its object as served (without resourceVersion), made from
+    ``make`` (the pod as it was before) when first served (a write or tick that removes pods
+    nobody lists pays nothing for them)."""
 
     gone_s: float
+    grace_s: float
+    deleted_wall_s: float
     make: Callable[[], dict]
     _obj: dict | None = None
 
     @property
     def obj(self) -> dict:
         if self._obj is None:
-            self._obj = self.make()
+            self._obj = terminating(self.make(), self.deleted_wall_s, self.grace_s)
         return self._obj
+
+    def shortened(self, grace_s: float) -> "TerminatingPod":
+        """The same pod deleted again with a shorter grace: gone that much sooner (deleted at the
+        same time, as BeforeDelete moves deletionTimestamp)."""
+        return TerminatingPod(self.gone_s - self.grace_s + grace_s, grace_s, self.deleted_wall_s, self.make)
 
 
 class Departures:
@@ -128,6 +138,15 @@ def grace_s(template: dict | None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         return DEFAULT_GRACE_S
     return float(value)
+
+
+def delete_grace_s(value) -> float | None:
+    """A DeleteOptions' gracePeriodSeconds (an int, or None: not given) as the grace (s) the
+    apiserver uses: a negative one counts as 1 (rest.BeforeDelete: "Negative values will be
+    treated as the value `1s` on the delete path"), not an error."""
+    if value is None:
+        return None
+    return 1.0 if value < 0 else float(value)
 
 
 def terminating(pod: dict, deleted_wall_s: float, grace: float) -> dict:

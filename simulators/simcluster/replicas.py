@@ -230,21 +230,25 @@ class ReplicaSets:
             self._scale(np.fromiter(queued.keys(), np.int64, len(queued)),
                         np.fromiter(queued.values(), np.int64, len(queued)), self.now)
 
-    def delete_pod(self, i: int, name: str, now: float | None = None) -> None:
+    def delete_pod(self, i: int, name: str, now: float | None = None, grace_s: float | None = None) -> None:
         """Delete pod ``name`` of service ``i``; its ReplicaSet recreates it (Pending, same
-        revision, new name). Counts one restart of the workload. NotFound if no such pod."""
+        revision, new name). Counts one restart of the workload. NotFound if no such pod.
+        A StatefulSet's pod terminates for ``grace_s`` (default its revision's grace) before the
+        StatefulSet controller recreates it under its name (:mod:`.statefulsets`)."""
         self._flush()
         now = self.now if now is None else now
         slot = self._slot_of(i, name)
         revision_seq, sticky = int(self._pod_revision_seq[i, slot]), int(self._pod_sticky[i, slot])
-        if sticky >= 0 and self._ordered[i]:
-            self._keep_sticky_ordinal(i, slot)
-        self._clear_slots(np.array([i]), np.array([i * self.K + slot]), now)
-        self._restarts_total[i] += 1
-        if self._ordered[i]:  # the StatefulSet controller recreates it, same ordinal, in order
+        if self._ordered[i]:  # the StatefulSet controller recreates it, same ordinal, in order, once gone
+            if sticky >= 0:
+                self._keep_sticky_ordinal(i, slot)
+            self._sts_delete(i, slot, now, grace_s)
+            self._restarts_total[i] += 1
             self._sts_due(i)
             self._sync_statefulset(i, now)
             return
+        self._clear_slots(np.array([i]), np.array([i * self.K + slot]), now)
+        self._restarts_total[i] += 1
         self._create_pods(np.array([i]), np.array([1]), now, np.array([revision_seq]))
         if sticky >= 0:  # a poison node or volume: its replacement hangs too
             self._stick_to_newest(i, sticky)

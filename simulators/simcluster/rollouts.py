@@ -120,6 +120,7 @@ class Rollouts:
                 raise ValueError(f"revision seq {seq} of {self.names[i]} is current or has pods: it cannot be forgotten")
         for seq in seqs:
             del self._revisions[i][seq]
+            self._grace_s.pop((i, seq), None)
 
     def set_paused(self, i: int, paused: bool, now: float | None = None) -> None:
         """Pause or resume service ``i``'s rollouts (a Deployment's ``spec.paused``): while paused

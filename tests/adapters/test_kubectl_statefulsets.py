@@ -97,12 +97,12 @@ STATUS_ROWS = [
     pytest.param(lambda srv, env: None, "partitioned roll out complete: 2 new pods have been updated...",
                  id="settled"),
     pytest.param(_restart_then(1), "Waiting for 1 pods to be ready...", id="web-1-being-replaced"),
-    pytest.param(_restart_then(6), "partitioned roll out complete: 2 new pods have been updated...",
+    pytest.param(_restart_then(18), "partitioned roll out complete: 2 new pods have been updated...",
                  id="update-done"),
     pytest.param(_partition_1_restart_then(0),
                  "Waiting for partitioned roll out to finish: 0 out of 1 new pods have been updated...",
                  id="partition-1-not-started"),
-    pytest.param(_partition_1_restart_then(6), "partitioned roll out complete: 1 new pods have been updated...",
+    pytest.param(_partition_1_restart_then(10), "partitioned roll out complete: 1 new pods have been updated...",
                  id="partition-1-done"),
 ]
 

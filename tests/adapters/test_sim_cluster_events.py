@@ -165,7 +165,7 @@ def test_a_statefulset_is_told_by_the_statefulset_controller(tmp_path):
         srv.world.advance(3)
         [created] = set(pods(apis, "web")) - set(before)
         apis.apps.patch_namespaced_stateful_set_scale("web", NS, {"spec": {"replicas": 1}})
-        srv.world.advance(1)
+        srv.world.advance(6)  # the highest at the write, the next once it is gone (its 30 s of grace)
         deleted = sorted((set(before) | {created}) - set(pods(apis, "web")))
         assert len(deleted) == 2
         on_set = events(apis, "involvedObject.kind=StatefulSet,involvedObject.name=web")

@@ -95,7 +95,7 @@ def test_the_text_is_the_reference_s_across_writes_and_faults(monkeypatch, speed
     assert run_twins(new, old, TICKS, scrape_every) >= SEEN
     new.metrics.render()
     text = new.metrics._text
-    shown = len(text.pods_now().lines) + len(text.last_tick(new.metrics._pods).lines)
+    shown = len(text.pods_now().lines) + len(text.last_tick(new.metrics._last_pods()).lines)
     assert len(text._pods) <= shown + kept, "the lines of gone pods are dropped"
 
 

@@ -19,16 +19,14 @@ from simulators.kubeapi import server as server_module
 from simulators.kubeapi.server import SimKubeServer, SimWorld
 from simulators.scenario import load_scenario_text
 from tests.adapters.kube_helpers import TOKEN, official_client
-from tests.adapters.test_statefulset_contract import STS_YAML, sts_scenario
+from tests.adapters.test_statefulset_contract import STS_YAML, serve_sts, sts_scenario
 
 NS = "shop"
 
 
 @pytest.fixture
 def server():
-    srv = SimKubeServer(sts_scenario(), drive=False, token=TOKEN).start()
-    yield srv
-    srv.stop()
+    yield from serve_sts()
 
 
 @pytest.fixture
@@ -50,16 +48,20 @@ def status(apps) -> dict:
             "updated": st.updated_replicas, "same_revision": st.current_revision == st.update_revision}
 
 
-# (ticks after a rollout restart, status): web-1 is replaced first, then web-0; currentRevision
-# stays the old one until both are on the new revision and Ready (completeRollingUpdate)
+# (ticks after a rollout restart, status): web-1 is replaced first, then web-0, each once its old
+# self is gone (30 s of grace: 6 ticks) and started (10 s); a terminating pod counts in replicas,
+# not in ready, current nor updated (computeReplicaStatus); currentRevision stays the old one until
+# both are on the new revision and Ready (completeRollingUpdate)
 UPDATE_STEPS = [
     pytest.param(0, {"replicas": 2, "ready": 2, "current": 2, "updated": None, "same_revision": False},
                  id="written-not-synced-yet"),
-    pytest.param(1, {"replicas": 2, "ready": 1, "current": 1, "updated": 1, "same_revision": False},
-                 id="web-1-replaced-starting"),
-    pytest.param(3, {"replicas": 2, "ready": 1, "current": None, "updated": 2, "same_revision": False},
-                 id="web-1-ready-web-0-replaced"),  # currentReplicas 0: omitted, as the apiserver omits it
-    pytest.param(5, {"replicas": 2, "ready": 2, "current": 2, "updated": 2, "same_revision": True},
+    pytest.param(1, {"replicas": 2, "ready": 1, "current": 1, "updated": None, "same_revision": False},
+                 id="web-1-terminating-counted-in-replicas-only"),
+    pytest.param(7, {"replicas": 2, "ready": 1, "current": 1, "updated": 1, "same_revision": False},
+                 id="web-1-replaced-once-gone-starting"),
+    pytest.param(9, {"replicas": 2, "ready": 1, "current": None, "updated": 1, "same_revision": False},
+                 id="web-1-ready-web-0-terminating"),  # currentReplicas 0: omitted, as the apiserver omits it
+    pytest.param(17, {"replicas": 2, "ready": 2, "current": 2, "updated": 2, "same_revision": True},
                  id="both-updated-and-ready-current-is-update"),
 ]
 
@@ -75,7 +77,7 @@ def test_status_through_a_rolling_update(server, apps, ticks, expected):
 
 def test_controller_revisions_are_listed_by_the_selector_and_owned_by_the_statefulset(server, apps):
     restart(apps)
-    server.world.advance(6)
+    server.world.advance(18)
     sts = apps.read_namespaced_stateful_set("web", NS)
     revisions = apps.list_namespaced_controller_revision(NS, label_selector="app=web").items
     assert sorted(r.revision for r in revisions) == [1, 2]
@@ -97,7 +99,7 @@ def test_controller_revisions_are_listed_by_the_selector_and_owned_by_the_statef
 
 def test_a_pods_revision_is_its_controller_revision(server, apps, tmp_path):
     restart(apps)
-    server.world.advance(1)
+    server.world.advance(7)  # web-1 back on the update revision once its old self is gone
     core = client.CoreV1Api(official_client(server, tmp_path))
     pods = {p.metadata.name: p for p in core.list_namespaced_pod(NS, label_selector="app=web").items}
     sts = apps.read_namespaced_stateful_set("web", NS)
@@ -119,7 +121,7 @@ def test_the_partition_bounds_the_update(server, apps, tmp_path, partition, afte
         "partition": partition}}}})
     old = apps.read_namespaced_stateful_set("web", NS).status.current_revision
     restart(apps)
-    server.world.advance(8)
+    server.world.advance(18)
     sts = apps.read_namespaced_stateful_set("web", NS)
     assert sts.spec.update_strategy.rolling_update.partition == partition
     core = client.CoreV1Api(official_client(server, tmp_path))
@@ -161,7 +163,7 @@ def test_revision_history_limit_trims_the_oldest_controller_revisions(server, ap
     apps.patch_namespaced_stateful_set("web", NS, {"spec": {"revisionHistoryLimit": 1}})
     for k in range(3):
         restart(apps, f"2026-01-01T00:00:0{k}Z")
-        server.world.advance(6)
+        server.world.advance(18)
     revisions = sorted(r.revision for r in apps.list_namespaced_controller_revision(NS).items)
     assert revisions == [3, 4]  # the current one and one old one
     assert len(server.world.engine.revisions(server.world.engine.index("web"))) == 2

@@ -41,11 +41,16 @@ def sts_scenario(yaml: str = STS_YAML):
     return dataclasses.replace(sc, cluster=dataclasses.replace(sc.cluster, services=services))
 
 
-@pytest.fixture
-def server():
-    srv = SimKubeServer(sts_scenario(), drive=False, token=TOKEN).start()
+def serve_sts(yaml: str = STS_YAML):
+    """sim serve over ``yaml``'s scenario (web a StatefulSet), stepped by hand; stopped after (a fixture's body)."""
+    srv = SimKubeServer(sts_scenario(yaml), drive=False, token=TOKEN).start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def server():
+    yield from serve_sts()
 
 
 def make_cluster(srv, folder, **options) -> KubernetesCluster:
@@ -137,7 +142,8 @@ def test_the_first_ordinal_is_read(spec, start):
     pytest.param(4, 2, [("web-0", True), ("web-1", True), ("web-2", True), ("web-3", False)], id="up-then-the-next"),
     pytest.param(4, 4, [("web-0", True), ("web-1", True), ("web-2", True), ("web-3", True)], id="up-all-ready"),
     pytest.param(0, 0, [("web-0", True)], id="down-highest-first"),
-    pytest.param(0, 1, [], id="down-then-the-next"),
+    pytest.param(0, 5, [("web-0", True)], id="down-the-next-waits-for-the-first-to-be-gone"),  # its 30 s grace
+    pytest.param(0, 6, [], id="down-then-the-next"),
 ])
 def test_scale_through_the_scale_subresource_and_pods_follow_in_ordinal_order(cluster, server, to, ticks, expected):
     cluster.apply(Action(ActionKind.SCALE, WEB, "ScaleUp", replicas=to, from_replicas=2))
@@ -160,7 +166,7 @@ def test_an_ordered_ready_scale_up_after_a_revision_change_is_no_rollout(cluster
     cluster.observe([WEB])  # the adapter writes at the resourceVersion it read
     cluster.apply(Action(ActionKind.ROLLING_RESTART, WEB, "Stuck"))
     assert cluster.observe([WEB]).rollout.tolist() == [True]
-    for _ in range(8):
+    for _ in range(18):  # each pod replaced once its old self is gone (30 s) and Ready (10 s)
         server.world.advance(1)
     assert cluster.observe([WEB]).rollout.tolist() == [False]  # the pods at or above the partition updated
     cluster.apply(Action(ActionKind.SCALE, WEB, "ScaleUp", replicas=4, from_replicas=2))
@@ -189,8 +195,11 @@ def test_restart_pod_comes_back_under_its_name(cluster, server):
     before = {p.name: p.created_time for p in cluster.observe([WEB], with_pods=True).statuses[0].pods}
     cluster.apply(Action(ActionKind.RESTART_POD, WEB, "PodNotReady", pod="web-1"))
     after = {p.name: p for p in cluster.observe([WEB], with_pods=True).statuses[0].pods}
-    assert sorted(after) == ["web-0", "web-1"]  # the StatefulSet recreates web-1, not a new name
-    assert after["web-1"].created_time > before["web-1"] and not after["web-1"].ready
+    assert sorted(after) == ["web-0", "web-1"] and after["web-1"].deleted  # terminating for its 30 s
+    server.world.advance(6)
+    after = {p.name: p for p in cluster.observe([WEB], with_pods=True).statuses[0].pods}
+    assert sorted(after) == ["web-0", "web-1"]  # the StatefulSet recreates web-1 once gone, not a new name
+    assert after["web-1"].created_time > before["web-1"] and not after["web-1"].ready and not after["web-1"].deleted
     server.world.advance(2)
     assert cluster.observe([WEB]).ready.tolist() == [2]
 
@@ -204,7 +213,7 @@ def test_rolling_restart_updates_from_the_highest_ordinal_and_ends(cluster, serv
     new = status.revision
     assert new != old and status.rollout_in_progress
     updated_in_order = []
-    for _ in range(8):
+    for _ in range(18):  # each pod replaced once its old self is gone (30 s) and Ready (10 s)
         server.world.advance(1)
         for name, revision, _ in pods(cluster):
             if revision == new and name not in updated_in_order:
@@ -263,6 +272,9 @@ def sts_object(spec: int, replicas: int, updated: int, current: str, update: str
     pytest.param(sts_object(4, 3, 3, "web-a", "web-a"), False, id="unpartitioned-scale-up-pods-being-created"),
     pytest.param(sts_object(4, 4, 4, "web-a", "web-a", ready=3), False, id="unpartitioned-scale-up-pod-starting"),
     pytest.param(sts_object(1, 3, 3, "web-a", "web-a"), False, id="unpartitioned-scale-down-pods-being-removed"),
+    # status.replicas counts a terminating pod, updatedReplicas does not (computeReplicaStatus)
+    pytest.param(sts_object(2, 3, 2, "web-a", "web-a", ready=2), False,
+                 id="unpartitioned-scale-down-pod-terminating-counted-in-replicas-only"),
     # --- unpartitioned, revision change
     pytest.param(sts_object(3, 3, 1, "web-a", "web-b"), True, id="unpartitioned-revision-change-one-pod-done"),
     pytest.param(sts_object(3, 3, 3, "web-a", "web-b", ready=2), True,
@@ -296,3 +308,16 @@ def sts_object(spec: int, replicas: int, updated: int, current: str, update: str
 ])
 def test_what_a_statefulset_rollout_in_progress_is(workload, rolling):
     assert rollout_in_progress(workload, "StatefulSet") is rolling
+
+
+@pytest.mark.parametrize("workload, terminating, rolling", [
+    # web-0, web-1 below the partition (old), web-2 updated, web-3 (condemned) terminating
+    pytest.param(sts_object(3, 4, 1, "web-a", "web-b", partition=2, ready=3), 1, False,
+                 id="partitioned-scale-down-pod-terminating-seen"),
+    pytest.param(sts_object(3, 4, 1, "web-a", "web-b", partition=2, ready=3), 0, True,
+                 id="partitioned-scale-down-pod-terminating-not-seen"),
+    # the update deleted web-2 (terminating): its replacement is still to come
+    pytest.param(sts_object(3, 3, 0, "web-a", "web-b", ready=2), 1, True, id="update-pod-terminating-still-rolling"),
+])
+def test_a_statefulset_s_terminating_pods_are_not_pods_left_to_replace(workload, terminating, rolling):
+    assert rollout_in_progress(workload, "StatefulSet", terminating) is rolling

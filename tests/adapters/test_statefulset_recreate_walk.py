@@ -20,9 +20,8 @@ from kubernetes import client as kube_client
 from controller.core.arbitrate import ArbitrationInput, ordered_walk_up
 from controller.model import Action, ActionKind
 from controller.runtime.healing import walk_reach
-from simulators.kubeapi.server import SimKubeServer
-from tests.adapters.kube_helpers import TOKEN, official_client
-from tests.adapters.test_statefulset_contract import NS, STS_YAML, WEB, make_cluster, sts_scenario
+from tests.adapters.kube_helpers import official_client
+from tests.adapters.test_statefulset_contract import NS, STS_YAML, WEB, make_cluster, serve_sts
 
 #: web 5 pods, web-1 hung from 5 s (named: not drawn at random)
 HUNG_YAML = STS_YAML.replace("      initialReplicas: 2\n      maxPods: 20\n      load: [{constant: {rps: 150}}]\n",
@@ -33,9 +32,7 @@ assert HUNG_YAML.count("initialReplicas: 5") == 1
 
 @pytest.fixture
 def server():
-    srv = SimKubeServer(sts_scenario(HUNG_YAML), drive=False, token=TOKEN).start()
-    yield srv
-    srv.stop()
+    yield from serve_sts(HUNG_YAML)
 
 
 def walk(status) -> tuple[int, int, bool]:
@@ -55,13 +52,18 @@ def test_a_pod_deleted_behind_a_hung_one_is_no_walk_up(server, tmp_path):
     core.delete_namespaced_pod("web-3", NS, _request_timeout=5)
     server.world.advance(2)
     status = kc.observe([WEB], with_pods=True).statuses[0]
-    # web-3 terminates (its 30 s grace), then waits for web-1 to be recreated
+    # web-3 terminates (its 30 s grace: counted in status.replicas meanwhile), then, gone, waits for
+    # web-1 to be recreated
     assert [(p.name, p.deleted) for p in status.pods] == [("web-0", False), ("web-1", False), ("web-2", False),
                                                           ("web-3", True), ("web-4", False)]
+    assert (status.spec_replicas, walk(status)) == (5, (5, 5, False))
+    server.world.advance(5)
+    status = kc.observe([WEB], with_pods=True).statuses[0]
+    assert [p.name for p in status.pods] == ["web-0", "web-1", "web-2", "web-4"]
     assert (status.spec_replicas, walk(status)) == (5, (4, 5, False))
-    # web-1 restarted: Ready 10 s later, then web-3 is recreated under its name
+    # web-1 restarted: gone 30 s later, recreated, Ready 10 s after that, then web-3 is recreated under its name
     kc.apply(Action(ActionKind.RESTART_POD, WEB, "PodNotReady", pod="web-1"))
-    server.world.advance(3)
+    server.world.advance(11)
     status = kc.observe([WEB], with_pods=True).statuses[0]
     assert [p.name for p in status.pods] == [f"web-{k}" for k in range(5)] and walk(status) == (5, 5, False)
     kc.close()

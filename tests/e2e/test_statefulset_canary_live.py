@@ -38,6 +38,7 @@ spec:
   services:
     - name: web
       kind: StatefulSet
+      terminationGracePeriod: 2s   # its pods exit at once: the StatefulSet waits out no 30 s a pod
       capacityPerPod: 150
       startupDelay: 2s
       schedulingDelay: 0s

@@ -16,7 +16,8 @@ from pathlib import Path
 from tests.e2e.test_live_loop import POLICY as LIVE_POLICY
 from tests.e2e.test_live_loop import SCENARIO, running_world, wait_until
 
-STS_SCENARIO = SCENARIO.replace("    - name: web\n", "    - name: web\n      kind: StatefulSet\n")
+# its pods exit at once (2 s of grace): the StatefulSet waits out no 30 s a pod of its scale-down
+STS_SCENARIO = SCENARIO.replace("    - name: web\n", "    - name: web\n      kind: StatefulSet\n      terminationGracePeriod: 2s\n")
 # Written as for a cluster with kube-state-metrics' labels: the StatefulSet's series carry its name in
 # `statefulset` (sim serve's pods' too), the label `setpoint run` matches a StatefulSet by by default.
 POLICY = LIVE_POLICY.replace("name: e2e-web", "name: e2e-sts").replace("kind: Deployment", "kind: StatefulSet").replace(

@@ -46,6 +46,7 @@ spec:
   services:
     - name: web
       kind: StatefulSet
+      terminationGracePeriod: 2s   # its pods exit at once: the StatefulSet waits out no 30 s a pod
       capacityPerPod: 100
       startupDelay: 6s
       schedulingDelay: 0s

@@ -39,6 +39,7 @@ spec:
   services:
     - name: web
       kind: StatefulSet
+      terminationGracePeriod: 2s   # its pods exit at once: the StatefulSet waits out no 30 s a pod
       capacityPerPod: 150
       startupDelay: 3s
       schedulingDelay: 0s

@@ -147,6 +147,18 @@ def test_a_deployments_record_check_is_said_in_a_deployments_words(name):
     assert "StatefulSet" not in message and "partition" not in message, message
 
 
+def test_pods_terminating_do_not_name_the_old_revision():
+    """Mid-rollout to revision 2 (1 pod of revision 1 left), while 2 pods of an earlier revision 0
+    still terminate: the old ReplicaSet is revision 1 (where `kubectl rollout undo` goes), not the
+    revision of the most pods listed (before: 0)."""
+    pods = (*(PodStatus(f"api-2-{k}", revision="2") for k in range(3)), PodStatus("api-1-0", revision="1"),
+            *(PodStatus(f"api-0-{k}", revision="0", ready=False, deleted=True) for k in range(2)))
+    status = TargetStatus(API, 4, 6, 4, revision="2", revisions=("0", "1", "2"), pods=pods)
+    message = revision_worse_notice(_params(), _judged(kind="Deployment", partitioned=False), 0, status, API, "api-heal")
+    assert message.startswith("api-heal: the new ReplicaSet's revision 2 (3 of 4 pods) of Deployment api is worse "
+                              "than the old ReplicaSet's revision 1 by canary-errors"), message
+
+
 def test_a_deployments_explain_and_status_say_it():
     health = _judged(kind="Deployment", partitioned=False).record(0, "api-heal", API.key).to_dict()
     record = {"target": API.key, "at": 900.0, "current": 5, "ready": 5, "metrics": {}, "combined": 5,

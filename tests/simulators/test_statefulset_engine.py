@@ -147,3 +147,95 @@ def test_parallel_pod_management_still_updates_one_pod_at_a_time():
     _, seen = run(c, 9)
     assert all(sum(not ready for _, _, ready in tick) <= 1 for tick in seen)
     assert seen[-1] == [("db-0", "2", True), ("db-1", "2", True), ("db-2", "2", True)]
+
+
+def brief(c: SimCluster) -> str:
+    """db's pods by ordinal in one line: ``db-1~`` not Ready, ``db-2@2`` on revision 2; then the
+    ordinals terminating, ``| 3``."""
+    shown = " ".join(name + ("" if ready else "~") + ("" if revision == "1" else f"@{revision}")
+                     for name, revision, ready in pods(c))
+    leaving = sorted(c.terminating_ordinals(0))
+    return shown + (" | " + " ".join(map(str, leaving)) if leaving else "")
+
+
+def delete_db_1(c: SimCluster) -> None:
+    c.delete_pod(0, "db-1")
+
+
+def update(c: SimCluster) -> None:
+    c.rollout(0)
+
+
+def scale_to(replicas: int):
+    return lambda c: c.set_replicas(0, replicas)
+
+
+def delete_pending_db_2(c: SimCluster) -> None:
+    c.set_replicas(0, 3)  # db-2, Pending for its 1 s of scheduling
+    c.delete_pod(0, "db-2")
+
+
+@pytest.mark.parametrize("replicas, parallel, grace_s, act, expected", [
+    # the replacement (same name) only once the old pod is gone: 12 s of grace, seen at the tick of 15 s
+    pytest.param(3, False, 12.0, delete_db_1,
+                 ["db-0 db-2 | 1", "db-0 db-2 | 1", "db-0 db-1~ db-2", "db-0 db-1~ db-2", "db-0 db-1 db-2"],
+                 id="deleted-pod-recreated-under-its-name-once-gone"),
+    pytest.param(3, False, 0.0, delete_db_1,
+                 ["db-0 db-1~ db-2", "db-0 db-1 db-2", "db-0 db-1 db-2", "db-0 db-1 db-2", "db-0 db-1 db-2"],
+                 id="no-grace-recreated-at-once"),
+    pytest.param(3, True, 12.0, delete_db_1,
+                 ["db-0 db-2 | 1", "db-0 db-2 | 1", "db-0 db-1~ db-2", "db-0 db-1~ db-2", "db-0 db-1 db-2"],
+                 id="parallel-recreated-once-gone-too"),
+    # OrderedReady: db-3 at the write, db-2 once db-3 is gone (15 s), db-1 once db-2 is (27 s: the tick of 30 s)
+    pytest.param(4, False, 12.0, scale_to(1),
+                 ["db-0 db-1 db-2 | 3", "db-0 db-1 db-2 | 3", "db-0 db-1 | 2", "db-0 db-1 | 2", "db-0 db-1 | 2",
+                  "db-0 | 1"],
+                 id="ordered-scale-down-waits-for-each-pod-to-be-gone"),
+    pytest.param(4, True, 12.0, scale_to(1),
+                 ["db-0 | 1 2 3", "db-0 | 1 2 3", "db-0", "db-0", "db-0", "db-0"],
+                 id="parallel-scale-down-all-at-once"),
+    # the update deletes db-2 at the tick of 5 s; its new-revision self comes at 20 s (gone at 17),
+    # Ready at 30 s, when db-1 goes
+    pytest.param(3, False, 12.0, update,
+                 ["db-0 db-1 | 2", "db-0 db-1 | 2", "db-0 db-1 | 2", "db-0 db-1 db-2~@2", "db-0 db-1 db-2~@2",
+                  "db-0 db-2@2 | 1"],
+                 id="update-recreates-the-pod-once-gone"),
+    pytest.param(2, False, 12.0, delete_pending_db_2,
+                 ["db-0 db-1 db-2~", "db-0 db-1 db-2", "db-0 db-1 db-2"],
+                 id="a-pending-pod-is-gone-at-once"),
+])
+def test_a_terminating_pod_holds_its_ordinal_until_it_is_gone(replicas, parallel, grace_s, act, expected):
+    """As stateful_set_control.go: a terminating pod keeps its name (no replacement before it is
+    gone), and OrderedReady waits on it (processReplica, processCondemned)."""
+    c = SimCluster([ServiceConfig("db", initial_replicas=replicas, scheduling_delay_s=1, startup_delay_s=9),
+                    ServiceConfig("web", initial_replicas=2)], 1)
+    c.make_statefulset(0, parallel=parallel)
+    c.set_termination_grace(0, 0, grace_s)
+    c.set_termination_grace(0, 1, grace_s)  # the update's revision (seq 1)
+    act(c)
+    seen = []
+    for k in range(1, len(expected) + 1):
+        c.step(k * TICK_S, TICK_S, np.array([10.0, 10.0]))
+        seen.append(brief(c))
+    assert seen == expected
+
+
+def test_the_update_revision_is_current_only_once_no_pod_terminates():
+    """completeRollingUpdate: status.replicas counts a terminating pod; it is not updated."""
+    c = statefulset(1)
+    c.set_termination_grace(0, 0, 12.0)
+    c.rollout(0)
+    c.step(TICK_S, TICK_S, np.array([10.0, 10.0]))  # db-0 deleted, terminating until 17 s
+    assert brief(c) == " | 0" and c.statefulset_current_seq(0) == 0 and bool(c.rollout_in_progress[0])
+    t, _ = run(c, 5, TICK_S)
+    assert brief(c) == "db-0@2" and c.statefulset_current_seq(0) == 1 and not c.rollout_in_progress[0]
+
+
+def test_a_shorter_grace_ends_the_termination_and_the_pod_is_recreated_at_once():
+    c = statefulset(3)
+    c.set_termination_grace(0, 0, 30.0)
+    c.delete_pod(0, "db-1")
+    c.end_termination_at(0, 1, 100.0)  # longer: kept as it was
+    assert c.terminating_ordinals(0) == {1: 30.0}
+    c.end_termination_at(0, 1, 0.0)  # now: gone, and the controller recreates it
+    assert brief(c) == "db-0 db-1~ db-2"
