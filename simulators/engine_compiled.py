@@ -172,19 +172,15 @@ def derive(cluster) -> bool:
         return False
     c = cluster
     try:
-        any_zero = _derive_kernel(*derive_args(c))
+        any_zero = _derive_kernel(c._ready_capacity_rps, c._error_weight, c._twice_base_latency_s,
+                                  c._cpu_pct_at_capacity, c._n_ready, c._n_running, c._memory_base_mib,
+                                  c._safe_capacity_rps, c._error_ratio, c._zero_capacity, c._wait_exponent,
+                                  c._utilization_per_rps, c._idle_memory_mib)
     except compiled.KERNEL_ERRORS as exc:
         mark_broken(exc)
         return False
     c._any_zero_capacity = bool(any_zero)
     return True
-
-
-def derive_args(c) -> tuple:
-    """``_derive_kernel``'s arguments: the engine's arrays it reads and those it writes in place."""
-    return (c._ready_capacity_rps, c._error_weight, c._twice_base_latency_s, c._cpu_pct_at_capacity, c._n_ready,
-            c._n_running, c._memory_base_mib, c._safe_capacity_rps, c._error_ratio, c._zero_capacity,
-            c._wait_exponent, c._utilization_per_rps, c._idle_memory_mib)
 
 
 def compute_signals(cluster, now: float, dt_s: float, offered_rps: np.ndarray) -> TickSignals | None:

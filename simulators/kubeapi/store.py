@@ -948,7 +948,8 @@ class KubeStore:
         update, current = self.engine.current_revision(w.index), by_seq[self.engine.statefulset_current_seq(w.index)]
         on = lambda rev: sum(1 for p in st.pods if p.revision == str(rev.number))  # noqa: E731
         # computeReplicaStatus: a terminating pod counts in replicas (created), not in the others
-        status = {"observedGeneration": w.generation, "replicas": st.status_replicas + len(self._leaving(w)),
+        leaving = self._leaving(w, {p.name for p in st.pods})
+        status = {"observedGeneration": w.generation, "replicas": st.status_replicas + len(leaving),
                   "readyReplicas": st.ready_replicas, "availableReplicas": st.ready_replicas,
                   "currentReplicas": on(current), "updatedReplicas": on(update),
                   "currentRevision": revision_name(w, current), "updateRevision": revision_name(w, update),

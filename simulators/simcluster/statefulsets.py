@@ -33,7 +33,7 @@ name is a function of the serial alone. A row with something left to do is in
 True while its update is not complete.
 
 Differences from the real controller: one sync per tick (the real one syncs on every pod
-event: a pod gone between two ticks is replaced at the next tick); no ``OnDelete strategy, no
+event: a pod gone between two ticks is replaced at the next tick); no ``OnDelete`` strategy, no
 ``minReadySeconds``, no ``maxUnavailable`` (one pod at a time), no persistent volumes.
 """
 
