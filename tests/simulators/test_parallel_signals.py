@@ -256,6 +256,31 @@ def _signals_taken(bits: dict[str, set[int]]) -> bool:
     return signal.SIGINT in bits["SigIgn"] and not {signal.SIGINT, signal.SIGTERM} & bits["SigBlk"]
 
 
+def _where_it_waits(pid: int) -> str:
+    """What process ``pid`` and each of its threads is doing, for a failure's message: state, parent,
+    age, and per thread its wait channel, system call (/proc/PID/task/TID/syscall: number, then
+    arguments) and the top of its kernel stack (root only). Session 36 saw a forkserver worker
+    that had not run its initializer 30 s after it started, once in six CI runs, cause unknown."""
+    def read(path: Path) -> str:
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            return f"<{exc.strerror}>"
+
+    proc = Path(f"/proc/{pid}")
+    status = dict(line.split(":", 1) for line in read(proc / "status").splitlines() if ":" in line)
+    fields = read(proc / "stat").rsplit(")", 1)[-1].split()
+    ticks, uptime = os.sysconf("SC_CLK_TCK"), float(read(Path("/proc/uptime")).split()[0])
+    age = uptime - int(fields[19]) / ticks if len(fields) > 19 else float("nan")
+    lines = [f"pid {pid} {status.get('State', '?').strip()} ppid {status.get('PPid', '?').strip()} "
+             f"age {age:.1f}s cpu {(int(fields[11]) + int(fields[12])) / ticks if len(fields) > 12 else 0:.2f}s"]
+    for task in sorted((proc / "task").glob("*")) if (proc / "task").exists() else []:
+        stack = read(task / "stack").splitlines()[:3]
+        lines.append(f"  tid {task.name} {read(task / 'comm')}: wchan {read(task / 'wchan')} "
+                     f"syscall {read(task / 'syscall')} stack {' < '.join(f.split()[-1] for f in stack if f)}")
+    return "\n".join(lines)
+
+
 def _live(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -278,8 +303,12 @@ def test_a_pool_worker_takes_its_own_signals_and_ends_with_a_killed_command(meth
         while time.monotonic() < deadline and not _signals_taken(_signal_bits(worker)):
             time.sleep(0.05)  # its initializer has not taken its own signals yet
         bits = _signal_bits(worker)
-        assert signal.SIGINT in bits["SigIgn"] and signal.SIGTERM not in bits["SigIgn"] | bits["SigCgt"], bits
-        assert not {signal.SIGINT, signal.SIGTERM} & bits["SigBlk"], bits
+        waits = "" if _signals_taken(bits) else "\n" + _where_it_waits(worker)
+        if waits:
+            parent = int(Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            waits += "\nits parent:\n" + _where_it_waits(parent)
+        assert signal.SIGINT in bits["SigIgn"] and signal.SIGTERM not in bits["SigIgn"] | bits["SigCgt"], f"{bits}{waits}"
+        assert not {signal.SIGINT, signal.SIGTERM} & bits["SigBlk"], f"{bits}{waits}"
         proc.kill()
         proc.wait()
         deadline = time.monotonic() + 10
