@@ -117,17 +117,16 @@ def _fingerprint(paths: list[Path]) -> tuple:
 
 
 def first_run(old_next: datetime | None, now: datetime, interval_s: float, jitter_s: float,
-              rand: Callable[[], float] = random.random) -> datetime | None:
+              rand: Callable[[], float] = random.random) -> datetime:
     """When the new job of a changed policy first runs: it keeps the phase of its old job (whose
     next run was ``old_next``) but never later than a full new interval from ``now``; an old job
-    already due runs at once, within the start jitter. None for a new policy (no old job): its
-    trigger's own start, one interval from now, as at start-up.
+    already due runs at once, within the start jitter. A new policy (no old job) runs at once,
+    within the start jitter, as every policy does at start-up (ControllerService.start).
 
     A fresh start one interval after each reload left a policy edited more often than its
-    interval without any cycle, and even one edit its targets ungoverned for an interval."""
-    if old_next is None:
-        return None
-    if old_next <= now:
+    interval without any cycle, and even one edit its targets ungoverned for an interval; a policy
+    added by a reload governed nothing for its first interval (5 minutes for a 5-minute policy)."""
+    if old_next is None or old_next <= now:
         return now + timedelta(seconds=jitter_s * rand())
     return min(old_next, now + timedelta(seconds=interval_s))
 
@@ -737,7 +736,7 @@ class ControllerService:
                 now = datetime.now(timezone.utc)
                 for name, trigger in plan.triggers.items():
                     changed.append(name)
-                    # a changed policy keeps its old job's phase (a new one starts an interval from now)
+                    # a changed policy keeps its old job's phase (a new one runs at once, as at start)
                     when = first_run(old_next.get(name), now, plan.policies[name].params.interval_s,
                                      trigger.jitter or 0.0)
                     self._schedule(plan.policies[name], trigger, when)

@@ -312,12 +312,13 @@ def test_a_policy_edited_more_often_than_its_interval_still_cycles(interval_s, e
     pytest.param(12, 60, 12, id="longer-new-interval-keeps-the-old-time"),
     pytest.param(0, 20, 1, id="old-run-due-now-runs-within-the-jitter"),
     pytest.param(-30, 20, 1, id="old-run-overdue-runs-within-the-jitter"),
-    pytest.param(None, 20, None, id="new-policy-starts-as-new-ones-do"),
+    pytest.param(None, 20, 1, id="new-policy-runs-within-the-jitter-as-at-start"),
+    pytest.param(None, 300, 1, id="new-5-minute-policy-runs-within-the-jitter"),
 ])
 def test_the_first_run_of_a_changed_policy(old_next_s, interval_s, expected_s):
     old = None if old_next_s is None else at(old_next_s)
     got = first_run(old, at(0), interval_s, jitter_s=2.0, rand=lambda: 0.5)
-    assert got == (None if expected_s is None else at(expected_s))
+    assert got == at(expected_s)
 
 
 def next_run_in_s(service: ControllerService, name: str) -> float:
@@ -326,7 +327,9 @@ def next_run_in_s(service: ControllerService, name: str) -> float:
 
 def test_a_changed_policy_s_new_job_keeps_the_old_job_s_next_run(running, tmp_path):
     service, path, _telemetry, _now = running
-    old_next = service.scheduler.get_job("policy:web").next_run_time  # ~15 s from start, jittered
+    # the first cycle is due at start (within 2 s of jitter): a job whose next run is a cycle away
+    old_next = datetime.now(timezone.utc) + timedelta(seconds=12)
+    service.scheduler.get_job("policy:web").modify(next_run_time=old_next)
     path.write_text(POLICY.format(interval="30s", target=50))
     assert service.reload_if_changed() is True
     assert job_interval_s(service, "web") == 30
@@ -336,7 +339,7 @@ def test_a_changed_policy_s_new_job_keeps_the_old_job_s_next_run(running, tmp_pa
                                        .replace("names: [web]", "names: [api]"))
     assert service.reload_if_changed() is True
     assert 0 < next_run_in_s(service, "web") <= 5
-    assert 20 - 5 - 1 <= next_run_in_s(service, "api") <= 20 + 5  # new: one interval from now, jittered
+    assert -1 < next_run_in_s(service, "api") <= 2  # new: at once, within the start jitter, as at start-up
 
 
 # ---------------------------------------------------------------- unreadable files and folders
