@@ -13,6 +13,7 @@ from controller.core.scaling.params import (ForecastParams, HpaSource, MetricKin
 from controller.core.health.revision_test import Measure, RevisionTestParams
 from controller.policy.durations import parse_duration
 from controller.policy.limits import MAX_REPLICAS
+from controller.policy import promql
 from controller.policy.promql import drops_label
 from controller.policy import presets
 from controller.policy.schema import (INITIAL_STARTUP_DELAY_S, Forecast, Health, HealthCheck, Metric, PolicyDocument,
@@ -58,7 +59,7 @@ def compile_policy(policy: PolicyDocument) -> PolicyParams:
         legacy=presets.uses_legacy_path(spec.preset, behavior is not None),
         missing_hold_s=missing_hold_s, fallback_replicas=fallback, stated_startup_s=_stated_startup_s(scaling),
         replace_unready=scaling.replace_unready,
-        read_window_s=max((query_range_s(m.query) for m in scaling.metrics), default=0.0), **common)
+        read_window_s=max((query_reach_s(m.query) for m in scaling.metrics), default=0.0), **common)
 
 
 def _stated_startup_s(scaling) -> float:
@@ -71,10 +72,10 @@ def _stated_startup_s(scaling) -> float:
 
 
 def compile_metric(metric: Metric, interval_s: float = 15.0, tolerance_down: float = 0.0) -> MetricParams:
-    """The metric's parameters, with its query's range as its read window (the recovery hold's)."""
+    """The metric's parameters, with how far back its query reads as its read window (the recovery hold's)."""
     above = {None: None, "off": math.inf}.get(metric.implausible_above, metric.implausible_above)
     return dataclasses.replace(_compile_metric(metric, interval_s, tolerance_down),
-                               read_window_s=query_range_s(metric.query), implausible_above=above)
+                               read_window_s=query_reach_s(metric.query), implausible_above=above)
 
 
 def _compile_metric(metric: Metric, interval_s: float, tolerance_down: float) -> MetricParams:
@@ -116,11 +117,10 @@ DEFAULT_QUERY_WINDOW_S = 60.0
 
 
 #: A recorded series named as Prometheus recommends, level:metric:operations, whose operations end
-#: in the range they ran over: ``job:http_requests:rate5m`` (group 1: ``5m``). Quoted label values
-#: are left out first (_QUOTED): a matcher's value is no series name.
+#: in the range they ran over: ``job:http_requests:rate5m`` (group 1: ``5m``). Read on the query
+#: without its strings (promql.code_only): a matcher's value is no series name.
 _RECORDED_RANGE = re.compile(r"(?<![A-Za-z0-9_:])[A-Za-z_][A-Za-z0-9_]*(?::[A-Za-z0-9_]*)*:[A-Za-z_]*?"
                              r"([0-9]+(?:ms|s|m|h|d|w|y))(?![A-Za-z0-9_:(])")
-_QUOTED = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|`[^`]*`")
 
 
 def query_range_s(query: str) -> float:
@@ -128,15 +128,37 @@ def query_range_s(query: str) -> float:
     (``rate(x[2m])`` -> 120) and its recorded series' by their names (``job:http_requests:rate5m``
     -> 300: a rule's rate over a window Prometheus does not cover yet reads as low as the rate
     itself, and the name is all the query shows of it)."""
-    found = []
-    spans = [m.group(1) for m in _RANGE.finditer(query)]
-    spans += [m.group(1) for m in _RECORDED_RANGE.finditer(_QUOTED.sub('""', query))]
-    for span in spans:
-        try:
-            found.append(parse_duration(span))
-        except ValueError:
-            continue
-    return max(found, default=0.0)
+    code = promql.code_only(query)  # a string's or comment's brackets and names are no ranges
+    spans = [m.group(1) for m in _RANGE.finditer(code)] + [m.group(1) for m in _RECORDED_RANGE.finditer(code)]
+    return max((_seconds(span) for span in spans), default=0.0)
+
+
+#: An offset modifier and its duration (group 1): the data it reads is that much older.
+_OFFSET = re.compile(r"(?<![A-Za-z0-9_:])offset\s+([0-9][0-9a-z.]*)", re.IGNORECASE)
+
+
+def query_reach_s(query: str) -> float:
+    """How far back a PromQL query's data reaches, in s (0: the latest samples only): a range
+    selector's range, a recorded series' by its name (as :func:`query_range_s`), a subquery's range
+    plus what its inner query reaches (``max_over_time(rate(x[1m])[10m:30s])`` -> 660, where the
+    longest range is 600), and the longest offset on top. The recovery hold's read window: a
+    reading within it of a series' first appearance covers part of its window only."""
+    code = promql.code_only(query)
+    recorded = [(m.start(), _seconds(m.group(1))) for m in _RECORDED_RANGE.finditer(code)]
+    reached: list[tuple[int, float]] = []  # (where the bracket opens, how far its operand's data reaches)
+    for start, at, body in promql.range_brackets(code):
+        inner = [r for opened, r in reached if start <= opened < at] + [r for p, r in recorded if start <= p < at]
+        reached.append((at, _seconds(body.split(":", 1)[0]) + max(inner, default=0.0)))
+    offset = max((_seconds(m.group(1)) for m in _OFFSET.finditer(code)), default=0.0)
+    return max([r for _, r in reached] + [r for _, r in recorded], default=0.0) + offset
+
+
+def _seconds(span: str) -> float:
+    """A PromQL duration in s; 0 for one that does not parse (the query's check says why)."""
+    try:
+        return parse_duration(span)
+    except ValueError:
+        return 0.0
 
 
 def query_window_s(query: str) -> float:

@@ -353,6 +353,43 @@ def error_ratio(query: str) -> bool:
     return rates and bool(_FAILURE_NAME.search(above) or _FAILURE_MATCHER.search(query[:slash]))
 
 
+def code_only(query: str) -> str:
+    """``query`` with its string literals and ``#`` comments blanked out (same length and positions)."""
+    return _code_and_strings(query)[0]
+
+
+def range_brackets(code: str) -> list[tuple[int, int, str]]:
+    """Each range selector's or subquery's bracket in ``code`` (a query through :func:`code_only`),
+    left to right: (where the operand it reads starts, where the bracket opens, what it holds:
+    ``5m`` or ``10m:30s``). The operand is the selector (``x{a=""}``) or the expression
+    (``rate(x[1m])``, a call with its name) just before the bracket."""
+    out = []
+    for m in re.finditer(r"\[([^\[\]]*)\]", code):
+        out.append((_operand_start(code, m.start()), m.start(), m.group(1).strip()))
+    return out
+
+
+def _operand_start(code: str, at: int) -> int:
+    """Where the selector or expression that ends just before position ``at`` starts: a
+    bracketed group (``(...)`` or ``{...}``) is taken whole, then the word before it."""
+    j = at
+    while j > 0 and code[j - 1].isspace():
+        j -= 1
+    if j > 0 and code[j - 1] in ")}":
+        close = code[j - 1]
+        opened, depth = "(" if close == ")" else "{", 0
+        j -= 1
+        while j >= 0:
+            depth += (code[j] == close) - (code[j] == opened)
+            if depth == 0:
+                break
+            j -= 1
+        j = max(j, 0)
+    while j > 0 and (code[j - 1] in _WORD or code[j - 1] == ":"):
+        j -= 1
+    return j
+
+
 def _top_level(code: str) -> str:
     """``code`` with every bracket's contents blanked out: what is at depth 0."""
     out, depth = [], 0

@@ -177,6 +177,13 @@ def test_recovering_marks_the_readings_within_the_window():
     pytest.param("rate(x[1m]) / ignoring(pod) job:requests:avg_rate2m", 120.0, id="longest-of-range-and-rule"),
     pytest.param('up{job="a:b:rate9m"}', 0.0, id="a-label-value-is-no-series-name"),
     pytest.param("my_requests_5m", 0.0, id="no-colon-no-rule"),
+    # how far back the data reaches, not the longest range (600 before: the inner rate's minute was left out)
+    pytest.param("max_over_time(rate(x[1m])[10m:30s])", 660.0, id="subquery-adds-its-inner-range"),
+    pytest.param("max_over_time(job:http_requests:rate5m[10m:])", 900.0, id="subquery-over-a-recorded-rate"),
+    pytest.param("avg_over_time(sum(rate(x[1m]))[5m:1m]) + rate(y[20m])", 1200.0, id="longest-of-subquery-and-range"),
+    pytest.param("rate(x[5m] offset 10m)", 900.0, id="offset-reads-older-data"),
+    pytest.param('rate(x{path="/a[2h]"}[1m])', 60.0, id="a-bracket-in-a-label-value-is-no-range"),
+    pytest.param("rate(x[1m]) # was [2h]", 60.0, id="a-bracket-in-a-comment-is-no-range"),
 ])
 def test_the_read_window_is_the_querys_range(query, window_s):
     metric = Metric.model_validate({"name": "rps", "query": query, "target": {"averagePerReplica": 100}})

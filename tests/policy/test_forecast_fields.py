@@ -56,6 +56,8 @@ def test_observed_start_up(fields, horizon_s, observed, max_horizon_s):
     pytest.param("sum(rate(x[1m]))", 60.0, id="one-range"),
     pytest.param("rate(a[5m:30s]) / rate(b[2m])", 300.0, id="subquery-and-range-longest-wins"),
     pytest.param("queue_length", 60.0, id="no-range-assumes-1m"),
+    pytest.param('sum(rate(x{path="/a[1h]"}[2m]))', 120.0, id="a-bracket-in-a-label-value-is-no-range"),
+    pytest.param("sum(rate(x[2m])) # once [1h]", 120.0, id="a-bracket-in-a-comment-is-no-range"),
 ])
 def test_query_window(query, window_s):
     assert query_window_s(query) == window_s
