@@ -196,3 +196,25 @@ def test_kernels_off_runs_numpy(monkeypatch):
     monkeypatch.setattr(compiled, "switch", "0")
     assert not hpa_decide.covers(hpa(), obs)
     assert hpa_decide.try_decide(hpa(), obs, ScalingState.empty(N, hpa()).norm, T0) is None
+
+
+def test_a_kernel_that_fails_to_compile_gives_the_numpy_stages_with_a_warning(monkeypatch):
+    """A compiler failure (numba's error, which no real input produces on demand: raised here)
+    marks the kernels broken with one warning; that cycle and the next run on numpy, with the
+    reference's Decision and the state untouched by the failed call."""
+    monkeypatch.setattr(compiled, "switch", "1")
+    monkeypatch.setattr(compiled, "_broken", None)
+    monkeypatch.setattr(compiled, "_warned", False)
+    params = hpa()
+    obs = observation(np.random.default_rng(6), T0)  # made with the kernels: its padded layout
+    state = ScalingState.empty(N, params)
+    want = reference(monkeypatch, params, obs, copy.deepcopy(state), T0)
+
+    def fails_to_compile(*args):
+        raise compiled.KERNEL_ERRORS[0]("no compiler for this target")
+
+    monkeypatch.setattr(hpa_decide, "_decide_padded_kernel", fails_to_compile)
+    with pytest.warns(RuntimeWarning, match="compiled kernel failed"):
+        got = decide(params, obs, state, T0, own_state=True)
+    assert_same_decision(got, want)
+    assert not compiled.enabled()
