@@ -143,3 +143,30 @@ def test_abs_max_same_as_numpy(monkeypatch, usage, requests):
 def test_abs_max_same_as_numpy_on_generated_values(usage, requests):
     with pytest.MonkeyPatch.context() as mp:
         test_abs_max_same_as_numpy(mp, usage, requests)
+
+
+def assert_pass_fits_exact(p: int, largest: int, top: int) -> None:
+    """The listed passes' bound, tested inside a kernel without forming the product, is
+    p x largest x max(100, top) < 2**55 with exact integers."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(compiled, "switch", "1")
+        assert compiled.enabled()
+        assert bool(hpa_compiled.pass_fits(p, largest, top)) == (p * largest * max(100, top) < hpa_compiled._SUM_LIMIT)
+
+
+@settings(max_examples=300, deadline=None)
+@given(p=st.integers(0, 10**7) | st.sampled_from([1, 2, 3, 7]), largest=st.integers(0, 2**63 - 1) | st.integers(0, 2**20),
+       top=st.integers(0, 2**31 - 1) | st.integers(0, 200))
+def test_pass_fits_is_the_exact_int64_bound(p, largest, top):
+    assert_pass_fits_exact(p, largest, top)
+
+
+@pytest.mark.parametrize("p, largest, top", [
+    pytest.param(1, 2**55 // 100 - 1, 0, id="one-pod-just-inside"),
+    pytest.param(1, 2**55 // 100, 0, id="one-pod-at-the-bound"),
+    pytest.param(3, (2**55 + 299) // 300, 100, id="three-pods-rounded-up"),
+    pytest.param(3, (2**55 + 299) // 300 - 1, 100, id="three-pods-just-inside"),
+    pytest.param(0, 2**63 - 1, 2**31 - 1, id="no-pods-always-fits"),
+])
+def test_pass_fits_at_its_edges(p, largest, top):
+    assert_pass_fits_exact(p, largest, top)

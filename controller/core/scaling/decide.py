@@ -11,7 +11,7 @@ from functools import cached_property
 
 import numpy as np
 
-from controller.core.scaling import compiled, hpa_normalize, signal_compiled, workspace
+from controller.core.scaling import compiled, hpa_decide, hpa_normalize, signal_compiled, workspace
 from controller.core.scaling import forecast as fc
 from controller.core.scaling.hpa_propose import HpaProposals, PodSamples, hpa_propose
 from controller.core.scaling.normalize import NormResult, NormState, normalize, record_scale_events
@@ -309,7 +309,8 @@ def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: flo
 
     Runs the compiled kernel (core/scaling/compiled.py) when it covers the policy, else numpy stages
     (for the ``hpa`` preset without behavior, its signal and normalize stages compiled:
-    core/scaling/signal_compiled.py, core/scaling/hpa_normalize.py). ``own_state``: the caller
+    core/scaling/signal_compiled.py, core/scaling/hpa_normalize.py; in the common case every
+    stage in one compiled call, core/scaling/hpa_decide.py). ``own_state``: the caller
     gives ``state`` up (it keeps the decision's ``kept`` instead), so the ``hpa`` preset's
     recommendation history may be updated in place rather than copied: the same Decision.
     """
@@ -319,10 +320,23 @@ def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: flo
         except compiled.KERNEL_ERRORS as exc:
             compiled.mark_broken(exc)
     if compiled.enabled() and hpa_normalize.supports(params):  # the hpa preset: its signal and normalize stages compiled
+        one_call = hpa_decide.try_decide(params, obs, state.norm, now, own_state)  # the common case: one kernel
+        if one_call is not None:
+            return _hpa_decision(params, obs, state, now, *one_call)
         stage = hpa_normalize.normalize_in_place if own_state else hpa_normalize.normalize_compiled
         return decide_numpy(params, obs, state, now, normalize_stage=stage,
                             signal_stage=signal_compiled.read_signal_fast)
     return decide_numpy(params, obs, state, now)
+
+
+def _hpa_decision(params: PolicyParams, obs: Observation, state: ScalingState, now: float, sig: Signal,
+                  proposals: np.ndarray, valid: np.ndarray, hpa: HpaProposals, result: NormResult,
+                  norm_state: NormState) -> Decision:
+    """The Decision of the ``hpa`` preset's stages run in one call (core/scaling/hpa_decide.py),
+    as decide_numpy makes it of them: no smoothing (the signal's values), no forecast or ramp."""
+    return Decision(now, obs.current, obs.ready, sig, sig.values, proposals, valid, result,
+                    ScalingState(state.smooth, norm_state, state.forecast, state.ramp), params, None, hpa, None,
+                    obs.latest, obs.values)
 
 
 def _decide_compiled(params: PolicyParams, obs: Observation, state: ScalingState, now: float) -> Decision:

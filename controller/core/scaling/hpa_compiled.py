@@ -666,20 +666,47 @@ def _utilization_of_pass(run, current, target_utilization, tolerance_down, toler
     if not compiled.enabled():
         return None
     current = np.asarray(current, dtype=np.int64).reshape(-1)
-    n = current.size
-    target_util = _per_target(target_utilization, n, np.int64)
+    n_stray, target_util, tol_down, tol_up, cpu = pass_terms(current.size, target_utilization, tolerance_down,
+                                                            tolerance_up, cpu_rules)
     try:
         replicas, utilization, average, error, top, errors, largest, p = run(
-            _no_stray_counts(n), current, target_util, _per_target(tolerance_down, n, np.float64),
-            _per_target(tolerance_up, n, np.float64), _per_target(cpu_rules, n, np.bool_),
-            float(cpu_initialization_period_s), float(initial_readiness_delay_s))
+            n_stray, current, target_util, tol_down, tol_up, cpu, float(cpu_initialization_period_s),
+            float(initial_readiness_delay_s))
     except compiled.KERNEL_ERRORS as exc:
         compiled.mark_broken(exc)
         return None
-    if p and p * int(largest) * max(100, int(top)) >= _SUM_LIMIT:  # _sums_fit's bound
+    if not pass_fits(p, largest, top):
         return None
-    # no listed pod lacks a request or its container: no error names a pod (most cycles: no error at all)
+    return pass_proposal(replicas, utilization, average, error, errors, resource, container)
+
+
+def pass_terms(n: int, target_utilization, tolerance_down, tolerance_up, cpu_rules) -> tuple[np.ndarray, ...]:
+    """The per-target terms of a listed pass for n targets, (n,) arrays as the kernels take them
+    (shared when one value stands for all): no stray sample (int64 zeros), target utilization
+    (int64), tolerances down and up (float64), whether the cpu rules apply (bool)."""
+    return (_no_stray_counts(n), _per_target(target_utilization, n, np.int64), _per_target(tolerance_down, n, np.float64),
+            _per_target(tolerance_up, n, np.float64), _per_target(cpu_rules, n, np.bool_))
+
+
+@compiled.jit_inline
+def pass_fits(p, largest, top):
+    """_sums_fit's bound for a listed pass over ``p`` pods whose largest |milli value| is
+    ``largest`` with the largest target utilization ``top`` (non-negative integers): p x largest
+    x max(100, top) < _SUM_LIMIT, tested without forming the product (it may leave int64 in a
+    kernel): x >= ceil(L / p) for x = largest x max(100, top), then largest >= ceil of that / max(100, top)."""
+    if p == 0:
+        return True
+    per_pod = (_SUM_LIMIT + p - 1) // p
+    scale = top if top > 100 else 100
+    return largest < (per_pod + scale - 1) // scale
+
+
+def pass_proposal(replicas: np.ndarray, utilization: np.ndarray, average: np.ndarray, error: np.ndarray, errors: int,
+                  resource: str, container: str) -> hr.ReplicaProposal:
+    """The ReplicaProposal of a listed pass's (N,) int64 results with ``errors`` targets in error:
+    no listed pod lacks a request or its container, so no error names a pod (most cycles: no
+    error at all, the shared empty texts)."""
     messages = (hr._messages(error, resource=resource, container=container or "(all)", pod=lambda i: "") if errors
-                else hr._no_messages(n))
+                else hr._no_messages(error.shape[0]))
     return hr.ReplicaProposal(replicas=replicas, utilization=utilization, usage_milli=average, error=error,
                               error_message=messages)

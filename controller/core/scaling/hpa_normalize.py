@@ -154,7 +154,42 @@ def try_normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarr
     if not (supports(params) and compiled.enabled()):
         return None
     current = np.ascontiguousarray(current, dtype=np.float64)
-    n = current.shape[0]
+    history = kernel_history(state, in_place)
+    outputs = kernel_outputs(current.shape[0])
+    try:
+        _normalize_legacy_kernel(current, np.ascontiguousarray(proposals, dtype=np.float64),
+                                 np.ascontiguousarray(valid, dtype=np.bool_), *history.arguments(), float(now),
+                                 *kernel_params(params), *outputs)
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+    return kernel_result(outputs), history.state_of(state)
+
+
+class KernelHistory:
+    """The recommendation history and missing_since as _normalize_legacy_kernel reads and writes
+    them: the old (H, N) history (the transposes of NormState's Fortran-ordered (N, H) arrays),
+    the new one (the old one itself when ``in_place``) and missing_since (the state's own when
+    ``in_place``, else a copy)."""
+
+    def __init__(self, old_v, old_t, rec_v, rec_t, missing_since, in_place: bool):
+        self.old_v, self.old_t, self.rec_v, self.rec_t = old_v, old_t, rec_v, rec_t
+        self.missing_since, self.in_place = missing_since, in_place
+
+    def arguments(self) -> tuple:
+        """(old_v, old_t, rec_v, rec_t (H, N), copy, missing_since (N,)): the kernel's history arguments."""
+        return (self.old_v.T, self.old_t.T, self.rec_v.T, self.rec_t.T, not self.in_place, self.missing_since)
+
+    def state_of(self, state: NormState) -> NormState:
+        """The state after the kernel wrote this history: ``state`` itself when updated in place."""
+        if self.in_place:
+            return state
+        return dataclasses.replace(state, rec_values=self.rec_v, rec_times=self.rec_t, missing_since=self.missing_since)
+
+
+def kernel_history(state: NormState, in_place: bool) -> KernelHistory:
+    """``state``'s history for the kernel: updated where it is when ``in_place`` and its arrays
+    allow it (_updatable), else written into new arrays (``state`` untouched)."""
     # the history: Fortran-ordered (N, H), as history.write_slot returns it (its transposes are the
     # kernel's C-ordered (H, N) arrays); the new one filled by the kernel from the old one, or the old one
     old_v = np.asfortranarray(state.rec_values, dtype=np.float64)
@@ -162,29 +197,29 @@ def try_normalize(params: PolicyParams, current: np.ndarray, proposals: np.ndarr
     missing_since = state.missing_since
     in_place = in_place and _updatable(old_v, old_t, missing_since) and old_v is state.rec_values and old_t is state.rec_times
     if in_place:
-        rec_v, rec_t = old_v, old_t
-    else:
-        rec_v, rec_t = np.empty(old_v.shape, order="F"), np.empty(old_t.shape, order="F")
-        missing_since = np.array(missing_since, dtype=np.float64)
+        return KernelHistory(old_v, old_t, old_v, old_t, missing_since, True)
+    return KernelHistory(old_v, old_t, np.empty(old_v.shape, order="F"), np.empty(old_t.shape, order="F"),
+                         np.array(missing_since, dtype=np.float64), False)
+
+
+def kernel_params(params: PolicyParams) -> tuple[float, ...]:
+    """(lo, hi, window_s, factor, minimum): the policy's numbers _normalize_legacy_kernel reads."""
+    return (float(params.min_replicas), float(params.max_replicas), float(params.scale_down.window_s),
+            float(params.scale_up_limit_factor), float(params.scale_up_limit_minimum))
+
+
+def kernel_outputs(n: int) -> tuple[np.ndarray, ...]:
+    """The kernel's (N,) outputs, unset: combined, proposal, stabilized, desired (rows of one
+    (4, N) float64 array), limit reason, reason (int64), active (bool)."""
     f = np.empty((4, n))
-    limit_reason, reason = np.empty(n, np.int64), np.empty(n, np.int64)
-    active = np.empty(n, np.bool_)
-    try:
-        _normalize_legacy_kernel(current, np.ascontiguousarray(proposals, dtype=np.float64),
-                                 np.ascontiguousarray(valid, dtype=np.bool_), old_v.T, old_t.T, rec_v.T, rec_t.T,
-                                 not in_place, missing_since,
-                                 float(now), float(params.min_replicas), float(params.max_replicas),
-                                 float(params.scale_down.window_s), float(params.scale_up_limit_factor),
-                                 float(params.scale_up_limit_minimum), f[0], f[1], f[2], f[3], limit_reason, reason,
-                                 active)
-    except compiled.KERNEL_ERRORS as exc:
-        compiled.mark_broken(exc)
-        return None
-    result = NormResult(combined=f[0], proposal=f[1], stabilized=f[2], desired=f[3], limit_reason=limit_reason,
-                        reason=reason, scaling_active=active)
-    if in_place:
-        return result, state
-    return result, dataclasses.replace(state, rec_values=rec_v, rec_times=rec_t, missing_since=missing_since)
+    return f[0], f[1], f[2], f[3], np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.bool_)
+
+
+def kernel_result(outputs: tuple[np.ndarray, ...]) -> NormResult:
+    """The NormResult of the kernel's ``outputs`` (kernel_outputs, written)."""
+    combined, proposal, stabilized, desired, limit_reason, reason, active = outputs
+    return NormResult(combined=combined, proposal=proposal, stabilized=stabilized, desired=desired,
+                      limit_reason=limit_reason, reason=reason, scaling_active=active)
 
 
 def _updatable(rec_v: np.ndarray, rec_t: np.ndarray, missing_since: np.ndarray) -> bool:

@@ -243,15 +243,22 @@ def _listed_metric(params: PolicyParams, m: MetricParams, pods: JoinedPodSamples
     when the kernels decline: then build the table."""
     if m.kind != MetricKind.UTILIZATION or pods.listed.column != j:
         return None
-    source = m.hpa_source
     one_pass = (hpa_compiled.try_padded_utilization_replicas if isinstance(pods.listed, PaddedPods)
                 else hpa_compiled.try_listed_utilization_replicas)
-    return one_pass(
-        pods.listed, current, max(int(round(m.target)), 1), params.tolerance_down, params.tolerance_up,
-        cpu_rules=source != HpaSource.PODS and m.resource == "cpu", resource=m.resource,
-        container=m.container if source == HpaSource.CONTAINER_RESOURCE else "",
-        cpu_initialization_period_s=params.cpu_initialization_period_s,
-        initial_readiness_delay_s=params.initial_readiness_delay_s)
+    return one_pass(pods.listed, current, **utilization_terms(params, m))
+
+
+def utilization_terms(params: PolicyParams, m: MetricParams) -> dict:
+    """The calculator's terms for Utilization metric ``m`` of ``params``, as the listed passes
+    (hpa_compiled.try_listed_utilization_replicas ...) take them by name: target utilization
+    (integer percent, at least 1), tolerances, whether the cpu rules apply, resource, container
+    (ContainerResource only), the cpu initialization period and readiness delay (s)."""
+    source = m.hpa_source
+    return dict(target_utilization=max(int(round(m.target)), 1), tolerance_down=params.tolerance_down,
+                tolerance_up=params.tolerance_up, cpu_rules=source != HpaSource.PODS and m.resource == "cpu",
+                resource=m.resource, container=m.container if source == HpaSource.CONTAINER_RESOURCE else "",
+                cpu_initialization_period_s=params.cpu_initialization_period_s,
+                initial_readiness_delay_s=params.initial_readiness_delay_s)
 
 
 def _workload_metric(params: PolicyParams, m: MetricParams, value: np.ndarray, present: np.ndarray,
@@ -285,6 +292,12 @@ def hpa_propose(params: PolicyParams, current: np.ndarray, ready: np.ndarray, st
     cur = np.asarray(current, dtype=np.int64)
     stat = np.asarray(status, dtype=np.int64)
     results = [_metric_proposal(params, m, j, pods, values, usable, cur, stat) for j, m in enumerate(params.metrics)]
+    return proposals_of(results, n)
+
+
+def proposals_of(results: list[hr.ReplicaProposal], n: int) -> HpaProposals:
+    """The HpaProposals of the M metrics' proposals for N targets, their error texts by target."""
+    m_count = len(results)
     replicas, utilization, usage, error = _columns(results, n)
     texts: dict[int, list[str]] = {}  # the rows with an error in some metric (most cycles: none)
     for j, r in enumerate(results):

@@ -43,6 +43,23 @@ def try_read_signal(values: np.ndarray, present: np.ndarray, sample_age_s: np.nd
     are off or the arrays are not (N, M) alike (values float64, present bool): then call the reference."""
     if not compiled.enabled():
         return None
+    inputs = kernel_inputs(values, present, sample_age_s, nonnegative, implausible_above)
+    if inputs is None:
+        return None
+    clean, masks = kernel_outputs(inputs[0].shape)
+    try:
+        _signal_kernel(*inputs[:3], float(stale_after_s), *inputs[3:], clean, *masks)
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+    return Signal(clean, *masks)
+
+
+def kernel_inputs(values: np.ndarray, present: np.ndarray, sample_age_s: np.ndarray,
+                  nonnegative: np.ndarray | None, implausible_above: np.ndarray | None) -> tuple | None:
+    """(values, present, age (N, M), checked, above (M,)) as _signal_kernel takes them (its
+    stale_after_s goes between the two groups), or None when the arrays are not (N, M) alike
+    (values float64, present bool): then the reference."""
     values, present, age = np.asarray(values), np.asarray(present), np.asarray(sample_age_s)
     if (values.ndim != 2 or values.dtype != np.float64 or present.dtype != np.bool_
             or present.shape != values.shape or age.shape != values.shape):
@@ -53,15 +70,14 @@ def try_read_signal(values: np.ndarray, present: np.ndarray, sample_age_s: np.nd
              else np.ascontiguousarray(implausible_above, np.float64).reshape(-1))
     if checked.shape != (m,) or above.shape != (m,):
         return None
-    clean = np.empty(values.shape)
-    masks = np.empty((6, *values.shape), np.bool_)
-    try:
-        _signal_kernel(np.ascontiguousarray(values, np.float64), np.ascontiguousarray(present, np.bool_),
-                       np.ascontiguousarray(age, np.float64), float(stale_after_s), checked, above, clean, *masks)
-    except compiled.KERNEL_ERRORS as exc:
-        compiled.mark_broken(exc)
-        return None
-    return Signal(clean, *masks)
+    return (np.ascontiguousarray(values, np.float64), np.ascontiguousarray(present, np.bool_),
+            np.ascontiguousarray(age, np.float64), checked, above)
+
+
+def kernel_outputs(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """_signal_kernel's outputs, unset: the clean values (N, M) float64 and its six (N, M) masks
+    (missing, stale, nonfinite, negative, implausible, usable) as one (6, N, M) bool array."""
+    return np.empty(shape), np.empty((6, *shape), np.bool_)
 
 
 def read_signal_fast(values: np.ndarray, present: np.ndarray, sample_age_s: np.ndarray, stale_after_s: float,

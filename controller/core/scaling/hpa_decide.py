@@ -1,0 +1,133 @@
+"""The ``hpa`` preset's decision in one compiled call per cycle, in the common case (numba).
+
+``decide`` runs the preset as stages, each a compiled kernel with numpy glue between them:
+the signal (core/scaling/signal_compiled.py), HPA's calculator on the pods where the cluster
+keeps them (hpa_propose -> hpa_compiled._padded_utilization_kernel), the proposals' validity,
+and the normalize stage with its reason codes (hpa_normalize._normalize_legacy_kernel). The
+glue cost about as much as the kernels for 1,000 targets (argument conversions, per-target
+term arrays, result objects). :func:`try_decide` makes one call of :func:`_decide_padded_kernel`,
+which runs the same kernels one after the other inside numba, and builds the stages' results
+from its outputs: the same arrays (``tests/core/test_hpa_decide.py`` compares every output and
+state array with the numpy stages, the reference, on generated cycles).
+
+The common case (:func:`covers`): the preset without ``behavior``, no smoothing, forecast or
+ramp, one Utilization metric read per pod from pods in the cluster's padded layout
+(``PaddedPods``, the simulator's). Anything else (and the kernels off: ``SETPOINT_COMPILED=0``,
+no numba, with compiled.enabled()'s one warning) returns None: ``decide`` runs the stages.
+HPA's status conditions are made from the decision in the shell (runtime/conditions.py), only
+where a cycle reports them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from controller.core.scaling import compiled, hpa_compiled, hpa_normalize, hpa_propose, signal_compiled
+from controller.core.scaling.compiled import jit
+from controller.core.scaling.hpa_propose import HpaProposals, JoinedPodSamples, PaddedPods
+from controller.core.scaling.normalize import NormResult, NormState
+from controller.core.scaling.params import MetricKind, PolicyParams, Smoothing
+from controller.core.scaling.signal import Signal
+
+_INT64_BOUND = 2.0**63  # |current| below it converts to int64 as numpy's cast does
+
+
+def covers(params: PolicyParams, obs) -> bool:
+    """One call decides this cycle: the kernels on, the ``hpa`` preset without ``behavior`` and
+    without smoothing, forecast or ramp, its one metric a Utilization metric whose pods
+    ``obs.pods`` holds where the cluster keeps them (column 0 of a PaddedPods)."""
+    if not (compiled.enabled() and hpa_normalize.supports(params) and params.smoothing == Smoothing.NONE
+            and not params.forecast_metrics and not params.ramp_metrics and len(params.metrics) == 1):
+        return False
+    m, pods = params.metrics[0], obs.pods
+    return (m.kind == MetricKind.UTILIZATION and m.per_pod and isinstance(pods, JoinedPodSamples)
+            and isinstance(pods.listed, PaddedPods) and pods.listed.column == 0)
+
+
+@jit
+def _decide_padded_kernel(values, present, age, stale_after_s, checked, above, clean, missing, stale, nonfinite,
+                          negative, implausible, usable, rows, exists, ends, phase, start_time, transition_time, empty,
+                          pending_code, ready_code, pod_values, pod_ages, pod_now, request_milli, window_s, n_stray,
+                          target_util, tol_down, tol_up, cpu_rules, cpu_period_s, readiness_delay_s, current,
+                          proposals, valid, old_v, old_t, rec_v, rec_t, copy, missing_since, now, lo, hi,
+                          down_window_s, factor, minimum, combined_out, proposal_out, stabilized_out, desired_out,
+                          limit_out, reason_out, active_out):
+    """The ``hpa`` preset's cycle for N targets and its one metric: signal (outputs (N, 1):
+    clean values and the six masks), calculator (pods in the padded layout: see
+    hpa_compiled._padded_utilization_kernel), proposals (N, 1) float64 (NaN where not valid) and
+    valid (N, 1) bool, then normalize (hpa_normalize._normalize_legacy_kernel: the history and
+    missing_since written, its (N,) outputs). current (N,) float64. Returns (done, replicas,
+    utilization, raw average, error code (N,) int64, targets in error); done False (nothing
+    of the state written) where the stages would leave the kernels: a count of current
+    replicas that is not an int64, or the calculator's sums could leave int64."""
+    n = current.shape[0]
+    declined = (False, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), 0)
+    cur = np.empty(n, np.int64)
+    for i in range(n):
+        if not abs(current[i]) < _INT64_BOUND:  # NaN too
+            return declined
+        cur[i] = np.int64(current[i])
+    signal_compiled._signal_kernel(values, present, age, stale_after_s, checked, above, clean, missing, stale,
+                                   nonfinite, negative, implausible, usable)
+    replicas, utilization, average, error, top, errors, largest, p = hpa_compiled._padded_utilization_kernel(
+        rows, exists, ends, phase, start_time, transition_time, empty, pending_code, ready_code, pod_values, pod_ages,
+        pod_now, request_milli, window_s, n_stray, cur, target_util, tol_down, tol_up, cpu_rules, cpu_period_s,
+        readiness_delay_s)
+    if not hpa_compiled.pass_fits(p, largest, top):
+        return declined
+    for i in range(n):  # a metric read per pod is valid where the calculator found usable samples
+        ok = error[i] == 0
+        valid[i, 0] = ok
+        proposals[i, 0] = float(replicas[i]) if ok else math.nan
+    hpa_normalize._normalize_legacy_kernel(current, proposals, valid, old_v, old_t, rec_v, rec_t, copy,
+                                           missing_since, now, lo, hi, down_window_s, factor, minimum, combined_out,
+                                           proposal_out, stabilized_out, desired_out, limit_out, reason_out,
+                                           active_out)
+    return True, replicas, utilization, average, error, errors
+
+
+def try_decide(params: PolicyParams, obs, state: NormState, now: float, own_state: bool = False
+               ) -> tuple[Signal, np.ndarray, np.ndarray, HpaProposals, NormResult, NormState] | None:
+    """The ``hpa`` preset's stages for ``obs`` (a decide.Observation) in one compiled call:
+    (signal, proposals (N, 1) NaN where not valid, valid (N, 1), the calculator's result, the
+    normalize result, the normalize state after it), the arrays the stages give; None when
+    :func:`covers` says no or the kernel declines: then run the stages. ``own_state``: the
+    caller gives ``state`` up, its history is updated in place (hpa_normalize.try_normalize's
+    ``in_place``); a decline leaves it untouched."""
+    if not covers(params, obs):
+        return None
+    inputs = signal_compiled.kernel_inputs(obs.values, obs.present, obs.sample_age_s, params.metric_nonnegative,
+                                           params.metric_implausible_above)
+    if inputs is None or inputs[0].shape[1] != 1:
+        return None
+    current = np.ascontiguousarray(obs.current, dtype=np.float64)
+    n = current.shape[0]
+    padded = obs.pods.listed
+    slots = padded.slots
+    terms = hpa_propose.utilization_terms(params, params.metrics[0])
+    clean, masks = signal_compiled.kernel_outputs((n, 1))
+    proposals, valid = np.empty((n, 1)), np.empty((n, 1), np.bool_)
+    history = hpa_normalize.kernel_history(state, own_state)
+    outputs = hpa_normalize.kernel_outputs(n)
+    try:
+        done, replicas, utilization, average, error, errors = _decide_padded_kernel(
+            *inputs[:3], float(params.stale_after_s), *inputs[3:], clean, *masks,
+            slots.rows, slots.exists, slots.ends, slots.phase, slots.start_time, slots.transition_time,
+            int(slots.empty), int(slots.pending_code), int(slots.ready_code), padded.values, padded.ages,
+            float(padded.now), int(padded.request_milli), float(padded.window_s),
+            *hpa_compiled.pass_terms(n, terms["target_utilization"], terms["tolerance_down"], terms["tolerance_up"],
+                                     terms["cpu_rules"]),
+            float(terms["cpu_initialization_period_s"]), float(terms["initial_readiness_delay_s"]),
+            current, proposals, valid, *history.arguments(), float(now), *hpa_normalize.kernel_params(params),
+            *outputs)
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+    if not done:
+        return None
+    proposal = hpa_compiled.pass_proposal(replicas, utilization, average, error, errors, terms["resource"],
+                                          terms["container"])
+    return (Signal(clean, *masks), proposals, valid, hpa_propose.proposals_of([proposal], n),
+            hpa_normalize.kernel_result(outputs), history.state_of(state))
