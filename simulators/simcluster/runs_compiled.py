@@ -22,7 +22,7 @@ import numpy as np
 from controller.core.scaling import compiled
 from controller.core.scaling.compiled import enabled, jit, mark_broken
 from simulators import engine_compiled
-from simulators.engine_compiled import _I_COUNTS, _O_BACKLOG, _O_DROPPED, _O_ROWS, _X_COUNTS, _X_MEMORY, _X_OFFERED, _X_ROWS
+from simulators.engine_compiled import _I_COUNTS, _O_BACKLOG, _O_DROPPED, _O_P50, _O_ROWS, _X_COUNTS, _X_MEMORY, _X_OFFERED, _X_ROWS
 from simulators.signals import TickSignals
 from simulators.simcluster import pods_compiled
 from simulators.simcluster.lifecycle import MAX_LIFECYCLE_ROUNDS
@@ -148,6 +148,18 @@ def _lifecycles_kernel(now, next_event_min, K, startup_delay_s, phase, phase_end
 
 
 @jit
+def _percentiles_kept(codes_a, codes_b):
+    """(3,) bool: whether the sinks' codes (F,) name the p50, p95, p99 rows."""
+    kept = np.zeros(3, np.bool_)
+    for codes in (codes_a, codes_b):
+        for f in range(codes.shape[0]):
+            q = codes[f] - _O_P50
+            if 0 <= q < 3:
+                kept[q] = True
+    return kept
+
+
+@jit
 def _run_kernel(times, load, stop_s, manage, q_rows, q_replicas, flush_now, next_event_min, needs_derive, any_zero_cap,
                 max_pods, spec, K, slot_count, n_pods, next_serial, scheduling_delay_s, startup_delay_s, current_seq,
                 set_props, current_crash_loops, current_error_ratio, current_extra_latency_s, phase, serial,
@@ -174,6 +186,8 @@ def _run_kernel(times, load, stop_s, manage, q_rows, q_replicas, flush_now, next
     while n < load.shape[0] and times[n] < stop_s:
         n += 1
     offered = extra[_X_OFFERED]
+    # the latency percentiles the sinks keep; the last tick's TickSignals has all three
+    kept_percentiles, every_percentile = _percentiles_kept(codes_a, codes_b), np.ones(3, np.bool_)
     state_changed = True  # the rows only the engine's state sets are to copy
     derive_all = needs_derive  # changed before the run: which rows is not known
     touched, touched_rows, n_touched = np.zeros(s_count, np.bool_), np.empty(s_count, np.int64), 0
@@ -225,7 +239,8 @@ def _run_kernel(times, load, stop_s, manage, q_rows, q_replicas, flush_now, next
         if memory.shape[0] > 0:
             extra[_X_MEMORY] = memory[t]
         engine_compiled._tick_kernel(offered, cap, safe, backlog, dt_s, queue_limit, any_queue, exponent, base_q,
-                                     extra_q, any_bad, timeout, zero_cap, any_zero_cap, err, util_scale, out)
+                                     extra_q, any_bad, timeout, zero_cap, any_zero_cap, err, util_scale, out,
+                                     every_percentile if t == n - 1 else kept_percentiles)
         if any_queue:
             backlog[:] = out[_O_BACKLOG]
         engine_compiled._write_sink(sink_a, (start_a + t) % sink_a.shape[1], codes_a, out, extra)
