@@ -230,10 +230,12 @@ def _engine_args(c, dt_s: float, backlog: np.ndarray | None = None) -> tuple:
             c._n_ready, c._spec_replicas, c._n_pods, c._restarts_total, c._revision_number)
 
 
-def _tick_signals(c, now: float, offered_rps: np.ndarray, out: np.ndarray, counts: np.ndarray) -> TickSignals:
+def _tick_signals(c, now: float, offered_rps: np.ndarray, out: np.ndarray, counts: np.ndarray,
+                  memory_mib: np.ndarray | None = None) -> TickSignals:
     """The TickSignals of a tick whose ``out`` (_O_ROWS, S) and ``counts`` (_I_COUNTS, S) the
-    signals kernel filled (their rows become its arrays); keeps the engine's backlog (queue
-    mode) and p95 without bad pods."""
+    signals kernel filled (their rows become its arrays; ``memory_mib`` (S,) too when the
+    kernel wrote the tick's memory); keeps the engine's backlog (queue mode) and p95 without
+    bad pods."""
     served, dropped, backlog, p50, p95, p99, p95_base, errors, ratio, util, capacity = out
     if c._any_queue_mode:
         c._backlog = backlog
@@ -243,8 +245,8 @@ def _tick_signals(c, now: float, offered_rps: np.ndarray, out: np.ndarray, count
     n_ready, spec, n_pods, restarts, revision = counts
     return TickSignals(
         now, offered_rps, served, dropped, backlog, capacity, util, p50, p95, p99, errors, ratio,
-        c._memory(now) if c._any_leak else c._idle_memory_mib.copy(), n_ready, spec, n_pods, restarts, revision,
-        c._rolling.copy())
+        memory_mib if memory_mib is not None else (c._memory(now) if c._any_leak else c._idle_memory_mib.copy()),
+        n_ready, spec, n_pods, restarts, revision, c._rolling.copy())
 
 
 # ---------------------------------------------------------------------------- runs of ticks

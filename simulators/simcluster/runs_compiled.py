@@ -23,7 +23,7 @@ from controller.core.scaling import compiled
 from controller.core.scaling.compiled import enabled, jit, mark_broken
 from simulators import engine_compiled
 from simulators.engine_compiled import _I_COUNTS, _O_BACKLOG, _O_DROPPED, _O_P50, _O_ROWS, _X_COUNTS, _X_MEMORY, _X_OFFERED, _X_ROWS
-from simulators.signals import TickSignals
+from simulators.signals import COUNT_SIGNALS, TickSignals
 from simulators.simcluster import pods_compiled
 from simulators.simcluster.lifecycle import MAX_LIFECYCLE_ROUNDS
 
@@ -32,6 +32,8 @@ from simulators.simcluster.lifecycle import MAX_LIFECYCLE_ROUNDS
 _SETTLED, _UNSETTLED = 0, 1
 #: The ``memory`` of a run whose memory is the engine's idle memory (no leak).
 _NO_MEMORY = np.empty((0, 0))
+#: The :data:`~simulators.signals.COUNT_SIGNALS`' rows among the counts (ready, spec, pods, restarts, revision).
+_COUNT_ROWS = {"ready_replicas": 0, "restarts_total": 3}
 #: No queued replica changes.
 _NO_ROWS = np.zeros(0, np.int64)
 
@@ -288,7 +290,10 @@ def run_ticks(c, times: np.ndarray, dt_s: float, load: np.ndarray, sinks, manage
     if status == _UNSETTLED:
         c.now = float(times[done])
         raise RuntimeError(f"pod lifecycles did not settle at now={c.now}")
-    return done, engine_compiled._tick_signals(c, float(times[done - 1]), extra[_X_OFFERED], out, counts)
+    # the last tick's memory and its counts as floats: the rows the kernel wrote for the sinks
+    tick = engine_compiled._tick_signals(c, float(times[done - 1]), extra[_X_OFFERED], out, counts, extra[_X_MEMORY])
+    c._count_floats = (tick, {name: extra[_X_COUNTS + _COUNT_ROWS[name]] for name in COUNT_SIGNALS})
+    return done, tick
 
 
 def _queued_arrays(queued: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
