@@ -6,7 +6,10 @@ utilization, memory of one tick; :mod:`simulators.queueing`) each run as one fus
 the S services instead of a few dozen numpy calls on (S,) arrays. ``SimCluster.step_ticks``
 runs a run of ticks through one call (:mod:`simulators.simcluster.runs_compiled`): the same
 tick kernel tick after tick, each tick's signals written straight into the caller's blocks
-(the runner's recorder, the simulated metrics' rings, :func:`sink_codes`). The numpy methods stay the
+(the runner's recorder, the simulated metrics' rings, :func:`sink_codes`); a run's ticks before
+its last compute only the latency percentiles those blocks keep, and skip the log where a bound
+shows every waiting time asked for is 0 (the values computed are those of the full tick, bit
+for bit: ``test_waits_skip_the_log_only_where_it_cannot_matter``). The numpy methods stay the
 reference: ``tests/simulators/test_engine_compiled.py`` runs whole scenarios both ways and
 compares every tick (integers exactly; floats to 1e-12 relative: numpy's vectorized ``log``
 and the C library's differ in the last bit). Pod lifecycles run as the loops of

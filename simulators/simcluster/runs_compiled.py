@@ -2,7 +2,8 @@
 
 The simulation runner steps the ticks between two control cycles as one run. Each tick's signals
 come from ``_tick_kernel`` (:mod:`simulators.engine_compiled`) and go straight into the caller's
-blocks (the recorder's, the simulated metrics' rings). In the common case (no node capacity,
+blocks (the recorder's, the simulated metrics' rings); the ticks before the last compute only
+the latency percentiles those blocks keep (the last one's TickSignals has all three). In the common case (no node capacity,
 StatefulSet, crash loop, leak, readiness hold, hung pod, extra latency or mixed row) the kernel
 also does what ``SimCluster._begin_tick`` does at each tick of the run: the queued replica
 changes at the first, the pod lifecycle events due at any (scheduling, start-up) with the
