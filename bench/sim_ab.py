@@ -7,7 +7,9 @@ whole run of the controller (``--controllers``: hpa, policy or both, in lockstep
 run_controllers runs them) over ``--hours`` of the 1,000-service scenario, the order swapped
 every round. Per block: the CPU time (time.process_time) of each controller's own advance
 (engine steps, control cycles, the rest of its ticks; not the load both share), per simulated
-hour, and of its engine steps alone ("policy step": SimCluster.step and step_ticks); and the
+hour, and of its parts: its engine steps ("policy step": SimCluster.step and step_ticks), its
+control cycles ("policy cycle": Reconciler.cycle and health_cycle) and what is neither ("policy
+other": recording, scoring, the metrics' rings, actions, the loop); and the
 controllers' replica-hours, which must be the same on both sides (same trajectories). Prints each side's median and best CPU ms per simulated hour and the median and
 quartiles of the per-round ratio B/A (< 1: B is cheaper). A checkout against itself gives ~1.0.
 Run: python bench/sim_ab.py --base /path/to/base [--branch .] [--rounds 10] [--hours 2] [--controllers hpa]
@@ -62,19 +64,21 @@ def child(checkout: Path, services: int, hours: float, controllers: str) -> None
         finally:
             cpu[run.spec.name] = cpu.get(run.spec.name, 0.0) + time.process_time() - c
 
-    def timed_step(method):  # the engine step inside an advance: ticks alone and runs of ticks
-        def step(*args):
+    def timed_part(method, part: str):  # a part of an advance: the engine step (ticks alone, runs of ticks), cycles
+        def timed_method(*args):
             c = time.process_time()
             try:
                 return method(*args)
             finally:
-                key = f"{current[0]} step"
+                key = f"{current[0]} {part}"
                 cpu[key] = cpu.get(key, 0.0) + time.process_time() - c
-        return step
+        return timed_method
 
     runner._ControllerRun.advance = timed
-    runner.SimCluster.step, runner.SimCluster.step_ticks = (timed_step(runner.SimCluster.step),
-                                                            timed_step(runner.SimCluster.step_ticks))
+    runner.SimCluster.step, runner.SimCluster.step_ticks = (timed_part(runner.SimCluster.step, "step"),
+                                                            timed_part(runner.SimCluster.step_ticks, "step"))
+    runner.Reconciler.cycle = timed_part(runner.Reconciler.cycle, "cycle")
+    runner.Reconciler.health_cycle = timed_part(runner.Reconciler.health_cycle, "cycle")
     gc.collect()
     gc.freeze()  # what exists before the runs is never walked by a collection inside them
     print("ready", flush=True)
@@ -105,6 +109,8 @@ def main() -> None:
         for side in ("A", "B") if r % 2 == 0 else ("B", "A"):
             sides[side].stdin.write("run\n")
             cpu, hours_of = json.loads(sides[side].stdout.readline())
+            for name in [n for n in cpu if " " not in n]:  # what is neither step nor cycle: the rest of its ticks
+                cpu[f"{name} other"] = cpu[name] - cpu.get(f"{name} step", 0.0) - cpu.get(f"{name} cycle", 0.0)
             for name, seconds in cpu.items():
                 ms_per_hour[side].setdefault(name, []).append(seconds * 1000.0 / args.hours)
             replica_hours[side] = hours_of

@@ -6,7 +6,10 @@ utilization, memory of one tick; :mod:`simulators.queueing`) each run as one fus
 the S services instead of a few dozen numpy calls on (S,) arrays. ``SimCluster.step_ticks``
 runs a run of ticks through one call (:mod:`simulators.simcluster.runs_compiled`): the same
 tick kernel tick after tick, each tick's signals written straight into the caller's blocks
-(the runner's recorder, the simulated metrics' rings, :func:`sink_codes`). The numpy methods stay the
+(the runner's recorder, the simulated metrics' rings, :func:`sink_codes`); a run's ticks before
+its last compute only the latency percentiles those blocks keep, and skip the log where a bound
+shows every waiting time asked for is 0 (the values computed are those of the full tick, bit
+for bit: ``test_waits_skip_the_log_only_where_it_cannot_matter``). The numpy methods stay the
 reference: ``tests/simulators/test_engine_compiled.py`` runs whole scenarios both ways and
 compares every tick (integers exactly; floats to 1e-12 relative: numpy's vectorized ``log``
 and the C library's differ in the last bit). Pod lifecycles run as the loops of
@@ -88,15 +91,24 @@ def _derive_rows_kernel(rows, cap, err_w, twice_base_latency_s, cpu_pct_at_capac
 _I_COUNTS = 5
 
 
+#: All three latency percentiles (p50, p95, p99): a tick whose signals are all kept.
+ALL_PERCENTILES = np.ones(3, np.bool_)
+#: log(x) < 2 (x - 1) / (x + 1) on (0, 1): a waiting time is 0 when that bound times the exponent
+#: is below its tail's log by this relative margin (the computed log's rounding, ~1e-15, is far inside it)
+_BOUND_MARGIN = 1.0 + 1e-9
+
+
 @jit
 def _tick_kernel(offered_rps, cap, safe, backlog, dt_s, queue_limit, any_queue, exponent, base_q, extra_q, any_bad,
-                 timeout, zero_cap, any_zero_cap, err, util_scale, out):
+                 timeout, zero_cap, any_zero_cap, err, util_scale, out, percentiles):
     """One tick for S services, the formulas of simulators.queueing, into the rows of ``out``
     (_O_ROWS, S) that change with the load: served, dropped, new backlog (0 in drop mode),
-    latency p50 / p95 / p99, errors, error ratio, utilization (:func:`_state_rows` and
-    :func:`_p95_base_row` fill the others)."""
+    errors, error ratio, utilization, and the latency percentiles p50 / p95 / p99 that
+    ``percentiles`` (3,) bool asks for (the others' rows are left as they were;
+    :func:`_state_rows` and :func:`_p95_base_row` fill the other rows)."""
     s_count = offered_rps.shape[0]
-    log_p_wait, inv_rate = np.empty(s_count), np.empty(s_count)  # per service, for the percentiles' pass
+    rho_of, log_p_wait, inv_rate = np.empty(s_count), np.empty(s_count), np.empty(s_count)
+    # a loop without a call (the log's below), which the compiler vectorizes
     for s in range(s_count):
         c, sc, x = cap[s], safe[s], offered_rps[s]
         if any_queue:
@@ -111,16 +123,30 @@ def _tick_kernel(offered_rps, cap, safe, backlog, dt_s, queue_limit, any_queue, 
             nb = 0.0
         out[_O_SERVED, s], out[_O_DROPPED, s], out[_O_BACKLOG, s] = sv, dr, nb
         rho = compiled.nan_max(compiled.nan_min(sv / sc, _RHO_CAP), _RHO_FLOOR)
-        log_p_wait[s] = math.log(rho) * exponent[s]
+        rho_of[s] = rho
         inv_rate[s] = 1.0 / ((1.0 - rho) * sc)
         e = sv * err[s]
         out[_O_ERRORS, s] = e
         out[_O_RATIO, s] = (e + dr) / compiled.nan_max(sv + dr, _TINY)
         out[_O_UTIL, s] = sv * util_scale[s]
-    # the percentiles in passes of their own, one row at a time: loops without a call (the log
-    # above) that the compiler vectorizes; each value's operations are the same, in the same order
+    deepest = 0.0  # the lowest log tail of the percentiles asked for (the highest percentile's)
+    for q in range(3):
+        if percentiles[q]:
+            deepest = _LN_TAIL0 if q == 0 else (_LN_TAIL1 if q == 1 else _LN_TAIL2)
+    skip_below = deepest * _BOUND_MARGIN
+    for s in range(s_count):
+        rho = rho_of[s]
+        # every waiting time asked for is 0 whatever the log's last bits: -inf gives those 0s
+        if 2.0 * (rho - 1.0) / (rho + 1.0) * exponent[s] < skip_below:
+            log_p_wait[s] = -math.inf
+        else:
+            log_p_wait[s] = math.log(rho) * exponent[s]
+    # the percentiles in passes of their own, one row at a time: loops without a call that the
+    # compiler vectorizes; each value's operations are the same, in the same order
     backlog_now = out[_O_BACKLOG]
     for q in range(3):
+        if not percentiles[q]:
+            continue
         ln_tail = _LN_TAIL0 if q == 0 else (_LN_TAIL1 if q == 1 else _LN_TAIL2)
         row, base, extra = out[_O_P50 + q], base_q[q], extra_q[q]
         for s in range(s_count):
@@ -159,7 +185,7 @@ def _signals_kernel(offered_rps, cap, safe, backlog, dt_s, queue_limit, any_queu
                     out_counts):
     """One tick's signals, every row: :func:`_tick_kernel`, :func:`_state_rows`, :func:`_p95_base_row`."""
     _tick_kernel(offered_rps, cap, safe, backlog, dt_s, queue_limit, any_queue, exponent, base_q, extra_q, any_bad,
-                 timeout, zero_cap, any_zero_cap, err, util_scale, out)
+                 timeout, zero_cap, any_zero_cap, err, util_scale, out, ALL_PERCENTILES)
     _state_rows(cap, n_ready, spec, n_pods, restarts, revision, out, out_counts)
     _p95_base_row(out, extra_q, any_bad)
     return 0
@@ -207,10 +233,12 @@ def _engine_args(c, dt_s: float, backlog: np.ndarray | None = None) -> tuple:
             c._n_ready, c._spec_replicas, c._n_pods, c._restarts_total, c._revision_number)
 
 
-def _tick_signals(c, now: float, offered_rps: np.ndarray, out: np.ndarray, counts: np.ndarray) -> TickSignals:
+def _tick_signals(c, now: float, offered_rps: np.ndarray, out: np.ndarray, counts: np.ndarray,
+                  memory_mib: np.ndarray | None = None) -> TickSignals:
     """The TickSignals of a tick whose ``out`` (_O_ROWS, S) and ``counts`` (_I_COUNTS, S) the
-    signals kernel filled (their rows become its arrays); keeps the engine's backlog (queue
-    mode) and p95 without bad pods."""
+    signals kernel filled (their rows become its arrays; ``memory_mib`` (S,) too when the
+    kernel wrote the tick's memory); keeps the engine's backlog (queue mode) and p95 without
+    bad pods."""
     served, dropped, backlog, p50, p95, p99, p95_base, errors, ratio, util, capacity = out
     if c._any_queue_mode:
         c._backlog = backlog
@@ -220,8 +248,8 @@ def _tick_signals(c, now: float, offered_rps: np.ndarray, out: np.ndarray, count
     n_ready, spec, n_pods, restarts, revision = counts
     return TickSignals(
         now, offered_rps, served, dropped, backlog, capacity, util, p50, p95, p99, errors, ratio,
-        c._memory(now) if c._any_leak else c._idle_memory_mib.copy(), n_ready, spec, n_pods, restarts, revision,
-        c._rolling.copy())
+        memory_mib if memory_mib is not None else (c._memory(now) if c._any_leak else c._idle_memory_mib.copy()),
+        n_ready, spec, n_pods, restarts, revision, c._rolling.copy())
 
 
 # ---------------------------------------------------------------------------- runs of ticks

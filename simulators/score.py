@@ -384,7 +384,9 @@ class OnlineScores:
 
     def _durations(self, t: np.ndarray, dt: np.ndarray, v: np.ndarray, spec: np.ndarray) -> None:
         """Violation minutes and replica-hours of ticks whose durations are known."""
-        _exact_add(self._replica_s, (dt * spec.sum(axis=1)).tolist())
+        replica_s = dt * spec.sum(axis=1)
+        if not score_compiled.exact_add(self._replica_s, replica_s):
+            _exact_add(self._replica_s, replica_s.tolist())
         if not v.any():
             return
         minutes = score_compiled.violation_minutes(t, dt, v, self._counted_minute)

@@ -14,7 +14,9 @@ identical bit for bit (no float sum is reordered).
 - :func:`changes_and_reversals`: replica changes and direction reversals, per service in time
   order (the numpy reference sorts the changes by service);
 - :func:`violation_minutes`: minutes newly counted as violating, per service in time order (the
-  numpy reference takes a running maximum over the chunk).
+  numpy reference takes a running maximum over the chunk);
+- :func:`exact_add`: the replica-seconds' exact running sum (Shewchuk's partials), the Python
+  loop's steps over a chunk's ticks in one call.
 
 Same switch and fallback as the other kernels (``SETPOINT_COMPILED``, see
 :mod:`controller.core.scaling.compiled`).
@@ -104,6 +106,35 @@ def _minutes_kernel(t, dt, v, counted_minute):
     return minutes
 
 
+@jit
+def _exact_add_kernel(partials, n, values):
+    """:func:`simulators.score._exact_add` of ``values`` (V,) to the ``n`` first ``partials``
+    (P,), in place: the same steps, so the same partials. Returns their new count; -1 when
+    they would need more than P (then partials are spoilt: the caller adds in Python)."""
+    for k in range(values.shape[0]):
+        x = values[k]
+        i = 0
+        for j in range(n):
+            y = partials[j]
+            if abs(x) < abs(y):
+                x, y = y, x
+            hi = x + y
+            lo = y - (hi - x)
+            if lo != 0.0:  # Python's ``if lo``: NaN is true too
+                partials[i] = lo
+                i += 1
+            x = hi
+        if i == partials.shape[0]:
+            return -1
+        partials[i] = x
+        n = i + 1
+    return n
+
+
+#: Room for partials: a sum of doubles needs at most ~40 (Shewchuk); more sends it to Python.
+_PARTIALS = 64
+
+
 def _run(kernel, *args):
     """``kernel(*args)``, or None when the kernels are off or it failed (then numpy from now on)."""
     if not enabled():
@@ -154,4 +185,17 @@ def violation_minutes(t: np.ndarray, dt: np.ndarray, v: np.ndarray, counted_minu
     return None if out is None else int(out)
 
 
-__all__ = ["changes_and_reversals", "put_row", "violation_minutes", "violation_mask"]
+def exact_add(partials: list[float], values: np.ndarray) -> bool:
+    """:func:`simulators.score._exact_add` of float64 ``values`` (V,) in one compiled loop (the same
+    partials, in place); False when the kernels are off or the partials outgrow the kernel's room
+    (``partials`` unchanged: the caller adds in Python)."""
+    room = np.empty(_PARTIALS)
+    room[:len(partials)] = partials
+    n = _run(_exact_add_kernel, room, len(partials), np.ascontiguousarray(values, dtype=np.float64))
+    if n is None or n < 0:
+        return False
+    partials[:] = room[:n].tolist()
+    return True
+
+
+__all__ = ["changes_and_reversals", "exact_add", "put_row", "violation_minutes", "violation_mask"]

@@ -116,12 +116,19 @@ def observed(truth: TickSignals, unavailable: np.ndarray, stale: np.ndarray, non
     return ObservedSignals(truth.at_s, values, unavailable.copy(), stale, nonfinite, age)
 
 
-def observed_unfaulted(truth: TickSignals, no: np.ndarray, zero_age: np.ndarray) -> ObservedSignals:
+#: The integer fields of :data:`METRIC_SIGNALS` (float copies in ObservedSignals).
+COUNT_SIGNALS: tuple[str, ...] = ("ready_replicas", "restarts_total")
+
+
+def observed_unfaulted(truth: TickSignals, no: np.ndarray, zero_age: np.ndarray,
+                       count_floats: dict[str, np.ndarray] | None = None) -> ObservedSignals:
     """:func:`observed` when no metric fault is active: the truth's float arrays are shared,
-    not copied (read-only, like the truth); ``no`` / ``zero_age`` are shared (S,) masks."""
+    not copied (read-only, like the truth); ``no`` / ``zero_age`` are shared (S,) masks;
+    ``count_floats``: float64 copies of the truth's :data:`COUNT_SIGNALS` the caller already
+    holds (shared too), else they are converted here."""
     values = {name: getattr(truth, name) for name in METRIC_SIGNALS}
-    for name in ("ready_replicas", "restarts_total"):
-        values[name] = values[name].astype(np.float64)
+    for name in COUNT_SIGNALS:
+        values[name] = count_floats[name] if count_floats is not None else values[name].astype(np.float64)
     return ObservedSignals(truth.at_s, values, no, no, no, zero_age)
 
 

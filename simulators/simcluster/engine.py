@@ -60,6 +60,9 @@ class QueueingEngine:
         S = self.n_services
         self._backlog = np.zeros(S)
         self._last_tick: TickSignals | None = None
+        # (a tick, its ready_replicas and restarts_total as floats): the copies a run of ticks made for
+        # its sinks, which the metrics' view of that tick shares instead of converting the counts again
+        self._count_floats: tuple[TickSignals, dict[str, np.ndarray]] | None = None
         self._p95_without_bad_pods_s: np.ndarray | None = None
         # primary aggregates (from pod slots, by _refresh) and derived ones (from primaries, by _derive)
         self._n_pods, self._n_ready = np.zeros(S, dtype=np.int64), np.zeros(S, dtype=np.int64)
@@ -321,7 +324,9 @@ class QueueingEngine:
         if self._last_tick is None:
             raise RuntimeError("signals() before the first step()")
         if self._metric_fault_rows == 0:  # the common case, once per tick in the runner: no copies
-            return observed_unfaulted(self._last_tick, self._no_mask, self._zeros)
+            floats = self._count_floats
+            return observed_unfaulted(self._last_tick, self._no_mask, self._zeros,
+                                      floats[1] if floats is not None and floats[0] is self._last_tick else None)
         return observed(self._last_tick, self._outage_faults > 0, self._stale_faults > 0, self._nan_faults > 0,
                         self._frozen_metrics, self._stale_since_s)
 

@@ -2,7 +2,8 @@
 
 The simulation runner steps the ticks between two control cycles as one run. Each tick's signals
 come from ``_tick_kernel`` (:mod:`simulators.engine_compiled`) and go straight into the caller's
-blocks (the recorder's, the simulated metrics' rings). In the common case (no node capacity,
+blocks (the recorder's, the simulated metrics' rings); the ticks before the last compute only
+the latency percentiles those blocks keep (the last one's TickSignals has all three). In the common case (no node capacity,
 StatefulSet, crash loop, leak, readiness hold, hung pod, extra latency or mixed row) the kernel
 also does what ``SimCluster._begin_tick`` does at each tick of the run: the queued replica
 changes at the first, the pod lifecycle events due at any (scheduling, start-up) with the
@@ -22,8 +23,8 @@ import numpy as np
 from controller.core.scaling import compiled
 from controller.core.scaling.compiled import enabled, jit, mark_broken
 from simulators import engine_compiled
-from simulators.engine_compiled import _I_COUNTS, _O_BACKLOG, _O_DROPPED, _O_ROWS, _X_COUNTS, _X_MEMORY, _X_OFFERED, _X_ROWS
-from simulators.signals import TickSignals
+from simulators.engine_compiled import _I_COUNTS, _O_BACKLOG, _O_DROPPED, _O_P50, _O_ROWS, _X_COUNTS, _X_MEMORY, _X_OFFERED, _X_ROWS
+from simulators.signals import COUNT_SIGNALS, TickSignals
 from simulators.simcluster import pods_compiled
 from simulators.simcluster.lifecycle import MAX_LIFECYCLE_ROUNDS
 
@@ -32,6 +33,8 @@ from simulators.simcluster.lifecycle import MAX_LIFECYCLE_ROUNDS
 _SETTLED, _UNSETTLED = 0, 1
 #: The ``memory`` of a run whose memory is the engine's idle memory (no leak).
 _NO_MEMORY = np.empty((0, 0))
+#: The :data:`~simulators.signals.COUNT_SIGNALS`' rows among the counts (ready, spec, pods, restarts, revision).
+_COUNT_ROWS = {"ready_replicas": 0, "restarts_total": 3}
 #: No queued replica changes.
 _NO_ROWS = np.zeros(0, np.int64)
 
@@ -148,6 +151,18 @@ def _lifecycles_kernel(now, next_event_min, K, startup_delay_s, phase, phase_end
 
 
 @jit
+def _percentiles_kept(codes_a, codes_b):
+    """(3,) bool: whether the sinks' codes (F,) name the p50, p95, p99 rows."""
+    kept = np.zeros(3, np.bool_)
+    for codes in (codes_a, codes_b):
+        for f in range(codes.shape[0]):
+            q = codes[f] - _O_P50
+            if 0 <= q < 3:
+                kept[q] = True
+    return kept
+
+
+@jit
 def _run_kernel(times, load, stop_s, manage, q_rows, q_replicas, flush_now, next_event_min, needs_derive, any_zero_cap,
                 max_pods, spec, K, slot_count, n_pods, next_serial, scheduling_delay_s, startup_delay_s, current_seq,
                 set_props, current_crash_loops, current_error_ratio, current_extra_latency_s, phase, serial,
@@ -174,6 +189,8 @@ def _run_kernel(times, load, stop_s, manage, q_rows, q_replicas, flush_now, next
     while n < load.shape[0] and times[n] < stop_s:
         n += 1
     offered = extra[_X_OFFERED]
+    # the latency percentiles the sinks keep; the last tick's TickSignals has all three
+    kept_percentiles, every_percentile = _percentiles_kept(codes_a, codes_b), np.ones(3, np.bool_)
     state_changed = True  # the rows only the engine's state sets are to copy
     derive_all = needs_derive  # changed before the run: which rows is not known
     touched, touched_rows, n_touched = np.zeros(s_count, np.bool_), np.empty(s_count, np.int64), 0
@@ -225,7 +242,8 @@ def _run_kernel(times, load, stop_s, manage, q_rows, q_replicas, flush_now, next
         if memory.shape[0] > 0:
             extra[_X_MEMORY] = memory[t]
         engine_compiled._tick_kernel(offered, cap, safe, backlog, dt_s, queue_limit, any_queue, exponent, base_q,
-                                     extra_q, any_bad, timeout, zero_cap, any_zero_cap, err, util_scale, out)
+                                     extra_q, any_bad, timeout, zero_cap, any_zero_cap, err, util_scale, out,
+                                     every_percentile if t == n - 1 else kept_percentiles)
         if any_queue:
             backlog[:] = out[_O_BACKLOG]
         engine_compiled._write_sink(sink_a, (start_a + t) % sink_a.shape[1], codes_a, out, extra)
@@ -273,7 +291,10 @@ def run_ticks(c, times: np.ndarray, dt_s: float, load: np.ndarray, sinks, manage
     if status == _UNSETTLED:
         c.now = float(times[done])
         raise RuntimeError(f"pod lifecycles did not settle at now={c.now}")
-    return done, engine_compiled._tick_signals(c, float(times[done - 1]), extra[_X_OFFERED], out, counts)
+    # the last tick's memory and its counts as floats: the rows the kernel wrote for the sinks
+    tick = engine_compiled._tick_signals(c, float(times[done - 1]), extra[_X_OFFERED], out, counts, extra[_X_MEMORY])
+    c._count_floats = (tick, {name: extra[_X_COUNTS + _COUNT_ROWS[name]] for name in COUNT_SIGNALS})
+    return done, tick
 
 
 def _queued_arrays(queued: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:

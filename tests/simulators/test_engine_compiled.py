@@ -8,6 +8,7 @@ the last bit), against the 1e-9 the vectorized engine allows itself against the 
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -19,7 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.core.scaling import compiled
+from simulators import engine_compiled
 from simulators import faults as F
+from simulators import queueing as Q
 from simulators.cluster import SimCluster
 from simulators.workload import ClusterConfig
 from tests.simulators.helpers import assert_same_ticks, run
@@ -138,3 +141,36 @@ def test_compiled_engine_compiles_in_a_fresh_process(tmp_path):
     proc = subprocess.run([sys.executable, "-c", FRESH_PROCESS_TICK], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def waits_with_every_log(served: float, safe: float, exponent: float) -> list[float]:
+    """p50 / p95 / p99 waiting times of one service, its log always taken (math.log: the C
+    library's, as the kernel's): the kernel's formula, value by value."""
+    rho = max(min(served / safe, Q.RHO_CAP), Q.RHO_FLOOR)
+    log_p_wait, inv_rate = math.log(rho) * exponent, 1.0 / ((1.0 - rho) * safe)
+    return [max(log_p_wait - ln_tail, 0.0) * inv_rate + 0.0 for ln_tail in Q.LN_TAIL]
+
+
+@settings(max_examples=300, deadline=None)
+@given(exponent=st.floats(1.0, 400.0), nudge=st.floats(-1e-6, 1e-6), safe=st.floats(0.5, 1e5),
+       wanted=st.sampled_from([(True, True, True), (False, True, False), (True, False, False), (False, False, True)]))
+def test_waits_skip_the_log_only_where_it_cannot_matter(exponent, nudge, safe, wanted):
+    """The tick kernel skips the log where a bound shows every waiting time asked for is 0: at
+    utilizations on both sides of each percentile's threshold (rho = (1 - q) ** (1 / exponent),
+    nudged) and of the bound's (2 (rho - 1) / (rho + 1) = ln(1 - q) / exponent), the percentiles
+    asked for equal those with the log always taken, bit for bit."""
+    assert hasattr(engine_compiled._tick_kernel, "py_func"), "the kernel is not compiled"
+    exact = [(1.0 - q) ** (1.0 / exponent) for q in Q.QUANTILES]
+    bound = [(2.0 + t / exponent) / (2.0 - t / exponent) for t in Q.LN_TAIL]
+    rho = np.array([r * (1.0 + nudge) for r in exact + bound] + [1e-12, 0.3, 0.999])
+    served, cap = rho * safe, np.full(rho.size, safe)
+    n = rho.size
+    out = np.full((engine_compiled._O_ROWS, n), -1.0)
+    engine_compiled._tick_kernel(served, cap, cap, np.zeros(n), 5.0, np.zeros(n), False, np.full(n, exponent),
+                                 np.zeros((3, n)), np.zeros((3, n)), False, np.full(n, np.inf), np.zeros(n, bool),
+                                 False, np.zeros(n), np.zeros(n), out, np.array(wanted))
+    for s in range(n):
+        expected = waits_with_every_log(float(served[s]), safe, exponent)
+        for q in range(3):
+            got = out[engine_compiled._O_P50 + q, s]
+            assert got == (expected[q] if wanted[q] else -1.0), (s, q, rho[s])

@@ -16,7 +16,8 @@ from controller.core.scaling import compiled
 from simulators.result import SLO, FaultWindow
 from simulators.runner import _Recorder
 from simulators.scenario import load_scenario_text
-from simulators.score import OnlineScores, violation_mask
+from simulators import score_compiled
+from simulators.score import OnlineScores, _exact_add, violation_mask
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
 
@@ -78,7 +79,7 @@ def score_states(t, violation, spec, cuts, faults=()):
     for a, b in zip(bounds[:-1], bounds[1:]):
         scores.add(t[a:b], violation[a:b], spec[a:b])
         states.append({k: np.asarray(getattr(scores, k)).tobytes() for k in STATE}
-                      | {"replica_s": math.fsum(scores._replica_s)})
+                      | {"replica_s": math.fsum(scores._replica_s), "partials": list(scores._replica_s)})
     return states, scores.finish()
 
 
@@ -117,6 +118,36 @@ def test_online_scores_random(seed, T, S, p_bad, n_cuts):
     with pytest.MonkeyPatch.context() as mp:
         fast, ref = both(mp, lambda: score_states(t, v, spec, cuts))
     assert fast == ref
+
+
+def added(values: list[float], start: list[float], in_kernel: bool) -> list[float]:
+    partials = list(start)
+    if in_kernel:
+        assert score_compiled.exact_add(partials, np.array(values)), "the kernel declined"
+    else:
+        _exact_add(partials, values)
+    return partials
+
+
+magnitudes = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_value=1e300)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.one_of(magnitudes, st.sampled_from([0.0, -0.0, 1e-300, 5.0, 2.0**53, 1e16 + 1.0])),
+                       max_size=60),
+       start=st.lists(magnitudes, max_size=3))
+def test_exact_add_keeps_the_partials_python_keeps(values, start):
+    """The replica-seconds' running sum (Shewchuk's partials) in one kernel call: the Python
+    loop's partials, whatever the magnitudes' spread, so math.fsum gives the same total."""
+    start = added(start, [], in_kernel=False)  # partials, as the scores hold them
+    assert added(values, start, in_kernel=True) == added(values, start, in_kernel=False)
+
+
+def test_exact_add_declines_when_the_partials_outgrow_its_room(monkeypatch):
+    monkeypatch.setattr(score_compiled, "_PARTIALS", 2)
+    partials = [1.0]
+    assert not score_compiled.exact_add(partials, np.array([1e100, 1e-100, 1e50]))
+    assert partials == [1.0]  # unchanged: the caller adds in Python
 
 
 SCENARIO = """\

@@ -288,3 +288,40 @@ def test_tick_runs_equal_the_per_tick_path_on_random_scenarios(monkeypatch, faul
     monkeypatch.setattr(compiled, "switch", "1")
     sc = scenario(duration="8m", tick=tick, seed=seed, startup=startup, service=service, peak=peak, faults=faults)
     assert_same_runs(monkeypatch, sc, controllers(), chunk_ticks=chunk_ticks, min_share=0.0)
+
+
+@pytest.mark.parametrize("changes", [pytest.param({}, id="idle-memory"),
+                                     pytest.param(dict(faults="{kind: memory-leak, at: 0s, mibPerSecond: 2}"),
+                                                  id="leaking-memory")])
+def test_a_runs_last_tick_reads_as_the_per_tick_paths(monkeypatch, changes):
+    """After a run of ticks, the last tick's truth and the metrics' view of it (the counts as
+    floats, shared from the rows the run wrote for its sinks) are those of the ticks stepped
+    one by one, values and dtypes; a later step's view converts its own counts."""
+    monkeypatch.setattr(compiled, "switch", "1")
+    sc = scenario(**changes)
+    times = sc.start_s + np.arange(6) * sc.tick_s
+    load = np.tile([300.0, 280.0, 150.0], (6, 1))
+    sinks = (engine_compiled.NO_SINK, engine_compiled.NO_SINK)
+    clusters = [SimCluster(sc.cluster, np.random.default_rng(1), faults=sc.faults) for _ in range(2)]
+    for cluster in clusters:
+        cluster.step(float(times[0]), sc.tick_s, load[0])
+    in_run, alone = clusters
+    in_run.set_replicas(0, 5)
+    alone.set_replicas(0, 5)
+    k = 1
+    while k < 6:  # as the runner steps: runs where it can (a leak's runs stop before each pod event)
+        n = in_run.step_ticks(times[k:], sc.tick_s, load[k:], sinks)
+        k += n or 1
+        if not n:
+            in_run.step(float(times[k - 1]), sc.tick_s, load[k - 1])
+    assert n, "the last tick was not stepped by step_ticks"
+    for k in range(1, 6):
+        alone.step(float(times[k]), sc.tick_s, load[k])
+    assert in_run.last.row(0) == alone.last.row(0) and in_run.last.row(2) == alone.last.row(2)
+    ours, theirs = in_run.signals(), alone.signals()
+    assert ours.values.keys() == theirs.values.keys()
+    for name, value in ours.values.items():
+        assert value.dtype == np.float64 and value.tobytes() == theirs[name].tobytes(), name
+    assert ours["memory_mib"].tobytes() == in_run.last.memory_mib.tobytes()
+    in_run.step(float(times[-1]) + sc.tick_s, sc.tick_s, load[0])
+    assert in_run.signals()["ready_replicas"].tobytes() == in_run.last.ready_replicas.astype(np.float64).tobytes()
