@@ -1316,7 +1316,8 @@ class KubeStore:
             labels = {**(template["metadata"].get("labels") or {}), "controller-revision-hash": revision_name(w, rev),
                       "statefulset.kubernetes.io/pod-name": p.name, "apps.kubernetes.io/pod-index": ordinal}
             owner = K.owner_reference("apps/v1", "StatefulSet", w.name, w.uid)
-        meta = K.object_meta(p.name, w.namespace, K.uid_for("Pod", w.namespace, p.name), 0, self.clock.wall(p.start_time),
+        meta = K.object_meta(p.name, w.namespace, K.pod_uid(w.namespace, p.name, p.start_time), 0,
+                             self.clock.wall(p.start_time),
                              labels=labels, owner=owner,
                              annotations=template["metadata"].get("annotations"))
         spec = copy.deepcopy(template["spec"])
