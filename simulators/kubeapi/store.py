@@ -1385,11 +1385,11 @@ class KubeStore:
             return self._terminating_pod(w, name, leaving)["metadata"]["resourceVersion"]
         return None
 
-    def terminating_pod_names(self) -> set[tuple[int, str]]:
-        """(workload row, name) of the pods listed terminating now (their grace not passed)."""
+    def terminating_pods(self) -> dict[tuple[int, str], TerminatingPod]:
+        """(workload row, name) -> the pod, of the pods listed terminating now (their grace not passed)."""
         with self.lock:
             now = self.engine.now
-            return {(i, name) for i, leaving in self._terminating.items() for name, t in leaving.items()
+            return {(i, name): t for i, leaving in self._terminating.items() for name, t in leaving.items()
                     if t.gone_s > now}
 
     def listed_pod_names(self, w: Workload) -> set[str]:

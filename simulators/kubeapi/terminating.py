@@ -70,6 +70,12 @@ class TerminatingPod:
     _obj: dict | None = None
 
     @property
+    def deletion_timestamp_s(self) -> int:
+        """Its metadata.deletionTimestamp (epoch s, whole: the API's time has second precision):
+        when it is gone, what kube-state-metrics' kube_pod_deletion_timestamp shows."""
+        return int(self.deleted_wall_s + self.grace_s)
+
+    @property
     def obj(self) -> dict:
         if self._obj is None:
             self._obj = terminating(self.make(), self.deleted_wall_s, self.grace_s)
@@ -153,7 +159,7 @@ def terminating(pod: dict, deleted_wall_s: float, grace: float) -> dict:
     """``pod`` (an object as served, not modified) as it is listed while it terminates: deleted at
     ``deleted_wall_s`` (epoch s) with ``grace`` seconds to go; not Ready since then."""
     out = copy.deepcopy(pod)
-    out["metadata"]["deletionTimestamp"] = K.rfc3339(deleted_wall_s + grace)
+    out["metadata"]["deletionTimestamp"] = K.rfc3339(deleted_wall_s + grace)  # as deletion_timestamp_s
     out["metadata"]["deletionGracePeriodSeconds"] = int(grace)
     status = out.get("status") or {}
     since = K.rfc3339(deleted_wall_s)
