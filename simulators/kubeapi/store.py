@@ -1244,15 +1244,29 @@ class KubeStore:
             return {}
         if live is None:
             live = {p.name for p in self._status(w).pods}
-        self._drop_terminating(w.index, [n for n, t in leaving.items() if t.gone_s <= self.engine.now or n in live])
+        self._drop_terminating(w.index, [n for n, t in leaving.items() if t.gone_s <= self.engine.now or n in live
+                                         or self._node_released(w, n, t)])
         return self._terminating.get(w.index, {})
+
+    def _node_released(self, w: Workload, name: str, pod: TerminatingPod) -> bool:
+        """Whether a pod held by a lost node (gone_s inf) is gone: the engine no longer holds its
+        ordinal (the node is back; a force delete drops it itself)."""
+        return math.isinf(pod.gone_s) and not math.isinf(self._lost_gone_s(w, name))
+
+    def _lost_gone_s(self, w: Workload, name: str) -> float:
+        """When StatefulSet ``w``'s pod ``name``, out of the engine, is gone: inf while a lost node
+        holds it (statefulsets.py), else 0 (nothing holds it)."""
+        if w.kind != "StatefulSet":
+            return 0.0
+        return self.engine.terminating_ordinals(w.index).get(int(name.rsplit("-", 1)[1]), 0.0)
 
     def _expire_terminating(self) -> None:
         """Drop the terminating pods whose grace has passed, listed or not (after a tick: nothing
         kept grows with churn; their deletion is found when their workload's pods are next served)."""
         now = self.engine.now
         for i, leaving in list(self._terminating.items()):
-            self._drop_terminating(i, [n for n, t in leaving.items() if t.gone_s <= now])
+            w = self.workloads[i]
+            self._drop_terminating(i, [n for n, t in leaving.items() if t.gone_s <= now or self._node_released(w, n, t)])
 
     def _drop_terminating(self, i: int, names: list[str]) -> None:
         leaving = self._terminating[i]
@@ -1272,9 +1286,12 @@ class KubeStore:
             template = w.templates.get(d.revision_seq)
             name = self.engine.pod_name_of(d.row, d.serial, d.revision_seq)
             grace = deleted[1] if name == deleted[0] and deleted[1] is not None else grace_s(template)
-            if d.scheduled and grace > 0 and template is not None:
+            # a StatefulSet's pod on a lost node: listed (evicted: terminating) until the engine frees its name
+            gone_s = self._lost_gone_s(w, name) if d.scheduled else 0.0
+            if d.scheduled and (grace > 0 or math.isinf(gone_s)) and template is not None:
                 self._terminating.setdefault(d.row, {})[name] = TerminatingPod(
-                    self.engine.now + grace, grace, self.wall_now(), self._departed_pod(w, d, name, template))
+                    gone_s if math.isinf(gone_s) else self.engine.now + grace, grace, self.wall_now(),
+                    self._departed_pod(w, d, name, template))
 
     def _departed_pod(self, w: Workload, d: Departure, name: str, template: dict) -> Callable[[], dict]:
         """What makes the object of a pod gone from the engine now, as it was (its revision's

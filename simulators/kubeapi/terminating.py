@@ -26,6 +26,7 @@ Cost: one comparison of the (S, K) slot identities a tick and copies of the phas
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -83,8 +84,13 @@ class TerminatingPod:
 
     def shortened(self, grace_s: float) -> "TerminatingPod":
         """The same pod deleted again with a shorter grace: gone that much sooner (deleted at the
-        same time, as BeforeDelete moves deletionTimestamp)."""
-        return TerminatingPod(self.gone_s - self.grace_s + grace_s, grace_s, self.deleted_wall_s, self.make)
+        same time, as BeforeDelete moves deletionTimestamp). One on a lost node (gone_s inf) is
+        gone only with no grace (a force delete): no kubelet confirms its end."""
+        if math.isinf(self.gone_s):
+            gone_s = -math.inf if grace_s == 0 else self.gone_s
+        else:
+            gone_s = self.gone_s - self.grace_s + grace_s
+        return TerminatingPod(gone_s, grace_s, self.deleted_wall_s, self.make)
 
 
 class Departures:

@@ -62,7 +62,7 @@ class FaultInjection:
             for i in rows.tolist():
                 self.rollout(i, fault.revision_props(), now)
         elif isinstance(fault, F.NodeLoss):
-            self._node_loss(fault, event.starts, now)
+            self._node_loss(fault, event.starts, now, event.index)
         elif isinstance(fault, F.MemoryLeak):
             self._memory_leak(rows, fault, event, now)
         elif isinstance(fault, F.ReadinessOutage):
@@ -172,12 +172,17 @@ class FaultInjection:
             if sticky >= 0:
                 self._pod_sticky[i, slot] = sticky
 
-    def _node_loss(self, fault: F.NodeLoss, starts: bool, now: float) -> None:
+    def _node_loss(self, fault: F.NodeLoss, starts: bool, now: float, index: int) -> None:
+        """Nodes vanish (``starts``) with the pods on them, or come back (fault ``index``). A
+        Deployment's lost pods are replaced at once (its ReplicaSet counts them out); a
+        StatefulSet's are replaced only once their nodes are back (statefulsets.py)."""
         lost = self.config.lost_capacity(fault.share_ratio)
         if not starts:
             self._capacity_lost -= lost
             self._n_parked_pods = max(self._n_parked_pods, 1)  # force a scan: capacity is back
             self._unpark(now)
+            if self._any_ordered:
+                self._sts_nodes_back(index, now)
             return
         self._capacity_lost += lost
         pod_rows, pod_slots = np.nonzero(self._pod_phase >= STARTING)
@@ -188,9 +193,12 @@ class FaultInjection:
             return
         victim_rows, victim_slots = pod_rows[pick], pod_slots[pick]
         victim_revisions = self._pod_revision_seq[victim_rows, victim_slots]
+        stateful = self._ordered[victim_rows]
+        if stateful.any():
+            self._sts_lose_to_node(victim_rows[stateful], victim_slots[stateful], index)
         self._clear_slots(victim_rows, victim_rows * self.K + victim_slots, now)
-        for i, revision_seq in zip(victim_rows.tolist(), victim_revisions.tolist()):  # the ReplicaSets recreate them
-            self._create_pods(np.array([i]), np.array([1]), now, np.array([revision_seq]))
+        for i, revision_seq in zip(victim_rows[~stateful].tolist(), victim_revisions[~stateful].tolist()):
+            self._create_pods(np.array([i]), np.array([1]), now, np.array([revision_seq]))  # the ReplicaSets' replacements
         self._refresh(np.unique(victim_rows))
 
     def _memory_leak(self, rows: np.ndarray, fault: F.MemoryLeak, event: F.FaultEvent, now: float) -> None:
