@@ -40,7 +40,6 @@ Cost: a tick compares the (S, K) slots with the last tick's (a few array operati
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from types import SimpleNamespace
 
@@ -153,10 +152,10 @@ class ClusterEvents:
         each revision, as many of the others as it got pods beyond the clients' replacements went
         with a lost node (replaced, neither deleted nor stopped by anyone); a StatefulSet's pods whose
         names a lost node holds went with it too (replaced only once the node is back)."""
-        held = self._held_by_lost_nodes(i)
+        stateful = self.store.workloads[i].kind == "StatefulSet"
         by_seq: dict[int, list[tuple[str, int]]] = {}
         for serial, seq, phase in sorted(gone):
-            if held and self.engine.ordinal_of(i, serial) in held:
+            if stateful and self.engine.lost_to_node(i, serial):
                 continue
             by_seq.setdefault(seq, []).append((self.engine.pod_name_of(i, serial, seq), phase))
         by_controller, running = [], []
@@ -169,12 +168,6 @@ class ClusterEvents:
             running += [(n, seq) for n, p in clients + deleted if p in (STARTING, READY)]
         self._client_deleted = {key for key in self._client_deleted if key[0] != i}
         return by_controller, running
-
-    def _held_by_lost_nodes(self, i: int) -> set[int]:
-        """The ordinals of StatefulSet row ``i`` that lost nodes hold (empty for a Deployment)."""
-        if self.store.workloads[i].kind != "StatefulSet":
-            return set()
-        return {k for k, gone_s in self.engine.terminating_ordinals(i).items() if math.isinf(gone_s)}
 
     # ------------------------------------------------------------------ the recorders
     def _scaled(self, w, before: dict[int, int], after: dict[int, int], existed: set[int]) -> None:

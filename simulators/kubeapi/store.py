@@ -1206,6 +1206,8 @@ class KubeStore:
         if w.kind == "StatefulSet":
             self.engine.end_termination_at(w.index, int(name.rsplit("-", 1)[1]), shorter.gone_s)
             self.touch()
+        elif leaving.lost_serial >= 0 and shorter.gone_s <= self.engine.now:  # force-deleted: replaced already
+            self.engine.forget_lost_pod(w.index, leaving.lost_serial)
         if shorter.gone_s > self.engine.now:
             self._terminating[w.index][name] = shorter
             return self._terminating_pod(w, name, shorter)
@@ -1249,16 +1251,9 @@ class KubeStore:
         return self._terminating.get(w.index, {})
 
     def _node_released(self, w: Workload, name: str, pod: TerminatingPod) -> bool:
-        """Whether a pod held by a lost node (gone_s inf) is gone: the engine no longer holds its
-        ordinal (the node is back; a force delete drops it itself)."""
-        return math.isinf(pod.gone_s) and not math.isinf(self._lost_gone_s(w, name))
-
-    def _lost_gone_s(self, w: Workload, name: str) -> float:
-        """When StatefulSet ``w``'s pod ``name``, out of the engine, is gone: inf while a lost node
-        holds it (statefulsets.py), else 0 (nothing holds it)."""
-        if w.kind != "StatefulSet":
-            return 0.0
-        return self.engine.terminating_ordinals(w.index).get(int(name.rsplit("-", 1)[1]), 0.0)
+        """Whether a pod lost with its node is gone: its node is back (the engine says; a force
+        delete drops it itself)."""
+        return pod.lost_serial >= 0 and not self.engine.lost_to_node(w.index, pod.lost_serial)
 
     def _expire_terminating(self) -> None:
         """Drop the terminating pods whose grace has passed, listed or not (after a tick: nothing
@@ -1286,12 +1281,12 @@ class KubeStore:
             template = w.templates.get(d.revision_seq)
             name = self.engine.pod_name_of(d.row, d.serial, d.revision_seq)
             grace = deleted[1] if name == deleted[0] and deleted[1] is not None else grace_s(template)
-            # a StatefulSet's pod on a lost node: listed (evicted: terminating) until the engine frees its name
-            gone_s = self._lost_gone_s(w, name) if d.scheduled else 0.0
-            if d.scheduled and (grace > 0 or math.isinf(gone_s)) and template is not None:
+            # a pod on a lost node: listed (evicted: terminating) until the node is back, whatever its grace
+            lost = d.scheduled and self.engine.lost_to_node(d.row, d.serial)
+            if d.scheduled and (grace > 0 or lost) and template is not None:
                 self._terminating.setdefault(d.row, {})[name] = TerminatingPod(
-                    gone_s if math.isinf(gone_s) else self.engine.now + grace, grace, self.wall_now(),
-                    self._departed_pod(w, d, name, template))
+                    math.inf if lost else self.engine.now + grace, grace, self.wall_now(),
+                    self._departed_pod(w, d, name, template), d.serial if lost else -1)
 
     def _departed_pod(self, w: Workload, d: Departure, name: str, template: dict) -> Callable[[], dict]:
         """What makes the object of a pod gone from the engine now, as it was (its revision's

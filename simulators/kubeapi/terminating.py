@@ -68,6 +68,7 @@ class TerminatingPod:
     grace_s: float
     deleted_wall_s: float
     make: Callable[[], dict]
+    lost_serial: int = -1  # its engine serial when it went with a lost node (gone_s inf: until the node is back)
     _obj: dict | None = None
 
     @property
@@ -90,7 +91,7 @@ class TerminatingPod:
             gone_s = -math.inf if grace_s == 0 else self.gone_s
         else:
             gone_s = self.gone_s - self.grace_s + grace_s
-        return TerminatingPod(gone_s, grace_s, self.deleted_wall_s, self.make)
+        return TerminatingPod(gone_s, grace_s, self.deleted_wall_s, self.make, self.lost_serial)
 
 
 class Departures:

@@ -4,7 +4,7 @@ kubelet confirms its containers stopped; it is gone once the node is back, or at
 force-deleted (``--grace-period=0 --force``); a DELETE with a grace does not end it. A StatefulSet
 creates no pod under a name whose object exists (stateful_set_control.go), so web-1 is replaced
 only then, and its status counts it (replicas, not ready); a Deployment's ReplicaSet counts a
-terminating pod out and replaces it at once.
+terminating pod out and replaces it at once, the lost pod listed beside its replacement.
 
 Scenario: kube_helpers' web (a StatefulSet of 2) and api (a Deployment of 3) on 5 nodes of 2
 pods; 40% of the nodes lost at 10 s (seed 11: web-1 and one of api's pods). Ticks of 5 s,
@@ -97,9 +97,27 @@ def test_a_pod_on_a_node_that_never_comes_back_stays_until_force_deleted(node_ne
     assert web(core, apps) == ("web-0:R web-1:R", (2, 2))
 
 
-def test_a_deployment_s_pod_on_a_lost_node_is_replaced_at_once(node_back_at_40s, tmp_path):
-    """Its ReplicaSet counts the lost pod (terminating) out: three pods serve beside it."""
-    srv = node_back_at_40s
+def test_a_deployment_s_pod_on_a_lost_node_is_replaced_at_once_and_stays_till_force_deleted(node_never_back,
+                                                                                            tmp_path):
+    """Its ReplicaSet counts the lost pod (terminating) out: three pods serve beside it, which is
+    listed until its node is back (5 minutes on: still) or it is force-deleted."""
+    srv = node_never_back
     core, _ = apis(srv, tmp_path)
     srv.world.advance(2)
     assert api_pods(core) == (3, 1)
+    srv.world.advance(60)
+    assert api_pods(core) == (3, 1)
+    lost = next(p.metadata.name for p in core.list_namespaced_pod(NS, label_selector="app=api").items
+                if p.metadata.deletion_timestamp is not None)
+    core.delete_namespaced_pod(lost, NS, grace_period_seconds=0)
+    assert api_pods(core) == (3, 0)
+
+
+def test_a_deployment_s_lost_pod_is_gone_once_its_node_is_back(node_back_at_40s, tmp_path):
+    srv = node_back_at_40s
+    core, _ = apis(srv, tmp_path)
+    looks = []
+    for _ in range(11):
+        looks.append(api_pods(core))
+        srv.world.advance(1)
+    assert looks == [(3, 0)] * 2 + [(3, 1)] * 6 + [(3, 0)] * 3
