@@ -7,6 +7,9 @@ manages them (``podManagementPolicy: OrderedReady``, the default; ``Parallel`` w
 - each pod has an ordinal: its name is ``<service>-<ordinal>``; a pod created in the row takes
   the lowest free ordinal, so a deleted pod (or one lost with its node) comes back under its
   name, and scaling up adds the next ordinals;
+- a pod lost with its node (a node-loss fault) holds its ordinal until the node is back or it
+  is force-deleted (:meth:`StatefulSets._sts_lose_to_node`): its object would stay, so no pod is
+  created under its name meanwhile (a Deployment's lost pod is replaced at once);
 - scale-up creates one pod at a time, the next only once every lower ordinal is Ready;
   scale-down removes the highest ordinal first, one a sync, and not while a lower pod is
   unhealthy (a crash-looping pod blocks scaling, as there). ``Parallel``: every missing pod is
