@@ -20,25 +20,15 @@ from controller.model import TargetRef
 from controller.policy import load_policy_text
 from controller.runtime.startup_observer import StartupObserver
 from tests.adapters.kube_helpers import official_client
+from tests.adapters.test_startup_observed import POLICY as STARTUP_POLICY
 from tests.adapters.test_statefulset_contract import make_cluster, serve_sts
 
 NS = "shop"
 WEB = TargetRef(NS, "web", "StatefulSet")
-POLICY = """\
-apiVersion: setpoint/v1
-kind: Policy
-metadata: {name: shop}
-spec:
-  targets: {kind: StatefulSet, namespace: shop, names: [web]}
-  interval: 15s
-  replicas: {min: 1, max: 20}
-  scaling:
-    metrics:
-      - name: rps
-        query: sum by (namespace, deployment) (rate(http_requests_total[1m]))
-        target: {averagePerReplica: 80}
-        ramp: {startupDelay: observed}
-"""
+#: test_startup_observed's policy (ramp on observed start-ups) over the StatefulSet web
+POLICY = STARTUP_POLICY.replace("targets: {namespace: shop, names: [web, api]}",
+                                "targets: {kind: StatefulSet, namespace: shop, names: [web]}")
+assert "kind: StatefulSet" in POLICY
 
 
 @pytest.fixture
