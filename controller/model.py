@@ -392,6 +392,9 @@ class PodStatus:
     # a container's waiting reason (CrashLoopBackOff: restarting after a crash, in back-off); "" when
     # its containers run (a running pod that is not Ready, e.g. failing its readiness probe, has none)
     waiting: str = ""
+    # metadata.uid ("" when the source has none): a pod recreated under its old name (a
+    # StatefulSet's) is a new object with a new uid, the one identity its name is not
+    uid: str = ""
 
 
 @dataclass(frozen=True)

@@ -509,6 +509,7 @@ def _pod_status(pod: Any, revision_of_hash: dict[str, str]) -> PodStatus:
         revision=revision_of_hash.get(pod_hash, pod_hash),
         created_time=_ts(pod.metadata.creation_timestamp),
         waiting=_waiting_reason(st.container_statuses if st else None),
+        uid=pod.metadata.uid or "",
     )
 
 

@@ -261,7 +261,8 @@ def pod_keys(names) -> np.ndarray:
 
 def pod_facts(statuses, row_of: dict[TargetRef, int]) -> tuple[np.ndarray, ...]:
     """(row, key, created, ready time, ready, not serving) (P,) arrays of the pods in
-    ``statuses`` (TargetStatus) of the targets in ``row_of``. ready: for start-ups, so pods with
+    ``statuses`` (TargetStatus) of the targets in ``row_of``. key: of the pod's uid, else of its
+    name (a StatefulSet's pod recreated under its name is keyed apart by its uid). ready: for start-ups, so pods with
     container restarts read as not Ready (their Ready time is a restart's); not serving: the pod
     runs (not Pending, not being deleted) and its Ready condition is False (withheld.py's count)."""
     rows, names, created, ready_s, ready, not_serving = [], [], [], [], [], []
@@ -272,7 +273,7 @@ def pod_facts(statuses, row_of: dict[TargetRef, int]) -> tuple[np.ndarray, ...]:
         for pod in status.pods:
             c = pod.created_time if pod.created_time is not None else pod.start_time
             rows.append(i)
-            names.append(pod.name)
+            names.append(pod.uid or pod.name)
             created.append(math.nan if c is None else c)
             ready_s.append(math.nan if pod.ready_transition_time is None else pod.ready_transition_time)
             ready.append(bool(pod.ready) and not pod.deleted and pod.restarts == 0)

@@ -50,7 +50,8 @@ from simulators.kubeapi.event_recorder import Source
 from simulators.simcluster.slots import EMPTY, READY, STARTING
 
 #: The slot arrays (SlotArrays fields) a sync compares with the last one's.
-_KEPT = ("phase", "revision_seq", "restarts", "current_seq", "spec_replicas", "rolling", "restarts_total")
+_KEPT = ("phase", "revision_seq", "restarts", "current_seq", "spec_replicas", "rolling", "restarts_total",
+         "created_s")
 DEPLOYMENT_CONTROLLER = Source("deployment-controller")
 REPLICASET_CONTROLLER = Source("replicaset-controller")
 STATEFULSET_CONTROLLER = Source("statefulset-controller")
@@ -126,29 +127,36 @@ class ClusterEvents:
             self._pod_changed(w, self.engine.pod_name_of(i, int(ident[s]), seq), seq, True)
         last = self._last
         gone_pods = [(int(before[s]), int(last.revision_seq[i, s]), int(last.phase[i, s])) for s in gone]
+        born = {self.engine.pod_name_of(i, int(before[s]), int(last.revision_seq[i, s])): float(last.created_s[i, s])
+                for s in gone}
         by_controller, running = self._who_deleted(i, gone_pods, created)
         for name, seq in by_controller:
             self._pod_changed(w, name, seq, False)
         for name, seq in running:
-            self._kubelet(w, name, seq, "Normal", "Killing", f"Stopping container {self._container(w, seq)}")
+            self._kubelet(w, name, born[name], seq, "Normal", "Killing",
+                          f"Stopping container {self._container(w, seq)}")
         if a.restarts_total[i] != last.restarts_total[i]:
             same = (before >= 0) & (before == ident)
             crashed = np.flatnonzero(same & (a.restarts[i] > last.restarts[i]) & a.crash_loops[i]).tolist()
             for s in crashed:
                 seq = int(a.revision_seq[i, s])
                 name = self.engine.pod_name_of(i, int(ident[s]), seq)
-                container = self._container(w, seq)
-                self._kubelet(w, name, seq, "Warning", "BackOff", f"Back-off restarting failed container {container} "
-                              f"in pod {name}_{w.namespace}({K.uid_for('Pod', w.namespace, name)})")
+                container, uid = self._container(w, seq), K.pod_uid(w.namespace, name, a.created_s[i, s])
+                self._kubelet(w, name, a.created_s[i, s], seq, "Warning", "BackOff",
+                              f"Back-off restarting failed container {container} in pod {name}_{w.namespace}({uid})")
         return sizes
 
     def _who_deleted(self, i: int, gone: list[tuple[int, int, int]], created: Counter):
         """Of the pods gone (serial, revision seq, phase before): those their controller deleted, and
         of those and the ones a client deleted, those whose container ran (Killing): (name, seq) each. In
         each revision, as many of the others as it got pods beyond the clients' replacements went
-        with a lost node (replaced, neither deleted nor stopped by anyone)."""
+        with a lost node (replaced, neither deleted nor stopped by anyone); a StatefulSet's pods whose
+        names a lost node holds went with it too (replaced only once the node is back)."""
+        stateful = self.store.workloads[i].kind == "StatefulSet"
         by_seq: dict[int, list[tuple[str, int]]] = {}
         for serial, seq, phase in sorted(gone):
+            if stateful and self.engine.lost_to_node(i, serial):
+                continue
             by_seq.setdefault(seq, []).append((self.engine.pod_name_of(i, serial, seq), phase))
         by_controller, running = [], []
         for seq, pods in by_seq.items():
@@ -187,8 +195,9 @@ class ClusterEvents:
                                  f"{'create' if created else 'delete'} Pod {pod} in StatefulSet {w.name} successful",
                                  STATEFULSET_CONTROLLER)
 
-    def _kubelet(self, w, pod: str, seq: int, event_type: str, reason: str, message: str) -> None:
-        ref = {**self._ref(w, "Pod", pod, K.uid_for("Pod", w.namespace, pod), "v1"),
+    def _kubelet(self, w, pod: str, created_s: float, seq: int, event_type: str, reason: str, message: str) -> None:
+        """The kubelet's Event on the container of pod ``pod`` created at ``created_s`` (simulation s)."""
+        ref = {**self._ref(w, "Pod", pod, K.pod_uid(w.namespace, pod, created_s), "v1"),
                "fieldPath": f"spec.containers{{{self._container(w, seq)}}}"}
         self.recorder.record(ref, event_type, reason, message, Source(KUBELET, K.node_name(pod)))
 

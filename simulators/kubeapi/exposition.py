@@ -128,6 +128,7 @@ class PodLines(NamedTuple):
     resource_requests: str  # the whole lines, CPU (cores) then memory (bytes): the workload's requests
     cpu: str
     memory: str
+    deletion: str  # kube_pod_deletion_timestamp{namespace,pod}: shown while it terminates
 
 
 class PodsNow(NamedTuple):
@@ -143,6 +144,19 @@ class PodsNow(NamedTuple):
     pods: np.ndarray  # (S,) status.replicas
     ready: np.ndarray  # (S,) ready pods
     updated: np.ndarray  # (S,) pods on the current revision
+
+
+class Terminating(NamedTuple):
+    """The pods listed terminating (out of the engine, not yet gone), by (row, name): their indices
+    in the last tick's pods (``LastTick.pods``, their values as they were then), lines, and
+    deletionTimestamps (epoch s)."""
+
+    at: np.ndarray  # (T,) int
+    lines: list[PodLines]
+    deletion_s: np.ndarray  # (T,)
+
+
+NO_TERMINATING = Terminating(np.zeros(0, dtype=np.int64), [], np.zeros(0))
 
 
 class LastTick(NamedTuple):
@@ -217,6 +231,28 @@ class Exposition:
             self._last = LastTick(pods, lines, np.lexsort((names, pods["row"])))
         return self._last
 
+    def terminating(self, now: PodsNow, last: LastTick | None, listed: dict) -> Terminating:
+        """The pods of the last tick gone from their slots since (deleted by a write after it) or
+        terminating then, that the store lists terminating now (``listed``: (row, name) -> its
+        TerminatingPod), but for one whose name a pod of now has (the store lists only the new
+        one: a StatefulSet's recreated at once); by (row, name). Under the store's lock."""
+        if last is None or not listed:
+            return NO_TERMINATING
+        pods, a = last.pods, self.store.engine.slot_arrays()
+        flat, leaving = pods["flat"], pods["leaving"]
+        moved = a.serial.reshape(-1)[flat] != pods["serial"]
+        candidates = np.flatnonzero(leaving | (a.phase.reshape(-1)[flat] == EMPTY) | moved)
+        keys = [(int(pods["row"][j]), last.lines[j].key[1]) for j in candidates.tolist()]
+        kept = [(key, j) for key, j in zip(keys, candidates.tolist()) if key in listed]
+        if not kept:
+            return NO_TERMINATING
+        rows = {row for (row, _), _ in kept}
+        live = {(int(r), p.key[1]) for r, p in zip(now.rows.tolist(), now.lines) if r in rows}
+        kept = sorted((key, j) for key, j in kept if key not in live)
+        at = np.array([j for _, j in kept], dtype=np.int64)
+        return Terminating(at, _pick(last.lines, at), np.array([listed[key].deletion_timestamp_s for key, _ in kept],
+                                                                dtype=np.float64))
+
     def names_collide(self, now: PodsNow, last: LastTick | None) -> bool:
         """Whether two pods shown (now or at the last tick) share a namespace and name. Drops the
         lines of the pods no longer shown when the lines kept exceed the pods of now and of the
@@ -259,20 +295,24 @@ class Exposition:
             f"\nkube_pod_container_resource_requests{request} {self._cpu_request[row]}"
             f"\nkube_pod_container_resource_requests{memory_request} {self._memory_request[row]}",
             f"\ncontainer_cpu_usage_seconds_total{by_container} ",
-            f"\ncontainer_memory_working_set_bytes{by_container} ")
+            f"\ncontainer_memory_working_set_bytes{by_container} ",
+            f"\nkube_pod_deletion_timestamp{labels(namespace=ns, pod=pod)} ")
         self._names[lines.key] += 1
         self._shared += self._names[lines.key] == 2
         return lines
 
     # ------------------------------------------------------------------ text (under the exporter's lock)
-    def render(self, exporter, now: PodsNow, last: LastTick | None, named: dict | None) -> str:
-        """The whole text; ``named``: the exporter's counters by name when names collide, else None."""
+    def render(self, exporter, now: PodsNow, last: LastTick | None, named: dict | None,
+               leaving: Terminating = NO_TERMINATING) -> str:
+        """The whole text; ``named``: the exporter's counters by name when names collide, else None;
+        ``leaving``: the pods terminating (:meth:`terminating`), whose kube-state-metrics and cAdvisor
+        series stay until they are gone."""
         out: list[str] = []
         observed = exporter.last
         visible = ~observed.unavailable if observed is not None else np.zeros(self.S, dtype=bool)
         self._application(out, exporter, visible, last, named)
-        self._kube_state(out, now)
-        self._cadvisor(out, exporter, visible, now, last, named)
+        self._kube_state(out, now, last, leaving)
+        self._cadvisor(out, exporter, visible, now, last, named, leaving)
         out[0] = out[0][1:]  # the first header: no line before it
         out.append("\n")
         return "".join(out)
@@ -367,7 +407,10 @@ class Exposition:
         at = last.by_name[visible[last.pods["row"][last.by_name]]]
         return _pick(last.lines, at), {f: last.pods[f][at] for f in fields}, last.pods["row"][at]
 
-    def _kube_state(self, out: list[str], now: PodsNow) -> None:
+    def _kube_state(self, out: list[str], now: PodsNow, last: LastTick | None, leaving: Terminating) -> None:
+        """Workloads' replica counts; every pod's Ready condition, restarts and requests, those
+        terminating last (kube-state-metrics shows a pod until its object is gone: not Ready, with
+        its deletionTimestamp)."""
         fam = self._family
         for kind, rows, families in self._kinds:
             helps = (f"Desired replicas of the {kind}.", f"Pods of the {kind}.", f"Ready pods of the {kind}.",
@@ -378,13 +421,21 @@ class Exposition:
         out.append("\n# HELP kube_pod_status_ready Whether the pod is ready to serve requests."
                    "\n# TYPE kube_pod_status_ready gauge")
         out += map(operator.getitem, map(operator.attrgetter("ready"), now.lines), (now.phase == READY).tolist())
+        out += [p.ready[0] for p in leaving.lines]
+        restarts = now.restarts if not leaving.lines else np.concatenate([now.restarts, last.pods["restarts"][leaving.at]])
         fam(out, "kube_pod_container_status_restarts_total", "counter", "Container restarts of the pod.",
-            list(map(operator.attrgetter("restarts"), now.lines)), now.restarts)
+            list(map(operator.attrgetter("restarts"), now.lines + leaving.lines)), restarts)
         out.append("\n# HELP kube_pod_container_resource_requests Resources requested by the container."
                    "\n# TYPE kube_pod_container_resource_requests gauge")
-        out += map(operator.attrgetter("resource_requests"), now.lines)
+        out += map(operator.attrgetter("resource_requests"), now.lines + leaving.lines)
+        fam(out, "kube_pod_deletion_timestamp", "gauge", "Unix deletion timestamp",
+            list(map(operator.attrgetter("deletion"), leaving.lines)), leaving.deletion_s)
 
-    def _cadvisor(self, out, exporter, visible, now: PodsNow, last: LastTick | None, named) -> None:
+    def _cadvisor(self, out, exporter, visible, now: PodsNow, last: LastTick | None, named,
+                  leaving: Terminating) -> None:
+        """Each running container's CPU seconds and working set; then those of the terminating
+        pods whose container ran when they left, as they were then (it runs through the grace,
+        out of its Service's endpoints: no new request)."""
         running = np.flatnonzero(visible[now.rows] & (now.phase != PENDING))  # statuses' phase Running
         lines = _pick(now.lines, running)
         if named is not None:
@@ -392,6 +443,12 @@ class Exposition:
         else:  # the last tick's counter of the pod in that slot if it is this pod, else (a new pod) 0
             flat = now.flat[running]
             cpu = np.where(exporter._slot_serial[flat] == now.serial[running], exporter._slot_cpu_s[flat], 0.0)
+        stopping = leaving.at[last.pods["running"][leaving.at]] if leaving.lines else leaving.at
+        stopping_lines = [p for p, up in zip(leaving.lines, last.pods["running"][leaving.at].tolist()) if up]
+        if stopping.size:
+            seen = visible[last.pods["row"][stopping]]
+            lines = lines + [p for p, v in zip(stopping_lines, seen.tolist()) if v]
+            cpu = np.concatenate([np.asarray(cpu, dtype=np.float64), last.pods["cpu_s"][stopping[seen]]])
         self._family(out, "container_cpu_usage_seconds_total", "counter", "Cumulative CPU time of the container (s).",
                      list(map(operator.attrgetter("cpu"), lines)), cpu)
         if named is not None:
@@ -407,6 +464,9 @@ class Exposition:
             shown, values = _pick(now.lines, ran), last.pods["memory_bytes"][j[ran]]
         else:
             shown, values = [], []
+        if stopping.size:
+            shown = shown + stopping_lines
+            values = np.concatenate([np.asarray(values, np.float64), last.pods["memory_bytes"][stopping]])
         self._family(out, "container_memory_working_set_bytes", "gauge",
                      "Working set of the container (bytes): the engine's memory, a leak included.",
                      list(map(operator.attrgetter("memory"), shown)), values)

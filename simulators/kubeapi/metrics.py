@@ -17,17 +17,19 @@ What a real cluster's scrape targets would show, computed from the engine tick b
   creation until it is gone: a deleted pod's stay while it is listed terminating (its grace,
   simulators/kubeapi/terminating.py), as Prometheus' pod discovery keeps scraping it while its
   container runs, with the values of its last tick: out of its Service's endpoints it gets no new
-  request, and the requests it had were counted whole in the tick they came (kube-state-metrics'
-  and cAdvisor's series below follow the engine's pods only);
+  request, and the requests it had were counted whole in the tick they came;
 - kube-state-metrics: ``kube_deployment_spec_replicas``, ``kube_deployment_status_replicas``,
   ``kube_deployment_status_replicas_ready`` / ``_available`` / ``_updated`` (and the
   ``kube_statefulset_*`` equivalents), ``kube_pod_status_ready{condition}``,
   ``kube_pod_container_status_restarts_total``, ``kube_pod_container_resource_requests`` (each
-  pod's CPU request in cores, ``resource="cpu"``, and memory request in bytes, ``resource="memory"``);
+  pod's CPU request in cores, ``resource="cpu"``, and memory request in bytes, ``resource="memory"``),
+  ``kube_pod_deletion_timestamp`` (a terminating pod's deletionTimestamp): kube-state-metrics shows
+  every pod object, so a terminating pod's series stay, not Ready, until it is gone;
 - cAdvisor: ``container_cpu_usage_seconds_total{namespace,pod,container}`` (ready pods share the
   service's CPU evenly) and ``container_memory_working_set_bytes`` (each running pod's memory, a
   leak included: what the bundled healing policy's memory check and `setpoint import`'s memory
-  queries read);
+  queries read); a terminating pod's container runs through its grace: its series stay, as they
+  were when it was deleted (it serves nothing then);
 - recording-rule-free gauges for examples: ``setpoint_sim_cpu_utilization_ratio``,
   ``setpoint_sim_requests_per_second``, ``setpoint_sim_error_ratio``,
   ``setpoint_sim_latency_seconds{percentile="50|95|99"}``.
@@ -167,10 +169,11 @@ class SimMetricsExporter:
         self._slot = {name: np.zeros(S * engine.K) for name in self.POD_COUNTERS[:-1]}
         self._slot["buckets"] = np.zeros((S * engine.K, self.bounds.size))
         #: the pods of the last tick, (P,) arrays in slot order: row, flat (row * K + slot), serial,
-        #: revision_seq, running, memory_bytes, cpu_s, the POD_COUNTERS (see _count_pods), leaving (False)
+        #: revision_seq, running, restarts, memory_bytes, cpu_s, the POD_COUNTERS (see _count_pods),
+        #: leaving (False)
         self._pods: dict[str, np.ndarray] | None = None
         #: the pods terminating at the last tick, out of the engine: the same arrays, their values
-        #: frozen (running False, leaving True); None: none (see _keep_terminating)
+        #: frozen (leaving True); None: none (see _keep_terminating)
         self._leaving: dict[str, np.ndarray] | None = None
         self._leaving_keys: list[tuple[int, str]] = []  # their (row, name), in that order
         self._shown: dict[str, np.ndarray] | None = None  # _pods then _leaving, made on the first read
@@ -187,7 +190,7 @@ class SimMetricsExporter:
         with self.store.lock:
             pods = self.store.engine.pod_numbers()
             bad_latency_s = self.store.engine.bad_pod_latency_s()
-            terminating = self.store.terminating_pod_names()
+            terminating = self.store.terminating_pods()
         gained = pod_increments(observed, pods, bad_latency_s, self.bounds, dt_s)
         with self.lock:
             before, leaving = self._pods, self._leaving
@@ -220,15 +223,16 @@ class SimMetricsExporter:
         for name, values in counters.items():
             self._slot[name][flat] = values
         self._pods = {"row": row, "flat": flat, "serial": serial, "revision_seq": pods["revision_seq"],
-                      "running": pods["running"], "memory_bytes": pods["memory_mib"] * 2**20, "cpu_s": cpu_s,
+                      "running": pods["running"], "restarts": pods["restarts"],
+                      "memory_bytes": pods["memory_mib"] * 2**20, "cpu_s": cpu_s,
                       **counters, "leaving": np.zeros(row.size, dtype=bool)}
         self._named = None
 
-    def _keep_terminating(self, before: dict | None, leaving: dict | None, terminating: set[tuple[int, str]]) -> None:
+    def _keep_terminating(self, before: dict | None, leaving: dict | None, terminating: dict) -> None:
         """The pods terminating now (``_leaving``): of the tick before's pods (``before``) those no
         longer in their slot, and of its terminating ones (``leaving``), those listed
-        ``terminating`` ((row, name)), their values as they were (not running): their series stay
-        until they are gone. Kept apart from the tick's pods: a tick copies only these few."""
+        ``terminating`` ((row, name) keys), their values as they were (``running``: their container
+        ran then, and runs through the grace): their series stay until they are gone. Kept apart from the tick's pods: a tick copies only these few."""
         keys, self._leaving, self._leaving_keys, self._shown = self._leaving_keys, None, [], None
         if before is None or not terminating:
             return
@@ -245,7 +249,6 @@ class SimMetricsExporter:
         keep = np.array([key in terminating for key in keys], dtype=bool)
         if keep.any():
             self._leaving = {name: values[keep] for name, values in gone.items()}
-            self._leaving["running"][:] = False
             self._leaving["leaving"][:] = True
             self._leaving_keys = [key for key, kept in zip(keys, keep.tolist()) if kept]
 
@@ -330,11 +333,12 @@ class SimMetricsExporter:
                     self._text = Exposition(self.store, LATENCY_BUCKETS_S)
                 now = self._text.pods_now()
                 last = self._text.last_tick(self._last_pods())
+                leaving = self._text.terminating(now, last, self.store.terminating_pods())
                 named = self._by_name() if self._text.names_collide(now, last) else None
             except BaseException:
                 self.lock.release()
                 raise
         try:
-            return self._text.render(self, now, last, named)
+            return self._text.render(self, now, last, named, leaving)
         finally:
             self.lock.release()

@@ -172,6 +172,12 @@ def uid_for(*parts: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "setpoint-sim/" + "/".join(parts)))
 
 
+def pod_uid(namespace: str, name: str, created_s: float) -> str:
+    """The UID of the pod ``name`` created at ``created_s`` (simulation s): a pod recreated under
+    its old name (a StatefulSet's) is a new object with a new UID, as the apiserver gives it."""
+    return uid_for("Pod", namespace, name, repr(float(created_s)))
+
+
 def node_name(pod: str) -> str:
     """The simulated node a running pod is on (``spec.nodeName``; the source host of its kubelet's Events)."""
     return f"sim-node-{sum(map(ord, pod)) % 8}"

@@ -1206,6 +1206,8 @@ class KubeStore:
         if w.kind == "StatefulSet":
             self.engine.end_termination_at(w.index, int(name.rsplit("-", 1)[1]), shorter.gone_s)
             self.touch()
+        elif leaving.lost_serial >= 0 and shorter.gone_s <= self.engine.now:  # force-deleted: replaced already
+            self.engine.forget_lost_pod(w.index, leaving.lost_serial)
         if shorter.gone_s > self.engine.now:
             self._terminating[w.index][name] = shorter
             return self._terminating_pod(w, name, shorter)
@@ -1244,15 +1246,22 @@ class KubeStore:
             return {}
         if live is None:
             live = {p.name for p in self._status(w).pods}
-        self._drop_terminating(w.index, [n for n, t in leaving.items() if t.gone_s <= self.engine.now or n in live])
+        self._drop_terminating(w.index, [n for n, t in leaving.items() if t.gone_s <= self.engine.now or n in live
+                                         or self._node_released(w, n, t)])
         return self._terminating.get(w.index, {})
+
+    def _node_released(self, w: Workload, name: str, pod: TerminatingPod) -> bool:
+        """Whether a pod lost with its node is gone: its node is back (the engine says; a force
+        delete drops it itself)."""
+        return pod.lost_serial >= 0 and not self.engine.lost_to_node(w.index, pod.lost_serial)
 
     def _expire_terminating(self) -> None:
         """Drop the terminating pods whose grace has passed, listed or not (after a tick: nothing
         kept grows with churn; their deletion is found when their workload's pods are next served)."""
         now = self.engine.now
         for i, leaving in list(self._terminating.items()):
-            self._drop_terminating(i, [n for n, t in leaving.items() if t.gone_s <= now])
+            w = self.workloads[i]
+            self._drop_terminating(i, [n for n, t in leaving.items() if t.gone_s <= now or self._node_released(w, n, t)])
 
     def _drop_terminating(self, i: int, names: list[str]) -> None:
         leaving = self._terminating[i]
@@ -1272,9 +1281,12 @@ class KubeStore:
             template = w.templates.get(d.revision_seq)
             name = self.engine.pod_name_of(d.row, d.serial, d.revision_seq)
             grace = deleted[1] if name == deleted[0] and deleted[1] is not None else grace_s(template)
-            if d.scheduled and grace > 0 and template is not None:
+            # a pod on a lost node: listed (evicted: terminating) until the node is back, whatever its grace
+            lost = d.scheduled and self.engine.lost_to_node(d.row, d.serial)
+            if d.scheduled and (grace > 0 or lost) and template is not None:
                 self._terminating.setdefault(d.row, {})[name] = TerminatingPod(
-                    self.engine.now + grace, grace, self.wall_now(), self._departed_pod(w, d, name, template))
+                    math.inf if lost else self.engine.now + grace, grace, self.wall_now(),
+                    self._departed_pod(w, d, name, template), d.serial if lost else -1)
 
     def _departed_pod(self, w: Workload, d: Departure, name: str, template: dict) -> Callable[[], dict]:
         """What makes the object of a pod gone from the engine now, as it was (its revision's
@@ -1316,7 +1328,8 @@ class KubeStore:
             labels = {**(template["metadata"].get("labels") or {}), "controller-revision-hash": revision_name(w, rev),
                       "statefulset.kubernetes.io/pod-name": p.name, "apps.kubernetes.io/pod-index": ordinal}
             owner = K.owner_reference("apps/v1", "StatefulSet", w.name, w.uid)
-        meta = K.object_meta(p.name, w.namespace, K.uid_for("Pod", w.namespace, p.name), 0, self.clock.wall(p.start_time),
+        meta = K.object_meta(p.name, w.namespace, K.pod_uid(w.namespace, p.name, p.start_time), 0,
+                             self.clock.wall(p.start_time),
                              labels=labels, owner=owner,
                              annotations=template["metadata"].get("annotations"))
         spec = copy.deepcopy(template["spec"])
@@ -1384,11 +1397,11 @@ class KubeStore:
             return self._terminating_pod(w, name, leaving)["metadata"]["resourceVersion"]
         return None
 
-    def terminating_pod_names(self) -> set[tuple[int, str]]:
-        """(workload row, name) of the pods listed terminating now (their grace not passed)."""
+    def terminating_pods(self) -> dict[tuple[int, str], TerminatingPod]:
+        """(workload row, name) -> the pod, of the pods listed terminating now (their grace not passed)."""
         with self.lock:
             now = self.engine.now
-            return {(i, name) for i, leaving in self._terminating.items() for name, t in leaving.items()
+            return {(i, name): t for i, leaving in self._terminating.items() for name, t in leaving.items()
                     if t.gone_s > now}
 
     def listed_pod_names(self, w: Workload) -> set[str]:

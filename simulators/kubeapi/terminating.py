@@ -26,6 +26,7 @@ Cost: one comparison of the (S, K) slot identities a tick and copies of the phas
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -67,7 +68,14 @@ class TerminatingPod:
     grace_s: float
     deleted_wall_s: float
     make: Callable[[], dict]
+    lost_serial: int = -1  # its engine serial when it went with a lost node (gone_s inf: until the node is back)
     _obj: dict | None = None
+
+    @property
+    def deletion_timestamp_s(self) -> int:
+        """Its metadata.deletionTimestamp (epoch s, whole: the API's time has second precision):
+        when it is gone, what kube-state-metrics' kube_pod_deletion_timestamp shows."""
+        return int(self.deleted_wall_s + self.grace_s)
 
     @property
     def obj(self) -> dict:
@@ -77,8 +85,13 @@ class TerminatingPod:
 
     def shortened(self, grace_s: float) -> "TerminatingPod":
         """The same pod deleted again with a shorter grace: gone that much sooner (deleted at the
-        same time, as BeforeDelete moves deletionTimestamp)."""
-        return TerminatingPod(self.gone_s - self.grace_s + grace_s, grace_s, self.deleted_wall_s, self.make)
+        same time, as BeforeDelete moves deletionTimestamp). One on a lost node (gone_s inf) is
+        gone only with no grace (a force delete): no kubelet confirms its end."""
+        if math.isinf(self.gone_s):
+            gone_s = -math.inf if grace_s == 0 else self.gone_s
+        else:
+            gone_s = self.gone_s - self.grace_s + grace_s
+        return TerminatingPod(gone_s, grace_s, self.deleted_wall_s, self.make, self.lost_serial)
 
 
 class Departures:
@@ -153,7 +166,7 @@ def terminating(pod: dict, deleted_wall_s: float, grace: float) -> dict:
     """``pod`` (an object as served, not modified) as it is listed while it terminates: deleted at
     ``deleted_wall_s`` (epoch s) with ``grace`` seconds to go; not Ready since then."""
     out = copy.deepcopy(pod)
-    out["metadata"]["deletionTimestamp"] = K.rfc3339(deleted_wall_s + grace)
+    out["metadata"]["deletionTimestamp"] = K.rfc3339(deleted_wall_s + grace)  # as deletion_timestamp_s
     out["metadata"]["deletionGracePeriodSeconds"] = int(grace)
     status = out.get("status") or {}
     since = K.rfc3339(deleted_wall_s)

@@ -28,6 +28,9 @@ class FaultInjection:
         self._fault_timeline = F.FaultTimeline(faults)
         self._next_fault_s = self._fault_timeline.next_s
         self._capacity_lost = 0
+        #: (row, serial) -> the node-loss fault (index) whose nodes took that Deployment pod: its object
+        #: stays (terminating) until they are back (sim serve lists it); the engine replaced it at once
+        self._lost_pods: dict[tuple[int, int], int] = {}
         # Fast-path switches (see _init_revisions)
         self._any_degraded = False  # some pod was degraded by a memory leak
         self._any_leak = False  # a memory leak is active
@@ -62,7 +65,7 @@ class FaultInjection:
             for i in rows.tolist():
                 self.rollout(i, fault.revision_props(), now)
         elif isinstance(fault, F.NodeLoss):
-            self._node_loss(fault, event.starts, now)
+            self._node_loss(fault, event.starts, now, event.index)
         elif isinstance(fault, F.MemoryLeak):
             self._memory_leak(rows, fault, event, now)
         elif isinstance(fault, F.ReadinessOutage):
@@ -172,12 +175,18 @@ class FaultInjection:
             if sticky >= 0:
                 self._pod_sticky[i, slot] = sticky
 
-    def _node_loss(self, fault: F.NodeLoss, starts: bool, now: float) -> None:
+    def _node_loss(self, fault: F.NodeLoss, starts: bool, now: float, index: int) -> None:
+        """Nodes vanish (``starts``) with the pods on them, or come back (fault ``index``). A
+        Deployment's lost pods are replaced at once (its ReplicaSet counts them out); a
+        StatefulSet's are replaced only once their nodes are back (statefulsets.py)."""
         lost = self.config.lost_capacity(fault.share_ratio)
         if not starts:
             self._capacity_lost -= lost
             self._n_parked_pods = max(self._n_parked_pods, 1)  # force a scan: capacity is back
             self._unpark(now)
+            self._lost_pods = {key: by for key, by in self._lost_pods.items() if by != index}
+            if self._any_ordered:
+                self._sts_nodes_back(index, now)
             return
         self._capacity_lost += lost
         pod_rows, pod_slots = np.nonzero(self._pod_phase >= STARTING)
@@ -188,10 +197,28 @@ class FaultInjection:
             return
         victim_rows, victim_slots = pod_rows[pick], pod_slots[pick]
         victim_revisions = self._pod_revision_seq[victim_rows, victim_slots]
+        stateful = self._ordered[victim_rows]
+        if stateful.any():
+            self._sts_lose_to_node(victim_rows[stateful], victim_slots[stateful], index)
+        for i, serial in zip(victim_rows[~stateful].tolist(), self._pod_serial[victim_rows[~stateful],
+                                                                             victim_slots[~stateful]].tolist()):
+            self._lost_pods[(i, serial)] = index
         self._clear_slots(victim_rows, victim_rows * self.K + victim_slots, now)
-        for i, revision_seq in zip(victim_rows.tolist(), victim_revisions.tolist()):  # the ReplicaSets recreate them
-            self._create_pods(np.array([i]), np.array([1]), now, np.array([revision_seq]))
+        for i, revision_seq in zip(victim_rows[~stateful].tolist(), victim_revisions[~stateful].tolist()):
+            self._create_pods(np.array([i]), np.array([1]), now, np.array([revision_seq]))  # the ReplicaSets' replacements
         self._refresh(np.unique(victim_rows))
+
+    def lost_to_node(self, i: int, serial: int) -> bool:
+        """Whether row ``i``'s pod ``serial``, out of the engine, went with nodes that are not back:
+        its object stays (a real one: Terminating once evicted) until they are, or it is force-deleted
+        (a StatefulSet's: :meth:`end_termination_at`; a Deployment's: :meth:`forget_lost_pod`)."""
+        if self._ordered[i]:
+            return (i, self.ordinal_of(i, serial)) in self._sts_lost
+        return (i, int(serial)) in self._lost_pods
+
+    def forget_lost_pod(self, i: int, serial: int) -> None:
+        """Row ``i``'s pod ``serial`` lost with its node is force-deleted (a Deployment's: already replaced)."""
+        self._lost_pods.pop((i, int(serial)), None)
 
     def _memory_leak(self, rows: np.ndarray, fault: F.MemoryLeak, event: F.FaultEvent, now: float) -> None:
         if event.starts:

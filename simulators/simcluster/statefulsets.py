@@ -7,6 +7,9 @@ manages them (``podManagementPolicy: OrderedReady``, the default; ``Parallel`` w
 - each pod has an ordinal: its name is ``<service>-<ordinal>``; a pod created in the row takes
   the lowest free ordinal, so a deleted pod (or one lost with its node) comes back under its
   name, and scaling up adds the next ordinals;
+- a pod lost with its node (a node-loss fault) holds its ordinal until the node is back or it
+  is force-deleted (:meth:`StatefulSets._sts_lose_to_node`): its object would stay, so no pod is
+  created under its name meanwhile (a Deployment's lost pod is replaced at once);
 - scale-up creates one pod at a time, the next only once every lower ordinal is Ready;
   scale-down removes the highest ordinal first, one a sync, and not while a lower pod is
   unhealthy (a crash-looping pod blocks scaling, as there). ``Parallel``: every missing pod is
@@ -58,6 +61,8 @@ class StatefulSets:
         #: per StatefulSet row, its pods terminating: {ordinal: when it is gone (s)}; out of their slots
         self._sts_leaving: dict[int, dict[int, float]] = {}
         self._grace_s: dict[tuple[int, int], float] = {}  # (row, revision seq) -> its pods' grace period (s)
+        #: (row, ordinal) -> the node-loss fault (its index) whose nodes took the pod: held until they are back
+        self._sts_lost: dict[tuple[int, int], int] = {}
 
     def make_statefulset(self, i: int, parallel: bool = False) -> None:
         """Serve row ``i`` as a StatefulSet from now on: its pods get ordinals (the existing ones
@@ -94,7 +99,8 @@ class StatefulSets:
         self._grace_s[(int(i), int(seq))] = max(0.0, float(grace_s))
 
     def terminating_ordinals(self, i: int) -> dict[int, float]:
-        """{ordinal: when it is gone (s)} of StatefulSet row ``i``'s pods terminating now."""
+        """{ordinal: when it is gone (s)} of StatefulSet row ``i``'s pods terminating now (inf: on a
+        lost node, gone once the node is back or it is force-deleted)."""
         return dict(self._sts_terminating(i, self.now))
 
     def end_termination_at(self, i: int, ordinal: int, gone_s: float, now: float | None = None) -> None:
@@ -107,6 +113,8 @@ class StatefulSets:
         if ordinal not in leaving:
             return
         leaving[ordinal] = min(leaving[ordinal], float(gone_s))
+        if leaving[ordinal] < np.inf:
+            self._sts_lost.pop((i, ordinal), None)
         self._sts_due(i)
         if leaving[ordinal] <= now:
             self._sync_statefulset(i, now)
@@ -168,6 +176,32 @@ class StatefulSets:
         if grace_s > 0 and self._pod_phase[i, slot] != PENDING:
             self._sts_leaving.setdefault(i, {})[int(self._ordinals(i)[slot])] = now + grace_s
         self._clear_slots(np.array([i]), np.array([i * self.K + slot]), now)
+
+    def _sts_lose_to_node(self, rows: np.ndarray, slots: np.ndarray, fault: int) -> None:
+        """StatefulSet pods (``rows``, ``slots``) whose nodes vanished with node-loss fault ``fault``
+        (call before their slots are cleared): they serve nothing, but their ordinals stay taken
+        until the nodes are back (:meth:`_sts_nodes_back`) or they are force-deleted. A real
+        StatefulSet controller creates no pod under a name whose object exists, and a pod of an
+        unreachable node stays (Terminating once evicted) until its kubelet confirms it stopped,
+        it is force-deleted, or pod GC removes it with its deleted Node object."""
+        for i, slot in zip(rows.tolist(), slots.tolist()):
+            ordinal = int(self._ordinals(i)[slot])
+            self._sts_leaving.setdefault(i, {})[ordinal] = np.inf
+            self._sts_lost[(i, ordinal)] = fault
+            self._sts_due(i)
+
+    def _sts_nodes_back(self, fault: int, now: float) -> None:
+        """The nodes node-loss fault ``fault`` took are back: the pods they held are gone now (their
+        kubelets stop them), replaced under their names as their rows sync (now)."""
+        back = [key for key, by in self._sts_lost.items() if by == fault]
+        for i, ordinal in back:
+            del self._sts_lost[(i, ordinal)]
+            leaving = self._sts_leaving.get(i, {})
+            if ordinal in leaving:
+                leaving[ordinal] = min(leaving[ordinal], now)
+        for i in sorted({i for i, _ in back}):
+            self._sts_due(i)
+            self._sync_statefulset(i, now)
 
     def _sts_pods(self, i: int) -> dict[int, int]:
         """{ordinal: slot} of row ``i``'s pods."""

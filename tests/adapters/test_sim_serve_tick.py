@@ -87,7 +87,7 @@ class EagerExporter(SimMetricsExporter):
         with self.store.lock:
             pods = self.store.engine.pod_signals()
             bad_latency_s = self.store.engine.bad_pod_latency_s()
-            terminating = self.store.terminating_pod_names()
+            terminating = self.store.terminating_pods()
         gained = pod_increments(observed, pods, bad_latency_s, self.bounds, dt_s)
         with self.lock:
             before = self.eager
@@ -108,15 +108,18 @@ class EagerExporter(SimMetricsExporter):
             self._keep_terminating_by_name(before, terminating)
             self.last = observed
 
-    def _keep_terminating_by_name(self, before: dict, terminating: set[tuple[int, str]]) -> None:
-        """The pods gone from the engine that are listed terminating ((row, name)) keep their
-        counters and CPU seconds as they were at the tick before (their series stay)."""
+    def _keep_terminating_by_name(self, before: dict, terminating: dict) -> None:
+        """The pods gone from the engine that are listed terminating ((row, name) keys) keep their
+        counters, CPU seconds and memory (their container ran) as they were at the tick before
+        (their series stay)."""
         kept = [key for key in before["pod_requests"] if key not in self.eager["pod_requests"]
                 and (key[0], key[2]) in terminating]
         for key in kept:
             for counter in self.POD_COUNTERS:
                 self.eager[f"pod_{counter}"][key] = before[f"pod_{counter}"][key]
             self.eager["cpu_seconds"].setdefault(key[1:], before["cpu_seconds"][key[1:]])
+            if key[1:] in before["pod_memory"]:
+                self.eager["pod_memory"].setdefault(key[1:], before["pod_memory"][key[1:]])
 
     def _count_pods_by_name(self, pods: dict, gained: dict, statuses) -> None:
         ns = {w.index: w.namespace for w, _ in statuses}

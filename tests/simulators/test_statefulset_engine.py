@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from simulators import faults as F
 from simulators.cluster import SimCluster
-from simulators.workload import ServiceConfig
+from simulators.workload import ClusterConfig, ServiceConfig
 
 TICK_S = 5.0
 
@@ -238,4 +239,48 @@ def test_a_shorter_grace_ends_the_termination_and_the_pod_is_recreated_at_once()
     c.end_termination_at(0, 1, 100.0)  # longer: kept as it was
     assert c.terminating_ordinals(0) == {1: 30.0}
     c.end_termination_at(0, 1, 0.0)  # now: gone, and the controller recreates it
+    assert brief(c) == "db-0 db-1~ db-2"
+
+
+def node_loss_cluster(parallel: bool, duration_s: float | None) -> SimCluster:
+    """db (a StatefulSet of 3) and web (a Deployment of 3) on 4 nodes of 2 pods: a node-loss of a
+    quarter of them at 10 s takes 2 pods (seed 11: db-1 and one of web's)."""
+    config = ClusterConfig((ServiceConfig("db", initial_replicas=3, scheduling_delay_s=1, startup_delay_s=9),
+                            ServiceConfig("web", initial_replicas=3, scheduling_delay_s=1, startup_delay_s=9)),
+                           nodes=4, pods_per_node=2)
+    c = SimCluster(config, 11, [F.NodeLoss(10.0, duration_s=duration_s, share_ratio=0.25)])
+    c.make_statefulset(0, parallel=parallel)
+    return c
+
+
+@pytest.mark.parametrize("parallel, duration_s, expected", [
+    # db-1 lost at 10 s: its name held (no replacement, OrderedReady waits on it) until the node is
+    # back at 40 s, recreated then, Ready 10 s later (at the tick of 50 s)
+    pytest.param(False, 30.0, ["db-0 db-1 db-2"] + ["db-0 db-2 | 1"] * 6 + ["db-0 db-1~ db-2"] * 2 + ["db-0 db-1 db-2"],
+                 id="replaced-once-the-node-is-back"),
+    pytest.param(True, 30.0, ["db-0 db-1 db-2"] + ["db-0 db-2 | 1"] * 6 + ["db-0 db-1~ db-2"] * 2 + ["db-0 db-1 db-2"],
+                 id="parallel-too"),
+    pytest.param(False, None, ["db-0 db-1 db-2"] + ["db-0 db-2 | 1"] * 9, id="never-while-the-node-is-gone"),
+])
+def test_a_pod_on_a_lost_node_holds_its_name_until_the_node_is_back(parallel, duration_s, expected):
+    """The StatefulSet controller makes no pod under a name whose object exists, and a pod of an
+    unreachable node stays until its kubelet confirms it stopped (or a force delete); the
+    Deployment beside it gets its replacement at once (its ReplicaSet counts the lost pod out)."""
+    c = node_loss_cluster(parallel, duration_s)
+    seen, web = [], []
+    for k in range(1, len(expected) + 1):
+        c.step(k * TICK_S, TICK_S, np.array([10.0, 10.0]))
+        seen.append(brief(c))
+        web.append(len(c.statuses()[1].pods))
+    assert seen == expected
+    assert web == [3] * len(expected)
+
+
+def test_a_force_delete_frees_a_lost_pod_s_name_at_once():
+    """``kubectl delete pod db-1 --grace-period=0 --force`` while its node is gone: recreated now."""
+    c = node_loss_cluster(False, None)
+    for k in (1, 2, 3):
+        c.step(k * TICK_S, TICK_S, np.array([10.0, 10.0]))
+    assert c.terminating_ordinals(0) == {1: np.inf}
+    c.end_termination_at(0, 1, 15.0)
     assert brief(c) == "db-0 db-1~ db-2"

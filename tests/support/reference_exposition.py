@@ -40,8 +40,9 @@ def reference_render(exporter: SimMetricsExporter) -> str:
         named = exporter._by_name()
         out: list[str] = []
         _application(exporter, out, statuses, named)
-        _kube_state(out, statuses)
-        _cadvisor(exporter, out, statuses, named)
+        leaving = _terminating(exporter.store, statuses)
+        _kube_state(out, statuses, leaving)
+        _cadvisor(exporter, out, statuses, named, leaving)
         return "\n".join(out) + "\n"
 
 
@@ -49,6 +50,15 @@ def _family(out: list[str], name: str, kind: str, help_text: str, samples: list[
     out.append(f"# HELP {name} {help_text}")
     out.append(f"# TYPE {name} {kind}")
     out.extend(f"{name}{suffix}{labels} {_num(value)}" for suffix, labels, value in samples)
+
+
+def _terminating(store, statuses) -> list:
+    """(workload, pod name, restarts, deletionTimestamp epoch s) of each pod the store lists
+    terminating (not one whose name a pod of now has: the store lists the new one), by (row, name)."""
+    workload = {w.index: w for w, _ in statuses}
+    live = {(w.index, p.name) for w, st in statuses for p in st.pods}
+    return [(workload[row], name, t.obj["status"]["containerStatuses"][0]["restartCount"], t.deletion_timestamp_s)
+            for (row, name), t in sorted(store.terminating_pods().items()) if (row, name) not in live]
 
 
 def _visible(exporter, statuses) -> list:
@@ -99,7 +109,7 @@ def _application(self, out: list[str], statuses, named: dict[str, dict]) -> None
     fam(out, "setpoint_sim_latency_seconds", "gauge", "Latency percentiles of the engine (s).", quantiles)
 
 
-def _kube_state(out: list[str], statuses) -> None:
+def _kube_state(out: list[str], statuses, leaving: list) -> None:
     fam = _family
     for kind, prefix, label in (("Deployment", "kube_deployment", "deployment"),
                                 ("StatefulSet", "kube_statefulset", "statefulset")):
@@ -121,24 +131,35 @@ def _kube_state(out: list[str], statuses) -> None:
     for w, p in pods:
         for condition, value in (("true", p.ready is True), ("false", p.ready is False), ("unknown", p.ready is None)):
             ready.append(("", _labels(namespace=w.namespace, pod=p.name, condition=condition), float(value)))
+    for w, name, _, _ in leaving:  # not Ready while it terminates
+        for condition, value in (("true", 0.0), ("false", 1.0), ("unknown", 0.0)):
+            ready.append(("", _labels(namespace=w.namespace, pod=name, condition=condition), value))
     fam(out, "kube_pod_status_ready", "gauge", "Whether the pod is ready to serve requests.", ready)
+    restarts = [(w, p.name, p.restarts) for w, p in pods] + [(w, name, n) for w, name, n, _ in leaving]
     fam(out, "kube_pod_container_status_restarts_total", "counter", "Container restarts of the pod.",
-        [("", _labels(namespace=w.namespace, pod=p.name, container=w.name), p.restarts) for w, p in pods])
+        [("", _labels(namespace=w.namespace, pod=name, container=w.name), n) for w, name, n in restarts])
     fam(out, "kube_pod_container_resource_requests", "gauge", "Resources requested by the container.",
-        [("", _labels(namespace=w.namespace, pod=p.name, container=w.name, resource=resource, unit=unit), value)
-         for w, p in pods for resource, unit, value in (("cpu", "core", w.config.cpu_request_cores),
-                                                         ("memory", "byte", w.config.memory_request_mib * 2 ** 20))])
+        [("", _labels(namespace=w.namespace, pod=name, container=w.name, resource=resource, unit=unit), value)
+         for w, name, _ in restarts for resource, unit, value in (
+             ("cpu", "core", w.config.cpu_request_cores), ("memory", "byte", w.config.memory_request_mib * 2 ** 20))])
+    fam(out, "kube_pod_deletion_timestamp", "gauge", "Unix deletion timestamp",
+        [("", _labels(namespace=w.namespace, pod=name), at) for w, name, _, at in leaving])
 
 
-def _cadvisor(self, out: list[str], statuses, named: dict[str, dict]) -> None:
+def _cadvisor(self, out: list[str], statuses, named: dict[str, dict], leaving: list) -> None:
     cpu_seconds, pod_memory = named["cpu_seconds"], named["pod_memory"]
     visible = {w.index for w, _ in _visible(self, statuses)}
     rows = [("", _labels(namespace=w.namespace, pod=p.name, container=w.name),
              cpu_seconds.get((w.namespace, p.name), 0.0))
             for w, st in statuses if w.index in visible for p in st.pods if p.phase == "Running"]
+    ran = [(w, name) for w, name, _, _ in leaving if (w.namespace, name) in pod_memory]  # its container runs
+    rows += [("", _labels(namespace=w.namespace, pod=name, container=w.name), cpu_seconds[(w.namespace, name)])
+             for w, name in ran if w.index in visible]
     _family(out, "container_cpu_usage_seconds_total", "counter", "Cumulative CPU time of the container (s).", rows)
     memory = [("", _labels(namespace=w.namespace, pod=p.name, container=w.name),
                pod_memory[(w.namespace, p.name)])
               for w, st in statuses for p in st.pods if (w.namespace, p.name) in pod_memory]
+    memory += [("", _labels(namespace=w.namespace, pod=name, container=w.name), pod_memory[(w.namespace, name)])
+               for w, name in ran]
     _family(out, "container_memory_working_set_bytes", "gauge",
             "Working set of the container (bytes): the engine's memory, a leak included.", memory)
