@@ -74,6 +74,14 @@ KEDA_PAUSE_ANNOTATIONS = ("autoscaling.keda.sh/paused-replicas", "autoscaling.ke
 
 # How a pod name maps to its workload (the label Setpoint's Prometheus adapter matches on).
 _POD_PATTERN = {"Deployment": "(.+)-[a-z0-9]+-[a-z0-9]{5}", "StatefulSet": "(.+)-[0-9]+"}
+def _live_pods(series: str) -> str:
+    """``series`` without the pods being deleted (kube-state-metrics' kube_pod_deletion_timestamp,
+    there from the DELETE until the object is gone): HPA's resource metrics leave deleted pods out,
+    where a sum over them counted a terminating pod's request (and its usage through its grace), so
+    utilization read low through every scale-down and rollout."""
+    return f"({series} unless on (namespace, pod) kube_pod_deletion_timestamp)"
+
+
 _USAGE = {"cpu": "rate(container_cpu_usage_seconds_total{%s}[2m])",
           "memory": "container_memory_working_set_bytes{%s}"}
 # Kubernetes' quantity grammar: a signed decimal (``5``, ``5.``, ``.5``, ``1e3``) and a suffix.
@@ -442,12 +450,13 @@ class _Conversion:
         if not isinstance(resource, str) or resource not in _USAGE:
             raise ConversionProblem(path, f"expected resource cpu or memory, got {describe_value(resource)}")
         pods = f'pod=~"{_promql_regex(workload)}-.*"'
-        usage = self._by_workload(kind, _USAGE[resource] % self._usage_matchers(workload, container))
+        usage = self._by_workload(kind, _live_pods(_USAGE[resource] % self._usage_matchers(workload, container)))
         if not utilization:
             return usage
-        requests = self._by_workload(kind, f'kube_pod_container_resource_requests{{namespace='
-                                                     f'"{self.namespace}", {pods}, resource="{resource}"'
-                                                     + (f', container="{container}"' if container else '') + '}')
+        requests = self._by_workload(kind, _live_pods(f'kube_pod_container_resource_requests{{namespace='
+                                                                f'"{self.namespace}", {pods}, resource="{resource}"'
+                                                                + (f', container="{container}"' if container else '')
+                                                                + '}'))
         return f"100 * {usage} / {requests}"
 
     def _per_workload_note(self, name: str, resource: str, workload: str, container: str | None,

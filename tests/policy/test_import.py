@@ -96,8 +96,9 @@ def test_a_resource_metric_is_summed_by_the_label_its_kind_is_matched_by(kind, p
     label = kind.lower()
     (policy,) = load_policy_text(text)
     query = policy.model.spec.scaling.metrics[0].query
-    assert query == (f'sum by (namespace, {label}) (label_replace(container_memory_working_set_bytes{{namespace='
-                     f'"batch", pod=~"worker-.*", container!=""}}, "{label}", "$1", "pod", "{pattern}"))')
+    assert query == (f'sum by (namespace, {label}) (label_replace((container_memory_working_set_bytes{{namespace='
+                     f'"batch", pod=~"worker-.*", container!=""}} unless on (namespace, pod) kube_pod_deletion_timestamp), '
+                     f'"{label}", "$1", "pod", "{pattern}"))')
     assert check_policy_texts([(text, "worker.yaml")]).warnings == []
 
 
