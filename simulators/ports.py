@@ -14,9 +14,9 @@ import numpy as np
 from controller.core.scaling import compiled
 from controller.errors import MetricsUnavailable
 from controller.model import Action, TargetRef, TargetSelector
-from controller.ports import (ClusterView, ListedPodSamples, PaddedPodSamples, PodSeries, PodView, Samples, StateDeletion,
-                              state_name)
-from simulators import metrics_compiled, streams
+from controller.ports import (ClusterView, ListedPodSamples, PaddedPodSamples, PodSeries, PodView, Samples, ScalingReads,
+                              StateDeletion, state_name)
+from simulators import metrics_compiled, scaling_reads, streams
 from simulators.cluster import SimCluster
 from simulators.lazy_names import LazyStrings
 from simulators.signals import METRIC_SIGNALS, ObservedSignals
@@ -196,6 +196,48 @@ class SimMetrics:
         # fresh float64 arrays, copied only where they would be views of the tick's
         return Samples(values=values.astype(np.float64, copy=False), present=~unavailable,
                        age_s=obs.sample_age_s[rows].astype(np.float64, copy=view), conflict=np.zeros(len(targets), bool))
+
+    def read_scaling(self, queries: Sequence[str], latest: Sequence[str | None], targets: Sequence[TargetRef],
+                     at: float, stale_after_s: float, nonnegative: np.ndarray,
+                     implausible_above: np.ndarray) -> ScalingReads | None:
+        """The ``ArrayMetricsSource`` capability: ``query`` of each of ``queries`` and of the
+        ramps' ``latest`` queries, stacked, in one compiled read of the rings
+        (simulators/scaling_reads.py). None where ``query`` would do more than a window mean (an
+        instant gauge, a rate, memory or cores, a query over its own window) or raise (no tick
+        yet, an unbound query, an outage), or where the kernels decline: then query one by one."""
+        if self._last is None or not len(targets) or not compiled.enabled():
+            return None
+        latest = latest or (None,) * len(queries)  # a policy without ramps' latest queries
+        fields = self._ring_indexes(queries, windowed=False)
+        latest_fields = self._ring_indexes(latest, windowed=True)
+        if fields is None or latest_fields is None:
+            return None
+        rows = (self._targets.selection(targets) if self._targets
+                else np.asarray([self.cluster.index(t) for t in targets], dtype=np.intp))
+        obs = self._last
+        if obs.unavailable[rows].all():  # query raises MetricsUnavailable: said per query
+            return None
+        counts = np.array([min(self.ticks[q], self._k) if q is not None else 0 for q in latest], np.int64)
+        slots = (self._k - 1 - np.arange(max(1, int(counts.max()) if counts.size else 1))) % self.slots
+        return scaling_reads.try_scaling_reads(
+            self._rings, fields, latest_fields, np.tile(slots, (len(latest), 1)), counts, min(self._k, self.slots),
+            rows, obs.nonfinite, obs.unavailable, obs.sample_age_s, stale_after_s, nonnegative, implausible_above)
+
+    def _ring_indexes(self, queries: Sequence[str | None], windowed: bool) -> np.ndarray | None:
+        """(Q,) int64 the ring of each query's signal (-1 for None), when ``query`` reads each
+        as a mean of its ring: over the metrics window (``windowed`` False) or over a window of
+        its own (True: a ramp's latest query); None when one is read otherwise."""
+        out = np.full(len(queries), -1, np.int64)
+        names = list(self._ring)
+        for j, expr in enumerate(queries):
+            if expr is None:
+                continue
+            field = self.bindings.get(expr)
+            if (field is None or field not in self._ring or field in self.INSTANT
+                    or (expr in self.ticks) is not windowed):
+                return None
+            out[j] = names.index(field)
+        return out
 
     def _service_field(self, name: str) -> np.ndarray:
         """(S,) a ServiceConfig field per workload (a pod's requests: ``cpu_request_cores``,

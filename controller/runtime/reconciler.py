@@ -29,8 +29,9 @@ from controller.errors import MetricsUnavailable, StateStoreError
 from controller.policy.summary import plural
 from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, DecisionRecord, TargetRef
 from controller.policy.schema import DEFAULT_HANDS_OFF_S
-from controller.ports import (Cluster, ClusterView, ConcurrentMetricsSource, EventRecorder, FieldManaged, HpaLister,
-                              MetricsSource, Rehearsal, Samples, StateStore, TargetSelector)
+from controller.ports import (ArrayMetricsSource, Cluster, ClusterView, ConcurrentMetricsSource, EventRecorder,
+                              FieldManaged, HpaLister, MetricsSource, Rehearsal, Samples, ScalingReads, StateStore,
+                              TargetSelector)
 from controller.runtime.actuate import RetryPolicy, apply_with_retries
 from controller.runtime.claims import HEAL, SCALE, TargetClaims
 from controller.runtime import hands_off_state, scale_events_state
@@ -496,6 +497,7 @@ class Reconciler:
     def metrics(self, source: MetricsSource) -> None:
         self._metrics = source
         self._concurrent = source if isinstance(source, ConcurrentMetricsSource) else None
+        self._arrays = source if isinstance(source, ArrayMetricsSource) else None
         self._wire_pods()
 
     @property
@@ -740,6 +742,35 @@ class Reconciler:
                 result.errors.append(f"metric {name}: several series for {', '.join(bad[:5])}")
             out.append(s)
         return out
+
+    def _read_scaling(self, targets: list[TargetRef], now: float, result: CycleResult) -> ScalingReads | None:
+        """The scaling metrics and the ramps' latest readings in one read, where the source holds
+        them as arrays (ArrayMetricsSource: the simulator) and no metric is read per pod; the
+        cycle's counts as ``_query_all`` keeps them for queries that all answered. None: query
+        one by one (``_query_all``, ``_query_latest``), as the live path always does."""
+        policy = self.policy
+        if self._arrays is None or self.pods.columns or not policy.queries:
+            return None
+        params = policy.params
+        reads = self._arrays.read_scaling(policy.queries, policy.latest_queries, targets, now, params.stale_after_s,
+                                          params.metric_nonnegative, params.metric_implausible_above)
+        if reads is None:
+            return None
+        result.queries += len(policy.queries)
+        result.answered.extend(self._query_keys)
+        if self.keeps_results:
+            missing = np.count_nonzero(~reads.present & result.view.exists[:, None], axis=0).tolist()
+            result.missing.update((name, (expr, count)) for name, expr, count in
+                                  zip(params.metric_names, policy.queries, missing))
+        return reads
+
+    def _latest_read(self, reads: ScalingReads, result: CycleResult) -> np.ndarray | None:
+        """``_query_latest``'s (N, M) readings from ``reads``, its counts kept as it keeps them."""
+        for j, expr in enumerate(self.policy.latest_queries):
+            if expr is not None:
+                result.queries += 1
+                result.answered.append(self._latest_keys[j])
+        return reads.latest
 
     def _query_latest(self, targets: list[TargetRef], now: float, result: CycleResult) -> np.ndarray | None:
         """(N, M) the ramps' latest readings (``ramp.latest``), NaN where a metric has none or its
@@ -1229,10 +1260,14 @@ class Reconciler:
         if self.hpa_guard is not None and self.external is not None and self.external.autoscaled:
             self.hpa_guard.reverted(self.external.autoscaled)
         laps.lap("state")
-        samples = self._query_all(targets, now, result)
-        pods, per_pod = self.pods.read(targets, view, now, result.errors, self.policy.params.metric_names)
-        samples = [per_pod.get(j, s) for j, s in enumerate(samples)]
-        values, present, age = _stack(samples, len(targets))
+        reads = self._read_scaling(targets, now, result)
+        if reads is None:  # a query at a time (Samples), with the metrics read per pod
+            samples = self._query_all(targets, now, result)
+            pods, per_pod = self.pods.read(targets, view, now, result.errors, self.policy.params.metric_names)
+            samples = [per_pod.get(j, s) for j, s in enumerate(samples)]
+            values, present, age = _stack(samples, len(targets))
+        else:
+            pods, values, present, age = None, reads.values, reads.present, reads.age_s
         laps.lap("metric queries")
         result.startup = self.startups.observe(self.policy.params, self.cluster, targets, view, now, result.errors,
                                                with_pods)
@@ -1242,7 +1277,8 @@ class Reconciler:
         laps.lap("pod start-ups")
         obs = Observation(current=view.spec, ready=view.ready, status=view.status, values=values,
                           present=present, sample_age_s=age, pods=pods, startup_s=startup_s,
-                          latest=self._query_latest(targets, now, result), withheld=result.withheld)
+                          latest=self._query_latest(targets, now, result) if reads is None else self._latest_read(reads, result),
+                          withheld=result.withheld)
         laps.lap("metric queries")
         self._carry_state_over(targets)
         if self._joining:  # targets new since the warm start: their rows from the history too
