@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from controller.core.scaling import compiled
+from controller.core.scaling import compiled, signal_compiled
 from controller.errors import MetricsUnavailable
 from controller.model import Action, TargetRef, TargetSelector
 from controller.ports import (ClusterView, ListedPodSamples, PaddedPodSamples, PodSeries, PodView, Samples, ScalingReads,
@@ -126,6 +126,7 @@ class SimMetrics:
         self._rngs = streams.ServiceStreams(int(seed), streams.Purpose.POD_SAMPLES)  # one per service, by name
         self._sampled_at: float | None = None
         self._per_service: dict[str, np.ndarray] = {}  # (S,) ServiceConfig fields read once (_service_field)
+        self._plan: tuple[tuple, scaling_reads.ReadPlan | None] | None = None  # the last read_scaling's (_read_plan)
 
     def attach(self, targets: SimTargets) -> None:
         self._targets = targets
@@ -207,21 +208,35 @@ class SimMetrics:
         yet, an unbound query, an outage), or where the kernels decline: then query one by one."""
         if self._last is None or not len(targets) or not compiled.enabled():
             return None
-        latest = latest or (None,) * len(queries)  # a policy without ramps' latest queries
-        fields = self._ring_indexes(queries, windowed=False)
-        latest_fields = self._ring_indexes(latest, windowed=True)
-        if fields is None or latest_fields is None:
+        plan = self._read_plan(tuple(queries), tuple(latest), nonnegative, implausible_above)
+        if plan is None:
             return None
         rows = (self._targets.selection(targets) if self._targets
-                else np.asarray([self.cluster.index(t) for t in targets], dtype=np.intp))
+                else np.asarray([self.cluster.index(t) for t in targets], dtype=np.int64))
         obs = self._last
         if obs.unavailable[rows].all():  # query raises MetricsUnavailable: said per query
             return None
-        counts = np.array([min(self.ticks[q], self._k) if q is not None else 0 for q in latest], np.int64)
-        slots = (self._k - 1 - np.arange(max(1, int(counts.max()) if counts.size else 1))) % self.slots
-        return scaling_reads.try_scaling_reads(
-            self._rings, fields, latest_fields, np.tile(slots, (len(latest), 1)), counts, min(self._k, self.slots),
-            rows, obs.nonfinite, obs.unavailable, obs.sample_age_s, stale_after_s, nonnegative, implausible_above)
+        return scaling_reads.try_scaling_reads(plan, self._rings, self._k, rows, obs.nonfinite, obs.unavailable,
+                                               np.asarray(obs.sample_age_s, np.float64), stale_after_s)
+
+    def _read_plan(self, queries: tuple[str, ...], latest: tuple[str | None, ...], nonnegative: np.ndarray,
+                   implausible_above: np.ndarray) -> scaling_reads.ReadPlan | None:
+        """The ReadPlan of ``queries`` and their ``latest`` queries (none: ``()``), kept for the
+        last ones asked (the same policy's every cycle); None when ``query`` reads one of them
+        other than as the mean of its ring over the metrics window (a latest query: over its own)."""
+        key = (queries, latest, nonnegative, implausible_above)
+        kept = self._plan
+        if kept is not None and kept[0][:2] == key[:2] and kept[0][2] is nonnegative and kept[0][3] is implausible_above:
+            return kept[1]
+        latest = latest or (None,) * len(queries)  # a policy without ramps' latest queries
+        fields, latest_fields = self._ring_indexes(queries, windowed=False), self._ring_indexes(latest, windowed=True)
+        bounds = signal_compiled.signal_bounds(len(queries), nonnegative, implausible_above)
+        plan = None
+        if fields is not None and latest_fields is not None and bounds is not None and len(latest) == len(queries):
+            ticks = np.array([self.ticks[q] if q is not None else 0 for q in latest], np.int64)
+            plan = scaling_reads.ReadPlan(fields, latest_fields, ticks, *bounds)
+        self._plan = (key, plan)
+        return plan
 
     def _ring_indexes(self, queries: Sequence[str | None], windowed: bool) -> np.ndarray | None:
         """(Q,) int64 the ring of each query's signal (-1 for None), when ``query`` reads each

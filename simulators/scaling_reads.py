@@ -10,6 +10,8 @@ same sums in the same order, so the same floats) and fills the arrays the Reconc
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from controller.core.scaling import compiled, signal_compiled
@@ -36,7 +38,7 @@ def _scaling_reads_kernel(rings, fields, latest_fields, slots, counts, filled, r
         if latest_fields[j] < 0:
             continue
         k = counts[j]
-        metrics_compiled._recent_means_kernel(rings[latest_fields[j]], slots[j, :k], rows, sequential, np.empty(k), col)
+        metrics_compiled._recent_means_kernel(rings[latest_fields[j]], slots[:k], rows, sequential, np.empty(k), col)
         for i in range(n):
             r = rows[i]
             lv[i, j], lp[i, j], la[i, j] = col[i], not unavailable[r], sample_age_s[r]
@@ -45,32 +47,43 @@ def _scaling_reads_kernel(rings, fields, latest_fields, slots, counts, filled, r
                                    masks[0], masks[1], masks[2], masks[3], masks[4], masks[5])
 
 
-def try_scaling_reads(rings: np.ndarray, fields: np.ndarray, latest_fields: np.ndarray, slots: np.ndarray,
-                      counts: np.ndarray, filled: int, rows: np.ndarray | slice, nonfinite: np.ndarray,
-                      unavailable: np.ndarray, sample_age_s: np.ndarray, stale_after_s: float,
-                      nonnegative: np.ndarray, implausible_above: np.ndarray) -> ScalingReads | None:
-    """The ScalingReads of M queries over the (F, W, S) ``rings``: query j the mean of ring
-    ``fields[j]``'s first ``filled`` slots (window_means), its latest reading the mean of ring
-    ``latest_fields[j]``'s ``slots[j, :counts[j]]`` (recent_means; ``latest_fields[j]`` -1: none)
-    through the signal stage with ``stale_after_s``, ``nonnegative`` and ``implausible_above`` (M,);
-    for the services ``rows`` (N,) int64 or ``slice(None)`` (every service in order), with the
-    last tick's (S,) ``nonfinite``, ``unavailable`` and ``sample_age_s`` (s). None when the kernels
-    are off or decline (a window longer than their pairwise sum covers)."""
-    m = fields.shape[0]
-    longest = max(filled, int(counts.max()) if counts.size else 0)
-    bounds = signal_compiled.signal_bounds(m, nonnegative, implausible_above)
-    if not compiled.enabled() or longest > compiled._PAIRWISE_BLOCK or bounds is None:
+class ReadPlan(NamedTuple):
+    """What :func:`try_scaling_reads` reads for M queries: (M,) int64 the ring of each query's
+    signal (``fields``) and of its latest query's (``latest_fields``, -1: none), how many ticks
+    the latest query averages (``latest_ticks``, 0: none), and the signal stage's (M,) bounds
+    (signal_compiled.signal_bounds: ``checked``, ``above``)."""
+
+    fields: np.ndarray
+    latest_fields: np.ndarray
+    latest_ticks: np.ndarray
+    checked: np.ndarray
+    above: np.ndarray
+
+
+def try_scaling_reads(plan: ReadPlan, rings: np.ndarray, k: int, rows: np.ndarray | slice, nonfinite: np.ndarray,
+                      unavailable: np.ndarray, sample_age_s: np.ndarray, stale_after_s: float) -> ScalingReads | None:
+    """The ScalingReads of ``plan`` over the (F, W, S) ``rings`` after ``k`` ticks (the last in
+    slot (k - 1) % W): query j the mean of ring ``fields[j]``'s filled slots (window_means), its
+    latest reading the mean of ring ``latest_fields[j]``'s last ``latest_ticks[j]`` (at most k)
+    slots (recent_means), through the signal stage with ``stale_after_s`` and the plan's bounds;
+    for the services ``rows`` (N,) int64 or ``slice(None)`` (every service in order), with the last
+    tick's (S,) ``nonfinite``, ``unavailable`` and ``sample_age_s`` (s). None when the kernels are
+    off or decline (a window longer than their pairwise sum covers)."""
+    w = rings.shape[1]
+    filled, counts = min(k, w), np.minimum(plan.latest_ticks, k)
+    longest = max(filled, int(counts.max()))
+    if not compiled.enabled() or longest > compiled._PAIRWISE_BLOCK:
         return None
     every = isinstance(rows, slice)
-    index = metrics_compiled._every_row(rings.shape[2]) if every else np.asarray(rows, np.int64)
-    n = index.shape[0]
+    index = metrics_compiled._every_row(rings.shape[2]) if every else rows
+    n, m = index.shape[0], plan.fields.shape[0]
     values, present, age, latest = np.empty((n, m)), np.empty((n, m), np.bool_), np.empty((n, m)), np.empty((n, m))
     try:
-        _scaling_reads_kernel(rings, fields, latest_fields, slots, counts, int(filled), index,
-                              every and rings.shape[2] >= 2, nonfinite, unavailable,
-                              np.asarray(sample_age_s, np.float64), float(stale_after_s), *bounds,
-                              values, present, age, latest)
+        _scaling_reads_kernel(rings, plan.fields, plan.latest_fields, (k - 1 - np.arange(max(longest, 1))) % w,
+                              counts, filled, index, every and rings.shape[2] >= 2, nonfinite, unavailable,
+                              sample_age_s, float(stale_after_s), plan.checked, plan.above, values, present, age,
+                              latest)
     except compiled.KERNEL_ERRORS as exc:
         compiled.mark_broken(exc)
         return None
-    return ScalingReads(values, present, age, latest if (latest_fields >= 0).any() else None)
+    return ScalingReads(values, present, age, latest if counts.any() else None)
