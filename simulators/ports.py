@@ -40,14 +40,19 @@ class SimTargets:
         self.match_selectors = match_selectors
         self.with_statuses = with_statuses  # full pod statuses: needed by health checks, slower
         self._resolved: dict[TargetSelector, list[TargetRef]] = {}
+        self._last_resolved: tuple[TargetSelector, list[TargetRef]] | None = None  # the last selector asked, its list
         self._rows: tuple[Sequence[TargetRef], np.ndarray, np.ndarray | slice] | None = None
 
     def resolve(self, selector: TargetSelector) -> list[TargetRef]:
+        last = self._last_resolved
+        if last is not None and last[0] is selector:  # a policy's own selector, every cycle: not hashed again
+            return last[1]
         if selector not in self._resolved:
             refs = (self.cluster.resolve(selector) if self.match_selectors
                     else [self.cluster.ref(i) for i in range(self.cluster.n_services)])
             self._resolved[selector] = sorted(r for r in refs if r.name in self.services)
-        return self._resolved[selector]
+        self._last_resolved = (selector, self._resolved[selector])
+        return self._last_resolved[1]
 
     def rows(self, targets: Sequence[TargetRef]) -> np.ndarray:
         """Service indices of ``targets`` (cached for the same list object: the cache holds the

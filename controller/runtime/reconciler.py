@@ -704,9 +704,9 @@ class Reconciler:
                 self._health_state = self._health_state.take(rows)
             self._targets = targets
 
-    def _fetch(self, targets: list[TargetRef], now: float) -> list[Samples | Exception]:
+    def _fetch(self, targets: list[TargetRef], now: float) -> list[Samples | Exception | None]:
         """One request per metric; concurrently when the source can (ConcurrentMetricsSource).
-        Metrics read per pod (``self.pods``) are not queried here: their slots hold missing Samples."""
+        Metrics read per pod (``self.pods``) are not queried here: their slots hold None."""
         skip = self.pods.read_here
         exprs = [q for j, q in enumerate(self.policy.queries) if j not in skip]
         if self._concurrent is not None:
@@ -719,14 +719,20 @@ class Reconciler:
                 except MetricsUnavailable as exc:
                     got.append(exc)
         it = iter(got)
-        return [Samples.missing(len(targets)) if j in skip else next(it) for j in range(len(self.policy.queries))]
+        return [None if j in skip else next(it) for j in range(len(self.policy.queries))]
 
-    def _query_all(self, targets: list[TargetRef], now: float, result: CycleResult) -> list[Samples]:
+    def _query_all(self, targets: list[TargetRef], now: float, result: CycleResult) -> list[Samples | None]:
+        """The Samples of each scaling metric (None: read per pod, by ``self.pods``), the cycle's
+        counts and errors kept."""
         out = []
         result.queries += len(self.policy.queries)
         exists = result.view.exists if result.view is not None else np.ones(len(targets), bool)
         fetched = self._fetch(targets, now)
         for j, (name, expr, s) in enumerate(zip(self.policy.params.metric_names, self.policy.queries, fetched)):
+            if s is None:  # read per pod: its samples come from the pods' read
+                result.answered.append(self._query_keys[j])
+                out.append(None)
+                continue
             if isinstance(s, Exception):  # the whole metric is unknown: it votes against change
                 if not isinstance(s, MetricsUnavailable):
                     raise s
@@ -735,7 +741,7 @@ class Reconciler:
                 s = Samples.missing(len(targets))
             else:
                 result.answered.append(self._query_keys[j])
-                if self.keeps_results and j not in self.pods.read_here:
+                if self.keeps_results:
                     result.missing[name] = (expr, int(np.count_nonzero(~s.present & ~s.conflict & exists)))
             if s.conflict.any():
                 bad = [str(t) for t, c in zip(targets, s.conflict) if c]
@@ -1264,7 +1270,8 @@ class Reconciler:
         if reads is None:  # a query at a time (Samples), with the metrics read per pod
             samples = self._query_all(targets, now, result)
             pods, per_pod = self.pods.read(targets, view, now, result.errors, self.policy.params.metric_names)
-            samples = [per_pod.get(j, s) for j, s in enumerate(samples)]
+            samples = [per_pod[j] if j in per_pod else s if s is not None else Samples.missing(len(targets))
+                       for j, s in enumerate(samples)]
             values, present, age = _stack(samples, len(targets))
         else:
             pods, values, present, age = None, reads.values, reads.present, reads.age_s
