@@ -497,7 +497,9 @@ class Reconciler:
     def metrics(self, source: MetricsSource) -> None:
         self._metrics = source
         self._concurrent = source if isinstance(source, ConcurrentMetricsSource) else None
-        self._arrays = source if isinstance(source, ArrayMetricsSource) else None
+        # declared by the source's class: a wrapper that forwards what it lacks (__getattr__) to a
+        # source it intercepts queries of (faults, blinded queries) must not be read around
+        self._arrays = source if issubclass(type(source), ArrayMetricsSource) else None
         self._wire_pods()
 
     @property

@@ -185,11 +185,28 @@ def test_read_scaling_declines_before_the_first_tick_and_in_an_outage(monkeypatc
     assert metrics.read_scaling(*args) is None
 
 
-def test_the_live_path_queries_one_by_one():
+class Intercepting:
+    """A source in front of SimMetrics that intercepts its queries (sim serve's BlindedMetrics,
+    a test's faulty metrics) and forwards the rest (__getattr__): read_scaling among them."""
+
+    def __init__(self, inner: SimMetrics):
+        self.inner = inner
+
+    def query(self, expr, targets, at, labels=None):
+        raise MetricsUnavailable("blinded")
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("make, reads_arrays", [
+    pytest.param(lambda c: SimMetrics(c, BOUND, 60.0, 5.0), True, id="sim-metrics"),
+    pytest.param(lambda c: QueryByQuery(c, BOUND, 60.0, 5.0), False, id="without-the-capability"),
+    pytest.param(lambda c: Intercepting(SimMetrics(c, BOUND, 60.0, 5.0)), False, id="a-wrapper-forwarding-it"),
+])
+def test_only_a_source_whose_class_declares_it_is_read_as_arrays(make, reads_arrays):
     policy = RuntimePolicy.of(load_policies([POLICIES / "setpoint-default.yaml"])[0])
     sc = load_scenario_text(WIDE)
     cluster = SimCluster(sc.cluster, np.random.default_rng(0))
-    live = Reconciler(policy, QueryByQuery(cluster, BOUND, 60.0, 5.0), SimTargets(cluster, sc.services))
-    assert live._arrays is None
-    sim = Reconciler(policy, SimMetrics(cluster, BOUND, 60.0, 5.0), SimTargets(cluster, sc.services))
-    assert sim._arrays is sim.metrics
+    rec = Reconciler(policy, make(cluster), SimTargets(cluster, sc.services))
+    assert (rec._arrays is rec.metrics) is reads_arrays
