@@ -20,10 +20,12 @@ from controller.runtime.reconciler import Reconciler, RuntimePolicy
 from simulators import runner
 from simulators.cluster import SimCluster
 from simulators.ports import SimMetrics, SimTargets
-from simulators.runner import ControllerSpec, run_controllers
+from simulators.runner import run_controllers
 from simulators.scenario import load_scenario_text
 from tests.simulators.helpers import canonical, run_view
+from tests.runtime.test_scaling_memory import CROWD  # eight services
 from tests.simulators.test_lockstep import SCENARIO
+from tests.simulators.test_results_kept import SPECS  # the default policy, forecast, hpa, with a healer, restarted
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
@@ -32,21 +34,6 @@ class QueryByQuery(SimMetrics):
     """SimMetrics without the ArrayMetricsSource capability: every read a query."""
 
     read_scaling = None
-
-
-def spec(name: str, healer: str | None = None, restart_every_s: float | None = None) -> ControllerSpec:
-    policy = load_policies([POLICIES / name])[0]
-    return ControllerSpec(name, "policy", "", policy=policy, restart_every_s=restart_every_s,
-                          healer=load_policies([POLICIES / healer])[0] if healer else None)
-
-
-SPECS = [
-    pytest.param(lambda: spec("setpoint-default.yaml"), id="default-policy-ramp-latest"),
-    pytest.param(lambda: spec("web-forecast.yaml"), id="forecast-policy"),
-    pytest.param(lambda: spec("hpa-cpu.yaml"), id="hpa-preset-read-per-pod"),
-    pytest.param(lambda: spec("setpoint-default.yaml", healer="setpoint-healing.yaml"), id="scaler-and-healer"),
-    pytest.param(lambda: spec("setpoint-default.yaml", restart_every_s=600.0), id="restarted-every-10m"),
-]
 
 
 def results_view(results) -> list:
@@ -88,35 +75,15 @@ def test_a_run_reading_arrays_equals_the_run_querying_one_by_one(monkeypatch, ma
         assert any(reads) and not all(reads)  # the outage's cycles query (and fail) one by one
 
 
-WIDE = """\
-apiVersion: setpoint/v1
-kind: Scenario
-metadata: {name: wide, description: "twelve services"}
-spec:
-  duration: 10m
-  tick: 5s
-  seed: 3
-  slo: {latency: {percentile: 95, below: 250ms}, errorRatio: 0.01}
-  services:
-    - name: svc
-      count: 12
-      capacityPerPod: 100
-      initialReplicas: 3
-      maxPods: 20
-      load:
-        - diurnal: {mean: 300, amplitude: 0.6, peakHour: 1}
-        - noise: {sigma: 0.2}
-"""
-
 WINDOW = "sum by (namespace, deployment) (rate(http_requests_total[1m]))"
 LATEST = "sum by (namespace, deployment) (rate(http_requests_total[30s]))"
 READY = "kube_deployment_status_replicas_ready"
 
 
 def ports(ticks: int, bindings: dict[str, str], picked: slice = slice(None)):
-    """Ports over the WIDE scenario's cluster after ``ticks`` ticks, and its targets ``picked``
+    """Ports over the CROWD scenario's cluster after ``ticks`` ticks, and its targets ``picked``
     (every service in engine order, or some of them: the reads gather)."""
-    sc = load_scenario_text(WIDE)
+    sc = load_scenario_text(CROWD)
     cluster = SimCluster(sc.cluster, np.random.default_rng(0))
     targets = SimTargets(cluster, sc.services)
     metrics = SimMetrics(cluster, bindings, 60.0, sc.tick_s, windows={LATEST: 30.0})
@@ -206,7 +173,7 @@ class Intercepting:
 ])
 def test_only_a_source_whose_class_declares_it_is_read_as_arrays(make, reads_arrays):
     policy = RuntimePolicy.of(load_policies([POLICIES / "setpoint-default.yaml"])[0])
-    sc = load_scenario_text(WIDE)
+    sc = load_scenario_text(CROWD)
     cluster = SimCluster(sc.cluster, np.random.default_rng(0))
     rec = Reconciler(policy, make(cluster), SimTargets(cluster, sc.services))
     assert (rec._arrays is rec.metrics) is reads_arrays
