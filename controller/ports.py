@@ -180,6 +180,18 @@ class Cluster(Protocol):
 
 
 @runtime_checkable
+class BatchScaler(Protocol):
+    """Optional capability of a Cluster: a cycle's scale actions in one call (the simulator,
+    whose scales are queued writes that cannot fail for a workload it has). Checked once when a
+    Reconciler is wired, on the cluster's class."""
+
+    def apply_scales(self, actions: Sequence[Action]) -> list[Action]:
+        """Apply the SCALE ``actions`` as ``apply`` of each in order would; returns those it did
+        not apply, in order (all of them when it cannot take them all): they go through
+        ``apply`` one by one, with its retries and errors."""
+
+
+@runtime_checkable
 class StopsRequests(Protocol):
     """Optional capability of a port (Cluster, MetricsSource): refuse every request from now on,
     so that a stopping controller's running cycle ends quickly (see ControllerService.stop)."""

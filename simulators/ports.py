@@ -12,8 +12,8 @@ from typing import Sequence
 import numpy as np
 
 from controller.core.scaling import compiled, signal_compiled
-from controller.errors import MetricsUnavailable
-from controller.model import Action, TargetRef, TargetSelector
+from controller.errors import MetricsUnavailable, NotFound
+from controller.model import Action, ActionKind, TargetRef, TargetSelector
 from controller.ports import (ClusterView, ListedPodSamples, PaddedPodSamples, PodSeries, PodView, Samples, ScalingReads,
                               StateDeletion, state_name)
 from simulators import metrics_compiled, scaling_reads, streams
@@ -76,6 +76,21 @@ class SimTargets:
 
     def apply(self, action: Action) -> None:
         self.cluster.apply(action)
+
+    def apply_scales(self, actions: Sequence[Action]) -> list[Action]:
+        """The ``BatchScaler`` capability: each SCALE action's count queued (SimCluster.set_replicas,
+        as ``apply`` of each in order queues it), all or none: a subclass that writes its own way
+        (``apply`` overridden: sim serve's store, a test's refusals), an action of another kind or
+        a workload the cluster does not have hands them all back, for ``apply`` one by one."""
+        if type(self).apply is not SimTargets.apply or any(a.kind is not ActionKind.SCALE for a in actions):
+            return list(actions)
+        try:
+            rows = [self.cluster.index(a.target) for a in actions]
+        except NotFound:
+            return list(actions)
+        for i, a in zip(rows, actions):
+            self.cluster.set_replicas(i, int(a.replicas))
+        return []
 
     def list_pods(self, targets: Sequence[TargetRef]) -> PodView:
         """The ``PodLister`` capability: the targets' pods straight from the engine's arrays."""

@@ -29,9 +29,9 @@ from controller.errors import MetricsUnavailable, StateStoreError
 from controller.policy.summary import plural
 from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, DecisionRecord, TargetRef
 from controller.policy.schema import DEFAULT_HANDS_OFF_S
-from controller.ports import (ArrayMetricsSource, Cluster, ClusterView, ConcurrentMetricsSource, EventRecorder,
-                              FieldManaged, HpaLister, MetricsSource, Rehearsal, Samples, ScalingReads, StateStore,
-                              TargetSelector)
+from controller.ports import (ArrayMetricsSource, BatchScaler, Cluster, ClusterView, ConcurrentMetricsSource,
+                              EventRecorder, FieldManaged, HpaLister, MetricsSource, Rehearsal, Samples, ScalingReads,
+                              StateStore, TargetSelector)
 from controller.runtime.actuate import RetryPolicy, apply_with_retries
 from controller.runtime.claims import HEAL, SCALE, TargetClaims
 from controller.runtime import hands_off_state, scale_events_state
@@ -511,6 +511,7 @@ class Reconciler:
         self._cluster = cluster
         self._events = event_recorder(cluster)
         self.rehearsal = isinstance(cluster, Rehearsal)  # dry-run / shadow: nothing is applied, nothing committed
+        self._batch = cluster if issubclass(type(cluster), BatchScaler) else None  # a cycle's scales in one call
         # a scaling policy leaves alone what an HPA scales (controller/runtime/hpa_guard.py); not in a
         # simulation or replay, whose clusters have no HPAs (nor the capability)
         self.hpa_guard = HpaGuard(cluster, self.policy.name, self.rehearsal) \
@@ -817,6 +818,18 @@ class Reconciler:
             self._refused_said.keep(result.targets)
             if self._refused_said.news(key, str(error)):
                 self._say_refused(action, error)
+
+    def _apply_scales(self, actions: list[Action], result: CycleResult) -> None:
+        """Send scale ``actions`` in one call (BatchScaler): those applied join the cycle's, as
+        ``_apply`` of each adds them; those handed back go through ``_apply`` one by one, after."""
+        left = self._batch.apply_scales(actions)
+        applied = actions if not left else [a for a in actions if all(a is not b for b in left)]
+        result.actions.extend(applied)
+        if self._refused_said:  # a refusal was said: a later one of these actions is news again
+            for a in applied:
+                self._refused_said.forget((a.target, a.kind.word))
+        for action in left:
+            self._apply(action, result)
 
     def _say_refused(self, action: Action, error: Exception) -> None:
         """A Warning Event ActionRefused on the target, once per action kind and refusal: a 403, 404
@@ -1325,8 +1338,11 @@ class Reconciler:
             actions = self._save_before_acting(targets, now, actions, result)
         self._save_scale_events_ahead(targets, view, now, actions, result)
         self._laps.lap("state")
-        for action in actions:
-            self._apply(action, result)
+        if self.policy.health is None and self._batch is not None and actions:  # scales only
+            self._apply_scales(actions, result)
+        else:
+            for action in actions:
+                self._apply(action, result)
         result.rehearsal = self.rehearsal
         if self.with_conditions:
             failed_queries = {name: line.split(": ", 1)[-1]  # the error, without "metric rps: "

@@ -7,7 +7,7 @@ import pytest
 
 from controller.adapters.kubernetes import KubernetesCluster
 from controller.adapters.prometheus import PrometheusSource
-from controller.ports import ArrayMetricsSource, ConcurrentMetricsSource, EventRecorder, Rehearsal
+from controller.ports import ArrayMetricsSource, BatchScaler, ConcurrentMetricsSource, EventRecorder, Rehearsal
 from controller.runtime.dryrun import DryRunCluster
 from controller.runtime.shadow import ShadowCluster
 from simulators.ports import SimMetrics, SimTargets
@@ -22,6 +22,9 @@ from simulators.ports import SimMetrics, SimTargets
     pytest.param(DryRunCluster, EventRecorder, False, id="dry-run-records-no-event"),
     pytest.param(ShadowCluster, EventRecorder, False, id="shadow-records-no-event"),
     pytest.param(SimTargets, EventRecorder, False, id="sim-records-no-event"),
+    pytest.param(SimTargets, BatchScaler, True, id="sim-scales-in-one-call"),
+    pytest.param(KubernetesCluster, BatchScaler, False, id="kubernetes-scales-one-by-one"),
+    pytest.param(DryRunCluster, BatchScaler, False, id="dry-run-scales-nothing"),
 ])
 def test_declared_capabilities(cls, capability, has):
     assert issubclass(cls, capability) is has
