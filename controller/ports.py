@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from typing import Callable, NamedTuple, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -58,6 +58,36 @@ class ConcurrentMetricsSource(MetricsSource, Protocol):
                    return_exceptions: bool = False) -> list:
         """``query`` for each expression, results in order; with ``return_exceptions`` a failed
         query's slot holds its MetricsUnavailable."""
+
+
+class ScalingReads(NamedTuple):
+    """A cycle's scaling metrics read as arrays (``ArrayMetricsSource.read_scaling``), what
+    ``query`` of each gives, stacked: (N, M) ``values``, ``present`` (one series matched, none
+    in conflict) and ``age_s`` of the policy's queries, and ``latest`` (N, M) the ramps' latest
+    readings through the signal stage (core/scaling/signal.py's ``clean``: NaN where a metric has
+    no latest query or its sample is not usable), None when no metric has one."""
+
+    values: np.ndarray
+    present: np.ndarray
+    age_s: np.ndarray
+    latest: np.ndarray | None
+
+
+@runtime_checkable
+class ArrayMetricsSource(Protocol):
+    """Optional capability of a MetricsSource that holds its series as arrays (the simulator's
+    metrics ring): a cycle's scaling queries and the ramps' latest queries in one read, without
+    a Samples per query. Checked once when a Reconciler is wired."""
+
+    def read_scaling(self, queries: Sequence[str], latest: Sequence[str | None], targets: Sequence[TargetRef],
+                     at: float, stale_after_s: float, nonnegative: np.ndarray,
+                     implausible_above: np.ndarray) -> ScalingReads | None:
+        """``queries`` (M,) and the ramps' ``latest`` queries (M,: None where a metric has none)
+        for ``targets`` at ``at`` as :class:`ScalingReads`, the latest readings judged usable as
+        ``read_signal(values, present, age, stale_after_s, nonnegative, implausible_above)``
+        judges them. None when this read cannot give what ``query`` of each would (an outage, a
+        query read another way, the kernels off): then query one by one. Never raises for a
+        source failure (``query`` raises it)."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +177,18 @@ class Cluster(Protocol):
 
     def apply(self, action: Action) -> None:
         """Make one change. Raises ActuationError (ConflictError, TemporaryError, PermanentError)."""
+
+
+@runtime_checkable
+class BatchScaler(Protocol):
+    """Optional capability of a Cluster: a cycle's scale actions in one call (the simulator,
+    whose scales are queued writes that cannot fail for a workload it has). Checked once when a
+    Reconciler is wired, on the cluster's class."""
+
+    def apply_scales(self, actions: Sequence[Action]) -> list[Action]:
+        """Apply the SCALE ``actions`` as ``apply`` of each in order would; returns those it did
+        not apply, in order (all of them when it cannot take them all): they go through
+        ``apply`` one by one, with its retries and errors."""
 
 
 @runtime_checkable

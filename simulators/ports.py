@@ -11,12 +11,12 @@ from typing import Sequence
 
 import numpy as np
 
-from controller.core.scaling import compiled
-from controller.errors import MetricsUnavailable
-from controller.model import Action, TargetRef, TargetSelector
-from controller.ports import (ClusterView, ListedPodSamples, PaddedPodSamples, PodSeries, PodView, Samples, StateDeletion,
-                              state_name)
-from simulators import metrics_compiled, streams
+from controller.core.scaling import compiled, signal_compiled
+from controller.errors import MetricsUnavailable, NotFound
+from controller.model import Action, ActionKind, TargetRef, TargetSelector
+from controller.ports import (ClusterView, ListedPodSamples, PaddedPodSamples, PodSeries, PodView, Samples, ScalingReads,
+                              StateDeletion, state_name)
+from simulators import metrics_compiled, scaling_reads, streams
 from simulators.cluster import SimCluster
 from simulators.lazy_names import LazyStrings
 from simulators.signals import METRIC_SIGNALS, ObservedSignals
@@ -40,14 +40,19 @@ class SimTargets:
         self.match_selectors = match_selectors
         self.with_statuses = with_statuses  # full pod statuses: needed by health checks, slower
         self._resolved: dict[TargetSelector, list[TargetRef]] = {}
+        self._last_resolved: tuple[TargetSelector, list[TargetRef]] | None = None  # the last selector asked, its list
         self._rows: tuple[Sequence[TargetRef], np.ndarray, np.ndarray | slice] | None = None
 
     def resolve(self, selector: TargetSelector) -> list[TargetRef]:
+        last = self._last_resolved
+        if last is not None and last[0] is selector:  # a policy's own selector, every cycle: not hashed again
+            return last[1]
         if selector not in self._resolved:
             refs = (self.cluster.resolve(selector) if self.match_selectors
                     else [self.cluster.ref(i) for i in range(self.cluster.n_services)])
             self._resolved[selector] = sorted(r for r in refs if r.name in self.services)
-        return self._resolved[selector]
+        self._last_resolved = (selector, self._resolved[selector])
+        return self._last_resolved[1]
 
     def rows(self, targets: Sequence[TargetRef]) -> np.ndarray:
         """Service indices of ``targets`` (cached for the same list object: the cache holds the
@@ -71,6 +76,21 @@ class SimTargets:
 
     def apply(self, action: Action) -> None:
         self.cluster.apply(action)
+
+    def apply_scales(self, actions: Sequence[Action]) -> list[Action]:
+        """The ``BatchScaler`` capability: each SCALE action's count queued (SimCluster.set_replicas,
+        as ``apply`` of each in order queues it), all or none: a subclass that writes its own way
+        (``apply`` overridden: sim serve's store, a test's refusals), an action of another kind or
+        a workload the cluster does not have hands them all back, for ``apply`` one by one."""
+        if type(self).apply is not SimTargets.apply or any(a.kind is not ActionKind.SCALE for a in actions):
+            return list(actions)
+        try:
+            rows = [self.cluster.index(a.target) for a in actions]
+        except NotFound:
+            return list(actions)
+        for i, a in zip(rows, actions):
+            self.cluster.set_replicas(i, int(a.replicas))
+        return []
 
     def list_pods(self, targets: Sequence[TargetRef]) -> PodView:
         """The ``PodLister`` capability: the targets' pods straight from the engine's arrays."""
@@ -126,6 +146,7 @@ class SimMetrics:
         self._rngs = streams.ServiceStreams(int(seed), streams.Purpose.POD_SAMPLES)  # one per service, by name
         self._sampled_at: float | None = None
         self._per_service: dict[str, np.ndarray] = {}  # (S,) ServiceConfig fields read once (_service_field)
+        self._plan: tuple[tuple, scaling_reads.ReadPlan | None] | None = None  # the last read_scaling's (_read_plan)
 
     def attach(self, targets: SimTargets) -> None:
         self._targets = targets
@@ -196,6 +217,62 @@ class SimMetrics:
         # fresh float64 arrays, copied only where they would be views of the tick's
         return Samples(values=values.astype(np.float64, copy=False), present=~unavailable,
                        age_s=obs.sample_age_s[rows].astype(np.float64, copy=view), conflict=np.zeros(len(targets), bool))
+
+    def read_scaling(self, queries: Sequence[str], latest: Sequence[str | None], targets: Sequence[TargetRef],
+                     at: float, stale_after_s: float, nonnegative: np.ndarray,
+                     implausible_above: np.ndarray) -> ScalingReads | None:
+        """The ``ArrayMetricsSource`` capability: ``query`` of each of ``queries`` and of the
+        ramps' ``latest`` queries, stacked, in one compiled read of the rings
+        (simulators/scaling_reads.py). None where ``query`` would do more than a window mean (an
+        instant gauge, a rate, memory or cores, a query over its own window) or raise (no tick
+        yet, an unbound query, an outage), or where the kernels decline: then query one by one."""
+        if self._last is None or not len(targets) or not compiled.enabled():
+            return None
+        plan = self._read_plan(tuple(queries), tuple(latest), nonnegative, implausible_above)
+        if plan is None:
+            return None
+        rows = (self._targets.selection(targets) if self._targets
+                else np.asarray([self.cluster.index(t) for t in targets], dtype=np.int64))
+        obs = self._last
+        if obs.unavailable[rows].all():  # query raises MetricsUnavailable: said per query
+            return None
+        return scaling_reads.try_scaling_reads(plan, self._rings, self._k, rows, obs.nonfinite, obs.unavailable,
+                                               np.asarray(obs.sample_age_s, np.float64), stale_after_s)
+
+    def _read_plan(self, queries: tuple[str, ...], latest: tuple[str | None, ...], nonnegative: np.ndarray,
+                   implausible_above: np.ndarray) -> scaling_reads.ReadPlan | None:
+        """The ReadPlan of ``queries`` and their ``latest`` queries (none: ``()``), kept for the
+        last ones asked (the same policy's every cycle); None when ``query`` reads one of them
+        other than as the mean of its ring over the metrics window (a latest query: over its own)."""
+        key = (queries, latest, nonnegative, implausible_above)
+        kept = self._plan
+        if kept is not None and kept[0][:2] == key[:2] and kept[0][2] is nonnegative and kept[0][3] is implausible_above:
+            return kept[1]
+        latest = latest or (None,) * len(queries)  # a policy without ramps' latest queries
+        fields, latest_fields = self._ring_indexes(queries, windowed=False), self._ring_indexes(latest, windowed=True)
+        bounds = signal_compiled.signal_bounds(len(queries), nonnegative, implausible_above)
+        plan = None
+        if fields is not None and latest_fields is not None and bounds is not None and len(latest) == len(queries):
+            ticks = np.array([self.ticks[q] if q is not None else 0 for q in latest], np.int64)
+            plan = scaling_reads.ReadPlan(fields, latest_fields, ticks, *bounds)
+        self._plan = (key, plan)
+        return plan
+
+    def _ring_indexes(self, queries: Sequence[str | None], windowed: bool) -> np.ndarray | None:
+        """(Q,) int64 the ring of each query's signal (-1 for None), when ``query`` reads each
+        as a mean of its ring: over the metrics window (``windowed`` False) or over a window of
+        its own (True: a ramp's latest query); None when one is read otherwise."""
+        out = np.full(len(queries), -1, np.int64)
+        names = list(self._ring)
+        for j, expr in enumerate(queries):
+            if expr is None:
+                continue
+            field = self.bindings.get(expr)
+            if (field is None or field not in self._ring or field in self.INSTANT
+                    or (expr in self.ticks) is not windowed):
+                return None
+            out[j] = names.index(field)
+        return out
 
     def _service_field(self, name: str) -> np.ndarray:
         """(S,) a ServiceConfig field per workload (a pod's requests: ``cpu_request_cores``,

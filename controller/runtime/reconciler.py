@@ -29,8 +29,9 @@ from controller.errors import MetricsUnavailable, StateStoreError
 from controller.policy.summary import plural
 from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, DecisionRecord, TargetRef
 from controller.policy.schema import DEFAULT_HANDS_OFF_S
-from controller.ports import (Cluster, ClusterView, ConcurrentMetricsSource, EventRecorder, FieldManaged, HpaLister,
-                              MetricsSource, Rehearsal, Samples, StateStore, TargetSelector)
+from controller.ports import (ArrayMetricsSource, BatchScaler, Cluster, ClusterView, ConcurrentMetricsSource,
+                              EventRecorder, FieldManaged, HpaLister, MetricsSource, Rehearsal, Samples, ScalingReads,
+                              StateStore, TargetSelector)
 from controller.runtime.actuate import RetryPolicy, apply_with_retries
 from controller.runtime.claims import HEAL, SCALE, TargetClaims
 from controller.runtime import hands_off_state, scale_events_state
@@ -496,6 +497,9 @@ class Reconciler:
     def metrics(self, source: MetricsSource) -> None:
         self._metrics = source
         self._concurrent = source if isinstance(source, ConcurrentMetricsSource) else None
+        # declared by the source's class: a wrapper that forwards what it lacks (__getattr__) to a
+        # source it intercepts queries of (faults, blinded queries) must not be read around
+        self._arrays = source if issubclass(type(source), ArrayMetricsSource) else None
         self._wire_pods()
 
     @property
@@ -507,6 +511,7 @@ class Reconciler:
         self._cluster = cluster
         self._events = event_recorder(cluster)
         self.rehearsal = isinstance(cluster, Rehearsal)  # dry-run / shadow: nothing is applied, nothing committed
+        self._batch = cluster if issubclass(type(cluster), BatchScaler) else None  # a cycle's scales in one call
         # a scaling policy leaves alone what an HPA scales (controller/runtime/hpa_guard.py); not in a
         # simulation or replay, whose clusters have no HPAs (nor the capability)
         self.hpa_guard = HpaGuard(cluster, self.policy.name, self.rehearsal) \
@@ -702,9 +707,9 @@ class Reconciler:
                 self._health_state = self._health_state.take(rows)
             self._targets = targets
 
-    def _fetch(self, targets: list[TargetRef], now: float) -> list[Samples | Exception]:
+    def _fetch(self, targets: list[TargetRef], now: float) -> list[Samples | Exception | None]:
         """One request per metric; concurrently when the source can (ConcurrentMetricsSource).
-        Metrics read per pod (``self.pods``) are not queried here: their slots hold missing Samples."""
+        Metrics read per pod (``self.pods``) are not queried here: their slots hold None."""
         skip = self.pods.read_here
         exprs = [q for j, q in enumerate(self.policy.queries) if j not in skip]
         if self._concurrent is not None:
@@ -717,14 +722,20 @@ class Reconciler:
                 except MetricsUnavailable as exc:
                     got.append(exc)
         it = iter(got)
-        return [Samples.missing(len(targets)) if j in skip else next(it) for j in range(len(self.policy.queries))]
+        return [None if j in skip else next(it) for j in range(len(self.policy.queries))]
 
-    def _query_all(self, targets: list[TargetRef], now: float, result: CycleResult) -> list[Samples]:
+    def _query_all(self, targets: list[TargetRef], now: float, result: CycleResult) -> list[Samples | None]:
+        """The Samples of each scaling metric (None: read per pod, by ``self.pods``), the cycle's
+        counts and errors kept."""
         out = []
         result.queries += len(self.policy.queries)
         exists = result.view.exists if result.view is not None else np.ones(len(targets), bool)
         fetched = self._fetch(targets, now)
         for j, (name, expr, s) in enumerate(zip(self.policy.params.metric_names, self.policy.queries, fetched)):
+            if s is None:  # read per pod: its samples come from the pods' read
+                result.answered.append(self._query_keys[j])
+                out.append(None)
+                continue
             if isinstance(s, Exception):  # the whole metric is unknown: it votes against change
                 if not isinstance(s, MetricsUnavailable):
                     raise s
@@ -733,13 +744,42 @@ class Reconciler:
                 s = Samples.missing(len(targets))
             else:
                 result.answered.append(self._query_keys[j])
-                if self.keeps_results and j not in self.pods.read_here:
+                if self.keeps_results:
                     result.missing[name] = (expr, int(np.count_nonzero(~s.present & ~s.conflict & exists)))
             if s.conflict.any():
                 bad = [str(t) for t, c in zip(targets, s.conflict) if c]
                 result.errors.append(f"metric {name}: several series for {', '.join(bad[:5])}")
             out.append(s)
         return out
+
+    def _read_scaling(self, targets: list[TargetRef], now: float, result: CycleResult) -> ScalingReads | None:
+        """The scaling metrics and the ramps' latest readings in one read, where the source holds
+        them as arrays (ArrayMetricsSource: the simulator) and no metric is read per pod; the
+        cycle's counts as ``_query_all`` keeps them for queries that all answered. None: query
+        one by one (``_query_all``, ``_query_latest``), as the live path always does."""
+        policy = self.policy
+        if self._arrays is None or self.pods.columns or not policy.queries:
+            return None
+        params = policy.params
+        reads = self._arrays.read_scaling(policy.queries, policy.latest_queries, targets, now, params.stale_after_s,
+                                          params.metric_nonnegative, params.metric_implausible_above)
+        if reads is None:
+            return None
+        result.queries += len(policy.queries)
+        result.answered.extend(self._query_keys)
+        if self.keeps_results:
+            missing = np.count_nonzero(~reads.present & result.view.exists[:, None], axis=0).tolist()
+            result.missing.update((name, (expr, count)) for name, expr, count in
+                                  zip(params.metric_names, policy.queries, missing))
+        return reads
+
+    def _latest_read(self, reads: ScalingReads, result: CycleResult) -> np.ndarray | None:
+        """``_query_latest``'s (N, M) readings from ``reads``, its counts kept as it keeps them."""
+        for j, expr in enumerate(self.policy.latest_queries):
+            if expr is not None:
+                result.queries += 1
+                result.answered.append(self._latest_keys[j])
+        return reads.latest
 
     def _query_latest(self, targets: list[TargetRef], now: float, result: CycleResult) -> np.ndarray | None:
         """(N, M) the ramps' latest readings (``ramp.latest``), NaN where a metric has none or its
@@ -778,6 +818,18 @@ class Reconciler:
             self._refused_said.keep(result.targets)
             if self._refused_said.news(key, str(error)):
                 self._say_refused(action, error)
+
+    def _apply_scales(self, actions: list[Action], result: CycleResult) -> None:
+        """Send scale ``actions`` in one call (BatchScaler): those applied join the cycle's, as
+        ``_apply`` of each adds them; those handed back go through ``_apply`` one by one, after."""
+        left = self._batch.apply_scales(actions)
+        applied = actions if not left else [a for a in actions if all(a is not b for b in left)]
+        result.actions.extend(applied)
+        if self._refused_said:  # a refusal was said: a later one of these actions is news again
+            for a in applied:
+                self._refused_said.forget((a.target, a.kind.word))
+        for action in left:
+            self._apply(action, result)
 
     def _say_refused(self, action: Action, error: Exception) -> None:
         """A Warning Event ActionRefused on the target, once per action kind and refusal: a 403, 404
@@ -1229,10 +1281,15 @@ class Reconciler:
         if self.hpa_guard is not None and self.external is not None and self.external.autoscaled:
             self.hpa_guard.reverted(self.external.autoscaled)
         laps.lap("state")
-        samples = self._query_all(targets, now, result)
-        pods, per_pod = self.pods.read(targets, view, now, result.errors, self.policy.params.metric_names)
-        samples = [per_pod.get(j, s) for j, s in enumerate(samples)]
-        values, present, age = _stack(samples, len(targets))
+        reads = self._read_scaling(targets, now, result)
+        if reads is None:  # a query at a time (Samples), with the metrics read per pod
+            samples = self._query_all(targets, now, result)
+            pods, per_pod = self.pods.read(targets, view, now, result.errors, self.policy.params.metric_names)
+            samples = [per_pod[j] if j in per_pod else s if s is not None else Samples.missing(len(targets))
+                       for j, s in enumerate(samples)]
+            values, present, age = _stack(samples, len(targets))
+        else:
+            pods, values, present, age = None, reads.values, reads.present, reads.age_s
         laps.lap("metric queries")
         result.startup = self.startups.observe(self.policy.params, self.cluster, targets, view, now, result.errors,
                                                with_pods)
@@ -1242,7 +1299,8 @@ class Reconciler:
         laps.lap("pod start-ups")
         obs = Observation(current=view.spec, ready=view.ready, status=view.status, values=values,
                           present=present, sample_age_s=age, pods=pods, startup_s=startup_s,
-                          latest=self._query_latest(targets, now, result), withheld=result.withheld)
+                          latest=self._query_latest(targets, now, result) if reads is None else self._latest_read(reads, result),
+                          withheld=result.withheld)
         laps.lap("metric queries")
         self._carry_state_over(targets)
         if self._joining:  # targets new since the warm start: their rows from the history too
@@ -1280,8 +1338,11 @@ class Reconciler:
             actions = self._save_before_acting(targets, now, actions, result)
         self._save_scale_events_ahead(targets, view, now, actions, result)
         self._laps.lap("state")
-        for action in actions:
-            self._apply(action, result)
+        if self.policy.health is None and self._batch is not None and actions:  # scales only
+            self._apply_scales(actions, result)
+        else:
+            for action in actions:
+                self._apply(action, result)
         result.rehearsal = self.rehearsal
         if self.with_conditions:
             failed_queries = {name: line.split(": ", 1)[-1]  # the error, without "metric rps: "

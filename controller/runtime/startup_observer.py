@@ -40,7 +40,7 @@ import numpy as np
 from controller.core.history import take_rows
 from controller.core.scaling.params import PolicyParams
 from controller.core.scaling.startup import (DEFAULT_STARTUP, StartupEstimate, StartupMemory, StartupParams, estimate,
-                                             observed_startups, remember_rows, update_estimate)
+                                             learn_rows, update_estimate)
 from controller.core.scaling.withheld import withheld_after_s, withheld_replicas
 from controller.errors import SetpointError
 from controller.model import TargetRef, direct_init
@@ -245,11 +245,9 @@ class StartupObserver:
         return pod_facts(statuses, {t: i for i, t in enumerate(targets)})
 
     def _add(self, rows, keys, created, ready_s, ready, now: float) -> None:
-        counted = observed_startups(created, ready_s, ready, now, self.sp)
-        dark = self._dark_at[rows]
-        counted &= ~((created <= dark) & (dark < ready_s))  # Ready late because its target went dark
-        # in place: the observer alone holds its memory (a new object all the same: the estimate is redone)
-        self._memory, learned = remember_rows(self._memory, rows, keys, created, ready_s, counted, in_place=True)
+        # not a pod Ready late because its target went dark; in place: the observer alone holds its
+        # memory (a new object all the same when a start-up counted: the estimate is redone)
+        self._memory, learned = learn_rows(self._memory, rows, keys, created, ready_s, ready, now, self._dark_at, self.sp)
         if self._changed is not None:  # learned: ascending, unique (the union's own form, without its sort)
             self._changed = learned if self._changed.size == 0 else np.union1d(self._changed, learned)
 

@@ -36,6 +36,19 @@ def _signal_kernel(values, present, age, stale_after_s, checked, above, clean, m
             clean[i, j] = x if us else math.nan
 
 
+def signal_bounds(m: int, nonnegative: np.ndarray | None, implausible_above: np.ndarray | None
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The kernel's per-metric bounds of ``m`` metrics: (M,) bool which are checked for negative
+    values (all when ``nonnegative`` is None) and (M,) float64 above which a value is implausible
+    (inf when None); None when either is not (M,)."""
+    checked = np.ones(m, np.bool_) if nonnegative is None else np.asarray(nonnegative, np.bool_)
+    above = (np.full(m, math.inf) if implausible_above is None
+             else np.ascontiguousarray(implausible_above, np.float64).reshape(-1))
+    if checked.shape != (m,) or above.shape != (m,):
+        return None
+    return checked, above
+
+
 def try_read_signal(values: np.ndarray, present: np.ndarray, sample_age_s: np.ndarray, stale_after_s: float,
                     nonnegative: np.ndarray | None = None, implausible_above: np.ndarray | None = None
                     ) -> Signal | None:
@@ -64,12 +77,10 @@ def kernel_inputs(values: np.ndarray, present: np.ndarray, sample_age_s: np.ndar
     if (values.ndim != 2 or values.dtype != np.float64 or present.dtype != np.bool_
             or present.shape != values.shape or age.shape != values.shape):
         return None
-    m = values.shape[1]
-    checked = np.ones(m, np.bool_) if nonnegative is None else np.asarray(nonnegative, np.bool_)
-    above = (np.full(m, math.inf) if implausible_above is None
-             else np.ascontiguousarray(implausible_above, np.float64).reshape(-1))
-    if checked.shape != (m,) or above.shape != (m,):
+    bounds = signal_bounds(values.shape[1], nonnegative, implausible_above)
+    if bounds is None:
         return None
+    checked, above = bounds
     return (np.ascontiguousarray(values, np.float64), np.ascontiguousarray(present, np.bool_),
             np.ascontiguousarray(age, np.float64), checked, above)
 

@@ -122,6 +122,25 @@ def remember_rows(memory: StartupMemory, target: np.ndarray, key: np.ndarray, cr
     return out, rows
 
 
+def learn_rows(memory: StartupMemory, target: np.ndarray, key: np.ndarray, created_s: np.ndarray,
+               ready_s: np.ndarray, ready: np.ndarray, now: float, dark_at: np.ndarray,
+               sp: StartupParams = DEFAULT_STARTUP) -> tuple[StartupMemory, np.ndarray]:
+    """``remember_rows(memory, ..., in_place=True)`` of the pods that show a start-up
+    (:func:`observed_startups`) and became Ready after their target last went dark: not one
+    whose creation -> Ready spans ``dark_at[target]`` (N,) (epoch s, NaN: never dark), the cycle
+    at which its target had lost every Ready pod (a dependency down, not a slow start-up). In
+    one compiled pass where the kernels run (core/scaling/startup_compiled.py), else numpy."""
+    got = startup_compiled.try_learn(memory.key, memory.created_s, memory.ready_s, target, key, created_s, ready_s,
+                                     ready, now, sp.max_plausible_s, dark_at)
+    if got is not None:
+        counted, rows = got
+        return (StartupMemory(memory.key, memory.created_s, memory.ready_s), rows) if counted else (memory, rows)
+    counted = observed_startups(created_s, ready_s, ready, now, sp)
+    dark = dark_at[target]
+    counted &= ~((created_s <= dark) & (dark < ready_s))
+    return remember_rows(memory, target, key, created_s, ready_s, counted, in_place=True)
+
+
 def _merge(memory: StartupMemory, t_new: np.ndarray, p_new: np.ndarray, c_new: np.ndarray,
            r_new: np.ndarray) -> StartupMemory:
     """``remember`` over every row of ``memory`` with the (P,) pods of rows ``t_new``."""

@@ -144,6 +144,55 @@ def try_remember(key: np.ndarray, created_s: np.ndarray, ready_s: np.ndarray, ta
     return np.flatnonzero(changed)
 
 
+@jit
+def _learn_kernel(key, created_s, ready_s, rows, p_new, c_new, r_new, ready, now, max_plausible_s, dark_at, changed):
+    """The pods that show a start-up (startup.observed_startups) and became Ready after their
+    target last went dark (``dark_at`` (N,): not one while its target had lost every Ready pod),
+    merged into the memory as _remember_kernel merges them. Returns how many pods counted."""
+    n = key.shape[0]
+    pick = np.empty(rows.shape[0], np.int64)
+    m = 0
+    for i in range(rows.shape[0]):
+        c, r, t = c_new[i], r_new[i], rows[i]
+        span = r - c
+        counted = ready[i] and math.isfinite(span) and span > 0 and span <= max_plausible_s and r <= now
+        if counted and 0 <= t < n:
+            dark = dark_at[t]
+            counted = not (c <= dark and dark < r)
+            if counted:
+                pick[m] = i
+                m += 1
+    if m == 0:
+        return 0
+    target, p, cs, rs = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m), np.empty(m)
+    for j in range(m):
+        i = pick[j]
+        target[j], p[j], cs[j], rs[j] = rows[i], p_new[i], c_new[i], r_new[i]
+    _remember_kernel(key, created_s, ready_s, target, p, cs, rs, changed)
+    return m
+
+
+def try_learn(key: np.ndarray, created_s: np.ndarray, ready_s: np.ndarray, rows: np.ndarray, p_new: np.ndarray,
+              c_new: np.ndarray, r_new: np.ndarray, ready: np.ndarray, now: float, max_plausible_s: float,
+              dark_at: np.ndarray) -> tuple[int, np.ndarray] | None:
+    """``startup.learn_rows`` in one compiled pass over the (P,) pods (rows, keys, creation and
+    Ready times, Ready): the (N, K) memory ``key``, ``created_s``, ``ready_s`` written in place;
+    returns (how many pods counted, the rows changed (R,) int64 ascending). None (nothing
+    written) when the kernels are off or K is 0: then use numpy."""
+    if not compiled.enabled() or key.shape[1] == 0:
+        return None
+    changed = np.zeros(key.shape[0], np.bool_)
+    try:
+        counted = _learn_kernel(key, created_s, ready_s, np.asarray(rows, np.int64), np.asarray(p_new, np.int64),
+                                np.asarray(c_new, np.float64), np.asarray(r_new, np.float64),
+                                np.asarray(ready, np.bool_), float(now), float(max_plausible_s),
+                                np.asarray(dark_at, np.float64), changed)
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+    return int(counted), np.flatnonzero(changed)
+
+
 def try_estimate_rows(created_s: np.ndarray, ready_s: np.ndarray, rows: np.ndarray, quantile: float, min_pods: int,
                       delay_s: np.ndarray, pods: np.ndarray, low_s: np.ndarray, high_s: np.ndarray) -> bool:
     """``startup.estimate`` of ``rows`` (R,) of the (N, K) memory written into the (N,)

@@ -1,0 +1,89 @@
+"""A cycle's scaling reads from the simulated metrics ring in one compiled call (``SimMetrics.read_scaling``).
+
+Per cycle the Reconciler queried each policy metric (a window mean: ``metrics_compiled.window_means``),
+each ramp's latest reading (``recent_means``), built a Samples of each, stacked them into (N, M)
+arrays and ran the latest readings through the signal stage (``signal_compiled``): four kernel
+calls and the Python between them. :func:`try_scaling_reads` makes the same arrays in one call
+of :func:`_scaling_reads_kernel`, which runs those very kernels (numba calls them inside: the
+same sums in the same order, so the same floats) and fills the arrays the Reconciler stacked.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from controller.core.scaling import compiled, signal_compiled
+from controller.core.scaling.compiled import jit
+from controller.ports import ScalingReads
+from simulators import metrics_compiled
+
+
+@jit
+def _scaling_reads_kernel(rings, fields, latest_fields, slots, counts, filled, rows, sequential, nonfinite,
+                          unavailable, sample_age_s, stale_after_s, checked, above, values, present, age, latest):
+    n, m = values.shape
+    col = np.empty(n)
+    for j in range(m):  # the window mean of each query, as SimMetrics.query's
+        metrics_compiled._window_means_kernel(rings[fields[j]], filled, rows, nonfinite, sequential,
+                                              np.empty(filled), col)
+        for i in range(n):
+            r = rows[i]
+            values[i, j], present[i, j], age[i, j] = col[i], not unavailable[r], sample_age_s[r]
+    # the ramps' latest readings as the Reconciler's _latest_columns stacks them (NaN, absent, age 0
+    # without a latest query), then the signal stage's clean values
+    lv, lp, la = np.full((n, m), np.nan), np.zeros((n, m), np.bool_), np.zeros((n, m))
+    for j in range(m):
+        if latest_fields[j] < 0:
+            continue
+        k = counts[j]
+        metrics_compiled._recent_means_kernel(rings[latest_fields[j]], slots[:k], rows, sequential, np.empty(k), col)
+        for i in range(n):
+            r = rows[i]
+            lv[i, j], lp[i, j], la[i, j] = col[i], not unavailable[r], sample_age_s[r]
+    masks = np.empty((6, n, m), np.bool_)
+    signal_compiled._signal_kernel(lv, lp, la, stale_after_s, checked, above, latest,
+                                   masks[0], masks[1], masks[2], masks[3], masks[4], masks[5])
+
+
+class ReadPlan(NamedTuple):
+    """What :func:`try_scaling_reads` reads for M queries: (M,) int64 the ring of each query's
+    signal (``fields``) and of its latest query's (``latest_fields``, -1: none), how many ticks
+    the latest query averages (``latest_ticks``, 0: none), and the signal stage's (M,) bounds
+    (signal_compiled.signal_bounds: ``checked``, ``above``)."""
+
+    fields: np.ndarray
+    latest_fields: np.ndarray
+    latest_ticks: np.ndarray
+    checked: np.ndarray
+    above: np.ndarray
+
+
+def try_scaling_reads(plan: ReadPlan, rings: np.ndarray, k: int, rows: np.ndarray | slice, nonfinite: np.ndarray,
+                      unavailable: np.ndarray, sample_age_s: np.ndarray, stale_after_s: float) -> ScalingReads | None:
+    """The ScalingReads of ``plan`` over the (F, W, S) ``rings`` after ``k`` ticks (the last in
+    slot (k - 1) % W): query j the mean of ring ``fields[j]``'s filled slots (window_means), its
+    latest reading the mean of ring ``latest_fields[j]``'s last ``latest_ticks[j]`` (at most k)
+    slots (recent_means), through the signal stage with ``stale_after_s`` and the plan's bounds;
+    for the services ``rows`` (N,) int64 or ``slice(None)`` (every service in order), with the last
+    tick's (S,) ``nonfinite``, ``unavailable`` and ``sample_age_s`` (s). None when the kernels are
+    off or decline (a window longer than their pairwise sum covers)."""
+    w = rings.shape[1]
+    filled, counts = min(k, w), np.minimum(plan.latest_ticks, k)
+    longest = max(filled, int(counts.max()))
+    if not compiled.enabled() or longest > compiled._PAIRWISE_BLOCK:
+        return None
+    every = isinstance(rows, slice)
+    index = metrics_compiled._every_row(rings.shape[2]) if every else rows
+    n, m = index.shape[0], plan.fields.shape[0]
+    values, present, age, latest = np.empty((n, m)), np.empty((n, m), np.bool_), np.empty((n, m)), np.empty((n, m))
+    try:
+        _scaling_reads_kernel(rings, plan.fields, plan.latest_fields, (k - 1 - np.arange(max(longest, 1))) % w,
+                              counts, filled, index, every and rings.shape[2] >= 2, nonfinite, unavailable,
+                              sample_age_s, float(stale_after_s), plan.checked, plan.above, values, present, age,
+                              latest)
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+    return ScalingReads(values, present, age, latest if counts.any() else None)
