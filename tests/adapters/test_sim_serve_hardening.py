@@ -660,7 +660,7 @@ def test_sim_serve_command_replaces_the_files_of_an_earlier_run(tmp_path):
     (tmp_path / "token").write_text("old-token\n")
     proc = serve_command(tmp_path, "--insecure-http", "--token-file", str(tmp_path / "token"))
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # as wait_for_file: the start took over 20 s at load 15-20 (CI beside CI)
         while (tmp_path / "token").read_text() == "old-token\n" and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
         token = (tmp_path / "token").read_text().strip()
