@@ -6,7 +6,8 @@ One call of ``PrometheusSource.query(expr, targets, at)`` sends ONE HTTP request
 number of targets: the expression returns a vector keyed by target labels (by default
 ``namespace`` and ``deployment``), and the adapter maps each series to the row of the target
 whose ``(namespace, name)`` equals the series' label values. ``query_many`` runs the queries of
-a policy with bounded concurrency.
+a policy's cycle with bounded concurrency (its scaling metrics; its health checks' in two batches,
+the workloads' and the pods': controller/runtime/healing.py).
 
 What comes back (``controller.ports.Samples``, arrays of shape (N,) aligned with ``targets``):
 

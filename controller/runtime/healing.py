@@ -26,7 +26,7 @@ from controller.core.health.remediate import Window
 from controller.core.health.revision_test import Measure, latency_stats, ratio_stats
 from controller.errors import MetricsUnavailable
 from controller.model import ACCEPT_REVISION_ANNOTATION, Action, PodStatus, TargetRef, TargetStatus
-from controller.ports import ClusterView, MetricsSource
+from controller.ports import ClusterView, ConcurrentMetricsSource, MetricsSource
 
 POD_LABELS = ("namespace", "pod")
 
@@ -40,26 +40,63 @@ class HealthQueries:
     revision_exprs: tuple[tuple[str, ...], ...] = ()  # per revision check: (errors, requests) or (latency,)
 
 
-def _query(metrics: MetricsSource, expr: str, refs: Sequence[TargetRef], now: float, labels, errors: list[str],
-           name: str, sent: list[str] | None = None, outcomes: dict | None = None):
-    """(values (R,), present (R,)) for one check; a failed query is all-missing (never fires).
+class _Job(NamedTuple):
+    """One health query of a cycle: its expression, the refs it reads (targets, or pods with
+    POD_LABELS), the check it is for, and where its answer goes (a key of observe_health's)."""
+
+    expr: str
+    refs: Sequence[TargetRef]
+    labels: tuple[str, str] | None
+    name: str
+    slot: tuple
+
+
+def _query_all(metrics: MetricsSource, jobs: list[_Job], now: float, errors: list[str],
+               sent: list[str] | None = None, outcomes: dict | None = None) -> dict[tuple, tuple[np.ndarray, np.ndarray]]:
+    """Each job's (values (R,), present (R,)) by its slot; a failed query is all-missing (never
+    fires). Sent together where the source can (ConcurrentMetricsSource: one query_many for the
+    targets' checks, one for the pods'), else one at a time, as a slow Prometheus made a cycle
+    wait for each check in turn; what is said of them follows the jobs' order either way.
     ``sent`` collects the expressions sent (setpoint_prometheus_requests_total counts them beside
     the scaling metrics' queries: their failures count in setpoint_errors_total{source="metrics"});
     ``outcomes``: ``health check NAME`` -> (expr, the error line, or None if it answered); a
     check's failure stands over its other queries' answers in the same cycle."""
+    got: dict[int, object] = {}
+    if isinstance(metrics, ConcurrentMetricsSource):
+        groups: dict[tuple, list[int]] = {}
+        for k, job in enumerate(jobs):
+            groups.setdefault((id(job.refs), job.labels), []).append(k)
+        for ks in groups.values():
+            first = jobs[ks[0]]
+            answers = metrics.query_many([jobs[k].expr for k in ks], first.refs, now, labels=first.labels,
+                                         return_exceptions=True)
+            got.update(zip(ks, answers))
+    out = {}
+    for k, job in enumerate(jobs):
+        if k not in got:
+            try:
+                got[k] = metrics.query(job.expr, job.refs, now, labels=job.labels)
+            except MetricsUnavailable as exc:
+                got[k] = exc
+        out[job.slot] = _answer(job, got[k], errors, sent, outcomes)
+    return out
+
+
+def _answer(job: _Job, got, errors: list[str], sent: list[str] | None, outcomes: dict | None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(values, present) of one job's answer (Samples, or the MetricsUnavailable it failed with),
+    its query counted and its failure or answer said as :func:`_query_all` describes."""
     if sent is not None:
-        sent.append(expr)
-    key = f"health check {name}"
-    try:
-        s = metrics.query(expr, refs, now, labels=labels)
-    except MetricsUnavailable as exc:
-        errors.append(f"{key}: {exc}")
+        sent.append(job.expr)
+    key = f"health check {job.name}"
+    if isinstance(got, MetricsUnavailable):
+        errors.append(f"{key}: {got}")
         if outcomes is not None and (outcomes.get(key) or (None, None))[1] is None:  # the first failure is said
-            outcomes[key] = (expr, errors[-1])
-        return np.full(len(refs), np.nan), np.zeros(len(refs), bool)
+            outcomes[key] = (job.expr, errors[-1])
+        return np.full(len(job.refs), np.nan), np.zeros(len(job.refs), bool)
     if outcomes is not None:
-        outcomes.setdefault(key, (expr, None))
-    return s.values, s.present & ~s.conflict
+        outcomes.setdefault(key, (job.expr, None))
+    return got.values, got.present & ~got.conflict
 
 
 def pod_table(view: ClusterView, targets: Sequence[TargetRef]) -> tuple[np.ndarray, list[TargetRef], np.ndarray]:
@@ -265,23 +302,32 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
     listed = health_pod_columns(view, targets)
     rows, pod_refs, pod_ready, pod_current = listed.rows, listed.refs, listed.ready, listed.current
     pod_values, pod_present = np.full((len(pod_refs), c), np.nan), np.zeros((len(pod_refs), c), bool)
+    jobs = []
     for j, (check, expr) in enumerate(zip(params.checks, hq.exprs)):
         if check.is_hung:  # no query: the core reads the pods' readiness (core/health/hung.py)
             continue
         if check.scope == Scope.POD:
             if pod_refs:
-                pod_values[:, j], pod_present[:, j] = _query(metrics, expr, pod_refs, now, POD_LABELS, errors, check.name,
-                                                                  sent, outcomes)
+                jobs.append(_Job(expr, pod_refs, POD_LABELS, check.name, ("pod", j)))
         else:
-            values[:, j], present[:, j] = _query(metrics, expr, targets, now, None, errors, check.name, sent, outcomes)
+            jobs.append(_Job(expr, targets, None, check.name, ("target", j)))
+    if pod_refs:
+        jobs += [_Job(expr, pod_refs, POD_LABELS, check.name, ("revision", r, q))
+                 for r, (check, exprs) in enumerate(zip(params.revision_checks, hq.revision_exprs))
+                 for q, expr in enumerate(exprs)]
+    answered = _query_all(metrics, jobs, now, errors, sent, outcomes)
     columns = []
-    for check, exprs in zip(params.revision_checks, hq.revision_exprs):
+    for slot, (vals, pres) in answered.items():
+        if slot[0] == "pod":
+            pod_values[:, slot[1]], pod_present[:, slot[1]] = vals, pres
+        elif slot[0] == "target":
+            values[:, slot[1]], present[:, slot[1]] = vals, pres
+    for r, (_check, exprs) in enumerate(zip(params.revision_checks, hq.revision_exprs)):
         vals = np.full((len(pod_refs), len(exprs)), np.nan)
         pres = np.zeros((len(pod_refs), len(exprs)), bool)
-        if pod_refs:
-            for q, expr in enumerate(exprs):
-                vals[:, q], pres[:, q] = _query(metrics, expr, pod_refs, now, POD_LABELS, errors, check.name, sent,
-                                                outcomes)
+        for q in range(len(exprs)):
+            if ("revision", r, q) in answered:
+                vals[:, q], pres[:, q] = answered["revision", r, q]
         columns.append((vals, pres))
     if missing is not None:
         _count_missing(params, hq, targets, view, rows, present, pod_present, columns, outcomes or {}, missing)
