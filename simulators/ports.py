@@ -242,11 +242,13 @@ class SimMetrics:
     def _read_plan(self, queries: tuple[str, ...], latest: tuple[str | None, ...], nonnegative: np.ndarray,
                    implausible_above: np.ndarray) -> scaling_reads.ReadPlan | None:
         """The ReadPlan of ``queries`` and their ``latest`` queries (none: ``()``), kept for the
-        last ones asked (the same policy's every cycle); None when ``query`` reads one of them
-        other than as the mean of its ring over the metrics window (a latest query: over its own)."""
-        key = (queries, latest, nonnegative, implausible_above)
+        last ones asked (the same policy's every cycle) while the bindings and windows are the
+        same objects (a caller that rebinds them, as a test stopping every query does, gets a new
+        plan); None when ``query`` reads one of them other than as the mean of its ring over the
+        metrics window (a latest query: over its own)."""
+        key = (queries, latest, nonnegative, implausible_above, self.bindings, self.ticks)
         kept = self._plan
-        if kept is not None and kept[0][:2] == key[:2] and kept[0][2] is nonnegative and kept[0][3] is implausible_above:
+        if kept is not None and kept[0][:2] == key[:2] and all(a is b for a, b in zip(kept[0][2:], key[2:])):
             return kept[1]
         latest = latest or (None,) * len(queries)  # a policy without ramps' latest queries
         fields, latest_fields = self._ring_indexes(queries, windowed=False), self._ring_indexes(latest, windowed=True)
