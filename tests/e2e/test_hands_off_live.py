@@ -72,8 +72,13 @@ def test_kubectl_scale_is_left_alone_for_hands_off_then_scaled_from_there(tmp_pa
         changed = time.monotonic()
         wait_until(lambda: "ExternalScaleChange" in kubectl(w, "get", "events"), 20, what="the Event")
         assert spec_replicas(w["kubeconfig"]) == 8  # left alone
-        with urllib.request.urlopen(w["status"] + "/status", timeout=5) as response:
-            web = json.loads(response.read())["policies"]["e2e-web"]["targets"]["default/web"]
+        def web_status() -> dict:
+            with urllib.request.urlopen(w["status"] + "/status", timeout=5) as response:
+                return json.loads(response.read())["policies"]["e2e-web"]["targets"]["default/web"]
+
+        # the Event is sent during the cycle, the status when it ends: read it once that cycle is in
+        wait_until(lambda: web_status()["hands_off"] is not None, 20, what="the status of the hands-off cycle")
+        web = web_status()
         assert (web["reason"], web["hands_off"]["by"], web["hands_off"]["replicas"]) == ("ExternalOverride", "kubectl", 8)
         proc = subprocess.run([*SETPOINT, "status", "--server", w["status"]], capture_output=True, text=True,
                               timeout=60, cwd=w["tmp"], env={**os.environ, "COLUMNS": "200"})
