@@ -1246,22 +1246,21 @@ class KubeStore:
             return {}
         if live is None:
             live = {p.name for p in self._status(w).pods}
-        self._drop_terminating(w.index, [n for n, t in leaving.items() if t.gone_s <= self.engine.now or n in live
-                                         or self._node_released(w, n, t)])
+        self._drop_terminating(w.index, [n for n, t in leaving.items() if n in live or self._gone(w, t)])
         return self._terminating.get(w.index, {})
 
-    def _node_released(self, w: Workload, name: str, pod: TerminatingPod) -> bool:
-        """Whether a pod lost with its node is gone: its node is back (the engine says; a force
-        delete drops it itself)."""
-        return pod.lost_serial >= 0 and not self.engine.lost_to_node(w.index, pod.lost_serial)
+    def _gone(self, w: Workload, pod: TerminatingPod) -> bool:
+        """Whether a terminating pod of ``w`` is gone: its grace has passed, or, lost with its node,
+        its node is back (the engine says; a force delete drops it itself)."""
+        return pod.gone_s <= self.engine.now or (pod.lost_serial >= 0
+                                                  and not self.engine.lost_to_node(w.index, pod.lost_serial))
 
     def _expire_terminating(self) -> None:
         """Drop the terminating pods whose grace has passed, listed or not (after a tick: nothing
         kept grows with churn; their deletion is found when their workload's pods are next served)."""
-        now = self.engine.now
         for i, leaving in list(self._terminating.items()):
             w = self.workloads[i]
-            self._drop_terminating(i, [n for n, t in leaving.items() if t.gone_s <= now or self._node_released(w, n, t)])
+            self._drop_terminating(i, [n for n, t in leaving.items() if self._gone(w, t)])
 
     def _drop_terminating(self, i: int, names: list[str]) -> None:
         leaving = self._terminating[i]

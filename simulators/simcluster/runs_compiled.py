@@ -33,8 +33,6 @@ from simulators.simcluster.lifecycle import MAX_LIFECYCLE_ROUNDS
 _SETTLED, _UNSETTLED = 0, 1
 #: The ``memory`` of a run whose memory is the engine's idle memory (no leak).
 _NO_MEMORY = np.empty((0, 0))
-#: The :data:`~simulators.signals.COUNT_SIGNALS`' rows among the counts (ready, spec, pods, restarts, revision).
-_COUNT_ROWS = {"ready_replicas": 0, "restarts_total": 3}
 #: No queued replica changes.
 _NO_ROWS = np.zeros(0, np.int64)
 
@@ -293,7 +291,7 @@ def run_ticks(c, times: np.ndarray, dt_s: float, load: np.ndarray, sinks, manage
         raise RuntimeError(f"pod lifecycles did not settle at now={c.now}")
     # the last tick's memory and its counts as floats: the rows the kernel wrote for the sinks
     tick = engine_compiled._tick_signals(c, float(times[done - 1]), extra[_X_OFFERED], out, counts, extra[_X_MEMORY])
-    c._count_floats = (tick, {name: extra[_X_COUNTS + _COUNT_ROWS[name]] for name in COUNT_SIGNALS})
+    c._count_floats = (tick, {name: extra[engine_compiled.SIGNAL_ROWS[name] - _O_ROWS] for name in COUNT_SIGNALS})
     return done, tick
 
 
