@@ -956,6 +956,26 @@ class PrometheusSource:
                 on_chunk(done, len(chunks))
         return [RangeSeries(labels, np.concatenate(ts), np.concatenate(vs)) for labels, ts, vs in series.values()]
 
+    def query_range_many(self, exprs: Sequence[str], start_s: float, end_s: float,
+                         step_s: float) -> list[list[RangeSeries]]:
+        """``query_range`` for each expression over the same grid, at most
+        ``config.max_concurrency`` at once; results in order. One failing query does not stop the
+        others; the first failure in ``exprs`` order is raised once all have finished."""
+        def one(expr: str) -> list[RangeSeries] | Exception:
+            try:
+                return self.query_range(expr, start_s, end_s, step_s)
+            except (MetricsUnavailable, ValueError) as exc:
+                return exc
+
+        if len(exprs) <= 1 or self.config.max_concurrency == 1:
+            results = [one(e) for e in exprs]
+        else:
+            results = list(self._executor().map(one, exprs))
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        return results
+
     def _range_chunk(self, expr: str, lo: float, hi: float, step_s: float, timeout_s: float) -> list:
         """One range query's series, as ``parse_matrix`` returns them."""
         params = {"query": expr, "start": f"{lo:.0f}", "end": f"{hi:.0f}", "step": f"{step_s:.0f}s"}

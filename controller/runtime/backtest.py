@@ -103,6 +103,15 @@ def target_labels_of(source) -> TargetLabels:
     return TargetLabels.of(getattr(getattr(source, "config", None), "target_labels", DEFAULT_TARGET_LABELS))
 
 
+def range_answers(source, exprs: Sequence[str], lo: float, hi: float, step_s: float) -> list:
+    """``source.query_range`` of each expression on the grid lo..hi, in order: together where the
+    source's class can (``query_range_many``: PrometheusSource, up to its ``max_concurrency`` in
+    flight), else one after another. Raises the first failure in ``exprs`` order."""
+    if callable(getattr(type(source), "query_range_many", None)):
+        return source.query_range_many(list(exprs), lo, hi, step_s)
+    return [source.query_range(e, lo, hi, step_s) for e in exprs]
+
+
 def discover_targets(selector: TargetSelector, series_lists: Iterable[Sequence],
                      label_names: TargetLabels | tuple[str, str]) -> list[TargetRef]:
     """The policy's targets: its names, or (a label selector) every workload of its namespace

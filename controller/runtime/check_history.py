@@ -32,7 +32,7 @@ from controller.core.health.checks import CheckTable, replay
 from controller.core.health.params import HealthParams
 from controller.errors import MetricsUnavailable
 from controller.model import TargetRef
-from controller.runtime.backtest import grid_values, target_labels_of, time_grid
+from controller.runtime.backtest import grid_values, range_answers, target_labels_of, time_grid
 from controller.runtime.warm_start import EWMA_HALF_LIVES
 
 
@@ -70,7 +70,7 @@ def check_history(params: HealthParams, exprs: Sequence[str], source, targets: S
                   now: float) -> CheckHistory:
     """Replay the workload checks of ``targets`` (K) from ``source`` (``query_range`` as
     PrometheusSource's) up to one interval before ``now``, from empty rows (as HealthState.empty's).
-    ``exprs``: one per check of ``params``. One range query per workload check. Never raises
+    ``exprs``: one per check of ``params``. One range query per workload check, together where the source can. Never raises
     for a Prometheus failure."""
     k = len(targets)
     interval = max(params.interval_s, 1.0)
@@ -82,8 +82,9 @@ def check_history(params: HealthParams, exprs: Sequence[str], source, targets: S
     t_s = time_grid(lo, hi, interval)
     values = np.full((t_s.size, k, len(checks)), np.nan)
     try:
-        for c, j in enumerate(wcols):
-            values[:, :, c] = grid_values(source.query_range(exprs[j], lo, hi, interval), targets, t_s, interval, labels)
+        answers = range_answers(source, [exprs[j] for j in wcols], lo, hi, interval)
+        for c, answer in enumerate(answers):
+            values[:, :, c] = grid_values(answer, targets, t_s, interval, labels)
     except (MetricsUnavailable, ValueError) as exc:  # ValueError: an interval of a fraction of a second
         return CheckHistory(None, np.full(k, np.inf), 0, ticks * interval, f"{exc}")
     fresh = CheckTable.empty(k, checks, params.shortest_interval_s)

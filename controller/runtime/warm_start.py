@@ -44,7 +44,7 @@ from controller.model import Action, TargetRef
 from controller.policy.summary import plural
 from controller.ports import ClusterView
 from controller.runtime.backtest import (PER_REPLICA_KINDS, ReplayData, ReplayMetrics, backtest_policy, grid_values,
-                                         plan_queries, target_labels_of, time_grid)
+                                         plan_queries, range_answers, target_labels_of, time_grid)
 
 #: Why a policy's whole state was rebuilt (WarmStart.cause): the controller's start (its first
 #: cycle of the policy), a reload that loaded the policy new or changed (a fresh state for every
@@ -329,7 +329,8 @@ def fetch_window(policy, source, targets: Sequence[TargetRef], lo: float, hi: fl
     labels = target_labels_of(source)
     queries, replicas_expr, replica_labels = plan_queries([policy], labels)
     t_s = time_grid(lo, hi, step_s)
-    metrics = {q: grid_values(source.query_range(q, lo, hi, step_s), targets, t_s, step_s, labels) for q in queries}
-    actual = grid_values(source.query_range(replicas_expr, lo, hi, step_s), targets, t_s, step_s, replica_labels)
+    *answers, replicas = range_answers(source, [*queries, replicas_expr], lo, hi, step_s)
+    metrics = {q: grid_values(a, targets, t_s, step_s, labels) for q, a in zip(queries, answers)}
+    actual = grid_values(replicas, targets, t_s, step_s, replica_labels)
     return ReplayData(list(targets), t_s, step_s, metrics, actual)
 
