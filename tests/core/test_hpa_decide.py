@@ -121,6 +121,32 @@ def test_one_call_equals_numpy_stages(monkeypatch, params, own_state):
     assert run_cycles(monkeypatch, params, seed=7, cycles=12, own_state=own_state) == 12
 
 
+@pytest.mark.parametrize("first, second", [
+    pytest.param(hpa(), hpa(metrics=(MetricParams("cpu", MetricKind.UTILIZATION, 40.0),)), id="other-target"),
+    pytest.param(hpa(), hpa(tolerance_up=0.0, tolerance_down=0.0, cpu_initialization_period_s=0.0,
+                            initial_readiness_delay_s=0.0), id="other-tolerance-and-cpu-period"),
+    pytest.param(hpa(), hpa(min_replicas=1, max_replicas=6, scale_up_limit_factor=1.5, window_s=45.0),
+                 id="other-bounds-cap-and-window"),
+    pytest.param(hpa(), hpa(), id="equal-policies-apart"),
+])
+def test_two_policies_taking_turns_each_decide_as_the_numpy_stages(monkeypatch, first, second):
+    """Two ``hpa`` policies deciding in turn over the same cycles (two controllers in one process):
+    each cycle reads its own policy's terms (hpa_decide._policy_terms keeps them per PolicyParams),
+    never the other's, with the reference's Decision."""
+    monkeypatch.setattr(compiled, "switch", "1")
+    rng = np.random.default_rng(13)
+    states = {id(p): (ScalingState.empty(N, p), ScalingState.empty(N, p)) for p in (first, second)}
+    for k in range(8):
+        now = T0 + 15.0 * k
+        obs = observation(rng, now)
+        for params in (first, second) if k % 2 == 0 else (second, first):
+            fast, ref = states[id(params)]
+            got = decide(params, obs, fast, now, own_state=True)
+            want = reference(monkeypatch, params, obs, ref, now)
+            assert_same_decision(got, want)
+            states[id(params)] = (got.state_after(True), want.state_after(True))
+
+
 @pytest.mark.parametrize("params", [
     pytest.param(PolicyParams("hpa", (CPU,), 2, 20, hpa_semantics=True,
                               scale_up=ScalingRules.of(0.0, Select.MAX, [(RuleType.PODS, 4.0, 15.0),

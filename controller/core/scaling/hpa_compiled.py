@@ -167,54 +167,60 @@ def _add_ready(sums, t, usage, request):
 @jit
 def _proposals_from_sums(sums, bad_code, n_stray, current, target_util, tol_down, tol_up):
     """The per-target half of the calculator, from the pods' counts and sums ((_N_SUMS, N): see
-    _utilization_kernel): upstream's checks in its order, then both paths of the ratio.
+    _utilization_kernel): _target_proposal per target.
     Returns (replicas, utilization, raw average, error code), (N,) int64 each."""
     n = current.shape[0]
-    listed, sampled, n_ready, n_missing, n_unready = (sums[_LISTED], sums[_SAMPLED], sums[_READY], sums[_MISSING],
-                                                      sums[_UNREADY])
-    usage_sum, request_sum, missing_usage = sums[_USAGE], sums[_REQUEST], sums[_MISSING_USAGE]
-    missing_request, unready_request = sums[_MISSING_REQUEST], sums[_UNREADY_REQUEST]
     replicas = np.zeros(n, np.int64)
     utilization = np.zeros(n, np.int64)
     average = np.zeros(n, np.int64)
     error = np.zeros(n, np.int64)
     for i in range(n):
-        if sampled[i] + n_stray[i] == 0:
-            error[i] = _E_NO_METRICS
-        elif listed[i] == 0:
-            error[i] = _E_NO_PODS
-        elif n_ready[i] + n_stray[i] == 0:
-            error[i] = _E_NO_USABLE
-        elif bad_code[i] != _E_NONE:
-            error[i] = bad_code[i]
-        elif request_sum[i] == 0:
-            error[i] = _E_NO_MATCHED
-        if error[i] != _E_NONE:
-            continue
-        util = _clamp32(_trunc_div(usage_sum[i] * 100, request_sum[i]))
-        ratio = float(util) / float(target_util[i])
-        cur = current[i]
-        if not (n_unready[i] > 0 and ratio > 1.0) and n_missing[i] == 0:
-            r = cur if compiled.within(ratio, tol_up[i], tol_down[i]) else _ceil32(ratio * n_ready[i])
-        else:
-            new_usage, new_request, samples = usage_sum[i], request_sum[i], n_ready[i] + n_stray[i]
-            if ratio != 1.0:
-                new_request += missing_request[i]
-                samples += n_missing[i]
-                if ratio < 1.0:
-                    new_usage += missing_usage[i]
-            if n_unready[i] > 0 and ratio > 1.0:
-                new_request += unready_request[i]
-                samples += n_unready[i]
-            new_ratio = float(_clamp32(_trunc_div(new_usage * 100, new_request))) / float(target_util[i])
-            flipped = (ratio < 1.0 and new_ratio > 1.0) or (ratio > 1.0 and new_ratio < 1.0)
-            proposal = _ceil32(new_ratio * samples)
-            wrong_way = (new_ratio < 1.0 and proposal > cur) or (new_ratio > 1.0 and proposal < cur)
-            r = cur if compiled.within(new_ratio, tol_up[i], tol_down[i]) or flipped or wrong_way else proposal
-        replicas[i] = r
-        utilization[i] = util
-        average[i] = _trunc_div(usage_sum[i], n_ready[i])
+        error[i], replicas[i], utilization[i], average[i] = _target_proposal(
+            sums[_LISTED, i], sums[_SAMPLED, i], sums[_READY, i], sums[_MISSING, i], sums[_UNREADY, i],
+            sums[_USAGE, i], sums[_REQUEST, i], sums[_MISSING_USAGE, i], sums[_MISSING_REQUEST, i],
+            sums[_UNREADY_REQUEST, i], bad_code[i], n_stray[i], current[i], target_util[i], tol_down[i], tol_up[i])
     return replicas, utilization, average, error
+
+
+@compiled.jit_inline
+def _target_proposal(listed, sampled, n_ready, n_missing, n_unready, usage_sum, request_sum, missing_usage,
+                     missing_request, unready_request, bad_code, n_stray, cur, target_util, tol_down, tol_up):
+    """One target's calculator from its pods' counts and int64 sums: upstream's checks in its
+    order, then both paths of the ratio. Returns (error code, replicas, utilization, raw
+    average), the last three 0 with an error."""
+    error = _E_NONE
+    if sampled + n_stray == 0:
+        error = _E_NO_METRICS
+    elif listed == 0:
+        error = _E_NO_PODS
+    elif n_ready + n_stray == 0:
+        error = _E_NO_USABLE
+    elif bad_code != _E_NONE:
+        error = bad_code
+    elif request_sum == 0:
+        error = _E_NO_MATCHED
+    if error != _E_NONE:
+        return error, 0, 0, 0
+    util = _clamp32(_trunc_div(usage_sum * 100, request_sum))
+    ratio = float(util) / float(target_util)
+    if not (n_unready > 0 and ratio > 1.0) and n_missing == 0:
+        r = cur if compiled.within(ratio, tol_up, tol_down) else _ceil32(ratio * n_ready)
+    else:
+        new_usage, new_request, samples = usage_sum, request_sum, n_ready + n_stray
+        if ratio != 1.0:
+            new_request += missing_request
+            samples += n_missing
+            if ratio < 1.0:
+                new_usage += missing_usage
+        if n_unready > 0 and ratio > 1.0:
+            new_request += unready_request
+            samples += n_unready
+        new_ratio = float(_clamp32(_trunc_div(new_usage * 100, new_request))) / float(target_util)
+        flipped = (ratio < 1.0 and new_ratio > 1.0) or (ratio > 1.0 and new_ratio < 1.0)
+        proposal = _ceil32(new_ratio * samples)
+        wrong_way = (new_ratio < 1.0 and proposal > cur) or (new_ratio > 1.0 and proposal < cur)
+        r = cur if compiled.within(new_ratio, tol_up, tol_down) or flipped or wrong_way else proposal
+    return _E_NONE, r, util, _trunc_div(usage_sum, n_ready)
 
 
 def _per_target(values, n: int, dtype) -> np.ndarray:
@@ -515,30 +521,37 @@ def _padded_utilization_kernel(rows, exists, ends, phase, start_time, transition
     the sample ``values[a]`` (NaN: none) of age ``ages[a]``. A target's pods share their request
     and sample, so each is only counted in its group (_padded_groups) and the target's sums are
     made from the counts (count x value: the int64 sums the listed pass adds pod by pod, in any
-    order). Returns what _listed_utilization_kernel returns."""
+    order). One pass: each target's proposal (_target_proposal) is made as soon as its pods are
+    counted, without the (_N_SUMS, N) sums the listed pass keeps. Returns what
+    _listed_utilization_kernel returns."""
     n = current.shape[0]
-    sums = np.zeros((_N_SUMS, n), np.int64)
+    replicas = np.zeros(n, np.int64)
+    utilization = np.zeros(n, np.int64)
+    average = np.zeros(n, np.int64)
+    error = np.zeros(n, np.int64)
     largest = abs(request_milli)
-    p = 0
+    p, errors, top = 0, 0, 0
     for a in range(n):
-        if not exists[a]:
-            continue
-        v = values[a]
-        sampled = math.isfinite(v)
-        usage = _milli(v) if sampled else 0
-        listed, pending, ready, missing, unready = _padded_groups(
-            rows[a], ends, phase, start_time, transition_time, empty, pending_code, ready_code, sampled, ages[a], now,
-            cpu_rules[a], window_s, cpu_period_s, readiness_delay_s)
-        with_sample = listed - pending if sampled else 0  # every running pod has the target's sample
-        p += listed
-        if with_sample:
-            largest = max(largest, abs(usage))
-        sums[_LISTED, a], sums[_SAMPLED, a] = listed, with_sample
-        sums[_READY, a], sums[_USAGE, a], sums[_REQUEST, a] = ready, ready * usage, ready * request_milli
-        sums[_UNREADY, a], sums[_UNREADY_REQUEST, a] = unready, unready * request_milli
-        sums[_MISSING, a], sums[_MISSING_REQUEST, a] = missing, missing * request_milli
-        sums[_MISSING_USAGE, a] = missing * _missing_usage(request_milli, target_util[a])
-    return _listed_proposals(sums, n_stray, current, target_util, tol_down, tol_up) + (largest, p)
+        top = max(top, target_util[a])
+        listed, pending, ready, missing, unready, with_sample, usage = 0, 0, 0, 0, 0, 0, 0
+        if exists[a]:
+            v = values[a]
+            sampled = math.isfinite(v)
+            usage = _milli(v) if sampled else 0
+            listed, pending, ready, missing, unready = _padded_groups(
+                rows[a], ends, phase, start_time, transition_time, empty, pending_code, ready_code, sampled, ages[a],
+                now, cpu_rules[a], window_s, cpu_period_s, readiness_delay_s)
+            with_sample = listed - pending if sampled else 0  # every running pod has the target's sample
+            p += listed
+            if with_sample:
+                largest = max(largest, abs(usage))
+        error[a], replicas[a], utilization[a], average[a] = _target_proposal(
+            listed, with_sample, ready, missing, unready, ready * usage, ready * request_milli,
+            missing * _missing_usage(request_milli, target_util[a]), missing * request_milli,
+            unready * request_milli, _E_NONE, n_stray[a], current[a], target_util[a], tol_down[a], tol_up[a])
+        if error[a] != _E_NONE:
+            errors += 1
+    return replicas, utilization, average, error, top, errors, largest, p
 
 
 @compiled.jit_inline

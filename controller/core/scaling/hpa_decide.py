@@ -38,12 +38,20 @@ def covers(params: PolicyParams, obs) -> bool:
     """One call decides this cycle: the kernels on, the ``hpa`` preset without ``behavior`` and
     without smoothing, forecast or ramp, its one metric a Utilization metric whose pods
     ``obs.pods`` holds where the cluster keeps them (column 0 of a PaddedPods)."""
-    if not (compiled.enabled() and hpa_normalize.supports(params) and params.smoothing == Smoothing.NONE
-            and not params.forecast_metrics and not params.ramp_metrics and len(params.metrics) == 1):
+    if not (compiled.enabled() and _policy_covered(params)):
         return False
-    m, pods = params.metrics[0], obs.pods
-    return (m.kind == MetricKind.UTILIZATION and m.per_pod and isinstance(pods, JoinedPodSamples)
-            and isinstance(pods.listed, PaddedPods) and pods.listed.column == 0)
+    pods = obs.pods
+    return isinstance(pods, JoinedPodSamples) and isinstance(pods.listed, PaddedPods) and pods.listed.column == 0
+
+
+def _policy_covered(params: PolicyParams) -> bool:
+    """The policy half of :func:`covers`: the preset without ``behavior``, smoothing, forecast or
+    ramp, its one metric a Utilization metric read per pod."""
+    if not (hpa_normalize.supports(params) and params.smoothing == Smoothing.NONE and not params.forecast_metrics
+            and not params.ramp_metrics and len(params.metrics) == 1):
+        return False
+    m = params.metrics[0]
+    return m.kind == MetricKind.UTILIZATION and m.per_pod
 
 
 @jit
@@ -106,22 +114,18 @@ def try_decide(params: PolicyParams, obs, state: NormState, now: float, own_stat
     n = current.shape[0]
     padded = obs.pods.listed
     slots = padded.slots
-    terms = hpa_propose.utilization_terms(params, params.metrics[0])
+    terms, stale_after_s, calculator, normalize = _policy_terms(params, n)
     clean, masks = signal_compiled.kernel_outputs((n, 1))
     proposals, valid = np.empty((n, 1)), np.empty((n, 1), np.bool_)
     history = hpa_normalize.kernel_history(state, own_state)
     outputs = hpa_normalize.kernel_outputs(n)
     try:
         done, replicas, utilization, average, error, errors = _decide_padded_kernel(
-            *inputs[:3], float(params.stale_after_s), *inputs[3:], clean, *masks,
+            *inputs[:3], stale_after_s, *inputs[3:], clean, *masks,
             slots.rows, slots.exists, slots.ends, slots.phase, slots.start_time, slots.transition_time,
             int(slots.empty), int(slots.pending_code), int(slots.ready_code), padded.values, padded.ages,
-            float(padded.now), int(padded.request_milli), float(padded.window_s),
-            *hpa_compiled.pass_terms(n, terms["target_utilization"], terms["tolerance_down"], terms["tolerance_up"],
-                                     terms["cpu_rules"]),
-            float(terms["cpu_initialization_period_s"]), float(terms["initial_readiness_delay_s"]),
-            current, proposals, valid, *history.arguments(), float(now), *hpa_normalize.kernel_params(params),
-            *outputs)
+            float(padded.now), int(padded.request_milli), float(padded.window_s), *calculator,
+            current, proposals, valid, *history.arguments(), float(now), *normalize, *outputs)
     except compiled.KERNEL_ERRORS as exc:
         compiled.mark_broken(exc)
         return None
@@ -131,3 +135,27 @@ def try_decide(params: PolicyParams, obs, state: NormState, now: float, own_stat
                                           terms["container"])
     return (Signal(clean, *masks), proposals, valid, hpa_propose.proposals_of([proposal], n),
             hpa_normalize.kernel_result(outputs), history.state_of(state))
+
+
+#: {id(params): (params, n, terms)}: _policy_terms' answers (the params kept: their ids stay theirs)
+_TERMS: dict[int, tuple] = {}
+_TERMS_KEPT = 16  # policies remembered (a run has one or two; edited policies replace them)
+
+
+def _policy_terms(params: PolicyParams, n: int) -> tuple:
+    """What the kernel reads of ``params`` for n targets, made once per (frozen) params and n:
+    (the calculator's terms by name (hpa_propose.utilization_terms), stale_after_s, the
+    calculator's arguments (pass_terms' five (n,) arrays, the cpu initialization period and the
+    readiness delay), normalize's numbers (hpa_normalize.kernel_params))."""
+    kept = _TERMS.get(id(params))
+    if kept is not None and kept[0] is params and kept[1] == n:
+        return kept[2]
+    terms = hpa_propose.utilization_terms(params, params.metrics[0])
+    calculator = (*hpa_compiled.pass_terms(n, terms["target_utilization"], terms["tolerance_down"],
+                                           terms["tolerance_up"], terms["cpu_rules"]),
+                  float(terms["cpu_initialization_period_s"]), float(terms["initial_readiness_delay_s"]))
+    made = (terms, float(params.stale_after_s), calculator, hpa_normalize.kernel_params(params))
+    if len(_TERMS) >= _TERMS_KEPT:
+        _TERMS.clear()
+    _TERMS[id(params)] = (params, n, made)
+    return made
