@@ -180,7 +180,9 @@ def test_an_answer_that_trickles_in_ends_at_the_deadline(tls_cert, modes, call, 
                 else:
                     source.query_range("app_rps", START, START + 600, 15, timeout_s=0.5)
             elapsed = time.monotonic() - started
-    assert 0.45 <= elapsed < 0.8, elapsed
+    # the drip alone would last 20 s; the slack above 0.5 s is a loaded machine's scheduling (0.87 s with
+    # two CI runs side by side at load 18)
+    assert 0.45 <= elapsed < 2.0, elapsed
     for word in words:
         assert word in str(info.value), str(info.value)
     assert f"at {server.url}" in str(info.value) and "cannot connect" not in str(info.value)

@@ -93,7 +93,10 @@ class Proc:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
-    def stop(self, timeout_s: float = 15.0) -> int | None:
+    def stop(self, timeout_s: float = 45.0) -> int | None:
+        """SIGTERM, then SIGKILL past ``timeout_s``: the exit code (-9 when killed). 45 s: a controller
+        compiling a kernel in a fresh clone at load ~18 had not run its handler after 15 s (the tests
+        that bound the exit's time say their own bound)."""
         if self.alive():
             os.killpg(self.popen.pid, signal.SIGTERM)
             try:
