@@ -93,7 +93,7 @@ def _first_slots(filled):
     return np.arange(filled)
 
 
-@compiled.jit_inline
+@jit
 def _column_pairwise_sums(ring, slots, nan_as_zero, sums, counts):
     """``compiled._pairwise_sum`` of every column of ``ring`` (W, S) over the rows ``slots``
     (k,) int64 in that order, into ``sums`` (S,): the same adds in the same order as the
@@ -120,7 +120,7 @@ def _column_pairwise_sums(ring, slots, nan_as_zero, sums, counts):
         _add_row(ring[slots[j]], nan_as_zero, sums, counts)
 
 
-@compiled.jit_inline
+@jit
 def _set_row(row, nan_as_zero, acc, counts):
     """acc = row (S,) (a -0.0 kept), a NaN read as 0 and counted out of ``counts`` with ``nan_as_zero``."""
     for i in range(acc.shape[0]):
@@ -132,7 +132,7 @@ def _set_row(row, nan_as_zero, acc, counts):
         acc[i] = v
 
 
-@compiled.jit_inline
+@jit
 def _add_row(row, nan_as_zero, acc, counts):
     """acc += row (S,), a NaN read as 0 and counted out of ``counts`` with ``nan_as_zero``."""
     if nan_as_zero:
