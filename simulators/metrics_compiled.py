@@ -7,8 +7,10 @@ A gauge query (``avg_over_time``-like: the mean of the samples present in the wi
 gather of the (W, S) ring, a NaN mask, two sums over the window and three selects, per query
 and cycle. :func:`try_window_means` gives the same numbers in one pass, summing in numpy's order
 (NaN read as 0): for every service in order (a C-ordered window) the window's rows one after
-the other, walked in memory order; for services picked (a gathered, F-ordered window) one
-loop per target summing its column pairwise; so the floats are identical. :func:`window_means_numpy`
+the other, walked in memory order; for services picked (a gathered, F-ordered window) each
+column pairwise: one loop per target for a few, and for a quarter of the services or more (a
+policy's targets sorted by name pick every service, permuted) the pairwise sums' lanes as rows
+added a contiguous ring row at a time for every service, then picked; so the floats are identical. :func:`window_means_numpy`
 is the reference (and runs for ``SETPOINT_COMPILED=0``); tests/simulators/test_metrics_compiled.py
 compares both.
 """

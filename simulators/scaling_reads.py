@@ -5,7 +5,9 @@ each ramp's latest reading (``recent_means``), built a Samples of each, stacked 
 arrays and ran the latest readings through the signal stage (``signal_compiled``): four kernel
 calls and the Python between them. :func:`try_scaling_reads` makes the same arrays in one call
 of :func:`_scaling_reads_kernel`, which runs those very kernels (numba calls them inside: the
-same sums in the same order, so the same floats) and fills the arrays the Reconciler stacked.
+same sums in the same order, so the same floats) and fills the arrays the Reconciler stacked;
+of the signal stage it computes only the clean values (``signal_compiled.clean_sample``), the
+one array of it the Reconciler reads.
 """
 
 from __future__ import annotations
