@@ -7,8 +7,10 @@ A gauge query (``avg_over_time``-like: the mean of the samples present in the wi
 gather of the (W, S) ring, a NaN mask, two sums over the window and three selects, per query
 and cycle. :func:`try_window_means` gives the same numbers in one pass, summing in numpy's order
 (NaN read as 0): for every service in order (a C-ordered window) the window's rows one after
-the other, walked in memory order; for services picked (a gathered, F-ordered window) one
-loop per target summing its column pairwise; so the floats are identical. :func:`window_means_numpy`
+the other, walked in memory order; for services picked (a gathered, F-ordered window) each
+column pairwise: one loop per target for a few, and for a quarter of the services or more (a
+policy's targets sorted by name pick every service, permuted) the pairwise sums' lanes as rows
+added a contiguous ring row at a time for every service, then picked; so the floats are identical. :func:`window_means_numpy`
 is the reference (and runs for ``SETPOINT_COMPILED=0``); tests/simulators/test_metrics_compiled.py
 compares both.
 """
@@ -28,6 +30,13 @@ from controller.core.scaling.compiled import jit
 def _window_means_kernel(ring, filled, rows, nonfinite, sequential, buf, out):
     if sequential:  # every service in order: the rows of the window one after the other
         _row_by_row_means(ring, filled, nonfinite, out)
+        return
+    if _gathers_most(rows, ring.shape[1]):  # the columns' pairwise sums for every service at once, then picked
+        sums, counts = np.empty(ring.shape[1]), np.empty(ring.shape[1], np.int64)
+        _column_pairwise_sums(ring, _first_slots(filled), True, sums, counts)
+        for i in range(rows.shape[0]):
+            r = rows[i]
+            out[i] = sums[r] / counts[r] if filled > 0 and not nonfinite[r] and counts[r] > 0 else math.nan
         return
     for i in range(rows.shape[0]):
         r = rows[i]
@@ -66,6 +75,77 @@ def _row_by_row_means(ring, filled, nonfinite, out):
             out[i] = math.nan
         else:
             out[i] = out[i] / counts[i]
+
+
+#: A gathered window is summed for every service at once when it picks at least a quarter of
+#: them: a pass over the ring's rows (contiguous, vectorized) costs less than a column gather
+#: per target (a cache line per slot per target) from about there.
+_MOST_DIVISOR = 4
+
+
+@compiled.jit_inline
+def _gathers_most(rows, s_count):
+    """Whether the ``rows`` (N,) picked are at least 1 / _MOST_DIVISOR of the ``s_count`` services."""
+    return rows.shape[0] * _MOST_DIVISOR >= s_count
+
+
+@compiled.jit_inline
+def _first_slots(filled):
+    """(filled,) int64 0..filled-1: a window's slots in the order its means sum them."""
+    return np.arange(filled)
+
+
+@jit
+def _column_pairwise_sums(ring, slots, nan_as_zero, sums, counts):
+    """``compiled._pairwise_sum`` of every column of ``ring`` (W, S) over the rows ``slots``
+    (k,) int64 in that order, into ``sums`` (S,): the same adds in the same order as the
+    per-column sum of a gathered window (the per-target loops), but each add a pass over a
+    contiguous row (vectorized). ``nan_as_zero``: a NaN adds 0 (as nansum) and ``counts`` (S,)
+    gets each column's samples present; else NaN propagates and ``counts`` is not touched."""
+    k, n = slots.shape[0], sums.shape[0]
+    if nan_as_zero:
+        counts[:] = 0
+    if k < 8:  # numpy's short sum: from 0.0, one term after the other
+        sums[:] = 0.0
+        for j in range(k):
+            _add_row(ring[slots[j]], nan_as_zero, sums, counts)
+        return
+    lanes = np.empty((8, n))  # the pairwise sum's eight partial sums, one row each
+    for j in range(8):  # each starts as its first term (not 0.0 + it: a -0.0 stays -0.0)
+        _set_row(ring[slots[j]], nan_as_zero, lanes[j], counts)
+    for j in range(8, k - k % 8):
+        _add_row(ring[slots[j]], nan_as_zero, lanes[j % 8], counts)
+    for i in range(n):
+        sums[i] = ((lanes[0, i] + lanes[1, i]) + (lanes[2, i] + lanes[3, i])) + (
+            (lanes[4, i] + lanes[5, i]) + (lanes[6, i] + lanes[7, i]))
+    for j in range(k - k % 8, k):
+        _add_row(ring[slots[j]], nan_as_zero, sums, counts)
+
+
+@jit
+def _set_row(row, nan_as_zero, acc, counts):
+    """acc = row (S,) (a -0.0 kept), a NaN read as 0 and counted out of ``counts`` with ``nan_as_zero``."""
+    for i in range(acc.shape[0]):
+        v = row[i]
+        if nan_as_zero:
+            present = v == v
+            counts[i] += present
+            v = v if present else 0.0
+        acc[i] = v
+
+
+@jit
+def _add_row(row, nan_as_zero, acc, counts):
+    """acc += row (S,), a NaN read as 0 and counted out of ``counts`` with ``nan_as_zero``."""
+    if nan_as_zero:
+        for i in range(acc.shape[0]):
+            v = row[i]
+            present = v == v
+            counts[i] += present
+            acc[i] += v if present else 0.0
+    else:
+        for i in range(acc.shape[0]):
+            acc[i] += row[i]
 
 
 @functools.lru_cache(maxsize=8)
@@ -118,6 +198,12 @@ def _recent_means_kernel(ring, slots, rows, sequential, buf, out):
                 out[i] += row[i]  # each service's adds as a per-service loop's, in the same order
         for i in range(out.shape[0]):
             out[i] = out[i] / k
+        return
+    if _gathers_most(rows, ring.shape[1]):  # the columns' pairwise sums for every service at once, then picked
+        sums = np.empty(ring.shape[1])
+        _column_pairwise_sums(ring, slots, False, sums, np.empty(0, np.int64))
+        for i in range(rows.shape[0]):
+            out[i] = sums[rows[i]] / k
         return
     for i in range(rows.shape[0]):
         r = rows[i]

@@ -5,11 +5,14 @@ each ramp's latest reading (``recent_means``), built a Samples of each, stacked 
 arrays and ran the latest readings through the signal stage (``signal_compiled``): four kernel
 calls and the Python between them. :func:`try_scaling_reads` makes the same arrays in one call
 of :func:`_scaling_reads_kernel`, which runs those very kernels (numba calls them inside: the
-same sums in the same order, so the same floats) and fills the arrays the Reconciler stacked.
+same sums in the same order, so the same floats) and fills the arrays the Reconciler stacked;
+of the signal stage it computes only the clean values (``signal_compiled.clean_sample``), the
+one array of it the Reconciler reads.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -32,19 +35,17 @@ def _scaling_reads_kernel(rings, fields, latest_fields, slots, counts, filled, r
             r = rows[i]
             values[i, j], present[i, j], age[i, j] = col[i], not unavailable[r], sample_age_s[r]
     # the ramps' latest readings as the Reconciler's _latest_columns stacks them (NaN, absent, age 0
-    # without a latest query), then the signal stage's clean values
-    lv, lp, la = np.full((n, m), np.nan), np.zeros((n, m), np.bool_), np.zeros((n, m))
+    # without a latest query), through the signal stage: only its clean values are read
     for j in range(m):
         if latest_fields[j] < 0:
+            latest[:, j] = math.nan  # an absent sample is not usable
             continue
         k = counts[j]
         metrics_compiled._recent_means_kernel(rings[latest_fields[j]], slots[:k], rows, sequential, np.empty(k), col)
         for i in range(n):
             r = rows[i]
-            lv[i, j], lp[i, j], la[i, j] = col[i], not unavailable[r], sample_age_s[r]
-    masks = np.empty((6, n, m), np.bool_)
-    signal_compiled._signal_kernel(lv, lp, la, stale_after_s, checked, above, latest,
-                                   masks[0], masks[1], masks[2], masks[3], masks[4], masks[5])
+            latest[i, j] = signal_compiled.clean_sample(col[i], not unavailable[r], sample_age_s[r], stale_after_s,
+                                                        checked[j], above[j])
 
 
 class ReadPlan(NamedTuple):

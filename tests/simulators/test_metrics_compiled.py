@@ -133,3 +133,42 @@ def test_recent_means_long_windows_in_numpys_order(monkeypatch, rows, request):
     ring = (np.linspace(0.1, 1.3, 26) ** 3 * 1e5).reshape(13, 2)
     ring = ring[:, :1] if request.node.callspec.id == "one-service-in-order" else ring
     assert_identical(*recent_both(monkeypatch, ring, (12 - np.arange(13)) % 13, rows))
+
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_most_services_gathered_sum_each_column_pairwise(data):
+    """A gathered window that picks a quarter of the services or more is summed for every service
+    at once, a row at a time (_column_pairwise_sums): the same floats as numpy's pairwise sum down
+    each gathered column, for window means and recent means alike, windows shorter and longer
+    than the pairwise sum's eight lanes; terms of magnitudes 1e-3..1e8 (sums that depend on the
+    order), with NaN and -0.0 terms (a window of -0.0 only: see the test below)."""
+    w, s = data.draw(st.integers(1, 24)), data.draw(st.integers(1, 12))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    ring = rng.normal(size=(w, s)) * 10.0 ** rng.integers(-3, 9, size=(w, s))
+    nan_share, zero_share = data.draw(st.sampled_from([0.0, 0.3])), data.draw(st.sampled_from([0.0, 0.3]))
+    ring[rng.random((w, s)) < zero_share] = -0.0
+    ring[rng.random((w, s)) < nan_share] = NAN
+    rows = data.draw(st.lists(st.integers(0, s - 1), min_size=max(1, -(-s // metrics_compiled._MOST_DIVISOR)),
+                              max_size=2 * s))
+    nonfinite = data.draw(st.lists(st.booleans(), min_size=s, max_size=s))
+    k, last = data.draw(st.integers(1, w)), data.draw(st.integers(0, 40))
+    with pytest.MonkeyPatch.context() as mp:
+        assert_identical(*both(mp, ring, data.draw(st.integers(0, w)), rows, nonfinite))
+        assert_identical(*recent_both(mp, ring, (last - np.arange(k)) % w, rows))
+
+
+@pytest.mark.parametrize("slots", [pytest.param(7, id="short-sum-from-zero"), pytest.param(8, id="eight-lanes"),
+                                   pytest.param(13, id="lanes-then-rest")])
+def test_a_window_of_negative_zeros_reads_alike_picked_or_mostly_gathered(monkeypatch, slots):
+    """A window of -0.0 only: the column sums give the sign the per-target pairwise sum gives
+    (0.0 from the short sum, -0.0 from the eight lanes, as compiled._pairwise_sum); numpy gives
+    0.0 either way (its sum adds to 0.0), a difference of the compiled sums that predates them."""
+    monkeypatch.setattr(compiled, "switch", "1")
+    ring, nonfinite = np.full((slots, 8), -0.0), np.zeros(8, bool)
+    picked = metrics_compiled.try_window_means(ring, slots, np.array([3], np.int64), nonfinite)  # 1 of 8: per target
+    most = metrics_compiled.try_window_means(ring, slots, np.arange(8)[::-1].copy(), nonfinite)  # all 8, permuted
+    recent = metrics_compiled.try_recent_means(ring, np.arange(slots)[::-1].copy(), np.arange(8)[::-1].copy())
+    assert np.signbit(picked[0]) == (slots >= 8)
+    assert np.signbit(most).tolist() == np.signbit(recent).tolist() == [slots >= 8] * 8

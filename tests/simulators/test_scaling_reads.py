@@ -103,6 +103,7 @@ BOUND = {WINDOW: "offered_rps", LATEST: "offered_rps", READY: "ready_replicas"}
     pytest.param(1, slice(None), (LATEST,), id="first-tick-every-service"),
     pytest.param(30, slice(None), (LATEST,), id="full-window-every-service-in-order"),
     pytest.param(30, slice(None, None, -2), (LATEST,), id="some-services-gathered"),
+    pytest.param(30, slice(None, None, -1), (LATEST,), id="every-service-permuted"),  # as sorted names pick them
     pytest.param(30, slice(None), (None,), id="no-latest-query"),
     pytest.param(4, slice(3, 4), (LATEST,), id="one-service-window-not-yet-full"),
 ])

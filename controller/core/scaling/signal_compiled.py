@@ -18,6 +18,23 @@ from controller.core.scaling.compiled import jit
 from controller.core.scaling.signal import Signal, read_signal
 
 
+@compiled.jit_inline
+def sample_flags(x, pr, age, stale_after_s, checked, above):
+    """One sample's (nonfinite, stale, negative, implausible, usable): ``x`` its value, ``pr``
+    present, ``age`` s; ``checked`` / ``above`` its metric's bounds."""
+    nf = pr and not math.isfinite(x)
+    st = pr and age > stale_after_s
+    ng = pr and not nf and x < 0 and checked  # NaN < 0 and -0.0 < 0 are False
+    ip = pr and not nf and x > above
+    return nf, st, ng, ip, pr and not (st or nf or ng or ip)
+
+
+@compiled.jit_inline
+def clean_sample(x, pr, age, stale_after_s, checked, above):
+    """One sample's clean value (the Signal's ``clean``): ``x`` if usable, else NaN."""
+    return x if sample_flags(x, pr, age, stale_after_s, checked, above)[4] else math.nan
+
+
 @jit
 def _signal_kernel(values, present, age, stale_after_s, checked, above, clean, missing, stale, nonfinite, negative,
                    implausible, usable):
@@ -26,11 +43,7 @@ def _signal_kernel(values, present, age, stale_after_s, checked, above, clean, m
         for j in range(m):
             x = values[i, j]
             pr = present[i, j]
-            nf = pr and not math.isfinite(x)
-            st = pr and age[i, j] > stale_after_s
-            ng = pr and not nf and x < 0 and checked[j]  # NaN < 0 and -0.0 < 0 are False
-            ip = pr and not nf and x > above[j]
-            us = pr and not (st or nf or ng or ip)
+            nf, st, ng, ip, us = sample_flags(x, pr, age[i, j], stale_after_s, checked[j], above[j])
             missing[i, j], stale[i, j], nonfinite[i, j], negative[i, j] = not pr, st, nf, ng
             implausible[i, j], usable[i, j] = ip, us
             clean[i, j] = x if us else math.nan
