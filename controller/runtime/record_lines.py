@@ -4,8 +4,9 @@
 ``json.dumps(jsonable(r.to_dict()), separators=(",", ":"))`` gives for the records of
 ``reconciler.cycle_records`` (a simulation's decisions.jsonl), without a DecisionRecord, a dict
 or a ``dataclasses.replace`` per target: the columns every record has are formatted once per
-cycle over (N,) arrays (``tolist`` and ``repr``, as ``json.dumps`` writes a float), the constant
-parts (policy, time, metric names) go into one template per cycle, and the parts only some
+cycle over (N,) arrays (``tolist`` and ``repr``, as ``json.dumps`` writes a float; each distinct
+value once), the constant parts (policy, time, metric names, keys) are written once per cycle and
+each line is one ``str.join`` of its row's pieces, and the parts only some
 records have (implausible and saturated metrics, failed actions, ...) are dumped per record that
 has them. A value many records share (a cycle's HPA-style conditions: one dict per situation) is
 dumped once. Health records (one dict per target) and health-only cycles still go through the
@@ -15,6 +16,7 @@ per-record path.
 from __future__ import annotations
 
 import json
+from itertools import repeat
 from json.encoder import encode_basestring_ascii as json_string  # what json.dumps writes for a str
 
 import numpy as np
@@ -38,140 +40,180 @@ def cycle_lines(result: CycleResult, metric_names: tuple[str, ...], start_s: flo
     if d is None:  # a health-only cycle (or nothing to record): per record
         return [json_text(r.to_dict()) for r in cycle_records(result, metric_names, start_s)]
     keys = [t.key for t in result.targets]
-    extras = decision_extra_texts(d, metric_names)
+    floats = FloatTexts()
+    pieces = base_pieces(d, result.policy, keys, metric_names, d.now - start_s if start_s else d.now, floats)
+    pieces += decision_extra_pieces(d, metric_names, floats)
     for part, values in shell_extras(result, keys, start_s):
-        texts = startup_texts(values) if part == "startup" else part_texts(part, values)
-        extras = [a + b if b else a for a, b in zip(extras, texts)]
-    return base_lines(d, result.policy, keys, metric_names, d.now - start_s if start_s else d.now, extras)
+        pieces += startup_pieces(values, floats) if part == "startup" else [part_texts(part, values)]
+    return joined(pieces + ["}"], len(keys))
 
 
-def base_lines(d: Decision, policy: str, keys: list[str], metric_names: tuple[str, ...], at: float,
-               extras: list[str]) -> list[str]:
-    """Each row's line: DecisionRecord.to_dict's fields of Decision.record, then ``extras`` (N,)
-    (each row's ``,"name":value`` parts, in order) and the closing brace."""
+def base_pieces(d: Decision, policy: str, keys: list[str], metric_names: tuple[str, ...], at: float,
+                floats: "FloatTexts") -> list:
+    """DecisionRecord.to_dict's fields of Decision.record for each row, as pieces of ``joined``."""
     n = d.norm
     current = np.asarray(d.current)
-    metrics, columns = [], []
-    for j, name in enumerate(metric_names):
-        metrics.append(f"{_name(name)}:{{\"raw\":%s,\"smoothed\":%s,\"proposal\":%s,\"missing\":%s}}")
-        columns += [float_texts(d.signal.values[:, j]), float_texts(d.smoothed[:, j]),
-                    optional_int_texts(d.proposals[:, j], d.valid[:, j]), bool_texts(~d.signal.usable[:, j])]
-    head = (f'{{"policy":{_escaped(json_string(policy))},"target":%s,"at":{_escaped(json_text(at))},'
-            f'"current":%s,"ready":%s,"metrics":{{{",".join(metrics)}}},')
-    template = head + '"combined":%s,"stabilized":%s,"limited":%s,"desired":%s,"reason":%s,"action":%s%s}'
-    combined = np.asarray(n.combined)
     desired = int_texts(n.desired)
-    reasons = [_REASON_TEXTS[r] for r in np.asarray(n.reason).astype(np.int64).tolist()]
-    actions = np.where(np.asarray(d.changed, bool), '"scale"', "null").tolist()
-    rows = zip(map(json_string, keys), int_texts(current), int_texts(d.ready), *columns,
-               int_texts(np.where(np.isfinite(combined), combined, current)), int_texts(n.stabilized),
-               desired, desired, reasons, actions, extras)
-    return [template % row for row in rows]
+    combined = np.asarray(n.combined)
+    pieces = [f'{{"policy":{json_string(policy)},"target":', list(map(json_string, keys)),
+              f',"at":{json_text(at)},"current":', int_texts(current), ',"ready":', int_texts(d.ready),
+              ',"metrics":{']
+    for j, name in enumerate(metric_names):
+        pieces += [("," if j else "") + f'{json_string(name)}:{{"raw":', floats(d.signal.values[:, j]),
+                   ',"smoothed":', floats(d.smoothed[:, j]),
+                   ',"proposal":', optional_int_texts(d.proposals[:, j], d.valid[:, j]),
+                   ',"missing":', bool_texts(~d.signal.usable[:, j]), "}"]
+    return pieces + ['},"combined":', int_texts(np.where(np.isfinite(combined), combined, current)),
+                     ',"stabilized":', int_texts(n.stabilized), ',"limited":', desired, ',"desired":', desired,
+                     ',"reason":', [_REASON_TEXTS[r] for r in np.asarray(n.reason).astype(np.int64).tolist()],
+                     ',"action":', np.where(np.asarray(d.changed, bool), '"scale"', "null").tolist()]
 
 
-def decision_extra_texts(d: Decision, metric_names: tuple[str, ...]) -> list[str]:
-    """(N,) each row's parts of Decision._extra_record as JSON (``,"forecast":{...}`` ...), '' for none."""
-    texts = [""] * len(d.current)
+def decision_extra_pieces(d: Decision, metric_names: tuple[str, ...], floats: "FloatTexts") -> list:
+    """Decision._extra_record's parts of each row (``,"forecast":{...}`` ...), as pieces of ``joined``."""
+    pieces = []
     if d.forecasts is not None:
-        texts = forecast_texts(d, metric_names)
+        pieces += forecast_pieces(d, metric_names, floats)
     if d.ramps is not None:
-        texts = [a + b for a, b in zip(texts, ramp_texts(d, metric_names))]
+        pieces += ramp_pieces(d, metric_names, floats)
+    sparse = [""] * len(d.current)  # the parts only some rows have
     for i in np.flatnonzero(np.asarray(d.signal.implausible).any(axis=1)).tolist():
-        texts[i] += ',"implausible":' + json_text(d.implausible_record(i, metric_names))
+        sparse[i] += ',"implausible":' + json_text(d.implausible_record(i, metric_names))
     hit = d.saturated_metrics
     if hit is not None:
         for i in np.flatnonzero(hit.any(axis=1)).tolist():
-            texts[i] += "".join(f",{json_string(k)}:{json_text(v)}" for k, v in d.saturated_record(i, metric_names).items())
-    return texts
+            sparse[i] += "".join(f",{json_string(k)}:{json_text(v)}"
+                                 for k, v in d.saturated_record(i, metric_names).items())
+    return pieces + [sparse]
 
 
-def forecast_texts(d: Decision, metric_names: tuple[str, ...]) -> list[str]:
-    """(N,) the ``forecast`` part of each row (Decision._forecast_record)."""
+def forecast_pieces(d: Decision, metric_names: tuple[str, ...], floats: "FloatTexts") -> list:
+    """The ``forecast`` part of each row (Decision._forecast_record)."""
     f = d.forecasts
-    parts, columns = [], []
+    pieces = [',"forecast":{']
     for j, name in enumerate(metric_names):
         if j in f.columns:
-            parts.append(f'{_name(name)}:{{"forecast":%s,"upper":%s,"error":%s,"trusted":%s,'
-                         f'"reactive":%s,"predictive":%s}}')
-            columns += [float_texts(f.point[:, j]), float_texts(f.upper[:, j]), float_texts(f.error[:, j]),
-                        bool_texts(f.trusted[:, j]), count_texts(f.reactive[:, j]), count_texts(f.predictive[:, j])]
-    return _filled(',"forecast":{' + ",".join(parts) + "}", columns, len(d.current))
+            pieces += [("," if len(pieces) > 1 else "") + f'{json_string(name)}:{{"forecast":', floats(f.point[:, j]),
+                       ',"upper":', floats(f.upper[:, j]), ',"error":', floats(f.error[:, j]),
+                       ',"trusted":', bool_texts(f.trusted[:, j]), ',"reactive":', count_texts(f.reactive[:, j]),
+                       ',"predictive":', count_texts(f.predictive[:, j]), "}"]
+    return pieces + ["}"]
 
 
-def ramp_texts(d: Decision, metric_names: tuple[str, ...]) -> list[str]:
-    """(N,) the ``ramp`` part of each row (Ramps.record)."""
+def ramp_pieces(d: Decision, metric_names: tuple[str, ...], floats: "FloatTexts") -> list:
+    """The ``ramp`` part of each row (Ramps.record)."""
     r = d.ramps
     current = np.asarray(d.current, dtype=np.float64)
-    parts, columns = [], []
+    pieces = [',"ramp":{']
     for j, name in enumerate(metric_names):
         if j in r.columns:
             p = r.proposal[:, j]
             with np.errstate(invalid="ignore"):
                 held = np.isfinite(p) & (p > current) & (d.proposals[:, j] < p)
-            parts.append(f'{_name(name)}:{{"slope":%s,"ahead":%s,"proposal":%s,"held":%s}}')
-            columns += [float_texts(r.slope[:, j]), float_texts(r.ahead[:, j]), count_texts(p), bool_texts(held)]
-    return _filled(',"ramp":{' + ",".join(parts) + "}", columns, len(current))
+            pieces += [("," if len(pieces) > 1 else "") + f'{json_string(name)}:{{"slope":', floats(r.slope[:, j]),
+                       ',"ahead":', floats(r.ahead[:, j]), ',"proposal":', count_texts(p),
+                       ',"held":', bool_texts(held), "}"]
+    return pieces + ["}"]
 
 
-def startup_texts(info: StartupInfo) -> list[str]:
-    """(N,) the ``startup`` part of each row (StartupInfo.record)."""
+def startup_pieces(info: StartupInfo, floats: "FloatTexts") -> list:
+    """The ``startup`` part of each row (StartupInfo.record)."""
     e = info.estimate
     delay = np.asarray(e.delay_s, dtype=np.float64)
     known = np.isfinite(delay)
-    delays = float_texts(delay)
     initial = json_text(info.initial_s)
-    delays = [t if k else initial for t, k in zip(delays, known.tolist())]
-    sources = np.where(known, json_string(OBSERVED), json_string(POLICY)).tolist()
+    delays = [t if k else initial for t, k in zip(floats(delay), known.tolist())]
     pods = np.asarray(e.pods).astype(np.int64)
     ranges = [f',"range_s":[{lo},{hi}]' if p else "" for p, lo, hi in
-              zip(pods.tolist(), float_texts(e.low_s), float_texts(e.high_s))]
-    leads = [f"{_name(name)}:%s" for name, _ in info.observed_ramps]
-    horizons = [f"{_name(name)}:%s" for name, _ in info.observed_forecasts]
-    columns = [float_texts(rp.leads(delay, delay.size)) for _, rp in info.observed_ramps]
-    columns += [float_texts(fp.horizons(delay, delay.size)) for _, fp in info.observed_forecasts]
-    template = (',"startup":{"delay_s":%s,"source":%s,"pods":%s%s,"lead_s":{' + ",".join(leads) + "}"
-                + (',"horizon_s":{' + ",".join(horizons) + "}" if horizons else "") + "}")
-    return [template % row for row in zip(delays, sources, map(str, pods.tolist()), ranges, *columns)]
+              zip(pods.tolist(), floats(e.low_s), floats(e.high_s))]
+    pieces = [',"startup":{"delay_s":', delays, ',"source":',
+              np.where(known, json_string(OBSERVED), json_string(POLICY)).tolist(),
+              ',"pods":', list(map(str, pods.tolist())), ranges, ',"lead_s":{']
+    for k, (name, rp) in enumerate(info.observed_ramps):
+        pieces += [("," if k else "") + json_string(name) + ":", floats(rp.leads(delay, delay.size))]
+    pieces.append("}")
+    horizons = info.observed_forecasts
+    if horizons:
+        pieces.append(',"horizon_s":{')
+        for k, (name, fp) in enumerate(horizons):
+            pieces += [("," if k else "") + json_string(name) + ":", floats(fp.horizons(delay, delay.size))]
+        pieces.append("}")
+    return pieces + ["}"]
 
 
 def part_texts(part: str, values: list) -> list[str]:
-    """(N,) ``,"part":value`` for each value, '' where ABSENT; a value shared by several rows (the
-    same object) dumped once."""
+    """(N,) ``,"part":value`` for each value, '' where ABSENT. A value several rows share (the same
+    object) is dumped once, and so is each value of a dict of dicts (a cycle's conditions: one
+    dict per situation, each condition shared between situations)."""
     prefix = f",{json_string(part)}:"
-    done: dict[int, str] = {}
+    done: dict[int, str] = {}  # ``values`` holds every value: an id is not reused while this runs
     out = []
     for v in values:
         if v is ABSENT:
             out.append("")
             continue
-        text = done.get(id(v))  # ``values`` holds every value: an id is not reused while it runs
+        text = done.get(id(v))
         if text is None:
-            text = done[id(v)] = prefix + json_text(v)
+            text = done[id(v)] = prefix + shared_text(v, done)
         out.append(text)
     return out
 
 
-def _filled(template: str, columns: list[list[str]], n: int) -> list[str]:
-    """``template`` filled with each row of ``columns`` (lists of N texts); n times the template
-    itself without columns."""
-    if not columns:
-        return [template.replace("%%", "%")] * n
-    return [template % row for row in zip(*columns)]
+def shared_text(v: object, done: dict[int, str]) -> str:
+    """``json_text(v)``; for a dict whose values are all dicts, made of those values' texts, each
+    dumped once (kept in ``done`` by id: the caller holds them)."""
+    if not (type(v) is dict and v and all(type(x) is dict for x in v.values())):
+        return json_text(v)
+    members = []
+    for k, x in v.items():
+        text = done.get(id(x))
+        if text is None:
+            text = done[id(x)] = json_text(x)
+        members.append(f"{json_string(str(k))}:{text}")
+    return "{" + ",".join(members) + "}"
 
 
-def _name(name: str) -> str:
-    """A metric's name as a JSON key in a %-template."""
-    return _escaped(json_string(name))
+def joined(pieces: list, n: int) -> list[str]:
+    """(N,) lines: each row's pieces in order, a piece being a text every row has or a list of N
+    texts, one per row (adjacent constant texts merged first)."""
+    merged: list = []
+    for p in pieces:
+        if isinstance(p, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += p
+        else:
+            merged.append(p)
+    return ["".join(row) for row in zip(*(repeat(p, n) if isinstance(p, str) else p for p in merged))]
 
 
-def _escaped(text: str) -> str:
-    """``text`` as constant text of a %-template."""
-    return text.replace("%", "%%")
+class FloatTexts:
+    """One cycle's float columns as the records write them (``float_texts``); a column with the
+    same bits as one already made (smoothed without smoothing: the raw values) is made once."""
+
+    def __init__(self):
+        self._done: dict[bytes, list[str]] = {}
+
+    def __call__(self, a: np.ndarray) -> list[str]:
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        key = a.tobytes()
+        texts = self._done.get(key)
+        if texts is None:
+            texts = self._done[key] = float_texts(a)
+        return texts
 
 
 def float_texts(a: np.ndarray) -> list[str]:
-    """(N,) floats as the records write them: repr (what json.dumps writes), null where not finite."""
-    a = np.asarray(a, dtype=np.float64)
+    """(N,) floats as the records write them: repr (what json.dumps writes), null where not
+    finite. Each distinct value (by its bits: 0.0 and -0.0 are two) is formatted once."""
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    distinct, which = np.unique(a.view(np.int64), return_inverse=True)
+    if distinct.size == a.size:
+        return _each_float_text(a)
+    # many columns hold few values (start-up delays, leads, ranges): repr is the cost
+    return np.array(_each_float_text(distinct.view(np.float64)), dtype=object)[which.ravel()].tolist()
+
+
+def _each_float_text(a: np.ndarray) -> list[str]:
+    """(N,) repr of each value, null where not finite."""
     out = list(map(float.__repr__, a.tolist()))
     for i in np.flatnonzero(~np.isfinite(a)).tolist():
         out[i] = "null"
