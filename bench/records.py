@@ -30,30 +30,12 @@ from controller.policy import load_policies
 from controller.runtime.reconciler import cycle_records
 from simulators.runner import ControllerSpec, run_controllers
 from simulators.scenario import load_scenario_text
+from sim_speed import SCENARIO  # 1,000 diurnal services (bench/ is first on the path)
 
 REPO = Path(__file__).resolve().parents[1]
 #: records per CPU-second, cycle_lines over the per-record path
 TARGET_RATIO = 10.0
 
-SCENARIO = """\
-apiVersion: setpoint/v1
-kind: Scenario
-metadata: {{name: wide-records, description: "{n} services, {minutes} minutes"}}
-spec:
-  duration: {minutes}m
-  tick: 5s
-  seed: 1
-  slo: {{latency: {{percentile: 95, below: 250ms}}, errorRatio: 0.01}}
-  services:
-    - name: svc
-      count: {n}
-      capacityPerPod: 100
-      initialReplicas: 6
-      maxPods: 32
-      load:
-        - diurnal: {{mean: 800, amplitude: 0.6, peakHour: 16}}
-        - noise: {{sigma: 0.08}}
-"""
 
 
 def per_record_lines(cycle, metric_names, start_s) -> list[str]:
@@ -76,7 +58,8 @@ def timed(make, cycles, metric_names, start_s) -> tuple[float, list[list[str]]]:
 
 def bench_policy(path: str, services: int, minutes: int, blocks: int, paths: list[str]) -> None:
     policy = load_policies([path])[0]
-    sc = load_scenario_text(SCENARIO.format(n=services, minutes=minutes))
+    sc = load_scenario_text(SCENARIO.format(n=services, hours=minutes / 60, services=f"{services} services",
+                                            span=f"{minutes} minutes"))
     (run, log), = run_controllers(sc, [ControllerSpec("policy", "policy", "", policy=policy)], keep_records=True)
     log.in_memory_records = 1 << 62  # keep every cycle (the run itself held them until RECORDS_IN_MEMORY)
     if log.spilled:
