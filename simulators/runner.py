@@ -140,14 +140,27 @@ class CycleLog:
 
     def lines(self):
         """Every decision record as a JSON text (no newline), in order: the spilled ones first."""
+        for block in self.blocks():
+            yield from block.split("\n")[:-1]
+
+    def blocks(self, block_chars: int = 1 << 22):
+        """Every decision record's JSON line, in order, as texts of whole lines (each ending with a
+        newline; of about ``block_chars`` characters from the file, one cycle's from memory)."""
         if self._spool is not None:
             self._spool.flush()
             self._spool.seek(0)
-            for line in self._spool:
-                yield line.rstrip("\n")
+            while lines := self._spool.readlines(block_chars):
+                yield "".join(lines)
             self._spool.seek(0, 2)
         for result in self.cycles:
-            yield from cycle_lines(result, self.metric_names, self.start_s)
+            lines = cycle_lines(result, self.metric_names, self.start_s)
+            if lines:
+                yield "\n".join(lines) + "\n"
+
+    @property
+    def record_count(self) -> int:
+        """How many records the log holds (written to its file or not)."""
+        return self.spilled + sum(len(c.targets) for c in self.cycles)
 
     def close(self) -> None:
         """Nothing more will be added (the file, if any, stays readable until the log is dropped)."""

@@ -6,6 +6,7 @@ samples; and a simulation's spilled records are written without a record object 
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -14,6 +15,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich.console import Console
+
+from controller.cli import simulation
 
 from controller.core.scaling import compiled
 from controller.core.scaling.decide import Decision, Observation, ScalingState, decide
@@ -21,6 +25,7 @@ from controller.model import TargetRef, jsonable
 from controller.policy import load_policies
 from controller.runtime.reconciler import CycleResult, FailedAction, cycle_records
 from controller.runtime.record_lines import cycle_lines, float_texts, json_text
+from simulators.output import tagged, write_decisions
 from simulators.runner import ControllerSpec, run_controllers
 from simulators.scenario import load_scenario_text
 from tests.simulators.test_lockstep import SCENARIO
@@ -137,3 +142,41 @@ def test_a_spilled_log_writes_its_lines_without_a_record_object_per_target(monke
         spilled.add(cycle)
     assert spilled.spilled == len(expected)
     assert list(spilled.lines()) == expected
+
+
+@pytest.mark.parametrize("block, expected", [
+    pytest.param("", "", id="nothing"),
+    pytest.param('{"a":1}\n{"b":2}\n', '{"controller":"p","a":1}\n{"controller":"p","b":2}\n', id="two-lines"),
+    pytest.param("{}\n", '{"controller":"p"}\n', id="an-empty-object"),
+    pytest.param('{"m":"x\\n{y"}\n', '{"controller":"p","m":"x\\n{y"}\n', id="an-escaped-newline-and-brace"),
+])
+def test_a_block_of_lines_is_tagged_with_its_controller(block, expected):
+    assert tagged(block, '{"controller":"p",') == expected
+
+
+def test_decisions_jsonl_holds_each_controllers_lines_tagged_spilled_or_not(tmp_path):
+    sc = load_scenario_text(SCENARIO.format(duration="10m"))
+    runs = run_controllers(sc, [spec("setpoint-default.yaml"), spec("web-forecast.yaml")], keep_records=True)
+    logs = {"policy": runs[0][1], "forecast": runs[1][1]}
+    expected = [f'{{"controller":"{name}",' + line[1:] for name, log in logs.items()
+                for c in log.cycles for line in per_record_lines(c, log.metric_names, log.start_s)]
+    spilled = type(logs["policy"])(logs["policy"].policy, logs["policy"].metric_names, start_s=sc.start_s,
+                                   in_memory_records=0)
+    for cycle in logs["policy"].cycles:
+        spilled.add(cycle)
+    path = write_decisions({"policy": spilled, "forecast": logs["forecast"]}, tmp_path / "decisions.jsonl", sc.start_s)
+    assert spilled.spilled and path.read_text().split("\n") == expected + [""]
+
+
+@pytest.mark.parametrize("least, said", [
+    pytest.param(10**9, "", id="a-small-file-unsaid"),
+    pytest.param(1, "writing 3 decision records to out/decisions.jsonl", id="a-large-file-said"),
+])
+def test_simulate_says_it_writes_a_large_decisions_file(monkeypatch, least, said):
+    sc = load_scenario_text(SCENARIO.format(duration="10m"))
+    (_, log), = run_controllers(sc, [spec("setpoint-default.yaml")], keep_records=True)
+    log.cycles = log.cycles[:1]
+    monkeypatch.setattr(simulation, "SAY_WRITING_FROM_RECORDS", least)
+    console = Console(file=io.StringIO(), width=200)
+    simulation._say_writing(console, {"policy": log}, Path("out"))
+    assert console.file.getvalue().strip() == said
