@@ -18,17 +18,24 @@ from simulators.score import result_json
 
 def write_decisions(logs: dict[str, CycleLog], path: Path, start_s: float) -> Path:
     """One JSON object per target per cycle, tagged with its controller; ``at`` is seconds
-    since the scenario start. Written line by line: a long run has millions of records, and
-    holding them all as text would need more memory than the simulation itself."""
+    since the scenario start. Written a block of lines at a time: a long run has millions of
+    records, and holding them all as text would need more memory than the simulation itself."""
     with atomic_writer(path) as fh:
         for controller, log in logs.items():
             if log.start_s != start_s:
                 log.start_s = start_s  # the times of records not yet written out (the usual case: the same)
             tag = '{"controller":' + json.dumps(controller) + ","
-            for line in log.lines():  # '{"policy":...}': the controller goes first, as a tag
-                fh.write(tag + line[1:] if line != "{}" else tag[:-1] + "}")
-                fh.write("\n")
+            for block in log.blocks():
+                fh.write(tagged(block, tag))
     return path
+
+
+def tagged(block: str, tag: str) -> str:
+    """Each line of ``block`` (JSON objects, one a line, each line ending with a newline) with
+    ``tag`` (``{"controller":"x",``) in place of its opening brace: the controller goes first
+    (an empty object ``{}`` becomes ``{"controller":"x"}``)."""
+    out = (tag + block[1:]).replace("\n{", "\n" + tag) if block else block
+    return out.replace(tag + "}\n", tag[:-1] + "}\n")
 
 
 #: A simulation's files, the one that marks a complete set first (it is written last).

@@ -11,7 +11,6 @@ same cluster, as in production Setpoint heals beside the workload's HPA.
 from __future__ import annotations
 
 import bisect
-import json
 import pickle
 import tempfile
 import time
@@ -26,10 +25,11 @@ from controller.core.health.params import Scope
 from controller.core.scaling import compiled
 from controller.core.scaling.params import MetricKind
 from controller.errors import FieldError, ScenarioError
-from controller.model import Action, ActionKind, jsonable
+from controller.model import Action, ActionKind
 from controller.policy import LoadedPolicy
 from controller.policy.limits import MAX_REPLICAS
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
+from controller.runtime.record_lines import cycle_lines
 from simulators import engine_compiled, parallel, score_compiled
 from simulators.cluster import SimCluster
 from simulators.memory import check_fits, format_bytes, kept_trajectory, memory_limit
@@ -126,10 +126,11 @@ class CycleLog:
             self.cycles.clear()
 
     def _write(self, cycle: CycleResult) -> None:
-        for record in cycle_records(cycle, self.metric_names, self.start_s):
-            self._spool.write(json.dumps(jsonable(record.to_dict()), separators=(",", ":")))
+        lines = cycle_lines(cycle, self.metric_names, self.start_s)
+        if lines:
+            self._spool.write("\n".join(lines))
             self._spool.write("\n")
-            self.spilled += 1
+        self.spilled += len(lines)
 
     def records(self, start_s: float | None = None):
         """The decision records held in memory, with ``at`` in seconds since ``start_s`` (default
@@ -139,14 +140,27 @@ class CycleLog:
 
     def lines(self):
         """Every decision record as a JSON text (no newline), in order: the spilled ones first."""
+        for block in self.blocks():
+            yield from block.split("\n")[:-1]
+
+    def blocks(self, block_chars: int = 1 << 22):
+        """Every decision record's JSON line, in order, as texts of whole lines (each ending with a
+        newline; of about ``block_chars`` characters from the file, one cycle's from memory)."""
         if self._spool is not None:
             self._spool.flush()
             self._spool.seek(0)
-            for line in self._spool:
-                yield line.rstrip("\n")
+            while lines := self._spool.readlines(block_chars):
+                yield "".join(lines)
             self._spool.seek(0, 2)
-        for record in self.records():
-            yield json.dumps(jsonable(record.to_dict()), separators=(",", ":"))
+        for result in self.cycles:
+            lines = cycle_lines(result, self.metric_names, self.start_s)
+            if lines:
+                yield "\n".join(lines) + "\n"
+
+    @property
+    def record_count(self) -> int:
+        """How many records the log holds (written to its file or not)."""
+        return self.spilled + sum(len(c.targets) for c in self.cycles)
 
     def close(self) -> None:
         """Nothing more will be added (the file, if any, stays readable until the log is dropped)."""

@@ -207,40 +207,56 @@ def claim_roles(policy: RuntimePolicy) -> tuple[str, ...]:
 def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: float = 0.0) -> list:
     """One DecisionRecord per target of a cycle, with the health record under ``extra["health"]``
     when the policy has health checks and the conditions the cycle set under
-    ``extra["conditions"]``; ``at`` is relative to ``start_s``."""
+    ``extra["conditions"]``; ``at`` is relative to ``start_s``. (A simulation's decisions.jsonl
+    gets the same records as JSON lines from controller/runtime/record_lines.py, without these objects.)"""
     d = result.decision
     if d is None and (result.healing is None or result.view is None):
         return []
     keys = [t.key for t in result.targets]
     records = d.records(result.policy, keys, metric_names) if d is not None else health_only_records(result, keys)
+    for part, values in shell_extras(result, keys, start_s):
+        if part == "startup":  # values: the StartupInfo, a record per target
+            values = [values.record(i) for i in range(len(keys))]
+        records = [replace(r, extra={**r.extra, part: v}) if v is not ABSENT else r for r, v in zip(records, values)]
+    if start_s:
+        records = [replace(r, at=r.at - start_s) for r in records]
+    return records
+
+
+#: A record without that part (shell_extras)
+ABSENT = object()
+
+
+def shell_extras(result: CycleResult, keys: list[str], start_s: float = 0.0) -> list[tuple[str, object]]:
+    """What the shell adds to a cycle's records after the decision's own, in the records' order:
+    (name in ``extra``, per target (``keys``) its value, ABSENT where a record has none), times
+    relative to ``start_s``; for ``startup``, the StartupInfo itself (a value per target: its
+    ``record(i)``), left to the caller to make per target or in one pass."""
+    d = result.decision
+    parts: list[tuple[str, object]] = []
     if result.conditions:
-        records = [replace(r, extra={**r.extra, "conditions": c}) if c else r
-                   for r, c in zip(records, result.conditions)]
+        parts.append(("conditions", [c if c else ABSENT for c in result.conditions]))
     if result.failed:  # an action decided but not applied (refused, conflicted, timed out): say so
         failed: dict[str, dict] = {}
         for f in result.failed:
             failed.setdefault(f.target.key, {"action": f.kind, "error": f.why})
-        records = [replace(r, extra={**r.extra, "actionFailed": failed[k]}) if k in failed else r
-                   for r, k in zip(records, keys)]
+        parts.append(("actionFailed", [failed.get(k, ABSENT) for k in keys]))
     if result.warm_start is not None:  # every target at a start; the joiners only at a take-over
         started = result.warm_start.keys()
-        records = [replace(r, extra={**r.extra, "warm_start": result.warm_start.for_target(k)}) if k in started else r
-                   for r, k in zip(records, keys)]
+        parts.append(("warm_start", [result.warm_start.for_target(k) if k in started else ABSENT for k in keys]))
     if result.check_history:
-        records = [replace(r, extra={**r.extra, "checkHistory": result.check_history[k]})
-                   if k in result.check_history else r for r, k in zip(records, keys)]
+        parts.append(("checkHistory", [result.check_history.get(k, ABSENT) for k in keys]))
     if result.startup is not None and d is not None:
-        records = [replace(r, extra={**r.extra, "startup": result.startup.record(i)}) for i, r in enumerate(records)]
+        parts.append(("startup", result.startup))
     if result.withheld is not None and d is not None:
-        records = [replace(r, extra={**r.extra, "withheld": int(w)}) if w else r
-                   for r, w in zip(records, result.withheld)]
+        parts.append(("withheld", [int(w) if w else ABSENT for w in result.withheld]))
     by_key = {t.key: {**c.record(result.rehearsal), **({"wanted": result.short_of_demand[t]}
                                                        if t in result.short_of_demand else {})}
               for t, c in result.hands_off.items()}
     by_key.update({c.target.key: c.record(result.rehearsal) for c in result.external_changes if c.deploy})
     if by_key:  # held (hands-off), or reset by a deploy this cycle
-        records = [replace(r, extra={**r.extra, "externalScale": by_key[k]}) if k in by_key else r
-                   for r, k in zip(records, keys)]
+        parts.append(("externalScale", [_relative("externalScale", by_key[k], start_s) if k in by_key else ABSENT
+                                        for k in keys]))
     if result.healing is not None:
         health = [h.to_dict() for h in result.healing.records(result.policy, keys)]
         if result.hands_off and not result.rehearsal:  # a health scale-up was held: not the action taken
@@ -249,31 +265,25 @@ def cycle_records(result: CycleResult, metric_names: tuple[str, ...], start_s: f
                                                                                  "replicas": h.get("replicas")}}
                       if h.get("action") == "scale" and k in kept and kept[k].holds(h.get("replicas")) else h
                       for h, k in zip(health, keys)]
-        records = [replace(r, extra={**r.extra, "health": h}) for r, h in zip(records, health)]
-    if start_s:
-        records = [replace(r, at=r.at - start_s, extra=_relative_extra(r.extra, start_s)) for r in records]
-    return records
+        parts.append(("health", [_relative("health", h, start_s) for h in health]))
+    return parts
 
 
 #: The times nested in a record's extra, made relative with its ``at`` (epoch s in a live run's)
 _NESTED_TIMES = {"health": ("at", "verify_until"), "externalScale": ("at", "until")}
 
 
-def _relative_extra(extra: dict, start_s: float) -> dict:
-    """``extra`` with the times of _NESTED_TIMES in seconds since ``start_s``, as the record's ``at``."""
-    out = extra
-    for part, keys in _NESTED_TIMES.items():
-        entry = extra.get(part)
-        times = ({k: entry[k] - start_s for k in keys if isinstance(entry.get(k), (int, float))}
-                 if isinstance(entry, dict) else {})
-        if part == "health" and isinstance(entry, dict) and isinstance(entry.get("checks"), dict):
-            checks = {name: {**c, "since": c["since"] - start_s} if isinstance(c, dict) and isinstance(
-                c.get("since"), (int, float)) else c for name, c in entry["checks"].items()}
-            times = {**times, "checks": checks}  # when each check's phase began
-        if times:
-            out = out if out is not extra else dict(extra)  # copied once, at the first change
-            out[part] = {**entry, **times}
-    return out
+def _relative(part: str, entry: object, start_s: float) -> object:
+    """The ``part`` of a record's extra with the times of _NESTED_TIMES in seconds since
+    ``start_s``, as the record's ``at`` (``entry`` itself when none changes)."""
+    if not start_s or not isinstance(entry, dict):
+        return entry
+    times = {k: entry[k] - start_s for k in _NESTED_TIMES[part] if isinstance(entry.get(k), (int, float))}
+    if part == "health" and isinstance(entry.get("checks"), dict):
+        checks = {name: {**c, "since": c["since"] - start_s} if isinstance(c, dict) and isinstance(
+            c.get("since"), (int, float)) else c for name, c in entry["checks"].items()}
+        times = {**times, "checks": checks}  # when each check's phase began
+    return {**entry, **times} if times else entry
 
 
 #: The reason of a health-only cycle's records: scaling was not evaluated (its replicas held).

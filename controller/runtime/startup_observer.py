@@ -67,23 +67,37 @@ class StartupInfo:
     estimate: StartupEstimate
     params: PolicyParams
 
+    @property
+    def observed_ramps(self) -> list:
+        """(metric name, RampParams) of the ramps whose lead follows the observed start-up, in metric order."""
+        return [(self.params.metrics[j].name, self.params.metrics[j].ramp) for j in self.params.ramp_metrics
+                if self.params.metrics[j].ramp.observed]
+
+    @property
+    def observed_forecasts(self) -> list:
+        """(metric name, ForecastParams) of the forecasts whose horizon follows the observed start-up."""
+        return [(self.params.metrics[j].name, self.params.metrics[j].forecast) for j in self.params.forecast_metrics
+                if self.params.metrics[j].forecast.observed]
+
+    @property
+    def initial_s(self) -> float:
+        """The delay (s) the policy assumes before any start-up is observed (NaN: none assumed)."""
+        return next((p.lead_s - p.lag_s for _, p in self.observed_ramps),
+                    next((p.horizon_s - p.lag_s for _, p in self.observed_forecasts), math.nan))
+
     def record(self, i: int) -> dict:
         """Target i: the delay used, where it came from, how many start-ups it rests on, and each
-        observed ramp's lead and observed forecast's horizon (s)."""
+        observed ramp's lead and observed forecast's horizon (s). (record_lines.startup_texts
+        writes the same for every target in one pass.)"""
         e = self.estimate
         known = bool(np.isfinite(e.delay_s[i]))
-        ramps = [(self.params.metrics[j].name, self.params.metrics[j].ramp) for j in self.params.ramp_metrics]
-        forecasts = [(self.params.metrics[j].name, self.params.metrics[j].forecast)
-                     for j in self.params.forecast_metrics]
-        initial = next((p.lead_s - p.lag_s for _, p in ramps if p.observed),
-                       next((p.horizon_s - p.lag_s for _, p in forecasts if p.observed), math.nan))
-        out = {"delay_s": float(e.delay_s[i]) if known else initial, "source": OBSERVED if known else POLICY,
+        out = {"delay_s": float(e.delay_s[i]) if known else self.initial_s, "source": OBSERVED if known else POLICY,
                "pods": int(e.pods[i])}
         if int(e.pods[i]):
             out["range_s"] = [float(e.low_s[i]), float(e.high_s[i])]
         startup = e.delay_s[i:i + 1]
-        out["lead_s"] = {name: float(rp.leads(startup, 1)[0]) for name, rp in ramps if rp.observed}
-        horizons = {name: float(fp.horizons(startup, 1)[0]) for name, fp in forecasts if fp.observed}
+        out["lead_s"] = {name: float(rp.leads(startup, 1)[0]) for name, rp in self.observed_ramps}
+        horizons = {name: float(fp.horizons(startup, 1)[0]) for name, fp in self.observed_forecasts}
         if horizons:
             out["horizon_s"] = horizons
         return out

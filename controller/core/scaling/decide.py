@@ -255,18 +255,25 @@ class Decision:
         if self.ramps is not None:
             extra["ramp"] = self.ramps.record(i, metric_names, float(self.current[i]), self.proposals[i])
         if self.signal.implausible[i].any():
-            extra["implausible"] = self._implausible_record(i, metric_names)
+            extra["implausible"] = self.implausible_record(i, metric_names)
         hit = self.saturated_metrics
         if hit is not None and hit[i].any():  # listed only where some metric is
-            extra["saturated"] = [name for j, name in enumerate(metric_names) if hit[i, j]]
-            if self.latest is not None:  # the saturated metrics sized on their latest reading (saturation_values)
-                above = {name: float(self.latest[i, j]) for j, name in enumerate(metric_names)
-                         if hit[i, j] and self.latest[i, j] > self.smoothed[i, j]}
-                if above:
-                    extra["saturatedLatest"] = above
+            extra.update(self.saturated_record(i, metric_names))
         return extra
 
-    def _implausible_record(self, i: int, metric_names: tuple[str, ...]) -> dict:
+    def saturated_record(self, i: int, metric_names: tuple[str, ...]) -> dict:
+        """Row i's saturated metrics (a row where ``saturated_metrics`` has one): ``saturated``, their
+        names, and ``saturatedLatest``, those sized on a latest reading above the smoothed one."""
+        hit = self.saturated_metrics
+        out: dict = {"saturated": [name for j, name in enumerate(metric_names) if hit[i, j]]}
+        if self.latest is not None:  # the saturated metrics sized on their latest reading (saturation_values)
+            above = {name: float(self.latest[i, j]) for j, name in enumerate(metric_names)
+                     if hit[i, j] and self.latest[i, j] > self.smoothed[i, j]}
+            if above:
+                out["saturatedLatest"] = above
+        return out
+
+    def implausible_record(self, i: int, metric_names: tuple[str, ...]) -> dict:
         """Per implausible metric of row i: the sample as observed and the bound it is above (signal.py)."""
         def opt(a: np.ndarray | None, j: int) -> float | None:
             return None if a is None else float(a[j])
