@@ -32,7 +32,7 @@ def both(rec_v, rows, legacy, up_w, down_w, released, proposals):
     # current NaN: every target's window can change its decision (a column scan where not the row pass)
     rec_t = np.ascontiguousarray(np.repeat(rows[:, None], n, axis=1))
     s_star = fused._windows_of_pattern(rec_v, rec_t, rows, NOW, *cuts, legacy, up_w, down_w, released, proposals,
-                                       low, high, held, slot_of, np.full(n, np.nan), np.full((3, n), np.nan), 0.0)
+                                       low, high, held, slot_of, np.full(n, np.nan), np.full((3, n), np.nan), 0.0, np.empty(n))
     low2, high2, held2 = np.empty(n), np.empty(n), np.empty(n)
     slot2 = np.zeros(n, np.int64)
     for i in range(n):
@@ -127,7 +127,7 @@ def test_windows_read_only_where_they_matter_give_the_scans_stabilized_count(cas
     cuts = (NOW - down_w, NOW, NOW - down_w)
     low, high, held = np.full(n, np.inf), np.full(n, -np.inf), np.full(n, -np.inf)
     fused._windows_of_pattern(rec_v, rec_t, rows, NOW, *cuts, False, 0.0, down_w, released, proposals, low, high,
-                              held, np.zeros(n, np.int64), current, peak, share)
+                              held, np.zeros(n, np.int64), current, peak, share, np.empty(n))
     scan = np.empty(n), np.empty(n), np.empty(n)
     for i in range(n):
         fused._windows_of_target(rec_v, rec_t, i, NOW, *cuts, False, 0.0, down_w, released, proposals[i],

@@ -243,7 +243,7 @@ def _ramp_advance(ramp, rows, pv, o_ramp, n_ramps, plan):
 
 @jit
 def _windows_of_pattern(rec_v, rec_t, rows, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released, proposals,
-                        low, high, held, slot_of, current, peak, share):
+                        low, high, held, slot_of, current, peak, share, need):
     """The window pass for targets whose recommendation times are the common pattern ``rows``
     (H,) (every target decided in the same cycles: the usual case): each slot's time is one
     number, so its tests are made once per slot and only the values of slots inside a window are
@@ -277,7 +277,7 @@ def _windows_of_pattern(rec_v, rec_t, rows, now, cut_keep, cut_low, cut_high, le
         for k in range(n_high):
             newest = k if (newest < 0 or rows[in_high[k]] > rows[in_high[newest]]) else newest
         _folded_per_target(high, held, rec_v, rec_t, in_high, n_high, proposals, ahead, released, current, peak,
-                           share, newest, now, cut_high, down_w)
+                           share, newest, now, cut_high, down_w, need)
         return s_star
     if released:  # one pass over the window's rows for both (the default policy's 15 minutes: ~0.5 MB a pass)
         _fold_released(high, held, rec_v, in_high, n_high, proposals, ahead)
@@ -293,22 +293,21 @@ def _held_at_current(bound, cur, share):
     proposal's current, no up window, not legacy): stabilized = nan_min(cur, Y) for a Y >=
     bound, then min_step.hold_small_step(cur, stabilized, share): cur when Y >= cur, and when Y
     lies between floor(cur * (1 - share)) and cur (a step smaller than the min step). NaN: False."""
-    return bound >= cur or (share > 0.0 and bound > math.floor(cur * (1.0 - share) + min_step_module._EPS))
+    return (bound >= cur) | ((share > 0.0) & (bound > math.floor(cur * (1.0 - share) + min_step_module._EPS)))
 
 
 @jit_inline
-def _slot_holds_current(v, a, p, cur, share, released):
-    """Whether one recommendation v inside the down window (a: the linear release's share of
-    the window ahead of it; p: the proposal, below cur) alone holds the target at cur
-    (:func:`_held_at_current`), whatever the others: the window's maximum is at least v, the
-    linear release's held maximum at least p + (v - p) * a (the same operations as the fold)."""
-    return _held_at_current(v, cur, share) and ((not released) or _held_at_current(np.ceil(p + (v - p) * a), cur,
-                                                                                    share))
+def _slot_holds_current(v, x, cur, share, released):
+    """Whether one recommendation v inside the down window (x: its linear release's held excess,
+    p + (v - p) * a, the fold's operations) alone holds the target at cur (its proposal below
+    cur; :func:`_held_at_current`), whatever the others: the window's maximum is at least v, the
+    linear release's held maximum at least x."""
+    return _held_at_current(v, cur, share) & ((not released) | _held_at_current(np.ceil(x), cur, share))
 
 
 @jit
 def _folded_per_target(high, held, rec_v, rec_t, at, count, proposals, ahead, released, current, peak, share, newest,
-                       now, cut_high, down_w):
+                       now, cut_high, down_w, need):
     """The down window of every target as if its times were the pattern's (the caller redoes the
     others; no up window, not legacy) read only where it can change the decision: stabilized =
     nan_min(nan_max(cur, p), nan_max(p, high)) is nan_max(cur, p) whatever high once the
@@ -317,27 +316,29 @@ def _folded_per_target(high, held, rec_v, rec_t, at, count, proposals, ahead, re
     its own values, lower bounds with the same outcome: the target's peak (3, N) (the slot, value
     and time of its window's maximum when last scanned, NaN slot: none; the slot still holds
     them: a write to it clears the slot), else the newest slot of the window, at[newest]. The
-    others are scanned (a cache line per slot): their column of the rows at[:count] of rec_v,
-    rec_t (H, N) in slot order (the same operations as _fold_released and _fold, so the same
-    bits), their peak the slot of the maximum (of the held excess when ``released``)."""
+    others (need (N,) scratch) are scanned (a cache line per slot): their column of the rows
+    at[:count] of rec_v, rec_t (H, N) in slot order (the same operations as _fold_released and
+    _fold, so the same bits), their peak the slot of the maximum (of the held excess when
+    ``released``)."""
     n = high.shape[0]
-    for i in range(n):
+    latest = rec_v[at[newest]] if newest >= 0 else rec_v[0]
+    a_new = ahead[newest] if newest >= 0 else 0.0
+    has_new = newest >= 0
+    for i in range(n):  # selects, no branches (vectorizes)
         p, cur = proposals[i], current[i]
-        if p >= cur:
+        below = not p >= cur
+        t, vk, vn = peak[2, i], peak[1, i], latest[i]
+        ak = 1.0 - (now - t) / down_w if released else 0.0  # the fold's share of the window ahead
+        xk, xn = p + (vk - p) * ak, p + (vn - p) * a_new
+        ok_k = (peak[0, i] == peak[0, i]) & (t > cut_high) & _slot_holds_current(vk, xk, cur, share, released)
+        ok_n = has_new & _slot_holds_current(vn, xn, cur, share, released) & (not ok_k)
+        high[i] = vk if (below & ok_k) else (vn if (below & ok_n) else -_INF)
+        held[i] = xk if (below & ok_k & released) else (xn if (below & ok_n & released) else -_INF)
+        need[i] = 1.0 if (below & (not ok_k) & (not ok_n)) else 0.0
+    for i in range(n):
+        if need[i] == 0.0:
             continue
-        t = peak[2, i]  # a NaN slot has a NaN time: never inside
-        if peak[0, i] == peak[0, i] and t > cut_high:
-            v = peak[1, i]
-            a = 1.0 - (now - t) / down_w if released else 0.0  # the fold's share of the window ahead
-            if _slot_holds_current(v, a, p, cur, share, released):
-                high[i], held[i] = v, p + (v - p) * a
-                continue
-        if newest >= 0:
-            v, a = rec_v[at[newest], i], ahead[newest]
-            if _slot_holds_current(v, a, p, cur, share, released):
-                high[i], held[i] = v, p + (v - p) * a
-                continue
-        h, m, top = -_INF, -_INF, -1
+        p, h, m, top = proposals[i], -_INF, -_INF, -1
         for k in range(count):
             v = rec_v[at[k], i]
             if released:
@@ -617,7 +618,7 @@ def _recommendation_windows(rec, rows, now, cut_keep, cut_low, cut_high, legacy,
                 s_star, best = s, key
         return s_star
     s_star = _windows_of_pattern(rec_v, rec_t, rows, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released,
-                                 proposals, low, high, held, slot_of, current, peak, share)
+                                 proposals, low, high, held, slot_of, current, peak, share, slot_key)
     for i in range(n):
         if lock[i] != 0.0:
             continue
