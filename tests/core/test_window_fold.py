@@ -1,20 +1,16 @@
 """fused._windows_of_pattern (the window pass over the common pattern of recommendation times,
 its maxima and minima folded a few slots per pass: fused._fold) against fused._windows_of_target
 (a scan of one target's slots), bit for bit: random windows with expired, empty (NaN) and
-inside slots, values with NaN, signed zeros and ties, every group size of the fold; and, where
-the pass reads a target's down window only if it can change the decision
-(fused._folded_per_target), the stabilized count its lower bounds give is the scan's."""
+inside slots, values with NaN, signed zeros and ties, every group size of the fold."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.core.scaling import compiled, fused, min_step
+from controller.core.scaling import compiled, fused
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba not available")
 
@@ -29,10 +25,9 @@ def both(rec_v, rows, legacy, up_w, down_w, released, proposals):
     cuts = (NOW - keep, NOW - up_w, NOW - down_w)
     low, high, held = np.full(n, np.inf), np.full(n, -np.inf), np.full(n, -np.inf)
     slot_of = np.zeros(n, np.int64)
-    # current NaN: every target's window can change its decision (a column scan where not the row pass)
+    s_star = fused._windows_of_pattern(rec_v, rows, NOW, *cuts, legacy, up_w, down_w, released, proposals,
+                                       low, high, held, slot_of)
     rec_t = np.ascontiguousarray(np.repeat(rows[:, None], n, axis=1))
-    s_star = fused._windows_of_pattern(rec_v, rec_t, rows, NOW, *cuts, legacy, up_w, down_w, released, proposals,
-                                       low, high, held, slot_of, np.full(n, np.nan), np.full((3, n), np.nan), 0.0, np.empty(n))
     low2, high2, held2 = np.empty(n), np.empty(n), np.empty(n)
     slot2 = np.zeros(n, np.int64)
     for i in range(n):
@@ -91,51 +86,3 @@ def test_every_group_size(inside, mode):
     legacy, up_w, released = mode == "legacy", 200.0 if mode == "low+high" else 0.0, mode == "released"
     pattern, scan = both(rec_v, rows, legacy, up_w, 300.0, released, proposals)
     assert_same_bits(pattern, scan)
-
-
-def stabilized_count(cur, p, high, held, linear, released, fresh, share):
-    """The fused kernel's stabilize step with no up window, not legacy (its second pass: the
-    linear release's ceiling for fresh samples, else the window's maximum), in Python floats."""
-    if linear and fresh:
-        high = float(np.ceil(held)) if released else -np.inf
-    lower = math.nan if (cur != cur or p != p) else (cur if cur >= p else p)  # compiled.nan_max(cur, p)
-    upper = math.nan if (p != p or high != high) else (p if p >= high else high)
-    out = math.nan if (lower != lower or upper != upper) else (lower if lower <= upper else upper)
-    return min_step.hold_small_step(cur, out, share)
-
-
-COUNTS = st.sampled_from([0.0, 1.0, 2.0, 3.0, 5.0, 7.0, 8.0, 100.0, np.nan, 2.5])
-
-
-@settings(max_examples=400, deadline=None)
-@given(windows(), st.data())
-def test_windows_read_only_where_they_matter_give_the_scans_stabilized_count(case, data):
-    """Random windows, proposals, current counts (NaN, ties with the window's values), kept
-    maxima (none, or any slot the target holds: expired, empty, inside) and min steps: the stabilized
-    count from the pass that reads a window only where it can change the decision is the full
-    scan's, bit for bit, fresh or not, with and without the linear release."""
-    rec_v, rows, _, _, down_w, released, proposals = case
-    slots, n = rec_v.shape
-    current = np.array([data.draw(COUNTS) for _ in range(n)])
-    rec_t = np.ascontiguousarray(np.repeat(rows[:, None], n, axis=1))
-    peak = np.full((3, n), np.nan)  # kept maxima: none, or one the target's slot holds (its value and time)
-    for i in range(n):
-        s = data.draw(st.integers(-1, slots - 1))
-        if s >= 0:
-            peak[:, i] = s, rec_v[s, i], rec_t[s, i]
-    share = data.draw(st.sampled_from([0.0, 0.2, 0.5]))
-    cuts = (NOW - down_w, NOW, NOW - down_w)
-    low, high, held = np.full(n, np.inf), np.full(n, -np.inf), np.full(n, -np.inf)
-    fused._windows_of_pattern(rec_v, rec_t, rows, NOW, *cuts, False, 0.0, down_w, released, proposals, low, high,
-                              held, np.zeros(n, np.int64), current, peak, share, np.empty(n))
-    scan = np.empty(n), np.empty(n), np.empty(n)
-    for i in range(n):
-        fused._windows_of_target(rec_v, rec_t, i, NOW, *cuts, False, 0.0, down_w, released, proposals[i],
-                                 *scan, np.zeros(n, np.int64))
-    for i in range(n):
-        for fresh in (True, False):
-            for linear in ((True,) if released else (False, True)):
-                args = current[i], proposals[i]
-                got = stabilized_count(*args, high[i], held[i], linear, released, fresh, share)
-                want = stabilized_count(*args, scan[1][i], scan[2][i], linear, released, fresh, share)
-                assert_same_bits([np.array([got])], [np.array([want])])

@@ -46,10 +46,10 @@ _LN2 = float(np.log(2.0))  # smooth.ewma_alpha's np.log(2.0)
 # the packed parameter vector (pack_params): compiled._pack's scalars, then counts, then arrays
 _V_UP_RULES, _V_DOWN_RULES, _V_RAMPS, _V_METRICS = range(compiled._P_SIZE, compiled._P_SIZE + 4)
 _V_ARRAYS = compiled._P_SIZE + 4
-# rows of the workspace's (19, N) float array (core/scaling/workspace.py)
+# rows of the workspace's (16, N) float array (core/scaling/workspace.py)
 (_F_COMBINED, _F_PROPOSAL, _F_STABILIZED, _F_DESIRED, _F_MISSING_SINCE, _F_PENDING, _F_LOW, _F_HIGH,
- _F_SLOT_KEY, _F_HELD, _F_LOCK, _F_LAST_EVENT, _F_DARK_AT, _F_LIT_AT, _F_DARK_SINCE, _F_HOLD_UNTIL, _F_PEAK,
- _F_PEAK_VALUE, _F_PEAK_TIME, _F_ROWS) = range(20)
+ _F_SLOT_KEY, _F_HELD, _F_LOCK, _F_LAST_EVENT, _F_DARK_AT, _F_LIT_AT, _F_DARK_SINCE, _F_HOLD_UNTIL,
+ _F_ROWS) = range(17)
 # rows of its (3, N) int array: limit reason, reason, the slot of the cycle's recommendation
 _I_LIMIT, _I_REASON, _I_SLOT, _I_ROWS = range(4)
 # targets with more recommendation times off the common pattern than 1 in _SCAN_ALL_BELOW: the
@@ -242,8 +242,8 @@ def _ramp_advance(ramp, rows, pv, o_ramp, n_ramps, plan):
 
 
 @jit
-def _windows_of_pattern(rec_v, rec_t, rows, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released, proposals,
-                        low, high, held, slot_of, current, peak, share, need):
+def _windows_of_pattern(rec_v, rows, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released, proposals,
+                        low, high, held, slot_of):
     """The window pass for targets whose recommendation times are the common pattern ``rows``
     (H,) (every target decided in the same cycles: the usual case): each slot's time is one
     number, so its tests are made once per slot and only the values of slots inside a window are
@@ -251,10 +251,7 @@ def _windows_of_pattern(rec_v, rec_t, rows, now, cut_keep, cut_low, cut_high, le
     release's excess before its ceil), slot_of for all N targets (the caller redoes the others);
     returns the slot the pattern's next recommendation goes to. The same operations per value as
     :func:`_windows_of_target`, each maximum or minimum taken over the slots in slot order
-    (:func:`_fold`). With no up window and not legacy, a target's window is read only where it
-    can change its decision (:func:`_folded_per_target`: current (N,) the counts, peak (3, N)
-    the targets' kept maxima, share the down min step), high and held being lower bounds with the same outcome
-    elsewhere."""
+    (:func:`_fold`)."""
     slots, n = rec_v.shape
     s_star, best = 0, _INF
     in_high, in_low, ahead = np.empty(slots, np.int64), np.empty(slots, np.int64), np.empty(slots)
@@ -271,86 +268,13 @@ def _windows_of_pattern(rec_v, rec_t, rows, now, cut_keep, cut_low, cut_high, le
         if (not legacy) and up_w > 0 and t > cut_low:  # HPA's default up-window 0: none
             in_low[n_low] = s
             n_low += 1
-    slot_of[:] = s_star
-    if (not legacy) and up_w <= 0:  # only the targets whose window can change their decision
-        newest = -1
-        for k in range(n_high):
-            newest = k if (newest < 0 or rows[in_high[k]] > rows[in_high[newest]]) else newest
-        _folded_per_target(high, held, rec_v, rec_t, in_high, n_high, proposals, ahead, released, current, peak,
-                           share, newest, now, cut_high, down_w, need)
-        return s_star
     if released:  # one pass over the window's rows for both (the default policy's 15 minutes: ~0.5 MB a pass)
         _fold_released(high, held, rec_v, in_high, n_high, proposals, ahead)
     else:
         _fold(high, rec_v, in_high, n_high, 1)
     _fold(low, rec_v, in_low, n_low, 0)
+    slot_of[:] = s_star
     return s_star
-
-
-@jit_inline
-def _held_at_current(bound, cur, share):
-    """Whether a stabilized count of at least ``bound`` comes out as ``cur`` (below its
-    proposal's current, no up window, not legacy): stabilized = nan_min(cur, Y) for a Y >=
-    bound, then min_step.hold_small_step(cur, stabilized, share): cur when Y >= cur, and when Y
-    lies between floor(cur * (1 - share)) and cur (a step smaller than the min step). NaN: False."""
-    return (bound >= cur) | ((share > 0.0) & (bound > math.floor(cur * (1.0 - share) + min_step_module._EPS)))
-
-
-@jit_inline
-def _slot_holds_current(v, x, cur, share, released):
-    """Whether one recommendation v inside the down window (x: its linear release's held excess,
-    p + (v - p) * a, the fold's operations) alone holds the target at cur (its proposal below
-    cur; :func:`_held_at_current`), whatever the others: the window's maximum is at least v, the
-    linear release's held maximum at least x."""
-    return _held_at_current(v, cur, share) & ((not released) | _held_at_current(np.ceil(x), cur, share))
-
-
-@jit
-def _folded_per_target(high, held, rec_v, rec_t, at, count, proposals, ahead, released, current, peak, share, newest,
-                       now, cut_high, down_w, need):
-    """The down window of every target as if its times were the pattern's (the caller redoes the
-    others; no up window, not legacy) read only where it can change the decision: stabilized =
-    nan_min(nan_max(cur, p), nan_max(p, high)) is nan_max(cur, p) whatever high once the
-    proposal p >= cur (high and held stay -inf). Below current, one recommendation inside the
-    window that alone holds the target at cur (:func:`_slot_holds_current`) gives high and held
-    its own values, lower bounds with the same outcome: the target's peak (3, N) (the slot, value
-    and time of its window's maximum when last scanned, NaN slot: none; the slot still holds
-    them: a write to it clears the slot), else the newest slot of the window, at[newest]. The
-    others (need (N,) scratch) are scanned (a cache line per slot): their column of the rows
-    at[:count] of rec_v, rec_t (H, N) in slot order (the same operations as _fold_released and
-    _fold, so the same bits), their peak the slot of the maximum (of the held excess when
-    ``released``)."""
-    n = high.shape[0]
-    latest = rec_v[at[newest]] if newest >= 0 else rec_v[0]
-    a_new = ahead[newest] if newest >= 0 else 0.0
-    has_new = newest >= 0
-    for i in range(n):  # selects, no branches (vectorizes)
-        p, cur = proposals[i], current[i]
-        below = not p >= cur
-        t, vk, vn = peak[2, i], peak[1, i], latest[i]
-        ak = 1.0 - (now - t) / down_w if released else 0.0  # the fold's share of the window ahead
-        xk, xn = p + (vk - p) * ak, p + (vn - p) * a_new
-        ok_k = (peak[0, i] == peak[0, i]) & (t > cut_high) & _slot_holds_current(vk, xk, cur, share, released)
-        ok_n = has_new & _slot_holds_current(vn, xn, cur, share, released) & (not ok_k)
-        high[i] = vk if (below & ok_k) else (vn if (below & ok_n) else -_INF)
-        held[i] = xk if (below & ok_k & released) else (xn if (below & ok_n & released) else -_INF)
-        need[i] = 1.0 if (below & (not ok_k) & (not ok_n)) else 0.0
-    for i in range(n):
-        if need[i] == 0.0:
-            continue
-        p, h, m, top = proposals[i], -_INF, -_INF, -1
-        for k in range(count):
-            v = rec_v[at[k], i]
-            if released:
-                x = p + (v - p) * ahead[k]
-                top = k if x > h else top
-                h = x if x > h else h
-            else:
-                top = k if v > m else top
-            m = v if v > m else m
-        high[i], held[i] = m, h
-        if top >= 0:
-            peak[0, i], peak[1, i], peak[2, i] = at[top], rec_v[at[top], i], rec_t[at[top], i]
 
 
 @jit
@@ -582,15 +506,13 @@ def _windows_of_all(rec_v, rec_t, now, cut_keep, cut_low, cut_high, legacy, up_w
 
 @jit
 def _recommendation_windows(rec, rows, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released, proposals,
-                            low, high, held, slot_key, slot_of, lock, current, peak, share):
+                            low, high, held, slot_key, slot_of, lock):
     """Per target: the lowest recommendation in the up window (low), the highest in the down
     window (high), the linear release's held maximum (held, when ``released``) and the slot the
     cycle's recommendation goes to (slot_of: the first reusable one, else the first oldest), of
     rec (2, H, N) (values, times). rows (H + 1,): the common pattern of times and a flag (0: not
-    yet known, taken from target 0); lock (N,) 1.0 for the targets known to follow it (updated);
-    current (N,) the targets' counts, peak (3, N) their kept maxima, share the down min step (a
-    target on the pattern whose window cannot change its decision gets lower bounds in high and
-    held: _folded_per_target). Returns the pattern's slot."""
+    yet known, taken from target 0); lock (N,) 1.0 for the targets known to follow it (updated).
+    Returns the pattern's slot."""
     slots, n = rec.shape[1], rec.shape[2]
     low[:] = _INF
     high[:] = -_INF
@@ -617,8 +539,8 @@ def _recommendation_windows(rec, rows, now, cut_keep, cut_low, cut_high, legacy,
             if key < best:
                 s_star, best = s, key
         return s_star
-    s_star = _windows_of_pattern(rec_v, rec_t, rows, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released,
-                                 proposals, low, high, held, slot_of, current, peak, share, slot_key)
+    s_star = _windows_of_pattern(rec_v, rows, now, cut_keep, cut_low, cut_high, legacy, up_w, down_w, released,
+                                 proposals, low, high, held, slot_of)
     for i in range(n):
         if lock[i] != 0.0:
             continue
@@ -660,13 +582,12 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
     times; ramp (2, R, N, K) ramp samples, times; rec (2, H, N) recommendations, times; rows (H + 1 + 3W
     + 1 + R(2K + 1),) the common patterns of times of the recommendations (H + 1, see
     _recommendation_windows), of the window samples (see _sample_pattern) and of each ramp's samples
-    (see _ramp_plan); up, down (2, E, N) scale events (changes, times), read only; vf (19, N): outputs
+    (see _ramp_plan); up, down (2, E, N) scale events (changes, times), read only; vf (16, N): outputs
     combined, proposal, stabilized, desired, state missing_since, the cycle's current (pending for
     commit), scratch low, high, slot key, held, state lock (on the pattern), state latest scale event
     time (commit_kernel's), state the last cycle with no Ready pod (the ramps', RampState.dark_at),
     state the last cycle with a Ready pod, the start of a spell without one, the end of the hold
-    after a long spell (NormState.lit_at, dark_since, hold_until), state the slot, value and time of
-    the down window's maximum when last scanned (NaN slot: none; _folded_per_target) (_F_*). Outputs: out_f (6, N, M)
+    after a long spell (NormState.lit_at, dark_since, hold_until) (_F_*). Outputs: out_f (6, N, M)
     signal values, smoothed, proposals, ramp slope, ahead, proposal (ramp columns only); out_b (9, N,
     M) missing, stale, nonfinite, negative, usable, valid, and (state) the series' window sample times
     on their pattern, its ramp sample times on theirs (ramp columns), then implausible; vi (3, N)
@@ -952,7 +873,6 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
         # first sight seeds the history with (current, now)
         if slots > 0 and rec[1, 0, i] != rec[1, 0, i]:
             rec[0, 0, i], rec[1, 0, i] = cur, now
-            vf[_F_PEAK, i] = _NAN if vf[_F_PEAK, i] == 0.0 else vf[_F_PEAK, i]  # the slot no longer holds it
         # missing data
         blocked_down = (not all_valid) and any_valid and combined < cur
         none_valid = not any_valid
@@ -1003,8 +923,7 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
     if slots > 0 and rows[slots] != 0.0 and rows[0] != rows[0]:
         rows[0] = now  # the first sight seeded slot 0 of every target on the pattern
     s_star = _recommendation_windows(rec, rows[:slots + 1], now, cut_keep, cut_low, cut_high, legacy, up_w, down_w,
-                                     released, vf[_F_PROPOSAL], low, high, held_max, vf[_F_SLOT_KEY], slot_of, lock, current,
-                                     vf[_F_PEAK:_F_PEAK + 3], min_step)
+                                     released, vf[_F_PROPOSAL], low, high, held_max, vf[_F_SLOT_KEY], slot_of, lock)
 
     events = 0
     for i in range(n):
@@ -1093,7 +1012,6 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
             wrote = (not skip) or (hold and not has_forced)
             if wrote:
                 rec_v[slot_i, i] = proposal
-                vf[_F_PEAK, i] = _NAN if vf[_F_PEAK, i] == slot_i else vf[_F_PEAK, i]  # the slot no longer holds it
                 rec_t[slot_i, i] = now
             lock[i] = 1.0 if (wrote and lock[i] != 0.0) else 0.0  # a target on the pattern writes its slot
         stabilized, desired, limit_reason, reason = compiled.final_outcome(

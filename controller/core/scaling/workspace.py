@@ -66,7 +66,7 @@ class DecisionWorkspace:
     :meth:`flush`): read the raw up, down and vf arrays only after a flush.
     Packed (fused.fused_kernel's arguments): em (4, N, M) negated EWMA weights, ewma, ewma_at, usable_since
     (NormState.usable_since: recovering.py); win
-    (2, N, M, W); ramp (2, R, N, K); rec (2, H, N); rows; up, down (2, E, N); vf (19, N) and vi (3, N)
+    (2, N, M, W); ramp (2, R, N, K); rec (2, H, N); rows; up, down (2, E, N); vf (16, N) and vi (3, N)
     (fused._F_* and _I_* rows); out_f (6, N, M) out_f2 then ramp_out; pv the parameters
     (fused.pack_params).
     """
