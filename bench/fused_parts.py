@@ -11,7 +11,12 @@ restored from the capture before each call, the variants taking turns call by ca
 sweep (as a cycle between simulated engine steps and other policies). Prints the median and 10th
 percentile CPU time (time.process_time) per call, and for each part the full kernel's median minus the
 variant's (the part's cost; LLVM compiles each variant on its own, so a negative difference says code
-generation moved more than the part costs). Compiling the variants takes ~30 s each.
+generation moved more than the part costs). The product's own kernel (fused.fused_kernel) runs beside
+them, as a check that the unedited copy ("full kernel") is compiled alike (December 6, session 38, load
+~18: 121 vs 123 us warm). Each call follows the other variants' calls, so its code and branch history
+are cold: ~120 us warm here where the kernel called alone cycle after cycle takes ~70 us. Skipping the
+windows made the copy slower (150 us): until that is understood, read the parts as rough. Compiling
+the variants takes ~30 s each.
 Run: python bench/fused_parts.py [--capture 90] [--calls 200]
 """
 
@@ -31,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code: `python bench/x.py` puts bench/ first, and the editable install may point at another checkout
 
 import decide as bench_decide  # noqa: E402 (bench/decide.py: the inputs and the default policy)
-from controller.core.scaling import fused  # noqa: E402
+from controller.core.scaling import compiled, fused  # noqa: E402
 from controller.core.scaling.decide import Observation  # noqa: E402
 from controller.core.scaling.workspace import DecisionWorkspace, decide_into  # noqa: E402
 
@@ -65,8 +70,10 @@ VARIANTS = {
 
 def load_variants(directory: Path) -> dict:
     """Each variant's fused_kernel, compiled from its edited copy of fused.py in ``directory``."""
+    if not compiled.available():  # loads numba first: a module imported before marks its functions for later
+        raise SystemExit("bench/fused_parts.py: the compiled kernels are unavailable (numba missing or broken)")
     text = Path(fused.__file__).read_text()
-    kernels = {}
+    kernels = {"fused.fused_kernel": fused.fused_kernel}  # the kernel as the product compiles it (disk cache)
     for k, (name, edit) in enumerate(VARIANTS.items()):
         path = directory / f"fused_variant_{k}.py"
         path.write_text(edit(text))
@@ -136,9 +143,9 @@ def main() -> None:
         print(f"variants compiled and run in {time.process_time() - cpu:.0f} CPU s")
     for how in ("warm", "cold"):
         full = statistics.median(times[("full kernel", how)])
-        for name in VARIANTS:
+        for name in ("fused.fused_kernel", *VARIANTS):
             spent = times[(name, how)]
-            part = "" if name == "full kernel" else f"  part ~{(full - statistics.median(spent)) * 1e6:6.1f} us"
+            part = "" if name in ("full kernel", "fused.fused_kernel") else f"  part ~{(full - statistics.median(spent)) * 1e6:6.1f} us"
             print(f"{how} {name:15s} median {statistics.median(spent) * 1e6:6.1f} us, "
                   f"10th percentile {np.percentile(spent, 10) * 1e6:6.1f} us{part}")
     print(f"load {os.getloadavg()[0]:.1f} at the end")
