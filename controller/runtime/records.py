@@ -73,7 +73,12 @@ class RecordWriter:
 
     def write(self, records: Iterable[DecisionRecord]) -> None:
         """Append one cycle's records, all or none of them; raises OSError when they cannot be."""
-        data = b"".join(json.dumps(jsonable(r.to_dict()), separators=(",", ":")).encode() + b"\n" for r in records)
+        self.write_lines([json.dumps(jsonable(r.to_dict()), separators=(",", ":")) for r in records])
+
+    def write_lines(self, lines: Iterable[str]) -> None:
+        """Append one cycle's records as their JSON lines (without newlines: record_lines.cycle_lines),
+        all or none of them; raises OSError when they cannot be."""
+        data = "".join(line + "\n" for line in lines).encode()
         if not data:
             return
         if self.stdout:

@@ -7,6 +7,7 @@ cycle is logged and counted; it never stops the scheduler or the other policies.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -23,14 +24,15 @@ from apscheduler.triggers.interval import IntervalTrigger
 from controller.errors import ActuationError, PolicyError, PolicyUnreadable, StateStoreError, TemporaryError
 from controller.policy import LoadedPolicy, PolicyCheck, check_policies, check_policy_texts, format_duration
 from controller.policy.summary import plural
-from controller.model import TargetRef, jsonable
+from controller.model import TargetRef
 from controller.ports import Cluster, MetricsSource, PriorActionReader, Rehearsal, StateStore, StopsRequests
-from controller.runtime.reconciler import (CycleResult, Reconciler, RuntimePolicy, cycle_records, emit_event,
+from controller.runtime.reconciler import (CycleResult, Reconciler, RuntimePolicy, emit_event,
                                            event_recorder)
 from controller.runtime.backtest import target_labels_of
 from controller.runtime.claims import TargetClaims
 from controller.runtime.cycle_phases import phases_words
 from controller.runtime.last_good import LastGood, LastGoodCopy, PolicyTexts
+from controller.runtime.record_lines import cycle_lines
 from controller.runtime.records import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RecordWriter
 from controller.runtime.state_cleanup import RemovedStateCleanup
 from controller.runtime.status import StatusBook, to_document
@@ -490,11 +492,10 @@ class ControllerService:
             self._forget_policy(result.policy)
         policy = self.policies.get(result.policy)
         if (result.decision is not None or result.healing is not None) and policy is not None:
-            records = cycle_records(result, policy.params.metric_names)
-            self._write_records(records)
+            lines = cycle_lines(result, policy.params.metric_names)  # a record's JSON line each, made once
+            self._write_records(lines)
             try:
-                self.status_book.add_cycle(result.policy, result.now, (jsonable(r.to_dict()) for r in records),
-                                           result.left_alone)
+                self.status_book.add_cycle(result.policy, result.now, map(json.loads, lines), result.left_alone)
             except Exception:  # the status view is for people; it must not cost a cycle its records or actions
                 log.exception("status update failed", extra={"policy": result.policy})
         if result.warm_start is not None:
@@ -616,14 +617,14 @@ class ControllerService:
             self._metric_gaps.discard(gap)
             log.warning(*ended, extra=said)
 
-    def _write_records(self, records: list) -> None:
-        """Append a cycle's records. A failure costs only the records: the cycle's actions were
-        applied already, and its status, logs and metrics follow; the next cycle tries again."""
+    def _write_records(self, lines: list[str]) -> None:
+        """Append a cycle's records (their JSON lines). A failure costs only the records: the cycle's
+        actions were applied already, and its status, logs and metrics follow; the next cycle tries again."""
         with self._records_lock:
-            if not self._records or not records:  # nothing written says nothing of the file
+            if not self._records or not lines:  # nothing written says nothing of the file
                 return
             try:
-                self._records.write(records)
+                self._records.write_lines(lines)
             except Exception as exc:  # OSError mostly (a full disk, a folder at the path); never the loop's end
                 self._records_failed(exc)
             else:

@@ -180,3 +180,23 @@ def test_simulate_says_it_writes_a_large_decisions_file(monkeypatch, least, said
     console = Console(file=io.StringIO(), width=200)
     simulation._say_writing(console, {"policy": log}, Path("out"))
     assert console.file.getvalue().strip() == said
+
+
+def test_the_live_loop_writes_and_shows_the_lines_as_it_did_the_records(tmp_path):
+    """`setpoint run` writes a cycle's lines (RecordWriter.write_lines) and gives the status view
+    each line read back: the same file and the same dicts as the records' own path (write,
+    jsonable(to_dict())) gave; live records keep epoch times (no start_s)."""
+    from controller.runtime.records import RecordWriter
+
+    sc = load_scenario_text(SCENARIO.format(duration="20m"))
+    (_, log), = run_controllers(sc, [spec("setpoint-default.yaml")], keep_records=True)
+    by_records, by_lines = RecordWriter(tmp_path / "records.jsonl"), RecordWriter(tmp_path / "lines.jsonl")
+    for cycle in log.cycles:
+        records = cycle_records(cycle, log.metric_names)
+        lines = cycle_lines(cycle, log.metric_names)
+        by_records.write(records)
+        by_lines.write_lines(lines)
+        assert [json.loads(line) for line in lines] == [jsonable(r.to_dict()) for r in records]
+    by_records.close(), by_lines.close()
+    assert (tmp_path / "lines.jsonl").read_bytes() == (tmp_path / "records.jsonl").read_bytes()
+    assert (tmp_path / "lines.jsonl").stat().st_size > 0
