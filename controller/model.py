@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -522,3 +523,9 @@ def jsonable(x: Any) -> Any:
     if isinstance(x, (float, np.floating)):
         return float(x) if math.isfinite(x) else None
     return x
+
+
+def json_text(x: Any) -> str:
+    """``x`` as one compact JSON text, as records and result lines are written (:func:`jsonable`:
+    NaN and inf as null)."""
+    return json.dumps(jsonable(x), separators=(",", ":"))

@@ -30,6 +30,7 @@ from controller.policy import LoadedPolicy
 from controller.policy.limits import MAX_REPLICAS
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
 from controller.runtime.record_lines import cycle_lines
+from controller.runtime.records import lines_text
 from simulators import engine_compiled, parallel, score_compiled
 from simulators.cluster import SimCluster
 from simulators.memory import check_fits, format_bytes, kept_trajectory, memory_limit
@@ -127,9 +128,7 @@ class CycleLog:
 
     def _write(self, cycle: CycleResult) -> None:
         lines = cycle_lines(cycle, self.metric_names, self.start_s)
-        if lines:
-            self._spool.write("\n".join(lines))
-            self._spool.write("\n")
+        self._spool.write(lines_text(lines))
         self.spilled += len(lines)
 
     def records(self, start_s: float | None = None):
@@ -155,7 +154,7 @@ class CycleLog:
         for result in self.cycles:
             lines = cycle_lines(result, self.metric_names, self.start_s)
             if lines:
-                yield "\n".join(lines) + "\n"
+                yield lines_text(lines)
 
     @property
     def record_count(self) -> int:

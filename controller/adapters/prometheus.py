@@ -910,16 +910,7 @@ class PrometheusSource:
         the first failure in ``exprs`` order is raised once all have finished; with True, a
         failed query's slot holds its MetricsUnavailable instead of Samples.
         """
-        def one(expr: str) -> Samples | MetricsUnavailable:
-            try:
-                return self.query(expr, targets, at, labels=labels)
-            except MetricsUnavailable as exc:
-                return exc
-
-        if len(exprs) <= 1 or self.config.max_concurrency == 1:
-            results = [one(e) for e in exprs]
-        else:
-            results = list(self._executor().map(one, exprs))
+        results = self._each(lambda e: self.query(e, targets, at, labels=labels), exprs, MetricsUnavailable)
         if not return_exceptions:
             for r in results:
                 if isinstance(r, MetricsUnavailable):
@@ -961,20 +952,25 @@ class PrometheusSource:
         """``query_range`` for each expression over the same grid, at most
         ``config.max_concurrency`` at once; results in order. One failing query does not stop the
         others; the first failure in ``exprs`` order is raised once all have finished."""
-        def one(expr: str) -> list[RangeSeries] | Exception:
-            try:
-                return self.query_range(expr, start_s, end_s, step_s)
-            except (MetricsUnavailable, ValueError) as exc:
-                return exc
-
-        if len(exprs) <= 1 or self.config.max_concurrency == 1:
-            results = [one(e) for e in exprs]
-        else:
-            results = list(self._executor().map(one, exprs))
+        results = self._each(lambda e: self.query_range(e, start_s, end_s, step_s), exprs,
+                             (MetricsUnavailable, ValueError))
         for r in results:
             if isinstance(r, Exception):
                 raise r
         return results
+
+    def _each(self, call: Callable, exprs: Sequence[str], caught) -> list:
+        """``call(expr)`` for each expression, at most ``config.max_concurrency`` at once (one at a
+        time for a single one); results in order, an exception of ``caught`` in its call's slot."""
+        def one(expr: str):
+            try:
+                return call(expr)
+            except caught as exc:
+                return exc
+
+        if len(exprs) <= 1 or self.config.max_concurrency == 1:
+            return [one(e) for e in exprs]
+        return list(self._executor().map(one, exprs))
 
     def _range_chunk(self, expr: str, lo: float, hi: float, step_s: float, timeout_s: float) -> list:
         """One range query's series, as ``parse_matrix`` returns them."""

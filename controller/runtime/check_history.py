@@ -70,8 +70,8 @@ def check_history(params: HealthParams, exprs: Sequence[str], source, targets: S
                   now: float) -> CheckHistory:
     """Replay the workload checks of ``targets`` (K) from ``source`` (``query_range`` as
     PrometheusSource's) up to one interval before ``now``, from empty rows (as HealthState.empty's).
-    ``exprs``: one per check of ``params``. One range query per workload check, together where the source can. Never raises
-    for a Prometheus failure."""
+    ``exprs``: one per check of ``params``. One range query per workload check, together where the
+    source can (backtest.range_answers). Never raises for a Prometheus failure."""
     k = len(targets)
     interval = max(params.interval_s, 1.0)
     ticks = int(np.ceil(history_window_s(params) / interval))

@@ -15,23 +15,17 @@ per-record path.
 
 from __future__ import annotations
 
-import json
 from itertools import repeat
 from json.encoder import encode_basestring_ascii as json_string  # what json.dumps writes for a str
 
 import numpy as np
 
 from controller.core.scaling.decide import Decision
-from controller.model import REASON_CODES, jsonable
+from controller.model import REASON_CODES, json_text
 from controller.runtime.reconciler import ABSENT, CycleResult, cycle_records, shell_extras
 from controller.runtime.startup_observer import OBSERVED, POLICY, StartupInfo
 
 _REASON_TEXTS = [json_string(code) for code in REASON_CODES]
-
-
-def json_text(x: object) -> str:
-    """``x`` as one compact JSON text, as the records are written (NaN and inf as null)."""
-    return json.dumps(jsonable(x), separators=(",", ":"))
 
 
 def cycle_lines(result: CycleResult, metric_names: tuple[str, ...], start_s: float = 0.0) -> list[str]:

@@ -13,13 +13,18 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from controller.model import DecisionRecord, jsonable
+from controller.model import DecisionRecord, json_text
 
 log = logging.getLogger("setpoint.runtime")
 
 #: Defaults of `setpoint run --records-max-bytes / --records-keep`: at most 50 MiB x (1 + 3) on disk.
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_KEEP = 3
+
+
+def lines_text(lines: Iterable[str]) -> str:
+    """JSON lines (without newlines) as one text, each ending with a newline ('' for none)."""
+    return "".join(line + "\n" for line in lines)
 
 
 class RecordWriter:
@@ -73,12 +78,12 @@ class RecordWriter:
 
     def write(self, records: Iterable[DecisionRecord]) -> None:
         """Append one cycle's records, all or none of them; raises OSError when they cannot be."""
-        self.write_lines([json.dumps(jsonable(r.to_dict()), separators=(",", ":")) for r in records])
+        self.write_lines([json_text(r.to_dict()) for r in records])
 
     def write_lines(self, lines: Iterable[str]) -> None:
         """Append one cycle's records as their JSON lines (without newlines: record_lines.cycle_lines),
         all or none of them; raises OSError when they cannot be."""
-        data = "".join(line + "\n" for line in lines).encode()
+        data = lines_text(lines).encode()
         if not data:
             return
         if self.stdout:

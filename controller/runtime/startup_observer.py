@@ -87,7 +87,7 @@ class StartupInfo:
 
     def record(self, i: int) -> dict:
         """Target i: the delay used, where it came from, how many start-ups it rests on, and each
-        observed ramp's lead and observed forecast's horizon (s). (record_lines.startup_texts
+        observed ramp's lead and observed forecast's horizon (s). (record_lines.startup_pieces
         writes the same for every target in one pass.)"""
         e = self.estimate
         known = bool(np.isfinite(e.delay_s[i]))
