@@ -441,11 +441,18 @@ class StubPrometheus:
             self.requests.append(request)
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        counted = True
         try:
             if reply.delay_s:
                 self._closing.wait(reply.delay_s)
             body = reply.body(request["params"]) if callable(reply.body) else reply.body
             body = json.dumps(body) if isinstance(body, dict) else body
+            # no longer in flight before the first byte goes out: a client asking one query after
+            # another sends its next as soon as it has read this answer, which may be before this
+            # thread would reach its finally (max_in_flight then read 2 for a sequential client)
+            with self._lock:
+                self._in_flight -= 1
+                counted = False
             handler.send_response(reply.status)
             handler.send_header("Content-Type", reply.content_type)
             for k, v in reply.headers:
@@ -456,8 +463,9 @@ class StubPrometheus:
         except OSError:
             pass  # the client gave up (timeout): nothing to answer
         finally:
-            with self._lock:
-                self._in_flight -= 1
+            if counted:
+                with self._lock:
+                    self._in_flight -= 1
 
     def close(self) -> None:
         self._closing.set()
