@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.cpu_log import pytest_runtest_protocol  # noqa: F401  (a hook: SETPOINT_TEST_CPU_LOG)
 from tests.support.worker_exit import pytest_sessionfinish  # noqa: F401  (a hook: xdist workers' exit)
 
 REPO = Path(__file__).resolve().parents[1]
