@@ -1,4 +1,4 @@
-"""Each test's wall and CPU time, one JSON line per test phase, when ``SETPOINT_TEST_CPU_LOG`` names
+"""Each test's start (monotonic s), wall and CPU time, one JSON line per test, when ``SETPOINT_TEST_CPU_LOG`` names
 a file (every xdist worker appends to it): to find where the suite's time goes, module by module.
 
 CPU counts this process and the children it has waited for (the servers and ``setpoint`` processes
@@ -32,7 +32,7 @@ def pytest_runtest_protocol(item, nextitem):
     wall0, (own0, kids0) = time.monotonic(), _cpu_s()
     yield
     own1, kids1 = _cpu_s()
-    line = {"id": item.nodeid, "wall": round(time.monotonic() - wall0, 3), "cpu": round(own1 - own0, 3),
+    line = {"id": item.nodeid, "start": round(wall0, 3), "wall": round(time.monotonic() - wall0, 3), "cpu": round(own1 - own0, 3),
             "children": round(kids1 - kids0, 3), "worker": os.environ.get("PYTEST_XDIST_WORKER", "main")}
     with open(LOG, "a") as f:
         f.write(json.dumps(line) + "\n")
