@@ -69,6 +69,35 @@ def pytest_collection_modifyitems(config, items) -> None:
                      if d.argname in fixture_info.names_closure)
         if shared:
             item.add_marker(pytest.mark.xdist_group(module_id))
+    if hasattr(config, "workerinput"):  # an xdist worker: every worker orders its collection alike
+        items[:] = spread_waiting_tests(items)
+
+
+#: Tests that mostly wait on real clocks (a simulated cluster, a real Prometheus and `setpoint run`
+#: as processes: ~1 minute each at ~10 % of a core).
+WAITING = "tests/e2e/"
+
+
+def spread_waiting_tests(items: list) -> list:
+    """``items`` with the waiting tests spread evenly over the first 85 % of the others.
+
+    pytest-xdist hands tests out in this order (after the xdist_group units, --dist loadgroup).
+    In collection order the ~30 end-to-end tests came one after another: for ~9 minutes every
+    worker waited on real clocks while the 2 cores were mostly idle. Spread, one or two workers
+    wait while the others keep the cores busy; none is left last (the run's tail)."""
+    waiting = [item for item in items if item.nodeid.startswith(WAITING)]
+    others = [item for item in items if not item.nodeid.startswith(WAITING)]
+    if not waiting or not others:
+        return items
+    gap = 0.85 * len(others) / len(waiting)
+    at = {min(len(others) - 1, int(k * gap)): [] for k in range(len(waiting))}
+    for k, item in enumerate(waiting):
+        at[min(len(others) - 1, int(k * gap))].append(item)
+    spread = []
+    for n, item in enumerate(others):
+        spread.extend(at.get(n, ()))
+        spread.append(item)
+    return spread
 
 
 @pytest.fixture(autouse=True)
