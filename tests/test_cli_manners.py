@@ -479,10 +479,42 @@ def test_a_backtest_says_when_it_compiles_its_kernels(tmp_path, monkeypatch, cap
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(progress, "COMPILE_NOTICE_S", 0.2)
     monkeypatch.setattr(progress, "COMPILE_POLL_S", 0.05)
-    monkeypatch.setattr(progress, "kernels_compiling", lambda: compiling)
+    monkeypatch.setattr(progress, "kernels_compiling", lambda since=0: compiling)
     monkeypatch.setattr("controller.runtime.backtest.stream_backtest", slow_replay)
     with pytest.raises(SystemExit):
         main(["backtest", "-p", "web.yaml", "--prometheus", "http://127.0.0.1:9", "--from", "now-7d"])
     err = capsys.readouterr().err
     assert ("compiling the decision kernels: about 40 s" in " ".join(err.split())) == said, err
 
+
+
+@pytest.mark.parametrize("misses, said", [
+    # a worker (or an in-process caller) that compiled a kernel for an earlier command: the next
+    # command that ran 3 s said "compiling" though it loaded everything (a flaky output comparison)
+    pytest.param([4, 4], False, id="compiled-before-this-command-only"),
+    pytest.param([4, 5], True, id="compiled-during-this-command"),
+    pytest.param([0, 1], True, id="the-first-compile-of-the-process"),
+    pytest.param([0, 0], False, id="everything-from-the-cache"),
+])
+def test_the_compile_notice_counts_only_this_commands_compiles(monkeypatch, misses, said):
+    import io
+    import time as time_module
+
+    from rich.console import Console
+
+    from controller.cli import progress
+
+    counts = iter(misses)
+    last = [misses[0]]
+
+    def cache_misses() -> int:  # the entry count, then the later one at every look
+        last[0] = next(counts, last[0])
+        return last[0]
+
+    monkeypatch.setattr(progress, "COMPILE_NOTICE_S", 0.2)
+    monkeypatch.setattr(progress, "COMPILE_POLL_S", 0.05)
+    monkeypatch.setattr(progress, "kernel_cache_misses", cache_misses)
+    out = io.StringIO()
+    with progress.compile_notice(Console(file=out, width=200), "the decision kernels"):
+        time_module.sleep(0.6)
+    assert ("compiling the decision kernels" in out.getvalue()) == said, out.getvalue()

@@ -19,15 +19,22 @@ COMPILE_NOTICE_S = 3.0
 COMPILE_POLL_S = 0.5
 
 
-def kernels_compiling() -> bool:
-    """Some kernel of this process was compiled, or is compiling now (numba counts a cache miss
-    before it compiles): False when the kernels are off, not yet loaded, or all came from the cache."""
+def kernel_cache_misses() -> int:
+    """The cache misses of this process's loaded kernels so far (numba counts one before it compiles);
+    -1 when they cannot be read now (a module imported meanwhile: the next look)."""
     from controller.core.scaling import compiled
 
     try:
-        return any(sum(d.stats.cache_misses.values()) for _, _, d in compiled.loaded_kernels())
-    except RuntimeError:  # a module imported meanwhile (dictionary changed size): the next look
-        return False
+        return sum(sum(d.stats.cache_misses.values()) for _, _, d in compiled.loaded_kernels())
+    except RuntimeError:  # dictionary changed size
+        return -1
+
+
+def kernels_compiling(since: int = 0) -> bool:
+    """Some kernel of this process was compiled, or is compiling now, after ``since`` cache misses
+    were counted: False when the kernels are off, not yet loaded, or all came from the cache since."""
+    misses = kernel_cache_misses()
+    return misses > max(since, 0)
 
 
 @contextlib.contextmanager
@@ -37,11 +44,14 @@ def compile_notice(console, what: str) -> Iterator[None]:
     shows as a stalled first step): ``compiling WHAT: ...``. Watched from a thread: the kernels
     compile lazily, at their first call somewhere inside."""
     stop = threading.Event()
+    # only this command's compiles: a kernel compiled earlier in the process (an earlier command of
+    # the same process, in-process callers and tests) is no reason to say so now
+    before = kernel_cache_misses()
 
     def watch() -> None:
         first = None
         while not stop.wait(COMPILE_POLL_S):
-            if first is None and kernels_compiling():
+            if first is None and kernels_compiling(before):
                 first = time.monotonic()
             if first is not None and time.monotonic() - first >= COMPILE_NOTICE_S - COMPILE_POLL_S:
                 console.print(f"compiling {what}: about 40 s on a machine's first run or after an upgrade; cached "
