@@ -192,18 +192,18 @@ _NAN, _INF = math.nan, math.inf
 
 @jit_inline
 def nan_max(a, b):
-    """np.maximum on scalars: NaN if either is NaN (this constant NaN, as it always returned).
-    Selects only, no branch (``&`` does not short-circuit): as an early return LLVM kept a
-    branch, which a sign that changes from target to target (the ramp's max(slope, 0))
-    mispredicts about every other target (~7 us of the default policy's ~97 us cycle for
-    1,000 targets, in a simulated run)."""
-    return a if (a >= b) | (a != a) else b
+    """np.maximum on scalars: NaN if either is NaN."""
+    if a != a or b != b:
+        return _NAN
+    return a if a >= b else b
 
 
 @jit_inline
 def nan_min(a, b):
-    """np.minimum on scalars: NaN if either is NaN; selects only, as :func:`nan_max`."""
-    return a if (a <= b) | (a != a) else b
+    """np.minimum on scalars: NaN if either is NaN."""
+    if a != a or b != b:
+        return _NAN
+    return a if a <= b else b
 
 
 @jit_inline
