@@ -17,7 +17,14 @@ them, as a check that the unedited copy ("full kernel") is compiled alike (Decem
 are cold: ~120 us warm here where the kernel called alone cycle after cycle takes ~70 us. Skipping the
 windows made the copy slower (150 us): until that is understood, read the parts as rough. Compiling
 the variants takes ~30 s each.
-Run: python bench/fused_parts.py [--capture 90] [--calls 200]
+With ``--run-hours H``, the arguments are instead captured in a run of the policy controller over
+bench/sim_speed.py's 1,000-service scenario (every ``--every``-th cycle: the ramps' latest readings and
+observed start-ups as the simulator gives them, which decide.py's inputs lack), the variants taking
+turns over the captured cycles; the run's own per-call kernel CPU time is printed first (December 6,
+session 39, load ~8: median ~99 us, 10th percentile ~96 us; warm, alternating on 10 captured cycles:
+full kernel ~114 us, the ramps' look-ahead proposal ~5 us, the implied slope ~3 us, the ramp sample
+write ~3 us and read ~1 us).
+Run: python bench/fused_parts.py [--capture 90] [--calls 200] [--run-hours 1 --every 24]
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ import decide as bench_decide  # noqa: E402 (bench/decide.py: the inputs and the
 from controller.core.scaling import compiled, fused  # noqa: E402
 from controller.core.scaling.decide import Observation  # noqa: E402
 from controller.core.scaling.workspace import DecisionWorkspace, decide_into  # noqa: E402
+from controller.policy.summary import plural  # noqa: E402
 
 TARGETS = 1000
 # the kernel's state arguments (restored before each call), by position in fused_kernel's signature
@@ -102,29 +110,66 @@ def captured_arguments(cycles: int) -> list:
             ws.out_f, ws.out_b2, ws.vi, ws.active, ws.buf, ws.no_latest]
 
 
-def time_variants(kernels: dict, args: list, calls: int) -> dict:
-    """{(variant, "warm" or "cold"): CPU seconds per call}, the variants taking turns call by call."""
-    saved = [args[k].copy() for k in STATE_ARGS]
+def run_arguments(hours: float, every: int) -> tuple[list, list]:
+    """fused_kernel's arguments in a run of the policy controller (bench/sim_speed.py's 1,000-service
+    scenario, ``hours`` simulated hours): copies of every ``every``-th call's (taken before it
+    runs), and the CPU time (time.process_time) of every call as the run made it."""
+    import sim_speed  # noqa: PLC0415 (bench/sim_speed.py: the scenario and the controllers)
+    from controller.policy import load_policies  # noqa: PLC0415
+    from simulators import runner  # noqa: PLC0415
+    from simulators.scenario import load_scenario_text  # noqa: PLC0415
+
+    compiled.set_switch("1")
+    policy = load_policies([sim_speed.REPO / "policies" / "setpoint-default.yaml"])[0]
+    sim_speed.compile_kernels([policy, policy])
+    spec = [s for s in sim_speed.specs([policy]) if s.name == "policy"]
+    scenario = load_scenario_text(sim_speed.scenario_text(TARGETS, hours), "fused-parts.yaml")
+    kernel, captured, spent = fused.fused_kernel, [], []
+
+    def timed(*args):
+        if len(spent) % every == every - 1:
+            captured.append([a.copy() if isinstance(a, np.ndarray) else a for a in args])
+        cpu = time.process_time()
+        try:
+            return kernel(*args)
+        finally:
+            spent.append(time.process_time() - cpu)
+
+    fused.fused_kernel = timed  # workspace.decide_into calls fused.fused_kernel
+    try:
+        runner.run_controllers(scenario, spec, keep_records=False)
+    finally:
+        fused.fused_kernel = kernel
+    return captured, spent
+
+
+def time_variants(kernels: dict, arg_sets: list, calls: int) -> dict:
+    """{(variant, "warm" or "cold"): CPU seconds per call}, the variants taking turns call by call,
+    each round on the next of ``arg_sets`` (captured cycles' arguments, each restored before a call)."""
+    saved = [[args[k].copy() for k in STATE_ARGS] for args in arg_sets]
     sweep = np.ones(4_000_000)  # 32 MB: more than the caches
 
-    def restore() -> None:
-        for k, kept in zip(STATE_ARGS, saved):
-            np.copyto(args[k], kept)
+    def restore(c: int) -> None:
+        for k, kept in zip(STATE_ARGS, saved[c]):
+            np.copyto(arg_sets[c][k], kept)
 
     for kernel in kernels.values():  # the first call of each compiled
-        restore()
-        kernel(*args)
+        restore(0)
+        kernel(*arg_sets[0])
     times: dict = {}
-    for _ in range(calls):
+    for call in range(calls):
+        c = call % len(arg_sets)
+        args = arg_sets[c]
         for name, kernel in kernels.items():
             for how in ("warm", "cold"):
-                restore()
+                restore(c)
                 if how == "cold":
                     sweep += 1.0
                 cpu = time.process_time()
                 kernel(*args)
                 times.setdefault((name, how), []).append(time.process_time() - cpu)
-    restore()
+    for c in range(len(arg_sets)):
+        restore(c)
     return times
 
 
@@ -132,14 +177,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--capture", type=int, default=90, help="cycles run before the captured one")
     ap.add_argument("--calls", type=int, default=200, help="timed calls of each variant, warm and cold")
+    ap.add_argument("--run-hours", type=float, default=0.0,
+                    help="capture instead in a run of the policy controller over bench/sim_speed.py's scenario, "
+                         "this many simulated hours (every --every-th cycle)")
+    ap.add_argument("--every", type=int, default=24, help="with --run-hours: capture every this many cycles")
     args = ap.parse_args()
-    print(f"default policy, {TARGETS} targets, cycle {args.capture} of bench/decide.py's inputs; "
-          f"load {os.getloadavg()[0]:.1f} at the start")
+    if args.run_hours > 0:
+        arg_sets, spent = run_arguments(args.run_hours, args.every)
+        print(f"default policy, {TARGETS} targets, {plural(len(arg_sets), 'cycle')} captured in a run of "
+              f"{args.run_hours:g} simulated hours (sim_speed's scenario); the kernel in the run: median "
+              f"{statistics.median(spent) * 1e6:.1f} us CPU over {plural(len(spent), 'call')}")
+    else:
+        arg_sets = [captured_arguments(args.capture)]
+        print(f"default policy, {TARGETS} targets, cycle {args.capture} of bench/decide.py's inputs")
+    print(f"load {os.getloadavg()[0]:.1f} at the start")
     with tempfile.TemporaryDirectory() as directory:
         cpu = time.process_time()
         kernels = load_variants(Path(directory))
-        kernel_args = captured_arguments(args.capture)
-        times = time_variants(kernels, kernel_args, args.calls)
+        times = time_variants(kernels, arg_sets, args.calls)
         print(f"variants compiled and run in {time.process_time() - cpu:.0f} CPU s")
     for how in ("warm", "cold"):
         full = statistics.median(times[("full kernel", how)])
