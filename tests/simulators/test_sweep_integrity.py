@@ -18,8 +18,8 @@ from simulators import output as output_module
 from simulators import sweep as sweep_module
 from simulators.sweep import CellStore, build_grid, record_problem, run_cell, run_grid
 from simulators.parallel import STOP_GRACE_S
-from tests.simulators.sweep_fixtures import (DEFAULT_POLICY, SIGNAL_AT_FORK, STUCK_CELL, TARGET, kill_group, stop_command,
-                                             write_scenarios)
+from tests.simulators.sweep_fixtures import (DEFAULT_POLICY, LONG_CELL, SIGNAL_AT_FORK, STUCK_CELL, TARGET, kill_group,
+                                             stop_command, write_scenarios)
 from tests.simulators.test_parallel_signals import _left_in_group
 
 REPO = Path(__file__).resolve().parents[2]
@@ -204,26 +204,31 @@ def test_ctrl_c_at_a_terminal_stops_a_sweep_without_its_idle_workers_speaking(tm
     died of a KeyboardInterrupt outside any cell, printing multiprocessing's "Process
     ForkProcess-2:" and its traceback under "interrupted: ..."; the command alone stops them."""
     # the costliest cell first, in this process (it warms the kernels the workers fork with); then one
-    # worker runs the other long cell while the other runs the tiny ones and waits, idle. Long: the
-    # other worker may start seconds late on a loaded machine (CI's 4 test workers on 2 cores), and
-    # the long cell must outlast its tiny ones by more than that (10 days did not, once)
-    longs = write_scenarios(tmp_path, {"long1": (8, 700), "long2": (9, 700)}, duration="30d")
+    # worker is busy on the other long cell (LONG_CELL: it sleeps, as a worker in a long simulation
+    # without its CPU; it was a 30-day cell, ~15 s of CPU to have it outlast the tiny ones on a
+    # loaded machine) while the other runs the tiny ones and waits, idle
+    longs = write_scenarios(tmp_path, {"long1": (8, 700), "long2": (9, 700)}, duration="1h")
     tiny = write_scenarios(tmp_path, {f"tiny{i}": (i, 700) for i in range(1, 4)}, duration="4m")
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "controller.cli", "sweep", *longs, *tiny, "--set", f"{TARGET}=60", "--no-hpa",
+    out, marker = tmp_path / "out", tmp_path / "long-worker-busy"
+    cmd = [sys.executable, "-c", LONG_CELL, str(marker), "sweep", *longs, *tiny, "--set", f"{TARGET}=60", "--no-hpa",
            "--jobs", "2", "-o", str(out), "--no-report"]
     # as at a terminal: SIGINT's default action (a test run in the background, as CI's may be,
     # inherits it ignored, and so would the sweep: it would run to its end)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
                             env={**os.environ, "CI": "true"}, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None and len(list(out.glob("cells/*.json"))) < 4:
-        time.sleep(0.1)
-    assert proc.poll() is None and len(list(out.glob("cells/*.json"))) == 4, "not one long cell left running"
-    time.sleep(0.5)  # the worker that ran them waits for another
-    os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and not (
+                marker.exists() and len(list(out.glob("cells/*.json"))) == 4):
+            time.sleep(0.1)
+        assert proc.poll() is None and marker.exists(), "not one long cell left running"
+        assert len(list(out.glob("cells/*.json"))) == 4, "the other cells did not finish"
+        time.sleep(0.5)  # the worker that ran them waits for another
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        kill_group(proc)
     assert proc.returncode == 130, err
     assert "interrupted: the finished cells are kept in" in err
     assert "Traceback" not in err and "ForkProcess" not in err and "KeyboardInterrupt" not in err, err
