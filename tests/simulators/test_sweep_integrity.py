@@ -156,8 +156,10 @@ def _children(pid: int) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_sigterm_stops_a_sweep_and_its_workers_and_says_how_to_resume(tmp_path):
-    day = write_scenarios(tmp_path, {"long": (1, 700)}, duration="3d")  # cells of seconds each
-    cmd = [sys.executable, "-m", "controller.cli", "sweep", *day, "--set", f"{TARGET}=60,70,80,90", "--no-hpa",
+    # the first cell runs in the command; the workers stay busy on the others (LONG_CELL: as on cells
+    # of a long simulation, without its CPU; they were 3-day cells)
+    day = write_scenarios(tmp_path, {"long": (1, 700)}, duration="1h")
+    cmd = [sys.executable, "-c", LONG_CELL, str(tmp_path / "long-worker-busy"), "sweep", *day, "--set", f"{TARGET}=60,70,80,90", "--no-hpa",
            "--jobs", "2", "-o", str(tmp_path / "out"), "--no-report"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
                             env={**os.environ, "CI": "true"})
