@@ -159,18 +159,22 @@ def test_sigterm_stops_a_sweep_and_its_workers_and_says_how_to_resume(tmp_path):
     # the first cell runs in the command; the workers stay busy on the others (LONG_CELL: as on cells
     # of a long simulation, without its CPU; they were 3-day cells)
     day = write_scenarios(tmp_path, {"long": (1, 700)}, duration="1h")
-    cmd = [sys.executable, "-c", LONG_CELL, str(tmp_path / "long-worker-busy"), "sweep", *day, "--set", f"{TARGET}=60,70,80,90", "--no-hpa",
-           "--jobs", "2", "-o", str(tmp_path / "out"), "--no-report"]
+    cmd = [sys.executable, "-c", LONG_CELL, str(tmp_path / "long-worker-busy"), "sweep", *day, "--set",
+           f"{TARGET}=60,70,80,90", "--no-hpa", "--jobs", "2", "-o", str(tmp_path / "out"), "--no-report"]
+    # a session of its own: kill_group ends what a failed test leaves (sleeping workers included)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            env={**os.environ, "CI": "true"})
-    workers: list[int] = []
-    deadline = time.monotonic() + 60
-    while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-        workers = _children(proc.pid)
-    assert len(workers) >= 2, "the workers never started"
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
+                            env={**os.environ, "CI": "true"}, start_new_session=True)
+    try:
+        workers: list[int] = []
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            workers = _children(proc.pid)
+        assert len(workers) >= 2, "the workers never started"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        kill_group(proc)
     assert proc.returncode == 143, err
     assert "interrupted: the finished cells are kept in" in err and "Traceback" not in err
     time.sleep(1)
