@@ -95,6 +95,25 @@ STUCK_CELL = BUSY_CELL.format(prefix="stuck", on_sigterm="SIG_IGN")
 LONG_CELL = BUSY_CELL.format(prefix="long", on_sigterm="SIG_DFL")
 
 
+def start_at_a_terminal(cmd: list[str], cwd: Path) -> subprocess.Popen:
+    """``cmd`` started as a terminal's foreground job: a session of its own, so Ctrl-C (killpg) reaches
+    its workers too, with SIGINT's default action (a test run in the background, as CI's may be,
+    inherits it ignored, and so would the sweep: it would run to its end)."""
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                            env={**os.environ, "CI": "true"}, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def wait_for_a_busy_worker(proc: subprocess.Popen, marker: Path, out: Path, cells: int, within_s: float) -> None:
+    """Until a BUSY_CELL worker touched ``marker`` and ``cells`` cell files are stored in ``out``."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline and proc.poll() is None and not (
+            marker.exists() and len(list(out.glob("cells/*.json"))) == cells):
+        time.sleep(0.1)
+    assert proc.poll() is None and marker.exists(), "the busy worker never started"
+    assert len(list(out.glob("cells/*.json"))) == cells, "the other cells did not finish"
+
+
 class CtrlCWhenLoaded:
     """Sends SIGINT to its process group where it is unpickled: passed to a worker process, a Ctrl-C
     that comes while the worker starts (multiprocessing's bootstrap, before its own handlers)."""

@@ -19,7 +19,8 @@ from simulators import sweep as sweep_module
 from simulators.sweep import CellStore, build_grid, record_problem, run_cell, run_grid
 from simulators.parallel import STOP_GRACE_S
 from tests.simulators.sweep_fixtures import (DEFAULT_POLICY, LONG_CELL, SIGNAL_AT_FORK, STUCK_CELL, TARGET, kill_group,
-                                             stop_command, write_scenarios)
+                                             start_at_a_terminal, stop_command, wait_for_a_busy_worker,
+                                             write_scenarios)
 from tests.simulators.test_parallel_signals import _left_in_group
 
 REPO = Path(__file__).resolve().parents[2]
@@ -218,18 +219,9 @@ def test_ctrl_c_at_a_terminal_stops_a_sweep_without_its_idle_workers_speaking(tm
     out, marker = tmp_path / "out", tmp_path / "long-worker-busy"
     cmd = [sys.executable, "-c", LONG_CELL, str(marker), "sweep", *longs, *tiny, "--set", f"{TARGET}=60", "--no-hpa",
            "--jobs", "2", "-o", str(out), "--no-report"]
-    # as at a terminal: SIGINT's default action (a test run in the background, as CI's may be,
-    # inherits it ignored, and so would the sweep: it would run to its end)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            env={**os.environ, "CI": "true"}, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = start_at_a_terminal(cmd, REPO)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None and not (
-                marker.exists() and len(list(out.glob("cells/*.json"))) == 4):
-            time.sleep(0.1)
-        assert proc.poll() is None and marker.exists(), "not one long cell left running"
-        assert len(list(out.glob("cells/*.json"))) == 4, "the other cells did not finish"
+        wait_for_a_busy_worker(proc, marker, out, 4, within_s=120)
         time.sleep(0.5)  # the worker that ran them waits for another
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=30)
@@ -265,20 +257,12 @@ def test_a_stopped_sweep_kills_a_worker_stuck_past_sigterm_and_keeps_the_finishe
     args = (["sweep", *files, "--set", f"{TARGET}=60", "--no-hpa", "-o", str(out), "--no-report"] if command == "sweep"
             else ["tune", str(DEFAULT_POLICY), "--scenarios", ",".join(files), "--set", f"{TARGET}=60,90", "--trials", "2",
                   "--max-violation-minutes", "100", "--work", str(out), "-o", str(tmp_path / "tuned.yaml")])
-    # a session of its own, as a terminal's foreground job: Ctrl-C reaches the whole group, the
-    # workers too (they ignore it); SIGTERM the command alone, as kill(1) or a service manager sends it
-    proc = subprocess.Popen([sys.executable, "-c", STUCK_CELL, str(marker), *args, "--jobs", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            env={**os.environ, "CI": "true"}, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # as a terminal's foreground job: Ctrl-C reaches the whole group, the workers too (they ignore it);
+    # SIGTERM the command alone, as kill(1) or a service manager sends it
+    proc = start_at_a_terminal([sys.executable, "-c", STUCK_CELL, str(marker), *args, "--jobs", "2"], REPO)
     try:
         # the first cell runs in the command (it warms the workers' fork), then a, b and stuck on two workers
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and proc.poll() is None and not (
-                marker.exists() and len(list(out.glob("cells/*.json"))) == 3):
-            time.sleep(0.1)
-        assert proc.poll() is None and marker.exists(), "the stuck worker never started"
-        assert len(list(out.glob("cells/*.json"))) == 3, "the other cells did not finish"
+        wait_for_a_busy_worker(proc, marker, out, 3, within_s=90)
         # twice: the second inside the grace, the stuck worker got SIGTERM and is waited for
         err, took = stop_command(proc, sig, STOP_GRACE_S + 30, again_after_s=1.0 if twice else None)
     finally:
