@@ -20,22 +20,9 @@ from simulators import faults as F
 from simulators.cluster import SimCluster
 from simulators.ports import SimTargets
 from simulators.workload import ServiceConfig
+from tests.runtime.test_startup_dark import POLICY  # its ramp follows observed start-ups; the simulated
+# port resolves every selector to every service (web and api here)
 
-POLICY = """\
-apiVersion: setpoint/v1
-kind: Policy
-metadata: {name: web}
-spec:
-  targets: {namespace: default, names: [web, api]}
-  interval: 15s
-  replicas: {min: 1, max: 20}
-  scaling:
-    metrics:
-      - name: rps
-        query: sum by (namespace, deployment) (rate(http_requests_total[1m]))
-        target: {averagePerReplica: 80}
-        ramp: {startupDelay: observed}
-"""
 TICK_S, CYCLE_S = 1.0, 15.0
 JOINS_S = 600.0  # api joins the observer's list at this cycle; web is governed from the start
 
@@ -54,7 +41,7 @@ class FirstListFails(SimTargets):
 
 def first_sight_of_api(api_hang: bool, first_read_fails: bool = False, after_s: float = 0.0) -> tuple[int, float]:
     """(start-ups counted for api, its withheld replicas) ``after_s`` after the cycle it joins; with
-    ``first_read_fails``, the pod read of that cycle fails.)"""
+    ``first_read_fails``, the pod read of that cycle fails."""
     faults = [F.PodHang(at_s=60.0, count=2, services=("api",))] if api_hang else []
     cluster = SimCluster([ServiceConfig("web", initial_replicas=3, max_pods=20, startup_delay_s=10.0),
                           ServiceConfig("api", initial_replicas=4, max_pods=20, startup_delay_s=10.0)],
