@@ -42,6 +42,7 @@ class SimTargets:
         self._resolved: dict[TargetSelector, list[TargetRef]] = {}
         self._last_resolved: tuple[TargetSelector, list[TargetRef]] | None = None  # the last selector asked, its list
         self._rows: tuple[Sequence[TargetRef], np.ndarray, np.ndarray | slice] | None = None
+        self._index_of: dict[TargetRef, int] = {}  # _index's rows, of the targets found
 
     def resolve(self, selector: TargetSelector) -> list[TargetRef]:
         last = self._last_resolved
@@ -85,12 +86,22 @@ class SimTargets:
         if type(self).apply is not SimTargets.apply or any(a.kind is not ActionKind.SCALE for a in actions):
             return list(actions)
         try:
-            rows = [self.cluster.index(a.target) for a in actions]
+            rows = [self._index(a.target) for a in actions]
         except NotFound:
             return list(actions)
+        set_replicas = self.cluster.set_replicas
         for i, a in zip(rows, actions):
-            self.cluster.set_replicas(i, int(a.replicas))
+            set_replicas(i, int(a.replicas))
         return []
+
+    def _index(self, target: TargetRef) -> int:
+        """The cluster's row of ``target`` (SimCluster.index: NotFound when unknown), kept once
+        found: the simulated cluster's workloads never change, and a cycle's scales look up a few
+        of the same targets every cycle."""
+        row = self._index_of.get(target)
+        if row is None:
+            row = self._index_of[target] = self.cluster.index(target)
+        return row
 
     def list_pods(self, targets: Sequence[TargetRef]) -> PodView:
         """The ``PodLister`` capability: the targets' pods straight from the engine's arrays."""

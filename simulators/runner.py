@@ -628,12 +628,12 @@ class _ControllerRun:
         cluster, T = self.cluster, self.T
         for cycles in self.cycles:
             result = cycles.act(now)
-            if result is not None and self.on_cycle is not None:
+            if result is None:
+                continue
+            if self.on_cycle is not None:
                 self.on_cycle(result)
-            for a in result.actions if result is not None else ():
-                event = _event(a, now - self.scenario.start_s)
-                if self.budget.admit(event):
-                    self.actions.append(event)
+            if result.actions:
+                self._keep_actions(result.actions, now - self.scenario.start_s)
         if plan is not None and k + 1 < T:
             changed = np.flatnonzero(plan[j + 1] != plan[j])
             if changed.size:
@@ -641,6 +641,15 @@ class _ControllerRun:
         if self.on_tick and (k + 1 >= self.next_progress or k == T - 1):
             self.next_progress = k + 1 + self.every
             self.on_tick(k + 1)
+
+    def _keep_actions(self, actions: list[Action], t_s: float) -> None:
+        """The events of a cycle's ``actions`` at ``t_s`` (s since the start) that the run's
+        ActionBudget keeps, in order."""
+        admit, keep = self.budget.admit, self.actions.append
+        for a in actions:
+            event = _event(a, t_s)
+            if admit(event):
+                keep(event)
 
     def _run_sink_codes(self) -> tuple[np.ndarray, np.ndarray] | None:
         """The codes (engine_compiled.sink_codes) of the recorder's block and the metrics' rings

@@ -179,6 +179,8 @@ class PodReader:
         self.n_metrics = len(params.metrics)
         self.source = metrics if self.columns and isinstance(metrics, PodMetricsSource) else None
         self.lister = cluster if self.columns and isinstance(cluster, PodLister) else None
+        # the metric columns this reader queries (the Reconciler's workload query skips them), made once
+        self.read_here: frozenset[int] = frozenset(self.columns) if self.source is not None else frozenset()
         # the pods and one per-pod metric's samples in one read, when the source lists the cluster's pods
         self.joined = (metrics if self.lister is not None and self.source is not None and len(self.read_here) == 1
                        and isinstance(metrics, ListedPodMetricsSource) and metrics.lists_pods_of(cluster) else None)
@@ -188,11 +190,6 @@ class PodReader:
         """The cycle must observe the targets' full statuses (pods) for this reader: it reads
         per-pod metrics and the cluster cannot list pods as arrays."""
         return bool(self.columns) and self.lister is None
-
-    @property
-    def read_here(self) -> frozenset[int]:
-        """Metric columns this reader queries (the Reconciler's workload query skips them)."""
-        return frozenset(self.columns) if self.source is not None else frozenset()
 
     def read(self, targets: Sequence[TargetRef], view: ClusterView, now: float, errors: list[str],
              names: Sequence[str]) -> tuple[PodSamples | None, dict[int, Samples]]:

@@ -1118,15 +1118,19 @@ class Reconciler:
         when they are every change it makes (``_proposed_all``)."""
         # the changed rows' values only (Decision.desired converts the whole array on every access)
         rows = np.flatnonzero(decision.changed)
+        if not rows.size:  # no change (most cycles of a steady load): no gathers, no actions
+            self._proposed = (decision, [])
+            return []
         on_existing = view.exists[rows]
         every = bool(on_existing.all())  # every change has its action (else: those of existing targets)
         if not every:
             rows = rows[on_existing]
         reason, desired, spec = (a[rows].tolist() for a in (decision.reason, decision.norm.desired, view.spec))
-        actions = [Action(ActionKind.SCALE, targets[i], REASON_CODES[int(r)], replicas=int(d), from_replicas=int(f),
-                          policy=self.policy.name)
-                   for i, r, d, f in zip(rows.tolist(), reason, desired, spec)]
-        every = every and all(a.replicas == d for a, d in zip(actions, desired))  # each to a whole desired count
+        codes, scale, policy = REASON_CODES, ActionKind.SCALE, self.policy.name
+        actions = [Action(scale, targets[i], codes[int(r)], d_int, int(f), None, None, policy)
+                   for i, r, d_int, f in zip(rows.tolist(), reason, map(int, desired), spec)]
+        # each to a whole desired count (a fractional one would be a change the commit records otherwise)
+        every = every and all(a.replicas == d for a, d in zip(actions, desired))
         self._proposed = (decision, actions) if every else None
         return actions
 

@@ -111,6 +111,7 @@ class StartupObserver:
         self._targets: list[TargetRef] = []
         self._memory = StartupMemory.empty(0, sp)
         self._read = np.zeros(0, bool)  # the target's pods were read at least once
+        self._all_read = True  # every row of _read is True (most cycles: then only a rise in Ready makes a row due)
         self._ready = np.zeros(0)  # ready counts at the previous cycle
         self._estimated: tuple[StartupMemory, StartupEstimate] | None = None  # the estimate of that memory
         self._changed: np.ndarray | None = None  # rows of the memory changed since that estimate (None: all)
@@ -118,6 +119,7 @@ class StartupObserver:
         self._withheld = np.zeros(0)  # the last withheld replicas (kept for targets whose pods were not read)
         self._short_since = np.zeros(0)  # since when each target has had fewer Ready pods than spec (NaN: not)
         self._seen = np.zeros(0, bool)  # the target was observed before (a cycle of this observer)
+        self._all_seen = True  # every row of _seen is True (after the first cycle: no target first seen short)
         self._dark_at = np.full(0, np.nan)  # the last cycle at which the target had lost every Ready pod
         self._last_cycle_s = math.nan  # the previous cycle's time
         self._wanted: tuple[PolicyParams, bool] | None = None  # (params, wants_observed_startup of them)
@@ -131,13 +133,15 @@ class StartupObserver:
             return None
         self._align(targets)
         ready = np.asarray(view.ready, np.float64)
-        self._mark_dark(view.exists & (ready == 0), now)
-        due = np.flatnonzero(view.exists & (~self._read | (ready > self._ready)))
+        self._mark_dark(view.exists, ready == 0, now)
+        rose = ready > self._ready
+        due = np.flatnonzero(view.exists & (rose if self._all_read else ~self._read | rose))
         self._ready = ready.copy()
         if due.size:
             try:
                 self._learn(cluster, targets, due, view, now, listed_pods)
                 self._read[due] = True
+                self._all_read = self._all_read or bool(self._read.all())
             except SetpointError as exc:
                 errors.append(f"{STARTUP_UNREAD} ({exc}); the last estimates are kept")
         if self._estimated is None or self._estimated[0] is not self._memory:  # recomputed when the memory changed
@@ -154,11 +158,11 @@ class StartupObserver:
             self._wanted = (params, wants_observed_startup(params))
         return self._wanted[1]
 
-    def _mark_dark(self, no_ready: np.ndarray, now: float) -> None:
-        """Note the cycle ``now`` for the targets dark at it: no Ready pod (``no_ready`` (N,)
-        bool) after having had some at the last cycle, or dark then too."""
+    def _mark_dark(self, exists: np.ndarray, no_ready: np.ndarray, now: float) -> None:
+        """Note the cycle ``now`` for the targets dark at it: existing (``exists`` (N,) bool) with
+        no Ready pod (``no_ready`` (N,) bool) after having had some at the last cycle, or dark then too."""
         if no_ready.any():  # most cycles every target has a Ready pod: nothing can be dark
-            dark = no_ready & ((self._ready > 0) | (self._dark_at == self._last_cycle_s))
+            dark = exists & no_ready & ((self._ready > 0) | (self._dark_at == self._last_cycle_s))
             self._dark_at[dark] = now
         self._last_cycle_s = now
 
@@ -173,10 +177,12 @@ class StartupObserver:
         self._memory = self._memory.take(rows)
         self._changed = None  # rows moved: estimate every target again
         self._read = take_rows(self._read, rows, False)
+        self._all_read = bool(self._read.all())
         self._ready = take_rows(self._ready, rows, 0.0)
         self._withheld = take_rows(self._withheld, rows, 0.0)
         self._short_since = take_rows(self._short_since, rows, np.nan)
         self._seen = take_rows(self._seen, rows, False)
+        self._all_seen = bool(self._seen.all())
         self._dark_at = take_rows(self._dark_at, rows, np.nan)
         self._targets = targets
 
@@ -195,6 +201,7 @@ class StartupObserver:
         if not is_short.any():  # the common cycle: every target has its Ready pods
             since.fill(np.nan)
             self._seen[:] = True
+            self._all_seen = True
             self._withheld = np.zeros(len(targets))
             return None
         since[~is_short] = np.nan
@@ -204,8 +211,10 @@ class StartupObserver:
         # its target has been short all that time: a scale-up's start-ups need no pod read. A target
         # first seen short (a new target; this controller just started, during a stuck rollout
         # perhaps) has an unknown past: its pods are read once
-        due = np.flatnonzero((now - since > after) | (is_short & ~self._seen))
+        overdue = now - since > after
+        due = np.flatnonzero(overdue if self._all_seen else overdue | (is_short & ~self._seen))
         self._seen[:] = True
+        self._all_seen = True
         if not due.size:  # no pod to read: none withheld
             self._withheld = np.zeros(len(targets))
             return None
@@ -216,6 +225,7 @@ class StartupObserver:
             errors.append(f"{WITHHELD_UNREAD} ({exc}); the last counts are kept")
             out[due] = self._withheld[due]
             self._seen[due] = False  # a target first seen short is read again next cycle
+            self._all_seen = False
         else:
             out[due] = withheld_replicas(rows, created, not_serving, after, spec, ready, now)[due]
             # an unready pod that holds a spec slot has kept its target short since it was

@@ -148,16 +148,19 @@ class ClusterPort:
         else:
             rows, exists = self.rows_of(targets)
         every, all_exist = self._every_service(rows, exists)
-        if every:  # every service, in order: the same values without the gather
+        if every:  # every service, in order: the same values without the gathers
             pick = lambda a: a.astype(np.float64)  # noqa: E731
+            flag = np.copy  # exists & a[rows]: every row exists
         elif all_exist:  # np.where(exists, ..., 0) would keep every value: the gather alone
             pick = lambda a: a[rows].astype(np.float64)  # noqa: E731
+            flag = lambda a: a[rows]  # noqa: E731
         else:
             pick = lambda a: np.where(exists, a[rows], 0).astype(np.float64)  # noqa: E731
+            flag = lambda a: exists & a[rows]  # noqa: E731
         statuses = tuple(self._status(int(i)) for i in rows[exists]) if with_statuses else ()
         return ClusterView(spec=pick(self._spec_replicas), status=pick(self._n_pods), ready=pick(self._n_ready),
-                           rollout=exists & self._rolling[rows], exists=exists, statuses=statuses,
-                           paused=exists & self._paused[rows] if with_paused else None)
+                           rollout=flag(self._rolling), exists=exists, statuses=statuses,
+                           paused=flag(self._paused) if with_paused else None)
 
     def _every_service(self, rows: np.ndarray, exists: np.ndarray) -> tuple[bool, bool]:
         """(``rows`` is every service in order and each exists, every target exists), kept for
