@@ -64,20 +64,20 @@ main()
 """
 
 
-#: ``python -c BUSY_CELL.format(prefix=P, on_sigterm=H) MARKER setpoint-args...``: the command, whose local
-#: workers stay busy on the cells of a scenario file named ``P*.yaml`` (sleeping: at most 120 s, so
-#: nothing outlives a broken test by long) instead of simulating them, after setting SIGTERM to H and
-#: touching MARKER. Patched in this process, so forked workers (the sweep's start method without other
+#: ``python -c STUCK_CELL MARKER setpoint-args...``: the command, whose local workers get stuck on the
+#: cells of a scenario file named ``stuck*.yaml``, as one blocked in native code: such a worker
+#: ignores SIGTERM, touches MARKER and sleeps (at most 120 s, so nothing outlives a broken test by
+#: long). Patched in this process, so forked workers (the sweep's start method without other
 #: threads) inherit it; the cells elsewhere, and any cell run in the command itself, run as usual.
-BUSY_CELL = """
+STUCK_CELL = """
 import os, signal, sys, time
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal, even if inherited ignored
 marker, command = sys.argv.pop(1), os.getpid()
 from simulators import sweep
 real_run_cell = sweep.run_cell
 def run_cell(payload, on_fraction=None):
-    if os.getpid() != command and os.path.basename(payload["scenario_path"]).startswith("{prefix}"):
-        signal.signal(signal.SIGTERM, signal.{on_sigterm})
+    if os.getpid() != command and os.path.basename(payload["scenario_path"]).startswith("stuck"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         open(marker, "w").close()
         time.sleep(120)
     return real_run_cell(payload, on_fraction)
@@ -86,32 +86,6 @@ sys.argv[0] = "setpoint"
 from controller.cli import main
 main()
 """
-
-#: A worker stuck on the cells of ``stuck*.yaml``, as one blocked in native code: it ignores SIGTERM.
-STUCK_CELL = BUSY_CELL.format(prefix="stuck", on_sigterm="SIG_IGN")
-
-#: A worker busy on the cells of ``long*.yaml`` as on a long simulation, without its CPU: it ends at
-#: SIGTERM as every worker does (simulators/parallel.py sets SIG_DFL; a kernel's loop or a sleep alike).
-LONG_CELL = BUSY_CELL.format(prefix="long", on_sigterm="SIG_DFL")
-
-
-def start_at_a_terminal(cmd: list[str], cwd: Path) -> subprocess.Popen:
-    """``cmd`` started as a terminal's foreground job: a session of its own, so Ctrl-C (killpg) reaches
-    its workers too, with SIGINT's default action (a test run in the background, as CI's may be,
-    inherits it ignored, and so would the sweep: it would run to its end)."""
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
-                            env={**os.environ, "CI": "true"}, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-
-
-def wait_for_a_busy_worker(proc: subprocess.Popen, marker: Path, out: Path, cells: int, within_s: float) -> None:
-    """Until a BUSY_CELL worker touched ``marker`` and ``cells`` cell files are stored in ``out``."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline and proc.poll() is None and not (
-            marker.exists() and len(list(out.glob("cells/*.json"))) == cells):
-        time.sleep(0.1)
-    assert proc.poll() is None and marker.exists(), "the busy worker never started"
-    assert len(list(out.glob("cells/*.json"))) == cells, "the other cells did not finish"
 
 
 class CtrlCWhenLoaded:

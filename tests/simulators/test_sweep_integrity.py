@@ -18,8 +18,7 @@ from simulators import output as output_module
 from simulators import sweep as sweep_module
 from simulators.sweep import CellStore, build_grid, record_problem, run_cell, run_grid
 from simulators.parallel import STOP_GRACE_S
-from tests.simulators.sweep_fixtures import (DEFAULT_POLICY, LONG_CELL, SIGNAL_AT_FORK, STUCK_CELL, TARGET, kill_group,
-                                             start_at_a_terminal, stop_command, wait_for_a_busy_worker,
+from tests.simulators.sweep_fixtures import (DEFAULT_POLICY, SIGNAL_AT_FORK, STUCK_CELL, TARGET, kill_group, stop_command,
                                              write_scenarios)
 from tests.simulators.test_parallel_signals import _left_in_group
 
@@ -157,25 +156,19 @@ def _children(pid: int) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_sigterm_stops_a_sweep_and_its_workers_and_says_how_to_resume(tmp_path):
-    # the first cell runs in the command; the workers stay busy on the others (LONG_CELL: as on cells
-    # of a long simulation, without its CPU; they were 3-day cells)
-    day = write_scenarios(tmp_path, {"long": (1, 700)}, duration="1h")
-    cmd = [sys.executable, "-c", LONG_CELL, str(tmp_path / "long-worker-busy"), "sweep", *day, "--set",
-           f"{TARGET}=60,70,80,90", "--no-hpa", "--jobs", "2", "-o", str(tmp_path / "out"), "--no-report"]
-    # a session of its own: kill_group ends what a failed test leaves (sleeping workers included)
+    day = write_scenarios(tmp_path, {"long": (1, 700)}, duration="3d")  # cells of seconds each
+    cmd = [sys.executable, "-m", "controller.cli", "sweep", *day, "--set", f"{TARGET}=60,70,80,90", "--no-hpa",
+           "--jobs", "2", "-o", str(tmp_path / "out"), "--no-report"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            env={**os.environ, "CI": "true"}, start_new_session=True)
-    try:
-        workers: list[int] = []
-        deadline = time.monotonic() + 60
-        while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.2)
-            workers = _children(proc.pid)
-        assert len(workers) >= 2, "the workers never started"
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        kill_group(proc)
+                            env={**os.environ, "CI": "true"})
+    workers: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        workers = _children(proc.pid)
+    assert len(workers) >= 2, "the workers never started"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143, err
     assert "interrupted: the finished cells are kept in" in err and "Traceback" not in err
     time.sleep(1)
@@ -211,22 +204,26 @@ def test_ctrl_c_at_a_terminal_stops_a_sweep_without_its_idle_workers_speaking(tm
     died of a KeyboardInterrupt outside any cell, printing multiprocessing's "Process
     ForkProcess-2:" and its traceback under "interrupted: ..."; the command alone stops them."""
     # the costliest cell first, in this process (it warms the kernels the workers fork with); then one
-    # worker is busy on the other long cell (LONG_CELL: it sleeps, as a worker in a long simulation
-    # without its CPU; it was a 30-day cell, ~15 s of CPU to have it outlast the tiny ones on a
-    # loaded machine) while the other runs the tiny ones and waits, idle
-    longs = write_scenarios(tmp_path, {"long1": (8, 700), "long2": (9, 700)}, duration="1h")
+    # worker runs the other long cell while the other runs the tiny ones and waits, idle. Long: the
+    # other worker may start seconds late on a loaded machine (CI's 4 test workers on 2 cores), and
+    # the long cell must outlast its tiny ones by more than that (10 days did not, once)
+    longs = write_scenarios(tmp_path, {"long1": (8, 700), "long2": (9, 700)}, duration="30d")
     tiny = write_scenarios(tmp_path, {f"tiny{i}": (i, 700) for i in range(1, 4)}, duration="4m")
-    out, marker = tmp_path / "out", tmp_path / "long-worker-busy"
-    cmd = [sys.executable, "-c", LONG_CELL, str(marker), "sweep", *longs, *tiny, "--set", f"{TARGET}=60", "--no-hpa",
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "controller.cli", "sweep", *longs, *tiny, "--set", f"{TARGET}=60", "--no-hpa",
            "--jobs", "2", "-o", str(out), "--no-report"]
-    proc = start_at_a_terminal(cmd, REPO)
-    try:
-        wait_for_a_busy_worker(proc, marker, out, 4, within_s=120)
-        time.sleep(0.5)  # the worker that ran them waits for another
-        os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        kill_group(proc)
+    # as at a terminal: SIGINT's default action (a test run in the background, as CI's may be,
+    # inherits it ignored, and so would the sweep: it would run to its end)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, "CI": "true"}, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and len(list(out.glob("cells/*.json"))) < 4:
+        time.sleep(0.1)
+    assert proc.poll() is None and len(list(out.glob("cells/*.json"))) == 4, "not one long cell left running"
+    time.sleep(0.5)  # the worker that ran them waits for another
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "interrupted: the finished cells are kept in" in err
     assert "Traceback" not in err and "ForkProcess" not in err and "KeyboardInterrupt" not in err, err
@@ -257,12 +254,20 @@ def test_a_stopped_sweep_kills_a_worker_stuck_past_sigterm_and_keeps_the_finishe
     args = (["sweep", *files, "--set", f"{TARGET}=60", "--no-hpa", "-o", str(out), "--no-report"] if command == "sweep"
             else ["tune", str(DEFAULT_POLICY), "--scenarios", ",".join(files), "--set", f"{TARGET}=60,90", "--trials", "2",
                   "--max-violation-minutes", "100", "--work", str(out), "-o", str(tmp_path / "tuned.yaml")])
-    # as a terminal's foreground job: Ctrl-C reaches the whole group, the workers too (they ignore it);
-    # SIGTERM the command alone, as kill(1) or a service manager sends it
-    proc = start_at_a_terminal([sys.executable, "-c", STUCK_CELL, str(marker), *args, "--jobs", "2"], REPO)
+    # a session of its own, as a terminal's foreground job: Ctrl-C reaches the whole group, the
+    # workers too (they ignore it); SIGTERM the command alone, as kill(1) or a service manager sends it
+    proc = subprocess.Popen([sys.executable, "-c", STUCK_CELL, str(marker), *args, "--jobs", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, "CI": "true"}, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # the first cell runs in the command (it warms the workers' fork), then a, b and stuck on two workers
-        wait_for_a_busy_worker(proc, marker, out, 3, within_s=90)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None and not (
+                marker.exists() and len(list(out.glob("cells/*.json"))) == 3):
+            time.sleep(0.1)
+        assert proc.poll() is None and marker.exists(), "the stuck worker never started"
+        assert len(list(out.glob("cells/*.json"))) == 3, "the other cells did not finish"
         # twice: the second inside the grace, the stuck worker got SIGTERM and is waited for
         err, took = stop_command(proc, sig, STOP_GRACE_S + 30, again_after_s=1.0 if twice else None)
     finally:
