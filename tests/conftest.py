@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def spread_waiting_tests(items: list) -> list:
     if not waiting or not others:
         return items
     gap = 0.85 * len(others) / len(waiting)
-    at = {min(len(others) - 1, int(k * gap)): [] for k in range(len(waiting))}
+    at = collections.defaultdict(list)  # position among the others -> the waiting tests put before it
     for k, item in enumerate(waiting):
         at[min(len(others) - 1, int(k * gap))].append(item)
     spread = []
