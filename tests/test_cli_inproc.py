@@ -41,8 +41,8 @@ def test_in_process_says_what_the_subprocess_says(tmp_path, args):
         (tmp_path / side / "bad.yaml").write_text(BAD_SCENARIO)
     if args[0] == "explain":  # records to explain
         for side in ("sub", "inproc"):
-            assert run_cli("simulate", "step", "--no-report", "--no-frontier", "-o", "o",
-                                  "--scenario-set", "spec.duration=5m", cwd=tmp_path / side).returncode == 0
+            assert run_cli("simulate", "step", "--no-report", "--no-frontier", "-o", "o", "--scenario-set",
+                           "spec.duration=5m", cwd=tmp_path / side).returncode == 0
     real = subprocess_run(*args, cwd=tmp_path / "sub")
     inproc = run_cli(*args, cwd=tmp_path / "inproc")
     assert (inproc.returncode, inproc.stdout) == (real.returncode, real.stdout)
