@@ -43,6 +43,7 @@ class SimTargets:
         self._last_resolved: tuple[TargetSelector, list[TargetRef]] | None = None  # the last selector asked, its list
         self._rows: tuple[Sequence[TargetRef], np.ndarray, np.ndarray | slice] | None = None
         self._index_of: dict[TargetRef, int] = {}  # _index's rows, of the targets found
+        self._starts_rows: tuple[Sequence[TargetRef], np.ndarray, np.ndarray] | None = None  # pod_starts' (list, rows_of)
 
     def resolve(self, selector: TargetSelector) -> list[TargetRef]:
         last = self._last_resolved
@@ -102,6 +103,18 @@ class SimTargets:
         if row is None:
             row = self._index_of[target] = self.cluster.index(target)
         return row
+
+    def pod_starts(self, targets: Sequence[TargetRef], due: np.ndarray) -> tuple | None:
+        """The ``PodStartLister`` capability: the pods of ``targets`` at ``due`` (D,) int64 as the
+        start-up observer reads them, straight from the engine's slots (SimCluster.pod_starts),
+        without a target list of their own. None when the kernels are off, or when a subclass
+        lists its own way (``list_pods`` overridden: a test's failing read): then ``list_pods``."""
+        if type(self).list_pods is not SimTargets.list_pods:
+            return None
+        if self._starts_rows is None or self._starts_rows[0] is not targets:  # the cycle's list: kept as given
+            self._starts_rows = (targets, *self.cluster.rows_of(targets))
+        _, rows, exists = self._starts_rows
+        return self.cluster.pod_starts(rows[due], exists[due], due)
 
     def list_pods(self, targets: Sequence[TargetRef]) -> PodView:
         """The ``PodLister`` capability: the targets' pods straight from the engine's arrays."""

@@ -6,7 +6,8 @@ Ready; core/scaling/startup.py does the arithmetic). Which targets are read: eve
 observer has not read yet (the first cycle, a new target, a controller restart: the start-ups
 are re-learned from the pods that exist, nothing needs persisting), and those whose ready count
 rose since the previous cycle (a pod just became Ready). Pods come from the Cluster's
-PodLister capability (arrays; the simulator), else from the view's full statuses when the cycle
+PodStartLister capability (the columns read here, for rows of the target list; the simulator),
+else its PodLister capability (arrays), else from the view's full statuses when the cycle
 listed pods anyway (health checks), else from one ``observe(..., with_pods=True)`` of those
 targets (the Kubernetes adapter: creationTimestamp and the Ready condition's
 lastTransitionTime). A failed read leaves the memory as it was (the error goes in the cycle's).
@@ -44,7 +45,7 @@ from controller.core.scaling.startup import (DEFAULT_STARTUP, StartupEstimate, S
 from controller.core.scaling.withheld import withheld_after_s, withheld_replicas
 from controller.errors import SetpointError
 from controller.model import TargetRef, direct_init
-from controller.ports import Cluster, ClusterView, PodLister
+from controller.ports import Cluster, ClusterView, PodLister, PodStartLister
 
 #: How this module's errors begin (reads of the cluster's pods): telemetry counts them as source="cluster"
 STARTUP_UNREAD, WITHHELD_UNREAD = "start-up delays: pods not read", "withheld replicas: pods not read"
@@ -115,7 +116,7 @@ class StartupObserver:
         self._ready = np.zeros(0)  # ready counts at the previous cycle
         self._estimated: tuple[StartupMemory, StartupEstimate] | None = None  # the estimate of that memory
         self._changed: np.ndarray | None = None  # rows of the memory changed since that estimate (None: all)
-        self._lister: tuple[object, bool] | None = None  # (cluster, it is a PodLister): checked once per cluster
+        self._lister: tuple[object, bool, bool] | None = None  # (cluster, it is a PodLister, a PodStartLister): checked once per cluster
         self._withheld = np.zeros(0)  # the last withheld replicas (kept for targets whose pods were not read)
         self._short_since = np.zeros(0)  # since when each target has had fewer Ready pods than spec (NaN: not)
         self._seen = np.zeros(0, bool)  # the target was observed before (a cycle of this observer)
@@ -254,9 +255,14 @@ class StartupObserver:
     def _pods(self, cluster: Cluster, targets: list[TargetRef], due: np.ndarray, view: ClusterView,
               listed_pods: bool) -> tuple[np.ndarray, ...]:
         """The pods of the targets in rows ``due`` as pod_facts gives them, from the Cluster's
-        PodLister, else the view's statuses (``listed_pods``), else one observe of those targets."""
+        PodStartLister, else its PodLister, else the view's statuses (``listed_pods``), else one
+        observe of those targets."""
         if self._lister is None or self._lister[0] is not cluster:  # a runtime Protocol check costs ~30 us
-            self._lister = (cluster, isinstance(cluster, PodLister))
+            self._lister = (cluster, isinstance(cluster, PodLister), isinstance(cluster, PodStartLister))
+        if self._lister[2]:  # the columns read here, without a target list for ``due`` nor the listing's objects
+            starts = cluster.pod_starts(targets, due)
+            if starts is not None:
+                return starts
         if self._lister[1]:
             pods = cluster.list_pods([targets[i] for i in due])
             created = pods.start_time if pods.created_time is None else pods.created_time

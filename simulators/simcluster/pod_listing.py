@@ -327,3 +327,69 @@ def try_listed_samples(rows: np.ndarray, exists: np.ndarray, phase: np.ndarray, 
         compiled.mark_broken(exc)
         return None
     return tuple(got)
+
+
+@jit
+def _pod_starts_kernel(rows, exists, at, counts, ends, phase, serial, created_s, ready_transition_s):
+    """The live pods of services ``rows`` (D,) that ``exists``, by target then serial, as the
+    start-up observer reads them: (target ``at`` of the pod's service, uid, creation, Ready
+    change, Ready, runs not Ready (neither Ready nor Pending)), (P,) each, and whether the
+    ``counts`` (S,) held (False: a row had another number of pods before its ``ends``)."""
+    total = 0
+    for a in range(rows.shape[0]):
+        if exists[a]:
+            total += counts[rows[a]]
+    target = np.empty(total, np.int64)
+    uid = np.empty(total, np.int64)
+    created = np.empty(total)
+    ready_s = np.empty(total)
+    ready = np.empty(total, np.bool_)
+    not_serving = np.empty(total, np.bool_)
+    slot = np.empty(phase.shape[1], np.int64)
+    p = 0
+    for a in range(rows.shape[0]):
+        if not exists[a]:
+            continue
+        r, m = rows[a], 0
+        for s in range(ends[r]):
+            if phase[r, s] == EMPTY:
+                continue
+            key = serial[r, s]
+            q = m  # insertion: after every pod of a lower or equal serial (stable)
+            while q > 0 and serial[r, slot[q - 1]] > key:
+                slot[q] = slot[q - 1]
+                q -= 1
+            slot[q] = s
+            m += 1
+        if m != counts[r]:
+            return target, uid, created, ready_s, ready, not_serving, False
+        for j in range(m):
+            s = slot[j]
+            ph = phase[r, s]
+            target[p] = at[a]
+            uid[p] = (np.int64(r) << 32) + serial[r, s]
+            created[p] = created_s[r, s]
+            ready_s[p] = ready_transition_s[r, s]
+            ready[p] = ph == READY
+            not_serving[p] = ph != READY and ph != PENDING
+            p += 1
+    return target, uid, created, ready_s, ready, not_serving, True
+
+
+def try_pod_starts(rows: np.ndarray, exists: np.ndarray, at: np.ndarray, phase: np.ndarray, serial: np.ndarray,
+                   created_s: np.ndarray, ready_transition_s: np.ndarray, counts: np.ndarray,
+                   ends: np.ndarray) -> tuple | None:
+    """The pods of the services at ``rows`` (D,) int64 that ``exists`` (D,) bool, each labelled
+    with its target's ``at`` (D,) int64, in ``try_list_pods``' order: (target, uid, creation,
+    Ready change (epoch s), Ready, runs but not Ready), (P,) each: the columns the start-up
+    observer reads of a pod listing (controller/runtime/startup_observer.py), without the
+    listing's other columns and objects. ``counts``, ``ends`` (S,): as try_listed_samples
+    takes them. None when the kernels are off or the counts did not hold: then list the pods."""
+    if not compiled.enabled():
+        return None
+    try:
+        *got, held = _pod_starts_kernel(rows, exists, at, counts, ends, phase, serial, created_s, ready_transition_s)
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+    return tuple(got) if held else None

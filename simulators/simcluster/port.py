@@ -306,6 +306,15 @@ class ClusterPort:
         self._pod_arrays_cache = (self._view_cache[0], tuple(a.copy() for a in state), out)
         return out
 
+    def pod_starts(self, rows: np.ndarray, exists: np.ndarray, at: np.ndarray) -> tuple | None:
+        """The pods of the services at ``rows`` (D,) int64 that ``exists`` (D,) bool, each with its
+        target ``at`` (D,) int64: (target, uid, creation, Ready change, Ready, runs but not
+        Ready), (P,) each, the columns of ``pod_arrays`` the start-up observer reads, in its order
+        (simcluster/pod_listing.py try_pod_starts). None when the kernels are off."""
+        self._flush()
+        return pod_listing.try_pod_starts(rows, exists, at, self._pod_phase, self._pod_serial, self._pod_created_s,
+                                          self._pod_ready_transition_s, self._n_pods, self._live_end)
+
     def running_pod_samples(self, targets: Sequence[TargetRef], present: np.ndarray, values: np.ndarray,
                             age_s: np.ndarray) -> dict[str, np.ndarray | LazyStrings]:
         """The running pods (``pod_arrays``' ``running``) of the targets whose ``present`` (N,) bool
