@@ -40,9 +40,9 @@ import numpy as np
 
 from controller.core.history import take_rows
 from controller.core.scaling.params import PolicyParams
-from controller.core.scaling.startup import (DEFAULT_STARTUP, StartupEstimate, StartupMemory, StartupParams, estimate,
-                                             learn_rows, update_estimate)
-from controller.core.scaling.withheld import withheld_after_s, withheld_replicas
+from controller.core.scaling.startup import (DEFAULT_STARTUP, StartupEstimate, StartupMemory, StartupParams, cycle_due,
+                                             estimate, learn_rows, update_estimate)
+from controller.core.scaling.withheld import short_due, withheld_after_s, withheld_replicas
 from controller.errors import SetpointError
 from controller.model import TargetRef, direct_init
 from controller.ports import Cluster, ClusterView, PodLister, PodStartLister
@@ -133,11 +133,9 @@ class StartupObserver:
         if not self._wants(params):
             return None
         self._align(targets)
-        ready = np.asarray(view.ready, np.float64)
-        self._mark_dark(view.exists, ready == 0, now)
-        rose = ready > self._ready
-        due = np.flatnonzero(view.exists & (rose if self._all_read else ~self._read | rose))
-        self._ready = ready.copy()
+        due = cycle_due(np.asarray(view.ready, np.float64), np.asarray(view.exists, bool), self._ready, self._dark_at,
+                        self._last_cycle_s, self._read, self._all_read, now)
+        self._last_cycle_s = now
         if due.size:
             try:
                 self._learn(cluster, targets, due, view, now, listed_pods)
@@ -158,14 +156,6 @@ class StartupObserver:
         if self._wanted is None or self._wanted[0] is not params:
             self._wanted = (params, wants_observed_startup(params))
         return self._wanted[1]
-
-    def _mark_dark(self, exists: np.ndarray, no_ready: np.ndarray, now: float) -> None:
-        """Note the cycle ``now`` for the targets dark at it: existing (``exists`` (N,) bool) with
-        no Ready pod (``no_ready`` (N,) bool) after having had some at the last cycle, or dark then too."""
-        if no_ready.any():  # most cycles every target has a Ready pod: nothing can be dark
-            dark = exists & no_ready & ((self._ready > 0) | (self._dark_at == self._last_cycle_s))
-            self._dark_at[dark] = now
-        self._last_cycle_s = now
 
     def _align(self, targets: list[TargetRef]) -> None:
         """Rows follow the target list (new targets start unread and empty). The list is kept
@@ -197,28 +187,19 @@ class StartupObserver:
             return None
         self._align(targets)
         spec, ready = np.asarray(view.spec, np.float64), np.asarray(view.ready, np.float64)
-        is_short = view.exists & (ready < spec)
         since = self._short_since
-        if not is_short.any():  # the common cycle: every target has its Ready pods
-            since.fill(np.nan)
-            self._seen[:] = True
-            self._all_seen = True
-            self._withheld = np.zeros(len(targets))
-            return None
-        since[~is_short] = np.nan
-        since[is_short & np.isnan(since)] = now
-        after = self._withheld_after(startup_s, params.stated_startup_s, len(targets))
-        # a pod withheld now has held a spec slot without being Ready for longer than ``after``, so
-        # its target has been short all that time: a scale-up's start-ups need no pod read. A target
-        # first seen short (a new target; this controller just started, during a stuck rollout
-        # perhaps) has an unknown past: its pods are read once
-        overdue = now - since > after
-        due = np.flatnonzero(overdue if self._all_seen else overdue | (is_short & ~self._seen))
-        self._seen[:] = True
+        # a pod withheld now has held a spec slot without being Ready for longer than its
+        # withheld age, so its target has been short all that time: a scale-up's start-ups need
+        # no pod read. A target first seen short (a new target; this controller just started,
+        # during a stuck rollout perhaps) has an unknown past: its pods are read once
+        due = short_due(spec, ready, np.asarray(view.exists, bool), since, self._seen, self._all_seen, startup_s,
+                        params.stated_startup_s, now)
         self._all_seen = True
         if not due.size:  # no pod to read: none withheld
             self._withheld = np.zeros(len(targets))
             return None
+        is_short = view.exists & (ready < spec)
+        after = self._withheld_after(startup_s, params.stated_startup_s, len(targets))
         out = np.zeros(len(targets))
         try:
             rows, _, created, _, _, not_serving = self._pods(cluster, targets, due, view, listed_pods)

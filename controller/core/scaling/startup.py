@@ -81,6 +81,30 @@ def observed_startups(created_s: np.ndarray, ready_s: np.ndarray, ready: np.ndar
                 & (ready_s <= now))
 
 
+def cycle_due(ready: np.ndarray, exists: np.ndarray, last_ready: np.ndarray, dark_at: np.ndarray, last_cycle_s: float,
+              read: np.ndarray, all_read: bool, now: float) -> np.ndarray:
+    """One observer cycle's marks, in place, and the targets whose pods are due a read for start-ups.
+
+    ready, exists: (N,) this cycle's Ready pods (float) and whether each target exists;
+    last_ready: (N,) the Ready pods at the previous cycle (``last_cycle_s``), set to ``ready``;
+    dark_at: (N,) the last cycle at which each target had lost every Ready pod: set to ``now`` for
+    the existing targets with none now that had some at the last cycle, or were dark then too;
+    read: (N,) bool, the target's pods were read before (``all_read``: all were). Returns (D,)
+    int64 ascending: the existing targets whose Ready count rose, or not read yet. In one
+    compiled pass where the kernels run (startup_compiled.try_cycle_due), else numpy."""
+    due = startup_compiled.try_cycle_due(ready, exists, last_ready, dark_at, last_cycle_s, read, all_read, now)
+    if due is not None:
+        return due
+    no_ready = ready == 0
+    if no_ready.any():  # most cycles every target has a Ready pod: nothing can be dark
+        dark = exists & no_ready & ((last_ready > 0) | (dark_at == last_cycle_s))
+        dark_at[dark] = now
+    rose = ready > last_ready
+    due = np.flatnonzero(exists & (rose if all_read else ~read | rose))
+    last_ready[:] = ready
+    return due
+
+
 def remember(memory: StartupMemory, target: np.ndarray, key: np.ndarray, created_s: np.ndarray,
              ready_s: np.ndarray, counted: np.ndarray) -> StartupMemory:
     """See :func:`remember_rows` (which also says which rows it recomputed)."""

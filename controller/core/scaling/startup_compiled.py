@@ -206,3 +206,80 @@ def try_estimate_rows(created_s: np.ndarray, ready_s: np.ndarray, rows: np.ndarr
         compiled.mark_broken(exc)
         return False
     return True
+
+
+@jit
+def _cycle_due_kernel(ready, exists, last_ready, dark_at, last_cycle_s, read, all_read, now):
+    """startup.cycle_due's marks and due rows, in one pass over the (N,) targets."""
+    n = ready.shape[0]
+    due = np.empty(n, np.int64)
+    m = 0
+    for i in range(n):
+        r, before = ready[i], last_ready[i]
+        if exists[i]:
+            if r == 0 and (before > 0 or dark_at[i] == last_cycle_s):
+                dark_at[i] = now
+            if r > before or not (all_read or read[i]):
+                due[m] = i
+                m += 1
+        last_ready[i] = r
+    return due[:m].copy()
+
+
+def try_cycle_due(ready: np.ndarray, exists: np.ndarray, last_ready: np.ndarray, dark_at: np.ndarray,
+                  last_cycle_s: float, read: np.ndarray, all_read: bool, now: float) -> np.ndarray | None:
+    """``startup.cycle_due`` (its (N,) arrays as it takes them: float64 ``ready``, ``last_ready``
+    and ``dark_at``, bool ``exists`` and ``read``), compiled: the due rows (D,) int64, the marks
+    written in place. None (nothing written) when the kernels are off: then use numpy."""
+    if not compiled.enabled():
+        return None
+    try:
+        return _cycle_due_kernel(ready, exists, last_ready, dark_at, float(last_cycle_s), read, bool(all_read),
+                                 float(now))
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+
+
+@jit
+def _short_due_kernel(spec, ready, exists, since, seen, all_seen, startup_s, observed, margin, unobserved, now):
+    """withheld.short_due's marks and due rows, in one pass over the (N,) targets."""
+    n = spec.shape[0]
+    due = np.empty(n, np.int64)
+    m = 0
+    for i in range(n):
+        if not (exists[i] and ready[i] < spec[i]):
+            since[i] = np.nan
+        else:
+            if since[i] != since[i]:
+                since[i] = now
+            after = unobserved
+            if observed and math.isfinite(startup_s[i]):
+                after = margin * startup_s[i]
+            if now - since[i] > after or not (all_seen or seen[i]):
+                due[m] = i
+                m += 1
+        seen[i] = True
+    return due[:m].copy()
+
+
+def try_short_due(spec: np.ndarray, ready: np.ndarray, exists: np.ndarray, since: np.ndarray, seen: np.ndarray,
+                  all_seen: bool, startup_s: np.ndarray | None, margin: float, unobserved: float,
+                  now: float) -> np.ndarray | None:
+    """``withheld.short_due`` compiled (float64 ``spec``, ``ready``, ``since``; bool ``exists``,
+    ``seen``; the withheld age past which a pod is withheld: ``margin`` x ``startup_s`` where that
+    is given and finite, else ``unobserved``): the due rows (D,) int64, the marks written in
+    place. None (nothing written) when the kernels are off: then use numpy."""
+    if not compiled.enabled():
+        return None
+    observed = startup_s is not None
+    try:
+        return _short_due_kernel(spec, ready, exists, since, seen, bool(all_seen),
+                                 startup_s if observed else _NO_STARTUP, observed, float(margin), float(unobserved),
+                                 float(now))
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+
+
+_NO_STARTUP = np.zeros(0)  # startup_s when none is observed (the kernel never reads it then)
