@@ -41,7 +41,7 @@ import numpy as np
 from controller.core.history import take_rows
 from controller.core.scaling.params import PolicyParams
 from controller.core.scaling.startup import (DEFAULT_STARTUP, StartupEstimate, StartupMemory, StartupParams, cycle_due,
-                                             estimate, learn_rows, update_estimate)
+                                             estimate, learn_estimate, learn_rows, update_estimate)
 from controller.core.scaling.withheld import short_due, withheld_after_s, withheld_replicas
 from controller.errors import SetpointError
 from controller.model import TargetRef, direct_init
@@ -258,6 +258,12 @@ class StartupObserver:
     def _add(self, rows, keys, created, ready_s, ready, now: float) -> None:
         # not a pod Ready late because its target went dark; in place: the observer alone holds its
         # memory (a new object all the same when a start-up counted: the estimate is redone)
+        if self._estimated is not None and self._estimated[0] is self._memory and self._changed is not None:
+            # the estimate is of this memory: the rows learned estimated in the same pass
+            self._memory, now_estimate = learn_estimate(self._memory, self._estimated[1], rows, keys, created, ready_s,
+                                                        ready, now, self._dark_at, self.sp)
+            self._estimated = (self._memory, now_estimate)
+            return
         self._memory, learned = learn_rows(self._memory, rows, keys, created, ready_s, ready, now, self._dark_at, self.sp)
         if self._changed is not None:  # learned: ascending, unique (the union's own form, without its sort)
             self._changed = learned if self._changed.size == 0 else np.union1d(self._changed, learned)

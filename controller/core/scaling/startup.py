@@ -165,6 +165,26 @@ def learn_rows(memory: StartupMemory, target: np.ndarray, key: np.ndarray, creat
     return remember_rows(memory, target, key, created_s, ready_s, counted, in_place=True)
 
 
+def learn_estimate(memory: StartupMemory, previous: StartupEstimate, target: np.ndarray, key: np.ndarray,
+                   created_s: np.ndarray, ready_s: np.ndarray, ready: np.ndarray, now: float, dark_at: np.ndarray,
+                   sp: StartupParams = DEFAULT_STARTUP) -> tuple[StartupMemory, StartupEstimate]:
+    """:func:`learn_rows` (the memory written in place), then :func:`update_estimate` of the rows
+    it changed, ``previous`` being ``estimate(memory, sp)`` of the memory before: the memory
+    (the same object when no start-up counted) and its estimate (``previous`` itself then). A
+    cycle's learning in one compiled pass where the kernels run, else numpy."""
+    got = startup_compiled.try_learn_estimate(memory.key, memory.created_s, memory.ready_s, target, key, created_s,
+                                              ready_s, ready, now, sp.max_plausible_s, dark_at, sp.quantile,
+                                              sp.min_pods, (previous.delay_s, previous.pods, previous.low_s,
+                                                            previous.high_s))
+    if got is not None:
+        counted, _, *arrays = got
+        if not counted:
+            return memory, previous
+        return StartupMemory(memory.key, memory.created_s, memory.ready_s), StartupEstimate(*arrays)
+    learned, rows = learn_rows(memory, target, key, created_s, ready_s, ready, now, dark_at, sp)
+    return learned, (previous if learned is memory else update_estimate(previous, learned, rows, sp))
+
+
 def _merge(memory: StartupMemory, t_new: np.ndarray, p_new: np.ndarray, c_new: np.ndarray,
            r_new: np.ndarray) -> StartupMemory:
     """``remember`` over every row of ``memory`` with the (P,) pods of rows ``t_new``."""
