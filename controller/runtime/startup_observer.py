@@ -125,6 +125,7 @@ class StartupObserver:
         self._last_cycle_s = math.nan  # the previous cycle's time
         self._wanted: tuple[PolicyParams, bool] | None = None  # (params, wants_observed_startup of them)
         self._after: tuple[np.ndarray, float, np.ndarray] | None = None  # see _withheld_after
+        self._info: StartupInfo | None = None  # the last cycle's, kept while its estimate and params are the same
 
     def observe(self, params: PolicyParams, cluster: Cluster, targets: list[TargetRef], view: ClusterView,
                 now: float, errors: list[str], listed_pods: bool) -> StartupInfo | None:
@@ -149,7 +150,9 @@ class StartupObserver:
             else:  # only the rows that learned start-ups
                 now_estimate = update_estimate(self._estimated[1], self._memory, self._changed, self.sp)
             self._estimated, self._changed = (self._memory, now_estimate), np.zeros(0, np.int64)
-        return StartupInfo(self._estimated[1], params)
+        if self._info is None or self._info.estimate is not self._estimated[1] or self._info.params is not params:
+            self._info = StartupInfo(self._estimated[1], params)  # frozen, over arrays never changed in place
+        return self._info
 
     def _wants(self, params: PolicyParams) -> bool:
         """``wants_observed_startup(params)``, asked once per params object."""
