@@ -62,17 +62,7 @@ def _running_kernel(rows, exists, phase, serial, revision_seq, present, values, 
         if not (exists[a] and present[a] and math.isfinite(values[a])):
             continue
         r = rows[a]
-        m = 0
-        for s in range(k_slots):
-            if phase[r, s] == EMPTY or phase[r, s] == PENDING:
-                continue
-            key = serial[r, s]
-            q = m  # insertion: after every pod of a lower or equal serial (stable)
-            while q > 0 and serial[r, slot[q - 1]] > key:
-                slot[q] = slot[q - 1]
-                q -= 1
-            slot[q] = s
-            m += 1
+        m = _by_serial(phase, serial, r, k_slots, slot, True)
         for j in range(m):
             s = slot[j]
             at[p] = a
@@ -209,6 +199,24 @@ def try_padded_means(rows: np.ndarray, exists: np.ndarray, ends: np.ndarray, pha
         return None
 
 
+@compiled.jit_inline
+def _by_serial(phase, serial, r, end, slot, running_only):
+    """Row r's live slots before ``end`` (``running_only``: not Pending either) into ``slot`` by
+    serial (an insertion sort, stable: equal serials keep slot order); returns how many."""
+    m = 0
+    for s in range(end):
+        if phase[r, s] == EMPTY or (running_only and phase[r, s] == PENDING):
+            continue
+        key = serial[r, s]
+        q = m  # insertion: after every pod of a lower or equal serial (stable)
+        while q > 0 and serial[r, slot[q - 1]] > key:
+            slot[q] = slot[q - 1]
+            q -= 1
+        slot[q] = s
+        m += 1
+    return m
+
+
 @jit
 def _listed_samples_kernel(rows, exists, counts, ends, phase, serial, revision_seq, created_s, ready_transition_s,
                            present, values, ages):
@@ -270,17 +278,7 @@ def _listed_samples_kernel(rows, exists, counts, ends, phase, serial, revision_s
                 break
             _workload_mean(first, p, pending, sampled, v, means, has_mean, a)
             continue
-        p, m = first, 0
-        for s in range(ends[r]):
-            if phase[r, s] == EMPTY:
-                continue
-            key = serial[r, s]
-            q = m  # insertion: after every pod of a lower or equal serial (stable)
-            while q > 0 and serial[r, slot[q - 1]] > key:
-                slot[q] = slot[q - 1]
-                q -= 1
-            slot[q] = s
-            m += 1
+        p, m = first, _by_serial(phase, serial, r, ends[r], slot, False)
         if m != counts[r]:
             held = False
             break
@@ -350,17 +348,8 @@ def _pod_starts_kernel(rows, exists, at, counts, ends, phase, serial, created_s,
     for a in range(rows.shape[0]):
         if not exists[a]:
             continue
-        r, m = rows[a], 0
-        for s in range(ends[r]):
-            if phase[r, s] == EMPTY:
-                continue
-            key = serial[r, s]
-            q = m  # insertion: after every pod of a lower or equal serial (stable)
-            while q > 0 and serial[r, slot[q - 1]] > key:
-                slot[q] = slot[q - 1]
-                q -= 1
-            slot[q] = s
-            m += 1
+        r = rows[a]
+        m = _by_serial(phase, serial, r, ends[r], slot, False)
         if m != counts[r]:
             return target, uid, created, ready_s, ready, not_serving, False
         for j in range(m):

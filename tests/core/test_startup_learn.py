@@ -65,11 +65,20 @@ def assert_same(got, want, memory, expected):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("switch", [pytest.param("1", id="compiled"), pytest.param("0", id="numpy")])
+SWITCHES = [pytest.param("1", id="compiled"), pytest.param("0", id="numpy")]
+
+
+def named_pods(monkeypatch, switch: str, name: str) -> list:
+    """PODS[name] with the kernels on (switch "1") or off; off, only the rows inside the memory
+    (numpy's dark gather needs them)."""
+    monkeypatch.setattr(compiled, "switch", switch)
+    return [p for p in PODS[name] if switch == "1" or 0 <= p[0] < 3]
+
+
+@pytest.mark.parametrize("switch", SWITCHES)
 @pytest.mark.parametrize("name", list(PODS))
 def test_learn_rows_equals_observed_startups_then_remember_rows(monkeypatch, switch, name):
-    monkeypatch.setattr(compiled, "switch", switch)
-    pods = [p for p in PODS[name] if switch == "1" or 0 <= p[0] < 3]  # numpy's dark gather needs rows inside
+    pods = named_pods(monkeypatch, switch, name)
     memory, expected = memory_with_one_start_up(), memory_with_one_start_up()
     got = su.learn_rows(memory, *columns(pods), NOW, DARK)
     want = reference(expected, *columns(pods), NOW, DARK)
@@ -115,11 +124,10 @@ def learned_and_estimated(memory, previous, pods, sp, dark):
             repr((got.delay_s.tolist(), got.pods.tolist(), got.pods.dtype, got.low_s.tolist(), got.high_s.tolist())))
 
 
-@pytest.mark.parametrize("switch", [pytest.param("1", id="compiled"), pytest.param("0", id="numpy")])
+@pytest.mark.parametrize("switch", SWITCHES)
 @pytest.mark.parametrize("name", list(PODS))
 def test_learn_estimate_equals_learn_rows_then_update_estimate(monkeypatch, switch, name):
-    monkeypatch.setattr(compiled, "switch", switch)
-    pods = [p for p in PODS[name] if switch == "1" or 0 <= p[0] < 3]  # numpy's dark gather needs rows inside
+    pods = named_pods(monkeypatch, switch, name)
     memory, expected = memory_with_one_start_up(), memory_with_one_start_up()
     previous = su.estimate(memory)
     got = learned_and_estimated(memory, previous, pods, su.DEFAULT_STARTUP, DARK)

@@ -159,12 +159,10 @@ def try_remember(key: np.ndarray, created_s: np.ndarray, ready_s: np.ndarray, ta
     return np.flatnonzero(changed)
 
 
-@jit
-def _learn_kernel(key, created_s, ready_s, rows, p_new, c_new, r_new, ready, now, max_plausible_s, dark_at, changed):
-    """The pods that show a start-up (startup.observed_startups) and became Ready after their
-    target last went dark (``dark_at`` (N,): not one while its target had lost every Ready pod),
-    merged into the memory as _remember_kernel merges them. Returns how many pods counted."""
-    n = key.shape[0]
+@compiled.jit_inline
+def _counted_pods(rows, c_new, r_new, ready, now, max_plausible_s, dark_at, n):
+    """(pick, m): the first m of pick (P,) are the pods that show a start-up (startup.observed_startups)
+    in a row in [0, n), not across their target's last dark cycle (``dark_at``), in the given order."""
     pick = np.empty(rows.shape[0], np.int64)
     m = 0
     for i in range(rows.shape[0]):
@@ -177,6 +175,16 @@ def _learn_kernel(key, created_s, ready_s, rows, p_new, c_new, r_new, ready, now
             if counted:
                 pick[m] = i
                 m += 1
+    return pick, m
+
+
+@jit
+def _learn_kernel(key, created_s, ready_s, rows, p_new, c_new, r_new, ready, now, max_plausible_s, dark_at, changed):
+    """The pods that show a start-up (startup.observed_startups) and became Ready after their
+    target last went dark (``dark_at`` (N,): not one while its target had lost every Ready pod),
+    merged into the memory as _remember_kernel merges them. Returns how many pods counted."""
+    n = key.shape[0]
+    pick, m = _counted_pods(rows, c_new, r_new, ready, now, max_plausible_s, dark_at, n)
     if m == 0:
         return 0
     target, p, cs, rs = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m), np.empty(m)
@@ -218,18 +226,7 @@ def _learn_estimate_kernel(key, created_s, ready_s, rows, p_new, c_new, r_new, r
     Returns (pods counted, the rows changed (R,) ascending, the four (N,) estimate arrays: the
     given ones when none counted)."""
     n, k = key.shape
-    pick = np.empty(rows.shape[0], np.int64)
-    m = 0
-    for i in range(rows.shape[0]):
-        c, r, t = c_new[i], r_new[i], rows[i]
-        span = r - c
-        counted = ready[i] and math.isfinite(span) and span > 0 and span <= max_plausible_s and r <= now
-        if counted and 0 <= t < n:
-            dark = dark_at[t]
-            counted = not (c <= dark and dark < r)
-            if counted:
-                pick[m] = i
-                m += 1
+    pick, m = _counted_pods(rows, c_new, r_new, ready, now, max_plausible_s, dark_at, n)
     if m == 0:
         return 0, np.zeros(0, np.int64), delay_s, pods, low_s, high_s
     order = _by_row(rows, pick, m, n)
