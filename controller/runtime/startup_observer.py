@@ -242,7 +242,9 @@ class StartupObserver:
         PodStartLister, else its PodLister, else the view's statuses (``listed_pods``), else one
         observe of those targets."""
         if self._lister is None or self._lister[0] is not cluster:  # a runtime Protocol check costs ~30 us
-            self._lister = (cluster, isinstance(cluster, PodLister), isinstance(cluster, PodStartLister))
+            # PodStartLister declared by the cluster's class: a wrapper that forwards what it lacks
+            # (__getattr__) and lists pods its own way must not be read around
+            self._lister = (cluster, isinstance(cluster, PodLister), issubclass(type(cluster), PodStartLister))
         if self._lister[2]:  # the columns read here, without a target list for ``due`` nor the listing's objects
             starts = cluster.pod_starts(targets, due)
             if starts is not None:

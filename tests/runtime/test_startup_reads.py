@@ -65,3 +65,30 @@ def test_pod_starts_and_list_pods_give_the_same_start_ups_and_withheld_replicas(
     assert got == want
     assert max(max(pods) for _, pods, *_ in got) >= 3  # start-ups were learned
     assert any(w is not None and any(w) for *_, w in got)  # and hung pods withheld
+
+
+class Forwarding:
+    """A Cluster wrapper that lists pods its own way and forwards the rest (__getattr__), as
+    wrappers that intercept some calls do: its list_pods must not be read around."""
+
+    def __init__(self, inner: SimTargets):
+        self.inner, self.listed = inner, 0
+
+    def list_pods(self, targets):
+        self.listed += 1
+        return self.inner.list_pods(targets)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def test_a_wrapper_that_forwards_pod_starts_is_read_through_its_own_list_pods(monkeypatch):
+    monkeypatch.setattr(compiled, "switch", "1")
+    cluster = SimCluster([ServiceConfig("web", initial_replicas=2, max_pods=20, startup_delay_s=10.0)],
+                         np.random.default_rng(5))
+    wrapper = Forwarding(SimTargets(cluster, ["web"]))
+    loaded = load_policy_text(POLICY, "web.yaml")[0]
+    targets = wrapper.resolve(loaded.targets)
+    cluster.step(0.0, TICK_S, np.array([100.0]))
+    StartupObserver().observe(loaded.params, wrapper, targets, wrapper.observe(targets), 0.0, [], False)
+    assert wrapper.listed == 1  # the first sight of web: its pods read through the wrapper's list_pods
