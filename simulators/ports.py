@@ -43,7 +43,7 @@ class SimTargets:
         self._last_resolved: tuple[TargetSelector, list[TargetRef]] | None = None  # the last selector asked, its list
         self._rows: tuple[Sequence[TargetRef], np.ndarray, np.ndarray | slice] | None = None
         self._index_of: dict[TargetRef, int] = {}  # _index's rows, of the targets found
-        self._starts_rows: tuple[Sequence[TargetRef], np.ndarray, np.ndarray] | None = None  # pod_starts' (list, rows_of)
+        self._listed_rows: tuple[Sequence[TargetRef], np.ndarray, np.ndarray] | None = None  # (list, its rows_of)
 
     def resolve(self, selector: TargetSelector) -> list[TargetRef]:
         last = self._last_resolved
@@ -74,7 +74,7 @@ class SimTargets:
         """Arrays straight from the engine; unknown targets have ``exists`` False. Full statuses
         (pods, revisions) with ``with_pods`` (default: the constructor's ``with_statuses``)."""
         return self.cluster.view(targets, with_statuses=self.with_statuses if with_pods is None else with_pods,
-                                 with_paused=True)
+                                 with_paused=True, rows=self._rows_of(targets))
 
     def apply(self, action: Action) -> None:
         self.cluster.apply(action)
@@ -111,10 +111,15 @@ class SimTargets:
         lists its own way (``list_pods`` overridden: a test's failing read): then ``list_pods``."""
         if type(self).list_pods is not SimTargets.list_pods:
             return None
-        if self._starts_rows is None or self._starts_rows[0] is not targets:  # the cycle's list: kept as given
-            self._starts_rows = (targets, *self.cluster.rows_of(targets))
-        _, rows, exists = self._starts_rows
+        rows, exists = self._rows_of(targets)
         return self.cluster.pod_starts(rows[due], exists[due], due)
+
+    def _rows_of(self, targets: Sequence[TargetRef]) -> tuple[np.ndarray, np.ndarray]:
+        """SimCluster.rows_of(targets), kept for the last list object asked about (the Reconciler's
+        list of a cycle, never changed in place: as ``rows`` keeps it), without comparing its targets."""
+        if self._listed_rows is None or self._listed_rows[0] is not targets:
+            self._listed_rows = (targets, *self.cluster.rows_of(targets))
+        return self._listed_rows[1:]
 
     def list_pods(self, targets: Sequence[TargetRef]) -> PodView:
         """The ``PodLister`` capability: the targets' pods straight from the engine's arrays."""

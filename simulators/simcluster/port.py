@@ -138,15 +138,16 @@ class ClusterPort:
         return sorted(refs)
 
     def view(self, targets: Sequence[TargetRef] | None = None, with_statuses: bool = False,
-             with_paused: bool = False) -> ClusterView:
+             with_paused: bool = False, rows: tuple[np.ndarray, np.ndarray] | None = None) -> ClusterView:
         """Replica counts of ``targets`` (default: all services) as arrays: the ``Cluster``
         port's ``observe``. Fast: no per-pod objects unless ``with_statuses``. ``paused`` (rollouts
-        paused; False for unknown targets) only ``with_paused``, else None."""
+        paused; False for unknown targets) only ``with_paused``, else None. ``rows``: what
+        ``rows_of(targets)`` gave, kept by the caller (None: found here)."""
         self._flush()
         if targets is None:
             rows, exists = np.arange(self.n_services), np.ones(self.n_services, dtype=bool)
         else:
-            rows, exists = self.rows_of(targets)
+            rows, exists = self.rows_of(targets) if rows is None else rows
         every, all_exist = self._every_service(rows, exists)
         if every:  # every service, in order: the same values without the gathers
             pick = lambda a: a.astype(np.float64)  # noqa: E731

@@ -307,16 +307,19 @@ def test_observe_says_which_rollouts_are_paused():
 
 
 def test_sim_targets_rows_of_a_new_list_after_the_cached_one_was_freed():
-    """SimTargets.rows caches per list object; a new list built after the cached one is gone
-    (CPython often hands it the freed list's id) gets its own rows, every time."""
-    from simulators.ports import SimTargets
-
+    """SimTargets.rows, and the rows its observe and pod_starts read, are cached per list object;
+    a new list built after the cached one is gone (CPython often hands it the freed list's id)
+    gets its own rows, every time."""
     cluster = SimCluster(WIDE, np.random.default_rng(3))
+    cluster.step(0.0, 5.0, np.full(cluster.n_services, 150.0))
     port = SimTargets(cluster, [svc.name for svc in WIDE])
     refs = [TargetRef(svc.namespace, svc.name) for svc in WIDE]
+    spec = cluster.spec_replicas
     for k in range(1, len(refs)):
         picked = [refs[k], refs[0]]
         assert port.rows(picked).tolist() == [k, 0]
+        assert port.observe(picked).spec.tolist() == [spec[k], spec[0]]
+        assert set(port.pod_starts(picked, np.array([0]))[1] >> 32) == {k}  # uid: the pod's service row, then serial
         del picked  # freed: the next list may reuse its id
     assert port.rows([refs[2], refs[0]]).tolist() == [2, 0]
 
