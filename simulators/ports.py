@@ -89,9 +89,7 @@ class SimTargets:
             rows = [self._index(a.target) for a in actions]
         except NotFound:
             return list(actions)
-        set_replicas = self.cluster.set_replicas
-        for i, a in zip(rows, actions):
-            set_replicas(i, int(a.replicas))
+        self.cluster.set_replicas_in_order(rows, [int(a.replicas) for a in actions])
         return []
 
     def _index(self, target: TargetRef) -> int:
