@@ -89,7 +89,9 @@ class SimTargets:
             rows = [self._index(a.target) for a in actions]
         except NotFound:
             return list(actions)
-        self.cluster.set_replicas_in_order(rows, [int(a.replicas) for a in actions])
+        set_replicas = self.cluster.set_replicas
+        for i, a in zip(rows, actions):
+            set_replicas(i, int(a.replicas))
         return []
 
     def _index(self, target: TargetRef) -> int:

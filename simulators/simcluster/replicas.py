@@ -223,17 +223,6 @@ class ReplicaSets:
             return
         self._queued_replicas[int(i)] = int(replicas)
 
-    def set_replicas_in_order(self, rows: list[int], replicas: list[int]) -> None:
-        """:meth:`set_replicas` of each (row, count) pair in order, at the cluster's time: queued
-        in one step when no row repeats or is queued already (a cycle's scales: one per
-        target), else one by one (a repeat flushes the queue first)."""
-        queued = self._queued_replicas
-        if queued.keys().isdisjoint(rows) and len(set(rows)) == len(rows):
-            queued.update(zip(map(int, rows), map(int, replicas)))
-            return
-        for i, count in zip(rows, replicas):
-            self.set_replicas(i, count)
-
     def _flush(self) -> None:
         """Apply the queued set_replicas calls (at ``self.now``) as one vectorized scale."""
         if self._queued_replicas:

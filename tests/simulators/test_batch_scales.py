@@ -96,28 +96,3 @@ def test_a_subclass_writing_its_own_way_applies_each_scale_itself(monkeypatch):
     assert run_view(own) == run_view(each)
     assert len(writes) == len(own.actions) > 5  # each scale through its own apply
 
-
-@pytest.mark.parametrize("queued, rows, counts", [
-    pytest.param([], [1, 3, 0], [7, 2, 6], id="distinct-rows-in-one-step"),
-    pytest.param([], [1, 3, 1], [7, 2, 9], id="a-repeated-row-one-by-one"),
-    pytest.param([(3, 6)], [1, 3], [7, 2], id="a-row-queued-already-one-by-one"),
-    pytest.param([(2, 6)], [1, 3], [7, 2], id="after-another-row-queued"),
-    pytest.param([], [], [], id="none"),
-])
-def test_setting_replicas_in_order_is_setting_each(queued, rows, counts):
-    """SimCluster.set_replicas_in_order: the spec counts and the pods (names, in the order made)
-    of set_replicas of each pair in order, queued first as ``queued``."""
-    (batched, _), (each, _) = cluster_and_targets()
-    for c in (batched, each):
-        for i, n in queued:
-            c.set_replicas(i, n)
-    batched.set_replicas_in_order(rows, counts)
-    for i, n in zip(rows, counts):
-        each.set_replicas(i, n)
-    for c in (batched, each):
-        c.step(0.0, 5.0, np.full(c.n_services, 300.0))
-        c.scale(np.arange(c.n_services), c.spec_replicas + 3, 5.0)  # new pods' names follow those made before
-        c.step(5.0, 10.0, np.full(c.n_services, 300.0))
-    np.testing.assert_array_equal(batched.spec_replicas, each.spec_replicas)
-    assert [batched.pod_names(i) for i in range(batched.n_services)] == [each.pod_names(i)
-                                                                          for i in range(each.n_services)]
