@@ -95,4 +95,3 @@ def test_a_subclass_writing_its_own_way_applies_each_scale_itself(monkeypatch):
     own = run_controllers(sc, [make()], keep_trajectory=True)[0][0]
     assert run_view(own) == run_view(each)
     assert len(writes) == len(own.actions) > 5  # each scale through its own apply
-
