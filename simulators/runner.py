@@ -645,11 +645,7 @@ class _ControllerRun:
     def _keep_actions(self, actions: list[Action], t_s: float) -> None:
         """The events of a cycle's ``actions`` at ``t_s`` (s since the start) that the run's
         ActionBudget keeps, in order."""
-        admit, keep = self.budget.admit, self.actions.append
-        for a in actions:
-            event = _event(a, t_s)
-            if admit(event):
-                keep(event)
+        self.actions.extend(self.budget.admit_all([_event(a, t_s) for a in actions]))
 
     def _run_sink_codes(self) -> tuple[np.ndarray, np.ndarray] | None:
         """The codes (engine_compiled.sink_codes) of the recorder's block and the metrics' rings

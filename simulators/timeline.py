@@ -379,6 +379,18 @@ class ActionBudget:
         self.dropped += 1
         return False
 
+    def admit_all(self, actions: list[ActionEvent]) -> list[ActionEvent]:
+        """The ``actions`` that :meth:`admit` of each in order keeps, in order. Actions of one
+        time (a cycle's) that all fit in the first :data:`ACTIONS_IN_FULL` are kept at once,
+        their keys seen (one bucket for all)."""
+        if not actions or self.per_service or self.kept + len(actions) > self.in_full or \
+                any(a.t_s != actions[0].t_s for a in actions):
+            return [a for a in actions if self.admit(a)]
+        bucket = math.floor(actions[0].t_s / self.resolution_s)
+        self._seen.update({(None, action_category(a), bucket) for a in actions})
+        self.kept += len(actions)
+        return actions
+
 
 __all__ = ["ActionBudget", "Line", "MAX_POINTS", "MAX_SERVICE_MULTIPLES", "RECORD_CELLS", "RECORD_TICKS", "Timeline", "View",
            "action_category", "record_ticks",

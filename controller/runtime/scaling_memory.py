@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.core.scaling import compiled
+from controller.core.scaling import compiled, hpa_decide
 from controller.core.scaling.decide import Decision, Observation, ScalingState, decide
 from controller.core.scaling.params import PolicyParams
 from controller.core.scaling.workspace import DecisionWorkspace, decide_into
@@ -36,6 +36,7 @@ class ScalingMemory:
         self._ws: DecisionWorkspace | None = None  # holds the state instead of _state, in place
         self._decided: Decision | None = None  # the last decision made in place (its desired is the workspace's)
         self.in_place = in_place
+        self._one_call = hpa_decide.OneCallOutputs()  # the hpa preset's outputs, decided without copies
 
     @property
     def state(self) -> ScalingState:
@@ -83,7 +84,7 @@ class ScalingMemory:
                 compiled.mark_broken(exc)  # whose copy the forecast kernel may have stepped; _state is untouched
         # without copies the caller reads the decision before the next decide and commits its kept
         # state: the old one is given up (the hpa preset's history is then updated in place)
-        return decide(params, obs, self.state, now, own_state=not copy)
+        return decide(params, obs, self.state, now, own_state=not copy, outputs=None if copy else self._one_call)
 
     def commit(self, decision: Decision, applied: np.ndarray | bool, replicas: np.ndarray | None) -> None:
         """The state for the next cycle: ``decision``'s scale events for the ``applied`` rows

@@ -85,9 +85,11 @@ def assert_same_decision(got: Decision, want: Decision) -> None:
     assert (got.forecasts, got.ramps, got.latest, got.now) == (want.forecasts, want.ramps, want.latest, want.now)
 
 
-def run_cycles(monkeypatch, params, seed: int, cycles: int, own_state: bool, nan_share: float = 0.1) -> int:
+def run_cycles(monkeypatch, params, seed: int, cycles: int, own_state: bool, nan_share: float = 0.1,
+               outputs: hpa_decide.OneCallOutputs | None = None) -> int:
     """Cycles of decide (one call where it covers the cycle) beside the reference, each on its own
-    copy of the state, every Decision compared; returns the cycles the one call decided."""
+    copy of the state, every Decision compared; returns the cycles the one call decided.
+    ``outputs``: the one call's output arrays, kept from cycle to cycle (decide's ``outputs``)."""
     monkeypatch.setattr(compiled, "switch", "1")
     rng = np.random.default_rng(seed)
     fast_state = ScalingState.empty(N, params)
@@ -97,9 +99,11 @@ def run_cycles(monkeypatch, params, seed: int, cycles: int, own_state: bool, nan
         now = T0 + 15.0 * k
         obs = observation(rng, now, nan_share, len(params.metrics))
         one_calls += hpa_decide.covers(params, obs)
-        got = decide(params, obs, fast_state, now, own_state=own_state)
+        got = decide(params, obs, fast_state, now, own_state=own_state, outputs=outputs)
         want = reference(monkeypatch, params, obs, ref_state, now)
         assert_same_decision(got, want)
+        if outputs is not None and outputs.n == N:  # decided in the kept arrays
+            assert got.signal is outputs.signal and got.norm is outputs.result and got.valid is outputs.valid
         applied = rng.random(N) < 0.8
         fast_state, ref_state = got.state_after(applied), want.state_after(applied)
     return one_calls
@@ -119,6 +123,18 @@ def run_cycles(monkeypatch, params, seed: int, cycles: int, own_state: bool, nan
 @pytest.mark.parametrize("own_state", [True, False], ids=["in-place", "copied"])
 def test_one_call_equals_numpy_stages(monkeypatch, params, own_state):
     assert run_cycles(monkeypatch, params, seed=7, cycles=12, own_state=own_state) == 12
+
+
+@pytest.mark.parametrize("params", [
+    pytest.param(hpa(), id="default-300s-window"),
+    pytest.param(hpa(window_s=0.0, tolerance_up=0.0, tolerance_down=0.0), id="no-window-zero-tolerance"),
+])
+def test_outputs_kept_from_cycle_to_cycle_give_each_cycle_s_decision(monkeypatch, params):
+    """decide(own_state=True, outputs=...), as ScalingMemory without copies calls it: the one call
+    writes the same arrays every cycle, and each cycle's Decision is the numpy stages'."""
+    outputs = hpa_decide.OneCallOutputs()
+    assert run_cycles(monkeypatch, params, seed=11, cycles=10, own_state=True, outputs=outputs) == 10
+    assert outputs.n == N
 
 
 @pytest.mark.parametrize("first, second", [

@@ -418,3 +418,26 @@ def test_decide_on_the_kernel_leaves_its_input_state_untouched():
         state, current = d.state, d.norm.desired.copy()
     assert (current > 2).any()
 
+
+
+@pytest.mark.parametrize("policy, values, current0, options, expect", SCRIPTED[:3])
+def test_a_decision_without_copies_shows_each_cycle_s_outputs(policy, values, current0, options, expect):
+    """decision(copy=False) keeps its views of the workspace's arrays from one cycle to the next
+    (made once): each cycle's Decision holds that cycle's outputs, those of decision(copy=True)."""
+    n = values.shape[1]
+    ws, current = DecisionWorkspace.empty(policy, n), np.full(n, float(current0))
+    for k in range(values.shape[0]):
+        obs = Observation.of(current, current, values[k], present=~np.isnan(values[k]))
+        decide_into(policy, ws, obs, T0 + 15.0 * k)
+        shared, copied = ws.decision(obs, T0 + 15.0 * k), ws.decision(obs, T0 + 15.0 * k, copy=True)
+        for part in ("signal", "norm", "ramps"):
+            a, b = getattr(shared, part), getattr(copied, part)
+            for name in () if a is None else a.__dataclass_fields__:
+                x = getattr(a, name)
+                if isinstance(x, np.ndarray):
+                    np.testing.assert_array_equal(x, getattr(b, name), err_msg=f"cycle {k}: {part}.{name}")
+        for name in ("smoothed", "proposals", "valid"):
+            np.testing.assert_array_equal(getattr(shared, name), getattr(copied, name), err_msg=f"cycle {k}: {name}")
+        assert shared.now == T0 + 15.0 * k and shared.current is obs.current
+        ws.commit()
+        current = ws.desired.copy()

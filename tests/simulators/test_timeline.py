@@ -219,6 +219,25 @@ def test_thinned_actions_draw_the_same_markers():
             assert np.array_equal(want[kind], got[kind]), (services, kind)
 
 
+
+@settings(max_examples=60, deadline=None)
+@given(services=st.sampled_from([3, 1000]), in_full=st.integers(0, 12), seed=st.integers(0, 2**16),
+       batches=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 6)), min_size=1, max_size=12))
+def test_admitting_a_cycle_s_actions_at_once_keeps_what_admitting_each_keeps(services, in_full, seed, batches):
+    """ActionBudget.admit_all of each cycle's actions (one time: gap ticks of 15 s after the
+    last) keeps the actions, counts and seen keys admit of each in order does: under and across
+    ACTIONS_IN_FULL, per service (3 services) or not (1,000)."""
+    rng = np.random.default_rng(seed)
+    one, each = ActionBudget(3600.0, services, in_full=in_full), ActionBudget(3600.0, services, in_full=in_full)
+    t_s = 0.0
+    for gap, count in batches:
+        t_s += 15.0 * gap
+        cycle = [ActionEvent(t_s, f"s{rng.integers(3)}", str(rng.choice(["scale", "restart-pod", "rollback"])), 3,
+                             int(rng.integers(2, 5)), "") for _ in range(count)]
+        assert one.admit_all(cycle) == [a for a in cycle if each.admit(a)]
+        assert (one.kept, one.dropped, one._seen) == (each.kept, each.dropped, each._seen)
+
+
 MEMORY = """\
 apiVersion: setpoint/v1
 kind: Scenario

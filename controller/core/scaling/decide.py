@@ -201,6 +201,8 @@ class Decision:
         """The state for the next cycle once the changes of the ``applied`` rows ((N,) bool, or
         one bool for all) took effect: their scale events recorded, nobody else's. ``replicas``
         (N,): the counts actually set, when not ``desired`` (arbitration changed them)."""
+        if self.params is not None and self.params.legacy:  # no events kept (record_scale_events): the
+            return self.kept  # same state, without its masks (the hpa preset's every cycle)
         applied = np.asarray(applied, bool)  # (N,) or one bool: broadcasts in the masks below
         to = self.norm.desired if replicas is None else np.asarray(replicas, dtype=np.float64)
         if not (applied & (to != self.current)).any():
@@ -311,7 +313,7 @@ class Decision:
 
 
 def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: float,
-           own_state: bool = False) -> Decision:
+           own_state: bool = False, outputs: hpa_decide.OneCallOutputs | None = None) -> Decision:
     """Decide for every target of one policy. Pure: same inputs, same Decision.
 
     Runs the compiled kernel (core/scaling/compiled.py) when it covers the policy, else numpy stages
@@ -320,6 +322,8 @@ def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: flo
     stage in one compiled call, core/scaling/hpa_decide.py). ``own_state``: the caller
     gives ``state`` up (it keeps the decision's ``kept`` instead), so the ``hpa`` preset's
     recommendation history may be updated in place rather than copied: the same Decision.
+    ``outputs``: the arrays the ``hpa`` preset's one call writes its outputs into (reused from
+    cycle to cycle by a caller that reads each decision before the next), else new ones.
     """
     if compiled.enabled() and compiled.supports(params):
         try:
@@ -327,7 +331,7 @@ def decide(params: PolicyParams, obs: Observation, state: ScalingState, now: flo
         except compiled.KERNEL_ERRORS as exc:
             compiled.mark_broken(exc)
     if compiled.enabled() and hpa_normalize.supports(params):  # the hpa preset: its signal and normalize stages compiled
-        one_call = hpa_decide.try_decide(params, obs, state.norm, now, own_state)  # the common case: one kernel
+        one_call = hpa_decide.try_decide(params, obs, state.norm, now, own_state, outputs)  # the common case: one kernel
         if one_call is not None:
             return _hpa_decision(params, obs, state, now, *one_call)
         stage = hpa_normalize.normalize_in_place if own_state else hpa_normalize.normalize_compiled

@@ -96,14 +96,36 @@ def _decide_padded_kernel(values, present, age, stale_after_s, checked, above, c
     return True, replicas, utilization, average, error, errors
 
 
-def try_decide(params: PolicyParams, obs, state: NormState, now: float, own_state: bool = False
+class OneCallOutputs:
+    """The one call's output arrays for N targets and the results made of them (the signal, the
+    normalize result): made for the first call of each N, then written by every call. Kept by a
+    caller that reads each decision before the next (ScalingMemory without copies: the arrays
+    of a decision are overwritten by the next one); a new one per call otherwise."""
+
+    def __init__(self):
+        self.n = -1
+
+    def sized(self, n: int) -> "OneCallOutputs":
+        """These outputs for ``n`` targets (made again for another n)."""
+        if n != self.n:
+            self.clean, self.masks = signal_compiled.kernel_outputs((n, 1))
+            self.proposals, self.valid = np.empty((n, 1)), np.empty((n, 1), np.bool_)
+            self.outputs = hpa_normalize.kernel_outputs(n)
+            self.signal, self.result = Signal(self.clean, *self.masks), hpa_normalize.kernel_result(self.outputs)
+            self.n = n
+        return self
+
+
+def try_decide(params: PolicyParams, obs, state: NormState, now: float, own_state: bool = False,
+               kept: OneCallOutputs | None = None
                ) -> tuple[Signal, np.ndarray, np.ndarray, HpaProposals, NormResult, NormState] | None:
     """The ``hpa`` preset's stages for ``obs`` (a decide.Observation) in one compiled call:
     (signal, proposals (N, 1) NaN where not valid, valid (N, 1), the calculator's result, the
     normalize result, the normalize state after it), the arrays the stages give; None when
     :func:`covers` says no or the kernel declines: then run the stages. ``own_state``: the
     caller gives ``state`` up, its history is updated in place (hpa_normalize.try_normalize's
-    ``in_place``); a decline leaves it untouched."""
+    ``in_place``); a decline leaves it untouched. ``kept``: the output arrays to write (reused
+    from call to call: see OneCallOutputs), else new ones."""
     if not covers(params, obs):
         return None
     inputs = signal_compiled.kernel_inputs(obs.values, obs.present, obs.sample_age_s, params.metric_nonnegative,
@@ -115,10 +137,9 @@ def try_decide(params: PolicyParams, obs, state: NormState, now: float, own_stat
     padded = obs.pods.listed
     slots = padded.slots
     terms, stale_after_s, calculator, normalize = _policy_terms(params, n)
-    clean, masks = signal_compiled.kernel_outputs((n, 1))
-    proposals, valid = np.empty((n, 1)), np.empty((n, 1), np.bool_)
+    out = (OneCallOutputs() if kept is None else kept).sized(n)
+    clean, masks, proposals, valid, outputs = out.clean, out.masks, out.proposals, out.valid, out.outputs
     history = hpa_normalize.kernel_history(state, own_state)
-    outputs = hpa_normalize.kernel_outputs(n)
     try:
         done, replicas, utilization, average, error, errors = _decide_padded_kernel(
             *inputs[:3], stale_after_s, *inputs[3:], clean, *masks,
@@ -133,8 +154,8 @@ def try_decide(params: PolicyParams, obs, state: NormState, now: float, own_stat
         return None
     proposal = hpa_compiled.pass_proposal(replicas, utilization, average, error, errors, terms["resource"],
                                           terms["container"])
-    return (Signal(clean, *masks), proposals, valid, hpa_propose.proposals_of([proposal], n),
-            hpa_normalize.kernel_result(outputs), history.state_of(state))
+    return (out.signal, proposals, valid, hpa_propose.proposals_of([proposal], n), out.result,
+            history.state_of(state))
 
 
 #: {id(params): (params, n, terms)}: _policy_terms' answers (the params kept: their ids stay theirs)

@@ -103,6 +103,9 @@ class DecisionWorkspace:
     # and the number of events it records (the kernel's count, for commit's answer)
     deferred_at: float = math.nan
     events_if_all: int = 0
+    # decision(copy=False)'s outputs, views of the arrays above made on its first call (~13 us a
+    # cycle for 1,000 targets and 2 metrics): the views do not change, their values do
+    _views: tuple | None = None
 
     def __post_init__(self) -> None:
         self.alpha, self.ewma, self.ewma_at, self.usable_since = self.em
@@ -227,16 +230,26 @@ class DecisionWorkspace:
         decision that outlives the next ``decide_into``."""
         from controller.core.scaling.decide import Decision  # noqa: PLC0415 (decide imports this module)
 
-        out = (lambda a: a.copy()) if copy else (lambda a: a)
+        if copy:
+            sig, smoothed, proposals, valid, norm, ramps = self._outputs(lambda a: a.copy())
+        else:  # the workspace's own arrays: the same views every cycle, made once
+            if self._views is None:
+                self._views = self._outputs(lambda a: a)
+            sig, smoothed, proposals, valid, norm, ramps = self._views
+        forecasts = None if self.forecast is None else self.forecast.forecasts(copy)
+        return Decision(now, obs.current, obs.ready, sig, smoothed, proposals, valid, norm, kept, self.params,
+                        forecasts=forecasts, ramps=ramps, latest=getattr(obs, "latest", None),
+                        observed=obs.values)
+
+    def _outputs(self, out) -> tuple:
+        """The last cycle's outputs as a Decision holds them, each array passed through ``out``
+        (a copy, or the array itself): (signal, smoothed, proposals, valid, norm result, ramps)."""
         f2, b2 = out(self.out_f2), out(self.out_b2)
         sig = _signal(f2[0], b2)
         smoothed = sig.values if self.params.smoothing == Smoothing.NONE else f2[1]
         ramps = Ramps(*out(self.ramp_out), self.params.ramp_metrics) if self.params.ramp_metrics else None
         norm = NormResult(*out(self.out_f1), *out(self.out_i1), out(self.active))
-        forecasts = None if self.forecast is None else self.forecast.forecasts(copy)
-        return Decision(now, obs.current, obs.ready, sig, smoothed, f2[2], b2[5], norm, kept, self.params,
-                        forecasts=forecasts, ramps=ramps, latest=getattr(obs, "latest", None),
-                        observed=obs.values)
+        return sig, smoothed, f2[2], b2[5], norm, ramps
 
     # -- state
     def commit(self, applied: np.ndarray | bool = True, replicas: np.ndarray | None = None) -> int:
