@@ -38,12 +38,13 @@ def _readers(kubeconfig: Path) -> dict:
     return {"pods": lambda label=None: core.list_namespaced_pod(NAMESPACE, label_selector=label, **_RAW),
             "pod": lambda name: core.read_namespaced_pod(name, NAMESPACE, **_RAW),
             "sts": lambda name: apps.read_namespaced_stateful_set(name, NAMESPACE, **_RAW),
-            "events": lambda: core.list_namespaced_event(NAMESPACE, **_RAW)}
+            "events": lambda: core.list_namespaced_event(NAMESPACE, **_RAW),
+            "configmaps": lambda: core.list_config_map_for_all_namespaces(**_RAW)}
 
 
 def kube_get(kubeconfig: Path, kind: str, *args: str) -> dict:
     """As ``kubectl get KIND [NAME|LABEL] -o json`` in namespace default: "pods" [label selector],
-    "pod" NAME, "sts" NAME, "events"; the API's JSON."""
+    "pod" NAME, "sts" NAME, "events", "configmaps" (all namespaces: ``-A``); the API's JSON."""
     return json.loads(_readers(kubeconfig)[kind](*args).data)
 
 
@@ -53,3 +54,13 @@ def spec_replicas(kubeconfig: Path, name: str = "web") -> int:
 
     apps = client.AppsV1Api(api_client(kubeconfig))
     return apps.read_namespaced_deployment_scale(name, NAMESPACE, _request_timeout=READ_TIMEOUT_S).spec.replicas
+
+
+def reasons(events: dict) -> set[str]:
+    """The reasons of an Event list's JSON."""
+    return {e.get("reason") for e in events["items"]}
+
+
+def names(items: dict) -> set[str]:
+    """The names of a list's JSON."""
+    return {i["metadata"]["name"] for i in items["items"]}
