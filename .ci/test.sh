@@ -16,6 +16,13 @@ export SETPOINT_REQUIRE_PROMETHEUS=1  # a missing server fails the tests instead
 export SETPOINT_REQUIRE_BROWSER=1  # likewise a missing chromium or playwright for the report's browser test
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# Bytecode cached on disk, whatever this machine's default: with PYTHONDONTWRITEBYTECODE set (some
+# CI images and sandboxes set it), every process the suite starts (its workers, ~300 `setpoint`
+# commands, their worker processes) compiled Setpoint's sources again (~0.3 s of CPU each), and
+# every xdist worker rewrote every test module's asserts (~10 s each). Compiled once here, on
+# every core; pytest caches its rewritten test modules itself.
+unset PYTHONDONTWRITEBYTECODE
+python3 -m compileall -q -j 0 controller simulators tests bench >/dev/null
 # Parallel workers (pytest-xdist): the suite mostly waits (servers starting, live loops on real
 # clocks), so more workers than cores pay off. --dist loadgroup keeps the tests that share a
 # module-scoped fixture on one worker (tests/conftest.py). SETPOINT_TEST_WORKERS=0 runs in one

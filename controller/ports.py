@@ -318,6 +318,19 @@ class PodLister(Protocol):
         """Every pod of each target (rows aligned with ``targets``; unknown targets have none)."""
 
 
+@runtime_checkable
+class PodStartLister(Protocol):
+    """Optional capability of a PodLister: the columns of ``list_pods`` the start-up observer
+    reads (controller/runtime/startup_observer.py), for some rows of a target list, without the
+    listing's names and objects (the simulator). Checked once per cluster by the observer."""
+
+    def pod_starts(self, targets: Sequence[TargetRef], due: np.ndarray) -> tuple | None:
+        """The pods of ``targets`` at rows ``due`` (D,) int64, as ``list_pods`` of those targets
+        lists them: (row in ``targets``, uid (int64), creation, Ready change (epoch s, NaN:
+        unset), Ready, runs but not Ready (neither Ready nor Pending)), (P,) each. None when it
+        declines: then ``list_pods``."""
+
+
 @dataclass(frozen=True)
 class ListedPodSamples:
     """The pods of N targets with one per-pod metric's samples joined to them.

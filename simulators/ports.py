@@ -43,6 +43,7 @@ class SimTargets:
         self._last_resolved: tuple[TargetSelector, list[TargetRef]] | None = None  # the last selector asked, its list
         self._rows: tuple[Sequence[TargetRef], np.ndarray, np.ndarray | slice] | None = None
         self._index_of: dict[TargetRef, int] = {}  # _index's rows, of the targets found
+        self._listed_rows: tuple[Sequence[TargetRef], np.ndarray, np.ndarray] | None = None  # (list, its rows_of)
 
     def resolve(self, selector: TargetSelector) -> list[TargetRef]:
         last = self._last_resolved
@@ -73,7 +74,7 @@ class SimTargets:
         """Arrays straight from the engine; unknown targets have ``exists`` False. Full statuses
         (pods, revisions) with ``with_pods`` (default: the constructor's ``with_statuses``)."""
         return self.cluster.view(targets, with_statuses=self.with_statuses if with_pods is None else with_pods,
-                                 with_paused=True)
+                                 with_paused=True, rows=self._rows_of(targets))
 
     def apply(self, action: Action) -> None:
         self.cluster.apply(action)
@@ -102,6 +103,23 @@ class SimTargets:
         if row is None:
             row = self._index_of[target] = self.cluster.index(target)
         return row
+
+    def pod_starts(self, targets: Sequence[TargetRef], due: np.ndarray) -> tuple | None:
+        """The ``PodStartLister`` capability: the pods of ``targets`` at ``due`` (D,) int64 as the
+        start-up observer reads them, straight from the engine's slots (SimCluster.pod_starts),
+        without a target list of their own. None when the kernels are off, or when a subclass
+        lists its own way (``list_pods`` overridden: a test's failing read): then ``list_pods``."""
+        if type(self).list_pods is not SimTargets.list_pods:
+            return None
+        rows, exists = self._rows_of(targets)
+        return self.cluster.pod_starts(rows[due], exists[due], due)
+
+    def _rows_of(self, targets: Sequence[TargetRef]) -> tuple[np.ndarray, np.ndarray]:
+        """SimCluster.rows_of(targets), kept for the last list object asked about (the Reconciler's
+        list of a cycle, never changed in place: as ``rows`` keeps it), without comparing its targets."""
+        if self._listed_rows is None or self._listed_rows[0] is not targets:
+            self._listed_rows = (targets, *self.cluster.rows_of(targets))
+        return self._listed_rows[1:]
 
     def list_pods(self, targets: Sequence[TargetRef]) -> PodView:
         """The ``PodLister`` capability: the targets' pods straight from the engine's arrays."""

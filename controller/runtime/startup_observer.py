@@ -6,7 +6,8 @@ Ready; core/scaling/startup.py does the arithmetic). Which targets are read: eve
 observer has not read yet (the first cycle, a new target, a controller restart: the start-ups
 are re-learned from the pods that exist, nothing needs persisting), and those whose ready count
 rose since the previous cycle (a pod just became Ready). Pods come from the Cluster's
-PodLister capability (arrays; the simulator), else from the view's full statuses when the cycle
+PodStartLister capability (the columns read here, for rows of the target list; the simulator),
+else its PodLister capability (arrays), else from the view's full statuses when the cycle
 listed pods anyway (health checks), else from one ``observe(..., with_pods=True)`` of those
 targets (the Kubernetes adapter: creationTimestamp and the Ready condition's
 lastTransitionTime). A failed read leaves the memory as it was (the error goes in the cycle's).
@@ -39,12 +40,12 @@ import numpy as np
 
 from controller.core.history import take_rows
 from controller.core.scaling.params import PolicyParams
-from controller.core.scaling.startup import (DEFAULT_STARTUP, StartupEstimate, StartupMemory, StartupParams, estimate,
-                                             learn_rows, update_estimate)
-from controller.core.scaling.withheld import withheld_after_s, withheld_replicas
+from controller.core.scaling.startup import (DEFAULT_STARTUP, StartupEstimate, StartupMemory, StartupParams, cycle_due,
+                                             estimate, learn_estimate, learn_rows, update_estimate)
+from controller.core.scaling.withheld import short_due, withheld_after_s, withheld_replicas
 from controller.errors import SetpointError
 from controller.model import TargetRef, direct_init
-from controller.ports import Cluster, ClusterView, PodLister
+from controller.ports import Cluster, ClusterView, PodLister, PodStartLister
 
 #: How this module's errors begin (reads of the cluster's pods): telemetry counts them as source="cluster"
 STARTUP_UNREAD, WITHHELD_UNREAD = "start-up delays: pods not read", "withheld replicas: pods not read"
@@ -115,7 +116,7 @@ class StartupObserver:
         self._ready = np.zeros(0)  # ready counts at the previous cycle
         self._estimated: tuple[StartupMemory, StartupEstimate] | None = None  # the estimate of that memory
         self._changed: np.ndarray | None = None  # rows of the memory changed since that estimate (None: all)
-        self._lister: tuple[object, bool] | None = None  # (cluster, it is a PodLister): checked once per cluster
+        self._lister: tuple[object, bool, bool] | None = None  # (cluster, it is a PodLister, a PodStartLister): checked once per cluster
         self._withheld = np.zeros(0)  # the last withheld replicas (kept for targets whose pods were not read)
         self._short_since = np.zeros(0)  # since when each target has had fewer Ready pods than spec (NaN: not)
         self._seen = np.zeros(0, bool)  # the target was observed before (a cycle of this observer)
@@ -124,6 +125,7 @@ class StartupObserver:
         self._last_cycle_s = math.nan  # the previous cycle's time
         self._wanted: tuple[PolicyParams, bool] | None = None  # (params, wants_observed_startup of them)
         self._after: tuple[np.ndarray, float, np.ndarray] | None = None  # see _withheld_after
+        self._info: StartupInfo | None = None  # the last cycle's, kept while its estimate and params are the same
 
     def observe(self, params: PolicyParams, cluster: Cluster, targets: list[TargetRef], view: ClusterView,
                 now: float, errors: list[str], listed_pods: bool) -> StartupInfo | None:
@@ -132,11 +134,9 @@ class StartupObserver:
         if not self._wants(params):
             return None
         self._align(targets)
-        ready = np.asarray(view.ready, np.float64)
-        self._mark_dark(view.exists, ready == 0, now)
-        rose = ready > self._ready
-        due = np.flatnonzero(view.exists & (rose if self._all_read else ~self._read | rose))
-        self._ready = ready.copy()
+        due = cycle_due(np.asarray(view.ready, np.float64), np.asarray(view.exists, bool), self._ready, self._dark_at,
+                        self._last_cycle_s, self._read, self._all_read, now)
+        self._last_cycle_s = now
         if due.size:
             try:
                 self._learn(cluster, targets, due, view, now, listed_pods)
@@ -150,21 +150,15 @@ class StartupObserver:
             else:  # only the rows that learned start-ups
                 now_estimate = update_estimate(self._estimated[1], self._memory, self._changed, self.sp)
             self._estimated, self._changed = (self._memory, now_estimate), np.zeros(0, np.int64)
-        return StartupInfo(self._estimated[1], params)
+        if self._info is None or self._info.estimate is not self._estimated[1] or self._info.params is not params:
+            self._info = StartupInfo(self._estimated[1], params)  # frozen, over arrays never changed in place
+        return self._info
 
     def _wants(self, params: PolicyParams) -> bool:
         """``wants_observed_startup(params)``, asked once per params object."""
         if self._wanted is None or self._wanted[0] is not params:
             self._wanted = (params, wants_observed_startup(params))
         return self._wanted[1]
-
-    def _mark_dark(self, exists: np.ndarray, no_ready: np.ndarray, now: float) -> None:
-        """Note the cycle ``now`` for the targets dark at it: existing (``exists`` (N,) bool) with
-        no Ready pod (``no_ready`` (N,) bool) after having had some at the last cycle, or dark then too."""
-        if no_ready.any():  # most cycles every target has a Ready pod: nothing can be dark
-            dark = exists & no_ready & ((self._ready > 0) | (self._dark_at == self._last_cycle_s))
-            self._dark_at[dark] = now
-        self._last_cycle_s = now
 
     def _align(self, targets: list[TargetRef]) -> None:
         """Rows follow the target list (new targets start unread and empty). The list is kept
@@ -196,28 +190,19 @@ class StartupObserver:
             return None
         self._align(targets)
         spec, ready = np.asarray(view.spec, np.float64), np.asarray(view.ready, np.float64)
-        is_short = view.exists & (ready < spec)
         since = self._short_since
-        if not is_short.any():  # the common cycle: every target has its Ready pods
-            since.fill(np.nan)
-            self._seen[:] = True
-            self._all_seen = True
-            self._withheld = np.zeros(len(targets))
-            return None
-        since[~is_short] = np.nan
-        since[is_short & np.isnan(since)] = now
-        after = self._withheld_after(startup_s, params.stated_startup_s, len(targets))
-        # a pod withheld now has held a spec slot without being Ready for longer than ``after``, so
-        # its target has been short all that time: a scale-up's start-ups need no pod read. A target
-        # first seen short (a new target; this controller just started, during a stuck rollout
-        # perhaps) has an unknown past: its pods are read once
-        overdue = now - since > after
-        due = np.flatnonzero(overdue if self._all_seen else overdue | (is_short & ~self._seen))
-        self._seen[:] = True
+        # a pod withheld now has held a spec slot without being Ready for longer than its
+        # withheld age, so its target has been short all that time: a scale-up's start-ups need
+        # no pod read. A target first seen short (a new target; this controller just started,
+        # during a stuck rollout perhaps) has an unknown past: its pods are read once
+        due = short_due(spec, ready, np.asarray(view.exists, bool), since, self._seen, self._all_seen, startup_s,
+                        params.stated_startup_s, now)
         self._all_seen = True
         if not due.size:  # no pod to read: none withheld
             self._withheld = np.zeros(len(targets))
             return None
+        is_short = view.exists & (ready < spec)
+        after = self._withheld_after(startup_s, params.stated_startup_s, len(targets))
         out = np.zeros(len(targets))
         try:
             rows, _, created, _, _, not_serving = self._pods(cluster, targets, due, view, listed_pods)
@@ -254,9 +239,16 @@ class StartupObserver:
     def _pods(self, cluster: Cluster, targets: list[TargetRef], due: np.ndarray, view: ClusterView,
               listed_pods: bool) -> tuple[np.ndarray, ...]:
         """The pods of the targets in rows ``due`` as pod_facts gives them, from the Cluster's
-        PodLister, else the view's statuses (``listed_pods``), else one observe of those targets."""
+        PodStartLister, else its PodLister, else the view's statuses (``listed_pods``), else one
+        observe of those targets."""
         if self._lister is None or self._lister[0] is not cluster:  # a runtime Protocol check costs ~30 us
-            self._lister = (cluster, isinstance(cluster, PodLister))
+            # PodStartLister declared by the cluster's class: a wrapper that forwards what it lacks
+            # (__getattr__) and lists pods its own way must not be read around
+            self._lister = (cluster, isinstance(cluster, PodLister), issubclass(type(cluster), PodStartLister))
+        if self._lister[2]:  # the columns read here, without a target list for ``due`` nor the listing's objects
+            starts = cluster.pod_starts(targets, due)
+            if starts is not None:
+                return starts
         if self._lister[1]:
             pods = cluster.list_pods([targets[i] for i in due])
             created = pods.start_time if pods.created_time is None else pods.created_time
@@ -271,6 +263,12 @@ class StartupObserver:
     def _add(self, rows, keys, created, ready_s, ready, now: float) -> None:
         # not a pod Ready late because its target went dark; in place: the observer alone holds its
         # memory (a new object all the same when a start-up counted: the estimate is redone)
+        if self._estimated is not None and self._estimated[0] is self._memory and self._changed is not None:
+            # the estimate is of this memory: the rows learned estimated in the same pass
+            self._memory, now_estimate = learn_estimate(self._memory, self._estimated[1], rows, keys, created, ready_s,
+                                                        ready, now, self._dark_at, self.sp)
+            self._estimated = (self._memory, now_estimate)
+            return
         self._memory, learned = learn_rows(self._memory, rows, keys, created, ready_s, ready, now, self._dark_at, self.sp)
         if self._changed is not None:  # learned: ascending, unique (the union's own form, without its sort)
             self._changed = learned if self._changed.size == 0 else np.union1d(self._changed, learned)

@@ -62,17 +62,7 @@ def _running_kernel(rows, exists, phase, serial, revision_seq, present, values, 
         if not (exists[a] and present[a] and math.isfinite(values[a])):
             continue
         r = rows[a]
-        m = 0
-        for s in range(k_slots):
-            if phase[r, s] == EMPTY or phase[r, s] == PENDING:
-                continue
-            key = serial[r, s]
-            q = m  # insertion: after every pod of a lower or equal serial (stable)
-            while q > 0 and serial[r, slot[q - 1]] > key:
-                slot[q] = slot[q - 1]
-                q -= 1
-            slot[q] = s
-            m += 1
+        m = _by_serial(phase, serial, r, k_slots, slot, True)
         for j in range(m):
             s = slot[j]
             at[p] = a
@@ -209,6 +199,24 @@ def try_padded_means(rows: np.ndarray, exists: np.ndarray, ends: np.ndarray, pha
         return None
 
 
+@compiled.jit_inline
+def _by_serial(phase, serial, r, end, slot, running_only):
+    """Row r's live slots before ``end`` (``running_only``: not Pending either) into ``slot`` by
+    serial (an insertion sort, stable: equal serials keep slot order); returns how many."""
+    m = 0
+    for s in range(end):
+        if phase[r, s] == EMPTY or (running_only and phase[r, s] == PENDING):
+            continue
+        key = serial[r, s]
+        q = m  # insertion: after every pod of a lower or equal serial (stable)
+        while q > 0 and serial[r, slot[q - 1]] > key:
+            slot[q] = slot[q - 1]
+            q -= 1
+        slot[q] = s
+        m += 1
+    return m
+
+
 @jit
 def _listed_samples_kernel(rows, exists, counts, ends, phase, serial, revision_seq, created_s, ready_transition_s,
                            present, values, ages):
@@ -270,17 +278,7 @@ def _listed_samples_kernel(rows, exists, counts, ends, phase, serial, revision_s
                 break
             _workload_mean(first, p, pending, sampled, v, means, has_mean, a)
             continue
-        p, m = first, 0
-        for s in range(ends[r]):
-            if phase[r, s] == EMPTY:
-                continue
-            key = serial[r, s]
-            q = m  # insertion: after every pod of a lower or equal serial (stable)
-            while q > 0 and serial[r, slot[q - 1]] > key:
-                slot[q] = slot[q - 1]
-                q -= 1
-            slot[q] = s
-            m += 1
+        p, m = first, _by_serial(phase, serial, r, ends[r], slot, False)
         if m != counts[r]:
             held = False
             break
@@ -327,3 +325,60 @@ def try_listed_samples(rows: np.ndarray, exists: np.ndarray, phase: np.ndarray, 
         compiled.mark_broken(exc)
         return None
     return tuple(got)
+
+
+@jit
+def _pod_starts_kernel(rows, exists, at, counts, ends, phase, serial, created_s, ready_transition_s):
+    """The live pods of services ``rows`` (D,) that ``exists``, by target then serial, as the
+    start-up observer reads them: (target ``at`` of the pod's service, uid, creation, Ready
+    change, Ready, runs not Ready (neither Ready nor Pending)), (P,) each, and whether the
+    ``counts`` (S,) held (False: a row had another number of pods before its ``ends``)."""
+    total = 0
+    for a in range(rows.shape[0]):
+        if exists[a]:
+            total += counts[rows[a]]
+    target = np.empty(total, np.int64)
+    uid = np.empty(total, np.int64)
+    created = np.empty(total)
+    ready_s = np.empty(total)
+    ready = np.empty(total, np.bool_)
+    not_serving = np.empty(total, np.bool_)
+    slot = np.empty(phase.shape[1], np.int64)
+    p = 0
+    for a in range(rows.shape[0]):
+        if not exists[a]:
+            continue
+        r = rows[a]
+        m = _by_serial(phase, serial, r, ends[r], slot, False)
+        if m != counts[r]:
+            return target, uid, created, ready_s, ready, not_serving, False
+        for j in range(m):
+            s = slot[j]
+            ph = phase[r, s]
+            target[p] = at[a]
+            uid[p] = (np.int64(r) << 32) + serial[r, s]
+            created[p] = created_s[r, s]
+            ready_s[p] = ready_transition_s[r, s]
+            ready[p] = ph == READY
+            not_serving[p] = ph != READY and ph != PENDING
+            p += 1
+    return target, uid, created, ready_s, ready, not_serving, True
+
+
+def try_pod_starts(rows: np.ndarray, exists: np.ndarray, at: np.ndarray, phase: np.ndarray, serial: np.ndarray,
+                   created_s: np.ndarray, ready_transition_s: np.ndarray, counts: np.ndarray,
+                   ends: np.ndarray) -> tuple | None:
+    """The pods of the services at ``rows`` (D,) int64 that ``exists`` (D,) bool, each labelled
+    with its target's ``at`` (D,) int64, in ``try_list_pods``' order: (target, uid, creation,
+    Ready change (epoch s), Ready, runs but not Ready), (P,) each: the columns the start-up
+    observer reads of a pod listing (controller/runtime/startup_observer.py), without the
+    listing's other columns and objects. ``counts``, ``ends`` (S,): as try_listed_samples
+    takes them. None when the kernels are off or the counts did not hold: then list the pods."""
+    if not compiled.enabled():
+        return None
+    try:
+        *got, held = _pod_starts_kernel(rows, exists, at, counts, ends, phase, serial, created_s, ready_transition_s)
+    except compiled.KERNEL_ERRORS as exc:
+        compiled.mark_broken(exc)
+        return None
+    return tuple(got) if held else None

@@ -138,15 +138,16 @@ class ClusterPort:
         return sorted(refs)
 
     def view(self, targets: Sequence[TargetRef] | None = None, with_statuses: bool = False,
-             with_paused: bool = False) -> ClusterView:
+             with_paused: bool = False, rows: tuple[np.ndarray, np.ndarray] | None = None) -> ClusterView:
         """Replica counts of ``targets`` (default: all services) as arrays: the ``Cluster``
         port's ``observe``. Fast: no per-pod objects unless ``with_statuses``. ``paused`` (rollouts
-        paused; False for unknown targets) only ``with_paused``, else None."""
+        paused; False for unknown targets) only ``with_paused``, else None. ``rows``: what
+        ``rows_of(targets)`` gave, kept by the caller (None: found here)."""
         self._flush()
         if targets is None:
             rows, exists = np.arange(self.n_services), np.ones(self.n_services, dtype=bool)
         else:
-            rows, exists = self.rows_of(targets)
+            rows, exists = self.rows_of(targets) if rows is None else rows
         every, all_exist = self._every_service(rows, exists)
         if every:  # every service, in order: the same values without the gathers
             pick = lambda a: a.astype(np.float64)  # noqa: E731
@@ -305,6 +306,15 @@ class ClusterPort:
         out = self._list_pods_numpy(rows, exists)
         self._pod_arrays_cache = (self._view_cache[0], tuple(a.copy() for a in state), out)
         return out
+
+    def pod_starts(self, rows: np.ndarray, exists: np.ndarray, at: np.ndarray) -> tuple | None:
+        """The pods of the services at ``rows`` (D,) int64 that ``exists`` (D,) bool, each with its
+        target ``at`` (D,) int64: (target, uid, creation, Ready change, Ready, runs but not
+        Ready), (P,) each, the columns of ``pod_arrays`` the start-up observer reads, in its order
+        (simcluster/pod_listing.py try_pod_starts). None when the kernels are off."""
+        self._flush()
+        return pod_listing.try_pod_starts(rows, exists, at, self._pod_phase, self._pod_serial, self._pod_created_s,
+                                          self._pod_ready_transition_s, self._n_pods, self._live_end)
 
     def running_pod_samples(self, targets: Sequence[TargetRef], present: np.ndarray, values: np.ndarray,
                             age_s: np.ndarray) -> dict[str, np.ndarray | LazyStrings]:

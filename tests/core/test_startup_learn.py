@@ -1,6 +1,8 @@
 """``startup.learn_rows``: the start-ups a cycle's pods show (observed_startups, not across a
 dark spell of their target) remembered in place, in one compiled pass (startup_compiled.try_learn)
-or with numpy: the same memory, rows and object identity as observed_startups + remember_rows."""
+or with numpy: the same memory, rows and object identity as observed_startups + remember_rows; and
+``startup.learn_estimate`` (learning and the estimate of the rows learned in one compiled pass): the
+same memory and estimate as learn_rows then update_estimate, and as a whole estimate."""
 
 from __future__ import annotations
 
@@ -63,11 +65,20 @@ def assert_same(got, want, memory, expected):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("switch", [pytest.param("1", id="compiled"), pytest.param("0", id="numpy")])
+SWITCHES = [pytest.param("1", id="compiled"), pytest.param("0", id="numpy")]
+
+
+def named_pods(monkeypatch, switch: str, name: str) -> list:
+    """PODS[name] with the kernels on (switch "1") or off; off, only the rows inside the memory
+    (numpy's dark gather needs them)."""
+    monkeypatch.setattr(compiled, "switch", switch)
+    return [p for p in PODS[name] if switch == "1" or 0 <= p[0] < 3]
+
+
+@pytest.mark.parametrize("switch", SWITCHES)
 @pytest.mark.parametrize("name", list(PODS))
 def test_learn_rows_equals_observed_startups_then_remember_rows(monkeypatch, switch, name):
-    monkeypatch.setattr(compiled, "switch", switch)
-    pods = [p for p in PODS[name] if switch == "1" or 0 <= p[0] < 3]  # numpy's dark gather needs rows inside
+    pods = named_pods(monkeypatch, switch, name)
     memory, expected = memory_with_one_start_up(), memory_with_one_start_up()
     got = su.learn_rows(memory, *columns(pods), NOW, DARK)
     want = reference(expected, *columns(pods), NOW, DARK)
@@ -99,6 +110,56 @@ def test_rounds_of_learning_compiled_equal_numpy(rounds, dark):
             for pods in rounds:
                 memory, rows = su.learn_rows(memory, *columns(pods), NOW, np.array(dark))
                 steps.append((rows.tolist(), memory.key.tolist(), memory.created_s.tolist(), memory.ready_s.tolist()))
+            out[switch] = repr(steps)  # repr: NaN compares equal
+        assert out["1"] == out["0"]
+    finally:
+        compiled.switch = saved
+
+
+def learned_and_estimated(memory, previous, pods, sp, dark):
+    """``learn_estimate`` of ``pods`` as (memory is the one given, estimate is ``previous``, memory arrays, estimate arrays)."""
+    got_memory, got = su.learn_estimate(memory, previous, *columns(pods), NOW, dark, sp)
+    return (got_memory is memory, got is previous, repr((got_memory.key.tolist(), got_memory.created_s.tolist(),
+                                                          got_memory.ready_s.tolist())),
+            repr((got.delay_s.tolist(), got.pods.tolist(), got.pods.dtype, got.low_s.tolist(), got.high_s.tolist())))
+
+
+@pytest.mark.parametrize("switch", SWITCHES)
+@pytest.mark.parametrize("name", list(PODS))
+def test_learn_estimate_equals_learn_rows_then_update_estimate(monkeypatch, switch, name):
+    pods = named_pods(monkeypatch, switch, name)
+    memory, expected = memory_with_one_start_up(), memory_with_one_start_up()
+    previous = su.estimate(memory)
+    got = learned_and_estimated(memory, previous, pods, su.DEFAULT_STARTUP, DARK)
+    want_memory, rows = su.learn_rows(expected, *columns(pods), NOW, DARK)
+    want = su.update_estimate(previous, want_memory, rows) if want_memory is not expected else previous
+    assert got == (want_memory is expected, want is previous,
+                   repr((want_memory.key.tolist(), want_memory.created_s.tolist(), want_memory.ready_s.tolist())),
+                   repr((want.delay_s.tolist(), want.pods.tolist(), want.pods.dtype, want.low_s.tolist(),
+                         want.high_s.tolist())))
+    assert want is previous or not np.shares_memory(want.delay_s, previous.delay_s)  # a new estimate, never in place
+
+
+@settings(max_examples=60, deadline=None)
+@given(rounds=st.lists(st.lists(pod, max_size=8), min_size=1, max_size=4),
+       dark=st.lists(st.sampled_from([NAN, 40.0, 120.0]), min_size=3, max_size=3))
+def test_rounds_of_learning_and_estimating_compiled_equal_numpy_and_a_whole_estimate(rounds, dark):
+    saved = compiled.switch
+    sp = su.StartupParams(pods=3, quantile=0.7)
+    try:
+        out = {}
+        for switch in ("1", "0"):
+            compiled.switch = switch
+            memory = su.StartupMemory.empty(3, sp)
+            estimate = su.estimate(memory, sp)
+            steps = []
+            for pods in rounds:
+                memory, estimate = su.learn_estimate(memory, estimate, *columns(pods), NOW, np.array(dark), sp)
+                whole = su.estimate(memory, sp)
+                for a, b in zip((estimate.delay_s, estimate.pods, estimate.low_s, estimate.high_s),
+                                (whole.delay_s, whole.pods, whole.low_s, whole.high_s)):
+                    np.testing.assert_array_equal(a, b)
+                steps.append((memory.key.tolist(), memory.created_s.tolist(), estimate.delay_s.tolist()))
             out[switch] = repr(steps)  # repr: NaN compares equal
         assert out["1"] == out["0"]
     finally:

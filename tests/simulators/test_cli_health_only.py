@@ -1,23 +1,23 @@
-"""`setpoint simulate` of a health-only policy (a health section, no scaling) as a user runs it: a
-subprocess, files on disk; then `setpoint explain` and `setpoint status --records` on its folder."""
+"""`setpoint simulate` of a health-only policy (a health section, no scaling) as a user runs it:
+files on disk (the commands through tests/support/cli_inproc.py); then `setpoint explain` and
+`setpoint status --records` on its folder."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.simulators.test_health_only_sim import HEADER, MEMORY, RESTARTS
+from tests.support.cli_inproc import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
-SETPOINT = [sys.executable, "-m", "controller.cli"]
 
 
 def setpoint(*args, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([*SETPOINT, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return run_cli(*args, cwd=cwd)
 
 
 def write_policies(folder: Path) -> None:

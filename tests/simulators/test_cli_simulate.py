@@ -1,4 +1,6 @@
-"""`setpoint simulate` and `setpoint explain` as a user runs them: a subprocess, files on disk."""
+"""`setpoint simulate` and `setpoint explain` as a user runs them: files on disk; the default run
+and the kernels' first run in a subprocess, the others through tests/support/cli_inproc.py (what
+a command says and writes, without a fresh interpreter's start-up each time)."""
 
 from __future__ import annotations
 
@@ -12,17 +14,20 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli_inproc import run_cli
+
 SETPOINT = [sys.executable, "-m", "controller.cli"]
 
 
 def setpoint(*args, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([*SETPOINT, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return run_cli(*args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
+    """`setpoint simulate` with no arguments, as a user first runs it: its own process."""
     cwd = tmp_path_factory.mktemp("sim")
-    proc = setpoint("simulate", cwd=cwd)
+    proc = subprocess.run([*SETPOINT, "simulate"], cwd=cwd, capture_output=True, text=True, timeout=300)
     return cwd, proc
 
 

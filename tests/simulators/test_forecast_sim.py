@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -13,6 +10,7 @@ from controller.policy import load_policies
 from simulators.load import TraceReplay, load_trace
 from simulators.runner import ControllerSpec, run_controller
 from simulators.scenario import SCENARIO_FOLDER, load_scenario_text
+from tests.support.cli_inproc import run_cli
 from tests.simulators.conftest_paths import POLICIES
 from tests.simulators.test_load import write_csv
 
@@ -75,12 +73,10 @@ def test_the_runner_warms_the_forecast_from_the_scenario_history():
 
 
 def test_explain_prints_the_forecast(tmp_path):
-    cli = [sys.executable, "-m", "controller.cli"]
-    sim = subprocess.run([*cli, "simulate", "step", "--policy", str(POLICIES / "web-forecast.yaml"), "-b", "hpa",
-                          "--out", "out"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    sim = run_cli("simulate", "step", "--policy", POLICIES / "web-forecast.yaml", "-b", "hpa", "--no-report",
+                  "--out", "out", cwd=tmp_path)
     assert sim.returncode == 0, sim.stderr
-    proc = subprocess.run([*cli, "explain", "out", "--controller", "policy", "--at", "16m"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    proc = run_cli("explain", "out", "--controller", "policy", "--at", "16m", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     (line,) = proc.stdout.strip().splitlines()
     assert "rps: forecast" in line and "reactive" in line and "predictive" in line and "error" in line

@@ -7,13 +7,12 @@ AverageValue reads cores by the same rule (it read the utilization in percent)."
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from controller.core.scaling.params import MetricKind
 from simulators.scenario import load_scenario_text
+from tests.support.cli_inproc import run_cli
 
 # 10 pods at 600 rps: CPU 60 % of request, below the HPAs' 80 %. From 2m every pod leaks 1 MiB/s
 # from 256 MiB (50 % of its 512 MiB request): memory passes 70 % (358 MiB) about 100 s later.
@@ -69,12 +68,10 @@ UTILIZATION = {"type": "Utilization", "averageUtilization": 70}
 def test_an_imported_memory_metric_decides_the_scale_up_of_a_leaking_workload(tmp_path, manifest, memory):
     (tmp_path / "hpa.yaml").write_text(manifest)
     (tmp_path / "leak.yaml").write_text(SCENARIO)
-    cli = [sys.executable, "-m", "controller.cli"]
-    imported = subprocess.run([*cli, "import", "hpa.yaml", "-o", "web.yaml"], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=120)
+    imported = run_cli("import", "hpa.yaml", "-o", "web.yaml", cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
-    proc = subprocess.run([*cli, "simulate", "leak.yaml", "-p", "web.yaml", "--no-frontier", "--no-report",
-                           "--jobs", "1", "-o", "out"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = run_cli("simulate", "leak.yaml", "-p", "web.yaml", "--no-frontier", "--no-report", "--jobs", "1", "-o", "out",
+                   cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in (tmp_path / "out" / "decisions.jsonl").read_text().splitlines()]
     ups = [r for r in records if r.get("controller") == "policy" and r["reason"] == "ScaleUp"]
@@ -97,10 +94,9 @@ def test_an_imported_cpu_average_value_reads_cores_not_percent(tmp_path):
                  "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
                      "type": "AverageValue", "averageValue": "300m"}}}]}}))
     (tmp_path / "leak.yaml").write_text(SCENARIO)
-    cli = [sys.executable, "-m", "controller.cli"]
-    assert subprocess.run([*cli, "import", "hpa.yaml", "-o", "web.yaml"], cwd=tmp_path, timeout=120).returncode == 0
-    proc = subprocess.run([*cli, "simulate", "leak.yaml", "-p", "web.yaml", "--no-frontier", "--no-report",
-                           "--jobs", "1", "-o", "out"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run_cli("import", "hpa.yaml", "-o", "web.yaml", cwd=tmp_path).returncode == 0
+    proc = run_cli("simulate", "leak.yaml", "-p", "web.yaml", "--no-frontier", "--no-report", "--jobs", "1", "-o", "out",
+                   cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     [first] = [json.loads(line) for line in (tmp_path / "out" / "decisions.jsonl").read_text().splitlines()[:1]]
     # 10 ready pods of 0.5 cores at 60 %: 3 cores, 10 pods of 0.3 (within HPA's tolerance: 10 stay)
@@ -160,16 +156,14 @@ def test_an_average_value_read_by_pod_reads_each_pods_share(tmp_path, resource, 
                  "metrics": [{"type": "Resource", "resource": {"name": resource, "target": {
                      "type": "AverageValue", "averageValue": average}}}]}}))
     (tmp_path / "leak.yaml").write_text(SCENARIO.replace("duration: 20m", "duration: 3m"))
-    cli = [sys.executable, "-m", "controller.cli"]
-    assert subprocess.run([*cli, "import", "hpa.yaml", "-o", "web.yaml"], cwd=tmp_path, timeout=120).returncode == 0
+    assert run_cli("import", "hpa.yaml", "-o", "web.yaml", cwd=tmp_path).returncode == 0
     policy = yaml.safe_load((tmp_path / "web.yaml").read_text())
     policy["spec"]["scaling"]["metrics"][0]["query"] = BY_POD[resource]
     (tmp_path / "by-pod.yaml").write_text(yaml.safe_dump(policy))
     runs = {}
     for name in ("web", "by-pod"):
-        proc = subprocess.run([*cli, "simulate", "leak.yaml", "-p", f"{name}.yaml", "--no-frontier", "--no-report",
-                               "-b", "fixed-max", "--jobs", "1", "-o", name], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=300)
+        proc = run_cli("simulate", "leak.yaml", "-p", f"{name}.yaml", "--no-frontier", "--no-report", "-b",
+                       "fixed-max", "--jobs", "1", "-o", name, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
         runs[name] = [json.loads(line) for line in (tmp_path / name / "decisions.jsonl").read_text().splitlines()
                       if json.loads(line).get("controller") == "policy"]

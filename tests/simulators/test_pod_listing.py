@@ -3,7 +3,7 @@ listing, array for array: on generated slot arrays (ties of serials, empty slots
 unknown targets) and on a simulated cluster scaled up and down tick after tick. The same for
 the running pods with their targets' samples (``running_pod_samples``: the compiled pass and
 the numpy listing filtered), and for the workload means, listed and read from the slots in
-place (``try_padded_means``). The compiled listing is sized by the cluster's kept pod counts;
+place (``try_padded_means``), and for the start-up observer's columns (``try_pod_starts``). The compiled listing is sized by the cluster's kept pod counts;
 counts that do not match the slots give the same listing (counted again)."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from controller.core.scaling import compiled
 from controller.core.scaling.hpa_propose import to_milli
 from controller.model import TargetRef
 from simulators.cluster import SimCluster
+from simulators.ports import SimTargets
 from simulators.simcluster import pod_listing
 from simulators.simcluster.port import ClusterPort
 from simulators.simcluster.slots import BACKOFF, EMPTY, PENDING, READY, STARTING, live_end_of
@@ -71,6 +72,34 @@ def assert_same_listing(monkeypatch, slots: Slots, rows, exists) -> None:
             assert got[name].dtype == want[name].dtype, name
             np.testing.assert_array_equal(got[name], want[name], err_msg=name)
         assert list(got["name"]) == list(want["name"])
+
+
+def starts_of(listing: dict, at: np.ndarray) -> tuple:
+    """The start-up observer's columns of a ``pod_arrays`` listing (its PodLister path), each pod
+    labelled with its target's ``at``: what ``try_pod_starts`` gives."""
+    t = np.asarray(listing["at"], np.int64)
+    return (at[t], listing["uid"], listing["start_time"], listing["ready_transition_time"], listing["ready"],
+            ~listing["ready"] & ~listing["pending"])
+
+
+def assert_same_starts(got: tuple | None, want: tuple, where: str = "") -> None:
+    assert got is not None, "the kernel declined"
+    for name, g, w in zip(("target", "uid", "created", "ready_s", "ready", "not_serving"), got, want):
+        assert g.dtype == w.dtype, f"{where}{name}"
+        np.testing.assert_array_equal(g, w, err_msg=f"{where}{name}")
+
+
+def assert_same_pod_starts(monkeypatch, slots: Slots, rows, exists) -> None:
+    """try_pod_starts (the start-up observer's read) gives the listing's columns, in its order."""
+    monkeypatch.setattr(compiled, "switch", "1")
+    rows, exists = np.asarray(rows, np.int64), np.asarray(exists, bool)
+    at = np.arange(rows.size, dtype=np.int64) * 3 + 1  # the targets' rows in their list: any labels
+    want = starts_of(slots._list_pods_numpy(rows, exists), at)
+    k = slots._pod_phase.shape[1]
+    for ends in (slots._live_end, np.minimum(slots._live_end + 1, k)):  # an end past the last pod scans empty slots
+        assert_same_starts(pod_listing.try_pod_starts(rows, exists, at, slots._pod_phase, slots._pod_serial,
+                                                      slots._pod_created_s, slots._pod_ready_transition_s,
+                                                      slots._n_pods, ends), want)
 
 
 SAMPLE_FIELDS = ("at", "uid", "values", "age_s")
@@ -139,6 +168,8 @@ def test_same_listing_as_numpy_on_generated_slots(data):
     exists = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
     with pytest.MonkeyPatch.context() as mp:
         assert_same_listing(mp, slots, rows, exists)
+    with pytest.MonkeyPatch.context() as mp:
+        assert_same_pod_starts(mp, slots, rows, exists)
     values = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.just(50.0))
     present = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
     samples = data.draw(st.lists(values, min_size=n, max_size=n))
@@ -220,11 +251,13 @@ def test_running_pods(monkeypatch, phase, serial, present, value, expect_slots):
 
 def test_same_listing_on_a_simulated_cluster(monkeypatch):
     """pod_arrays (compiled) equals the numpy listing after every tick of a
-    cluster scaled up and down (pods pending, starting, ready, removed; serials past slot counts)."""
+    cluster scaled up and down (pods pending, starting, ready, removed; serials past slot counts),
+    and so do the start-up observer's columns of some rows of the list (SimTargets.pod_starts)."""
     monkeypatch.setattr(compiled, "switch", "1")
     cluster = SimCluster(WIDE, np.random.default_rng(3))
     targets = [TargetRef(svc.namespace, svc.name) for svc in WIDE]
     targets.append(TargetRef("nowhere", "missing"))
+    ports = SimTargets(cluster, [svc.name for svc in WIDE])
     load = np.full(cluster.n_services, 150.0)
     script = {0: [(i, 12) for i in range(8)], 5: [(i, i % 3) for i in range(8)], 9: [(i, 7) for i in range(0, 8, 2)]}
     for k in range(20):
@@ -238,6 +271,9 @@ def test_same_listing_on_a_simulated_cluster(monkeypatch):
         for name in FIELDS:
             np.testing.assert_array_equal(got[name], want[name], err_msg=f"tick {k}: {name}")
         assert list(got["name"]) == list(want["name"])
+        due = np.arange(k % 3, len(targets), 2, dtype=np.int64)  # the observer reads some rows of its list
+        assert_same_starts(ports.pod_starts(targets, due), starts_of(cluster._list_pods_numpy(rows[due], exists[due]), due),
+                           f"tick {k}: ")
 
 
 
@@ -271,16 +307,19 @@ def test_observe_says_which_rollouts_are_paused():
 
 
 def test_sim_targets_rows_of_a_new_list_after_the_cached_one_was_freed():
-    """SimTargets.rows caches per list object; a new list built after the cached one is gone
-    (CPython often hands it the freed list's id) gets its own rows, every time."""
-    from simulators.ports import SimTargets
-
+    """SimTargets.rows, and the rows its observe and pod_starts read, are cached per list object;
+    a new list built after the cached one is gone (CPython often hands it the freed list's id)
+    gets its own rows, every time."""
     cluster = SimCluster(WIDE, np.random.default_rng(3))
+    cluster.step(0.0, 5.0, np.full(cluster.n_services, 150.0))
     port = SimTargets(cluster, [svc.name for svc in WIDE])
     refs = [TargetRef(svc.namespace, svc.name) for svc in WIDE]
+    spec = cluster.spec_replicas
     for k in range(1, len(refs)):
         picked = [refs[k], refs[0]]
         assert port.rows(picked).tolist() == [k, 0]
+        assert port.observe(picked).spec.tolist() == [spec[k], spec[0]]
+        assert set(port.pod_starts(picked, np.array([0]))[1] >> 32) == {k}  # uid: the pod's service row, then serial
         del picked  # freed: the next list may reuse its id
     assert port.rows([refs[2], refs[0]]).tolist() == [2, 0]
 

@@ -81,6 +81,30 @@ def observed_startups(created_s: np.ndarray, ready_s: np.ndarray, ready: np.ndar
                 & (ready_s <= now))
 
 
+def cycle_due(ready: np.ndarray, exists: np.ndarray, last_ready: np.ndarray, dark_at: np.ndarray, last_cycle_s: float,
+              read: np.ndarray, all_read: bool, now: float) -> np.ndarray:
+    """One observer cycle's marks, in place, and the targets whose pods are due a read for start-ups.
+
+    ready, exists: (N,) this cycle's Ready pods (float) and whether each target exists;
+    last_ready: (N,) the Ready pods at the previous cycle (``last_cycle_s``), set to ``ready``;
+    dark_at: (N,) the last cycle at which each target had lost every Ready pod: set to ``now`` for
+    the existing targets with none now that had some at the last cycle, or were dark then too;
+    read: (N,) bool, the target's pods were read before (``all_read``: all were). Returns (D,)
+    int64 ascending: the existing targets whose Ready count rose, or not read yet. In one
+    compiled pass where the kernels run (startup_compiled.try_cycle_due), else numpy."""
+    due = startup_compiled.try_cycle_due(ready, exists, last_ready, dark_at, last_cycle_s, read, all_read, now)
+    if due is not None:
+        return due
+    no_ready = ready == 0
+    if no_ready.any():  # most cycles every target has a Ready pod: nothing can be dark
+        dark = exists & no_ready & ((last_ready > 0) | (dark_at == last_cycle_s))
+        dark_at[dark] = now
+    rose = ready > last_ready
+    due = np.flatnonzero(exists & (rose if all_read else ~read | rose))
+    last_ready[:] = ready
+    return due
+
+
 def remember(memory: StartupMemory, target: np.ndarray, key: np.ndarray, created_s: np.ndarray,
              ready_s: np.ndarray, counted: np.ndarray) -> StartupMemory:
     """See :func:`remember_rows` (which also says which rows it recomputed)."""
@@ -139,6 +163,26 @@ def learn_rows(memory: StartupMemory, target: np.ndarray, key: np.ndarray, creat
     dark = dark_at[target]
     counted &= ~((created_s <= dark) & (dark < ready_s))
     return remember_rows(memory, target, key, created_s, ready_s, counted, in_place=True)
+
+
+def learn_estimate(memory: StartupMemory, previous: StartupEstimate, target: np.ndarray, key: np.ndarray,
+                   created_s: np.ndarray, ready_s: np.ndarray, ready: np.ndarray, now: float, dark_at: np.ndarray,
+                   sp: StartupParams = DEFAULT_STARTUP) -> tuple[StartupMemory, StartupEstimate]:
+    """:func:`learn_rows` (the memory written in place), then :func:`update_estimate` of the rows
+    it changed, ``previous`` being ``estimate(memory, sp)`` of the memory before: the memory
+    (the same object when no start-up counted) and its estimate (``previous`` itself then). A
+    cycle's learning in one compiled pass where the kernels run, else numpy."""
+    got = startup_compiled.try_learn_estimate(memory.key, memory.created_s, memory.ready_s, target, key, created_s,
+                                              ready_s, ready, now, sp.max_plausible_s, dark_at, sp.quantile,
+                                              sp.min_pods, (previous.delay_s, previous.pods, previous.low_s,
+                                                            previous.high_s))
+    if got is not None:
+        counted, _, *arrays = got
+        if not counted:
+            return memory, previous
+        return StartupMemory(memory.key, memory.created_s, memory.ready_s), StartupEstimate(*arrays)
+    learned, rows = learn_rows(memory, target, key, created_s, ready_s, ready, now, dark_at, sp)
+    return learned, (previous if learned is memory else update_estimate(previous, learned, rows, sp))
 
 
 def _merge(memory: StartupMemory, t_new: np.ndarray, p_new: np.ndarray, c_new: np.ndarray,

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from controller.core.scaling import startup_compiled
+
 #: A pod not Ready after this many start-up delays is withheld, not starting: start-ups spread
 #: (image pulls, node pressure), and a margin of 2x the high quantile keeps an ordinary slow
 #: start out of the count; the cost of waiting one more start-up is one start-up of lost capacity.
@@ -77,3 +79,34 @@ def withheld_replicas(rows: np.ndarray, created_s: np.ndarray, not_ready: np.nda
     open_slots = np.asarray(current, np.float64) - ready_count - starting
     # never more than the Ready pods: a fault most pods share would be replaced round after round
     return np.minimum(np.minimum(stuck, np.maximum(open_slots, 0.0)), np.maximum(ready_count, 0.0))
+
+
+def short_due(spec: np.ndarray, ready: np.ndarray, exists: np.ndarray, since: np.ndarray, seen: np.ndarray,
+              all_seen: bool, startup_s: np.ndarray | None, stated_s: float, now: float) -> np.ndarray:
+    """The targets whose pods are due a read for withheld replicas, with the marks of the cycle
+    ``now`` set in place.
+
+    spec, ready: (N,) float spec replicas and Ready pods; exists: (N,) bool; since: (N,) since
+    when each target has had fewer Ready pods than spec (NaN: not short), kept for the short
+    ones (set to ``now`` where newly short), NaN for the others; seen: (N,) bool, the target was
+    observed before (``all_seen``: all were), then all set; startup_s, stated_s: as
+    :func:`withheld_after_s`. Returns (D,) int64 ascending: the short targets short for longer
+    than withheld_after_s (a pod withheld now has kept its target short that long), and those
+    first seen short (their past is unknown). In one compiled pass where the kernels run
+    (startup_compiled.try_short_due), else numpy."""
+    unobserved = STARTUP_MARGIN * max(stated_s, UNOBSERVED_FLOOR_S)
+    due = startup_compiled.try_short_due(spec, ready, exists, since, seen, all_seen, startup_s, STARTUP_MARGIN,
+                                         unobserved, now)
+    if due is not None:
+        return due
+    is_short = exists & (ready < spec)
+    if not is_short.any():  # the common cycle: every target has its Ready pods
+        since.fill(np.nan)
+        seen[:] = True
+        return np.zeros(0, np.int64)
+    since[~is_short] = np.nan
+    since[is_short & np.isnan(since)] = now
+    overdue = now - since > withheld_after_s(startup_s, stated_s, spec.shape[0])
+    due = np.flatnonzero(overdue if all_seen else overdue | (is_short & ~seen))
+    seen[:] = True
+    return due
