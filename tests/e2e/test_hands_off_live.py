@@ -14,6 +14,7 @@ import urllib.request
 
 import pytest
 
+from tests.support.cli_inproc import run_cli
 from tests.e2e.kube_reads import kube_get, names, reasons
 from tests.e2e.test_live_loop import SETPOINT, Proc, running_world, spec_replicas, wait_until
 
@@ -86,8 +87,7 @@ def test_kubectl_scale_is_left_alone_for_hands_off_then_scaled_from_there(tmp_pa
         wait_until(lambda: web_status()["hands_off"] is not None, 20, what="the status of the hands-off cycle")
         web = web_status()
         assert (web["reason"], web["hands_off"]["by"], web["hands_off"]["replicas"]) == ("ExternalOverride", "kubectl", 8)
-        proc = subprocess.run([*SETPOINT, "status", "--server", w["status"]], capture_output=True, text=True,
-                              timeout=60, cwd=w["tmp"], env={**os.environ, "COLUMNS": "200"})
+        proc = run_cli("status", "--server", w["status"], cwd=w["tmp"], env={"COLUMNS": "200"})
         assert "default/web: hands off until " in proc.stdout and "(replicas set to 8 by kubectl)" in proc.stdout
         held = []
         while time.monotonic() - changed < 15:  # well inside the 20 s hands-off

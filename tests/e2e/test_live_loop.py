@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.kube_reads import api_client, spec_replicas
+from tests.support.cli_inproc import run_cli
 from tests.support.prometheus_server import ScrapeTarget, free_port, prometheus_server
 
 SCENARIO = """\
@@ -273,8 +274,7 @@ def test_scale_up_hold_during_prometheus_outage_then_recover(world):
     assert run.stop() == 0, run.tail()  # SIGTERM: graceful exit
     records = [json.loads(line) for line in (world["tmp"] / "decisions.jsonl").read_text().splitlines()]
     assert any(r["reason"] == "MetricsMissing" for r in records)
-    explained = subprocess.run([*SETPOINT, "explain", str(world["tmp"] / "decisions.jsonl"), "--changes"],
-                               capture_output=True, text=True, timeout=60)
+    explained = run_cli("explain", world["tmp"] / "decisions.jsonl", "--changes", cwd=world["tmp"])
     assert explained.returncode == 0 and "default/web" in explained.stdout
 
 
@@ -453,8 +453,7 @@ def test_a_subtle_release_is_held_and_rolled_back_before_its_rollout_completes(t
     assert paused_at < rolled_at and all(h["rollout_held"] for h in records[paused_at:rolled_at])
     check = records[rolled_at]["revision_checks"]["release-errors"]
     assert check["verdict"] == "bad" and check["new_value"] > check["stable_value"]
-    explained = subprocess.run([*SETPOINT, "explain", str(tmp_path / "decisions.jsonl"), "--limit", "100000"],
-                               capture_output=True, text=True, timeout=60)
+    explained = run_cli("explain", tmp_path / "decisions.jsonl", "--limit", "100000", cwd=tmp_path)
     assert explained.returncode == 0, explained.stderr
     assert "rollout: pause [RolloutPausedForEvidence]" in explained.stdout
     assert "rollout: resume [RollbackRevisionWorse]" in explained.stdout

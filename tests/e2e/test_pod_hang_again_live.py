@@ -18,12 +18,9 @@ status`, `setpoint explain`), never a rolling restart or a rollback. The test to
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
+from tests.support.cli_inproc import run_cli
 from tests.e2e.kube_reads import kube_get
 from tests.e2e.test_live_loop import running_world, start_scenario_clock, wait_until
 from tests.e2e.test_pod_hang_live import HEALING, SCENARIO, SHIPPED_HUNG, pods_kubectl_shows
@@ -32,7 +29,6 @@ from tests.adapters.test_kubectl import KUBECTL
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")
 
-SETPOINT = [sys.executable, "-m", "controller.cli"]
 SHORTENED = {SHIPPED_HUNG: "hung: {notReadyFor: 10s, startup: 5s}", "interval: 15s": "interval: 5s",
              "restartsPerHour: 6": "restartsPerHour: 2"}
 POLICY = HEALING
@@ -72,8 +68,7 @@ def test_a_pod_that_hangs_again_is_restarted_within_its_budget_then_held(tmp_pat
         [held] = held_messages(kubectl_get(kc, tmp_path, "events")["items"])
         now = pods_kubectl_shows(kc, tmp_path)
         assert run.alive(), run.tail()
-        told = subprocess.run([*SETPOINT, "status", "--server", w["status"]], capture_output=True, text=True,
-                              timeout=30, env={**os.environ, "COLUMNS": "200"})  # its table's cells unfolded
+        told = run_cli("status", "--server", w["status"], cwd=tmp_path, env={"COLUMNS": "200"})  # cells unfolded
     assert told.returncode == 0, told.stderr
     # 3 of the 4 pods served all along; the 4th (a replacement of the hung one) hangs, deleted no more
     [hanging] = [n for n, ready in now.items() if not ready]
@@ -87,8 +82,7 @@ def test_a_pod_that_hangs_again_is_restarted_within_its_budget_then_held(tmp_pat
     assert exhausted["outcome"] == "HungPodHungAgain" and exhausted["trigger"] == "hung-pod"
     assert not [h for h in records if h["action"] in ("rolling-restart", "rollback")]
     assert "HELD" in told.stdout and "HungPodRestartsExhausted" in told.stdout, told.stdout
-    explained = subprocess.run([*SETPOINT, "explain", str(tmp_path / "decisions.jsonl")], capture_output=True,
-                               text=True, timeout=60)
+    explained = run_cli("explain", tmp_path / "decisions.jsonl", cwd=tmp_path)
     assert explained.returncode == 0, explained.stderr
     assert "the hung pod's restart did not cure it (it hangs again) [HungPodHungAgain]" in explained.stdout
     assert "held: restartsPerHour allows no more restarts of pods the hung-pod check finds hung" in explained.stdout

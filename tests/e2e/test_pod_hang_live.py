@@ -15,12 +15,11 @@ Without the hung check (main before it) nothing restarts the pod: it stays hung 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli_inproc import run_cli
 from tests.e2e.kube_reads import kube_get
 from tests.e2e.test_live_loop import running_world, start_scenario_clock, wait_until
 from tests.e2e.test_statefulset_heal_live import health_records, kubectl_get
@@ -139,8 +138,7 @@ def test_a_readiness_outage_restarts_no_pod(tmp_path):
     said = [(h["checks"]["hung-pod"].get("hung"), h["revision"]) for h in records]
     assert any(s == {"past": 4, "not_ready_for": 10.0, "held_back": 4, "revision": rev} for s, rev in said), said
     assert all(s is None or s["held_back"] == s["past"] for s, _ in said), said
-    explained = subprocess.run([sys.executable, "-m", "controller.cli", "explain", str(tmp_path / "decisions.jsonl")],
-                               capture_output=True, text=True, timeout=60)
+    explained = run_cli("explain", tmp_path / "decisions.jsonl", cwd=tmp_path)
     assert explained.returncode == 0, explained.stderr
     assert "hung check 'hung-pod': 4 of 4 pods not Ready past 10s, held back: most of revision " in explained.stdout
     assert "pods are not Ready (an outage, not a hung pod)" in explained.stdout

@@ -24,15 +24,15 @@ revision of the same code) and the judgement was gone.
 
 from __future__ import annotations
 
-import subprocess
 import time
 import urllib.request
 
 import pytest
 
-from tests.adapters.test_kubectl import KUBECTL, PROCESS_TIMEOUT_S
+from tests.support.cli_inproc import run_cli
+from tests.adapters.test_kubectl import KUBECTL
 from tests.e2e.kube_reads import kube_get
-from tests.e2e.test_live_loop import SETPOINT, running_world, start_scenario_clock, wait_until
+from tests.e2e.test_live_loop import running_world, start_scenario_clock, wait_until
 from tests.e2e.test_statefulset_heal_live import health_records, kubectl, kubectl_get
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")
@@ -148,8 +148,7 @@ def test_a_canary_worse_than_its_stable_pods_is_said_and_left_alone(tmp_path):
         wait_until(lambda: len(health_records(tmp_path)) >= seen + 5, 30, what="five more cycles")
         metrics = urllib.request.urlopen(w["status"] + "/metrics", timeout=5).read().decode()
         assert 'setpoint_revision_worse{policy="e2e-sts-canary-judged",target="default/web"} 1.0' in metrics
-        status = subprocess.run([*SETPOINT, "status", "--server", w["status"]], capture_output=True, text=True,
-                                timeout=PROCESS_TIMEOUT_S, cwd=tmp_path)
+        status = run_cli("status", "--server", w["status"], cwd=tmp_path)
         lines = [line.strip() for line in status.stdout.splitlines()]
         assert status.returncode == 0 and any(line.endswith("RevisionWorseRecorded  none         REVISION WORSE")
                                               for line in lines), status.stdout + status.stderr
@@ -212,14 +211,12 @@ def test_a_revision_judged_worse_stays_said_past_its_window_until_it_is_undone(t
 
         assert kube_get(kc, "sts", "web")["status"]["updateRevision"] == worse  # no rolling restart made another
         assert gauge() == "1.0", gauge()
-        status = subprocess.run([*SETPOINT, "status", "--server", w["status"]], capture_output=True, text=True,
-                                timeout=PROCESS_TIMEOUT_S, cwd=tmp_path)
+        status = run_cli("status", "--server", w["status"], cwd=tmp_path)
         assert status.returncode == 0 and "REVISION WORSE" in status.stdout, status.stdout + status.stderr
         late = past_window()
         assert all(h.get("revision_worse") for h in late), late[-1]
         assert late[-1]["revision_checks"]["canary-errors"]["verdict"] == "bad", late[-1]
-        explain = subprocess.run([*SETPOINT, "explain", "decisions.jsonl", "--target", "default/web", "--limit", "1"],
-                                 capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, cwd=tmp_path)
+        explain = run_cli("explain", "decisions.jsonl", "--target", "default/web", "--limit", "1", cwd=tmp_path)
         assert f"revision worse: revision {worse}, judged by canary-errors (action record); its comparison has " \
                "ended" in explain.stdout, explain.stdout + explain.stderr
 
