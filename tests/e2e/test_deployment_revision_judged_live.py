@@ -13,10 +13,10 @@ Every wait is bounded.
 
 from __future__ import annotations
 
-import subprocess
 import urllib.request
 
-from tests.e2e.test_live_loop import SETPOINT, running_world, wait_until
+from tests.support.cli_inproc import run_cli
+from tests.e2e.test_live_loop import running_world, wait_until
 from tests.e2e.test_statefulset_heal_live import health_records
 
 SCENARIO = """\
@@ -92,8 +92,7 @@ def test_a_slower_release_of_a_deployment_is_judged_worse_and_said(tmp_path):
         wait_until(lambda: len(health_records(tmp_path)) >= seen + 3, 20, what="three more cycles")
         metrics = urllib.request.urlopen(w["status"] + "/metrics", timeout=5).read().decode()
         assert 'setpoint_revision_worse{policy="e2e-deployment-judged",target="default/web"} 1.0' in metrics, metrics
-        status = subprocess.run([*SETPOINT, "status", "--server", w["status"]], capture_output=True, text=True,
-                                timeout=60, cwd=tmp_path)
+        status = run_cli("status", "--server", w["status"], cwd=tmp_path)
         assert status.returncode == 0 and "REVISION WORSE" in status.stdout, status.stdout + status.stderr
         assert len(worse_events()) == 1, worse_events()  # once per revision, not every cycle
         deployment = apps.read_namespaced_deployment("web", "default", _request_timeout=5)

@@ -13,6 +13,7 @@ import urllib.request
 
 import pytest
 
+from tests.e2e.kube_reads import api_client
 from tests.e2e.test_live_loop import POLICY, SCENARIO, SETPOINT, Proc, serve_scenario, spec_replicas, wait_until
 from tests.support.prometheus_server import ScrapeTarget, free_port, prometheus_server
 
@@ -24,10 +25,10 @@ KEPT = "setpoint-state-setpoint.last-good-policies"
 
 
 def kept_copy(kubeconfig) -> dict | None:
-    from kubernetes import client, config
+    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    api = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+    api = client.CoreV1Api(api_client(kubeconfig))
     try:
         cm = api.read_namespaced_config_map(KEPT, "default", _request_timeout=5)
     except ApiException as exc:

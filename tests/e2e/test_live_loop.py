@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.kube_reads import api_client, spec_replicas
+from tests.support.cli_inproc import run_cli
 from tests.support.prometheus_server import ScrapeTarget, free_port, prometheus_server
 
 SCENARIO = """\
@@ -241,13 +243,6 @@ def test_the_scenario_clock_waits_for_setpoints_first_cycle(tmp_path):
     assert "scenario clock started (POST /_sim/clock/start)" in (tmp_path / "sim.log").read_text()
 
 
-def spec_replicas(kubeconfig: Path) -> int:
-    from kubernetes import client, config
-
-    api = client.AppsV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
-    return api.read_namespaced_deployment_scale("web", "default", _request_timeout=5).spec.replicas
-
-
 def test_scale_up_hold_during_prometheus_outage_then_recover(world):
     kc, run, prom = world["kubeconfig"], world["run"], world["prom"]
     assert cycles_run(world["status"]) >= 1, run.tail()  # yielded after setpoint's first cycle
@@ -279,8 +274,7 @@ def test_scale_up_hold_during_prometheus_outage_then_recover(world):
     assert run.stop() == 0, run.tail()  # SIGTERM: graceful exit
     records = [json.loads(line) for line in (world["tmp"] / "decisions.jsonl").read_text().splitlines()]
     assert any(r["reason"] == "MetricsMissing" for r in records)
-    explained = subprocess.run([*SETPOINT, "explain", str(world["tmp"] / "decisions.jsonl"), "--changes"],
-                               capture_output=True, text=True, timeout=60)
+    explained = run_cli("explain", world["tmp"] / "decisions.jsonl", "--changes", cwd=world["tmp"])
     assert explained.returncode == 0 and "default/web" in explained.stdout
 
 
@@ -337,10 +331,10 @@ def wait_for_rollback(w, timeout_s: float = 90) -> object:
     """Wait (up to ``timeout_s``) for the controller's RolledBack Event; check the Deployment is
     back on the original template as a new revision (kubectl semantics: 1 the original, 2 the bad
     release, 3 the original again) and stop the controller cleanly. Returns the Event."""
-    from kubernetes import client, config
+    from kubernetes import client
 
-    api = client.CoreV1Api(config.new_client_from_config(config_file=str(w["kubeconfig"])))
-    apps = client.AppsV1Api(config.new_client_from_config(config_file=str(w["kubeconfig"])))
+    api = client.CoreV1Api(api_client(w["kubeconfig"]))
+    apps = client.AppsV1Api(api_client(w["kubeconfig"]))
 
     def rolled_back():
         events = api.list_namespaced_event("default", _request_timeout=5).items
@@ -432,12 +426,12 @@ HELD_REVISION_HEALING = REVISION_HEALING.replace("compare: {worseBy: 2x, falseRo
 
 
 def test_a_subtle_release_is_held_and_rolled_back_before_its_rollout_completes(tmp_path):
-    from kubernetes import client, config
+    from kubernetes import client
 
     assert "hold: {maxDuration: 2m}" in HELD_REVISION_HEALING
     with running_world(tmp_path, SUBTLE_ROLLOUT, HELD_REVISION_HEALING) as w:
-        api = client.CoreV1Api(config.new_client_from_config(config_file=str(w["kubeconfig"])))
-        apps = client.AppsV1Api(config.new_client_from_config(config_file=str(w["kubeconfig"])))
+        api = client.CoreV1Api(api_client(w["kubeconfig"]))
+        apps = client.AppsV1Api(api_client(w["kubeconfig"]))
 
         def paused_by_the_controller():
             events = api.list_namespaced_event("default", _request_timeout=5).items
@@ -459,8 +453,7 @@ def test_a_subtle_release_is_held_and_rolled_back_before_its_rollout_completes(t
     assert paused_at < rolled_at and all(h["rollout_held"] for h in records[paused_at:rolled_at])
     check = records[rolled_at]["revision_checks"]["release-errors"]
     assert check["verdict"] == "bad" and check["new_value"] > check["stable_value"]
-    explained = subprocess.run([*SETPOINT, "explain", str(tmp_path / "decisions.jsonl"), "--limit", "100000"],
-                               capture_output=True, text=True, timeout=60)
+    explained = run_cli("explain", tmp_path / "decisions.jsonl", "--limit", "100000", cwd=tmp_path)
     assert explained.returncode == 0, explained.stderr
     assert "rollout: pause [RolloutPausedForEvidence]" in explained.stdout
     assert "rollout: resume [RollbackRevisionWorse]" in explained.stdout

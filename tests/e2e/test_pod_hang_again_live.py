@@ -18,21 +18,17 @@ status`, `setpoint explain`), never a rolling restart or a rollback. The test to
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
+from tests.support.cli_inproc import run_cli
+from tests.e2e.kube_reads import kube_get
 from tests.e2e.test_live_loop import running_world, start_scenario_clock, wait_until
-from tests.e2e.test_pod_hang_live import HEALING, SCENARIO, SHIPPED_HUNG, pods
-from tests.e2e.test_statefulset_heal_live import health_records, kubectl
+from tests.e2e.test_pod_hang_live import HEALING, SCENARIO, SHIPPED_HUNG, pods_kubectl_shows
+from tests.e2e.test_statefulset_heal_live import health_records, kubectl_get
 from tests.adapters.test_kubectl import KUBECTL
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")
 
-SETPOINT = [sys.executable, "-m", "controller.cli"]
 SHORTENED = {SHIPPED_HUNG: "hung: {notReadyFor: 10s, startup: 5s}", "interval: 15s": "interval: 5s",
              "restartsPerHour: 6": "restartsPerHour: 2"}
 POLICY = HEALING
@@ -48,9 +44,14 @@ STICKY = SCENARIO.replace("metadata: {name: e2e-pod-hang}", "metadata: {name: e2
     "kind: pod-hang, at: 10s, services: [web]}", "kind: pod-hang, at: 10s, services: [web], sticky: true}")
 
 
-def held_events(kc, home) -> list[str]:
-    items = json.loads(kubectl(kc, home, "get", "events", "-o", "json"))["items"]
+def held_messages(items: list[dict]) -> list[str]:
+    """The messages of the HealingHeld Events among Events' JSON."""
     return [e["message"] for e in items if e.get("reason") == "HealingHeld"]
+
+
+def held_events(kc) -> list[str]:
+    """The HealingHeld Events' messages, read through the Python client (a cheap poll)."""
+    return held_messages(kube_get(kc, "events")["items"])
 
 
 def test_a_pod_that_hangs_again_is_restarted_within_its_budget_then_held(tmp_path):
@@ -59,14 +60,15 @@ def test_a_pod_that_hangs_again_is_restarted_within_its_budget_then_held(tmp_pat
     # its 4 pods seen Ready before the hang: while the clock holds at t=0 (as test_pod_hang_live's)
     with running_world(tmp_path, STICKY, POLICY, start_clock=False) as w:
         kc, run = w["kubeconfig"], w["run"]
-        before = pods(kc, tmp_path)
+        before = pods_kubectl_shows(kc, tmp_path)
         assert len(before) == 4 and all(before.values()), before
         start_scenario_clock(kc)
-        [held] = wait_until(lambda: held_events(kc, tmp_path), 120, what="the HealingHeld Event")
-        now = pods(kc, tmp_path)
+        wait_until(lambda: held_events(kc), 120, every_s=1, what="the HealingHeld Event")
+        # what the operator sees, through the real kubectl
+        [held] = held_messages(kubectl_get(kc, tmp_path, "events")["items"])
+        now = pods_kubectl_shows(kc, tmp_path)
         assert run.alive(), run.tail()
-        told = subprocess.run([*SETPOINT, "status", "--server", w["status"]], capture_output=True, text=True,
-                              timeout=30, env={**os.environ, "COLUMNS": "200"})  # its table's cells unfolded
+        told = run_cli("status", "--server", w["status"], cwd=tmp_path, env={"COLUMNS": "200"})  # cells unfolded
     assert told.returncode == 0, told.stderr
     # 3 of the 4 pods served all along; the 4th (a replacement of the hung one) hangs, deleted no more
     [hanging] = [n for n, ready in now.items() if not ready]
@@ -80,8 +82,7 @@ def test_a_pod_that_hangs_again_is_restarted_within_its_budget_then_held(tmp_pat
     assert exhausted["outcome"] == "HungPodHungAgain" and exhausted["trigger"] == "hung-pod"
     assert not [h for h in records if h["action"] in ("rolling-restart", "rollback")]
     assert "HELD" in told.stdout and "HungPodRestartsExhausted" in told.stdout, told.stdout
-    explained = subprocess.run([*SETPOINT, "explain", str(tmp_path / "decisions.jsonl")], capture_output=True,
-                               text=True, timeout=60)
+    explained = run_cli("explain", tmp_path / "decisions.jsonl", cwd=tmp_path)
     assert explained.returncode == 0, explained.stderr
     assert "the hung pod's restart did not cure it (it hangs again) [HungPodHungAgain]" in explained.stdout
     assert "held: restartsPerHour allows no more restarts of pods the hung-pod check finds hung" in explained.stdout

@@ -15,14 +15,14 @@ Without the hung check (main before it) nothing restarts the pod: it stays hung 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli_inproc import run_cli
+from tests.e2e.kube_reads import kube_get
 from tests.e2e.test_live_loop import running_world, start_scenario_clock, wait_until
-from tests.e2e.test_statefulset_heal_live import health_records, kubectl
+from tests.e2e.test_statefulset_heal_live import health_records, kubectl_get
 from tests.adapters.test_kubectl import KUBECTL
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")
@@ -52,13 +52,22 @@ spec:
 """
 
 
-def pods(kc, home) -> dict[str, bool]:
-    """web's pods not terminating: name -> Ready (a deleted pod stays listed, terminating, for its
-    grace period: kubectl's "Terminating")."""
-    items = json.loads(kubectl(kc, home, "get", "pods", "-l", "app=web", "-o", "json"))["items"]
+def ready_by_name(items: list[dict]) -> dict[str, bool]:
+    """Of pods' JSON, those not terminating: name -> Ready (a deleted pod stays listed, terminating,
+    for its grace period: kubectl's "Terminating")."""
     return {p["metadata"]["name"]: any(c["type"] == "Ready" and c["status"] == "True"
                                        for c in p["status"].get("conditions", []))
             for p in items if not p["metadata"].get("deletionTimestamp")}
+
+
+def pods(kc) -> dict[str, bool]:
+    """web's pods not terminating, name -> Ready, read through the Python client (a cheap poll)."""
+    return ready_by_name(kube_get(kc, "pods", "app=web")["items"])
+
+
+def pods_kubectl_shows(kc, home) -> dict[str, bool]:
+    """As ``pods``, from the real kubectl's ``get pods -l app=web -o json``."""
+    return ready_by_name(kubectl_get(kc, home, "pods", "-l", "app=web")["items"])
 
 
 def test_the_healing_policy_restarts_the_hung_pod_and_only_it(tmp_path):
@@ -66,25 +75,26 @@ def test_the_healing_policy_restarts_the_hung_pod_and_only_it(tmp_path):
     # its 4 pods seen Ready before the hang at 10 s: while the clock holds at t=0
     with running_world(tmp_path, SCENARIO, POLICY, start_clock=False) as w:
         kc, run = w["kubeconfig"], w["run"]
-        before = pods(kc, tmp_path)
+        before = pods_kubectl_shows(kc, tmp_path)
         assert len(before) == 4 and all(before.values()), before
         start_scenario_clock(kc)
 
         def hung() -> list[str]:
-            now = pods(kc, tmp_path)
+            now = pods(kc)
             return [n for n, ready in now.items() if not ready and n in before]
 
         [stuck] = wait_until(hung, 30, what="one pod hung")
-        assert sorted(n for n, ready in pods(kc, tmp_path).items() if ready) == sorted(set(before) - {stuck})
+        assert sorted(n for n, ready in pods(kc).items() if ready) == sorted(set(before) - {stuck})
 
         def healed():
-            now = pods(kc, tmp_path)
+            now = pods(kc)
             return stuck not in now and len(now) == 4 and all(now.values()) and now
 
         after = wait_until(healed, 90, what="the hung pod restarted and its replacement Ready")
+        assert pods_kubectl_shows(kc, tmp_path) == after
         assert set(before) - {stuck} <= set(after)  # the pods that served are the same pods
         assert run.alive(), run.tail()
-        events = json.loads(kubectl(kc, tmp_path, "get", "events", "-o", "json"))["items"]
+        events = kubectl_get(kc, tmp_path, "events")["items"]
         said = [e["message"] for e in events if e.get("reason") == "PodRestarted"]
         assert len(said) == 1 and f"Deleted pod {stuck} " in said[0] and "reason: RestartHungPod" in said[0], said
     restarts = [h for h in health_records(tmp_path) if h["action"]]
@@ -112,13 +122,13 @@ def test_a_readiness_outage_restarts_no_pod(tmp_path):
     assert OUTAGE != SCENARIO and "readiness-outage" in OUTAGE
     with running_world(tmp_path, OUTAGE, POLICY, start_clock=False) as w:  # as above
         kc, run = w["kubeconfig"], w["run"]
-        before = pods(kc, tmp_path)
+        before = pods(kc)
         assert len(before) == 4 and all(before.values()), before
         start_scenario_clock(kc)
-        wait_until(lambda: not any(pods(kc, tmp_path).values()), 30, what="every pod not Ready")
+        wait_until(lambda: not any(pods(kc).values()), 30, what="every pod not Ready")
         # well past notReadyFor + startup (15 s), and past two 15 s cycles of the policy
-        wait_until(lambda: outage_cycles(tmp_path) >= 3, 60, what="three cycles with none of the 4 pods Ready")
-        assert set(pods(kc, tmp_path)) == set(before)  # nothing deleted
+        wait_until(lambda: outage_cycles(tmp_path) >= 3, 60, every_s=2, what="three cycles with none of the 4 pods Ready")
+        assert set(pods_kubectl_shows(kc, tmp_path)) == set(before)  # nothing deleted
         assert run.alive(), run.tail()
     records = health_records(tmp_path)
     assert {h["checks"]["hung-pod"]["phase"] for h in records} == {"ok"}, records
@@ -128,8 +138,7 @@ def test_a_readiness_outage_restarts_no_pod(tmp_path):
     said = [(h["checks"]["hung-pod"].get("hung"), h["revision"]) for h in records]
     assert any(s == {"past": 4, "not_ready_for": 10.0, "held_back": 4, "revision": rev} for s, rev in said), said
     assert all(s is None or s["held_back"] == s["past"] for s, _ in said), said
-    explained = subprocess.run([sys.executable, "-m", "controller.cli", "explain", str(tmp_path / "decisions.jsonl")],
-                               capture_output=True, text=True, timeout=60)
+    explained = run_cli("explain", tmp_path / "decisions.jsonl", cwd=tmp_path)
     assert explained.returncode == 0, explained.stderr
     assert "hung check 'hung-pod': 4 of 4 pods not Ready past 10s, held back: most of revision " in explained.stdout
     assert "pods are not Ready (an outage, not a hung pod)" in explained.stdout

@@ -11,12 +11,12 @@ acceptance: the gauge stayed 1 until the revision was replaced. Every wait is bo
 
 from __future__ import annotations
 
-import os
 import subprocess
 import urllib.request
 
+from tests.support.cli_inproc import run_cli
 from tests.e2e.test_deployment_revision_judged_live import POLICY, SCENARIO
-from tests.e2e.test_live_loop import SETPOINT, running_world, wait_until
+from tests.e2e.test_live_loop import running_world, wait_until
 from tests.e2e.test_statefulset_heal_live import health_records
 
 GAUGE = 'setpoint_revision_worse{policy="e2e-deployment-judged",target="default/web"}'
@@ -31,8 +31,7 @@ def _kubectl_annotate(kubeconfig, revision: str) -> None:
 
 def _status(w, tmp_path) -> str:
     # wide enough that no cell wraps
-    done = subprocess.run([*SETPOINT, "status", "--server", w["status"]], capture_output=True, text=True, timeout=60,
-                          cwd=tmp_path, env={**os.environ, "COLUMNS": "300"})
+    done = run_cli("status", "--server", w["status"], cwd=tmp_path, env={"COLUMNS": "300"})
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 

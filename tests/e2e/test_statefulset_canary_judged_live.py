@@ -24,16 +24,16 @@ revision of the same code) and the judgement was gone.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 import urllib.request
 
 import pytest
 
-from tests.adapters.test_kubectl import KUBECTL, PROCESS_TIMEOUT_S
-from tests.e2e.test_live_loop import SETPOINT, running_world, start_scenario_clock, wait_until
-from tests.e2e.test_statefulset_heal_live import health_records, kubectl
+from tests.support.cli_inproc import run_cli
+from tests.adapters.test_kubectl import KUBECTL
+from tests.e2e.kube_reads import kube_get
+from tests.e2e.test_live_loop import running_world, start_scenario_clock, wait_until
+from tests.e2e.test_statefulset_heal_live import health_records, kubectl, kubectl_get
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")
 
@@ -87,24 +87,37 @@ spec:
 """
 
 
+def rolled_out(sts: dict) -> bool:
+    """Whether a RollingUpdate StatefulSet's JSON is rolled out as far as its partition lets it, by the
+    rule of kubectl's ``rollout status``: its generation observed, every replica Ready, every pod at
+    or above the partition updated."""
+    spec, status = sts["spec"], sts["status"]
+    partition = spec["updateStrategy"].get("rollingUpdate", {}).get("partition", 0)
+    return (status.get("observedGeneration", 0) >= sts["metadata"]["generation"]
+            and status.get("readyReplicas", 0) >= spec["replicas"]
+            and status.get("updatedReplicas", 0) >= spec["replicas"] - partition)
+
+
+def rollout_status(kc, home) -> str:
+    """The real kubectl's ``rollout status statefulset/web``, once (no watch)."""
+    return kubectl(kc, home, "rollout", "status", "statefulset/web", "--watch=false")
+
+
 def test_a_canary_worse_than_its_stable_pods_is_said_and_left_alone(tmp_path):
     with running_world(tmp_path, SCENARIO, POLICY, start_clock=False) as w:
         kc, run = w["kubeconfig"], w["run"]
-
-        def get(*what: str) -> dict:
-            return json.loads(kubectl(kc, tmp_path, "get", *what, "-o", "json"))
 
         # the canary's partition is set before the release (at 25 s): while the clock holds at t=0
         kubectl(kc, tmp_path, "patch", "statefulset", "web", "-p",
                 '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}')
         start_scenario_clock(kc)
-        pods_before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in get("pods")["items"]}
-        wait_until(lambda: (s := get("sts", "web")["status"])["updateRevision"] != s["currentRevision"], 60,
+        pods_before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in kube_get(kc, "pods")["items"]}
+        wait_until(lambda: (s := kube_get(kc, "sts", "web")["status"])["updateRevision"] != s["currentRevision"], 60,
                    what="the release (a new update revision)")
-        out = wait_until(lambda: "partitioned roll out complete" in (
-            o := kubectl(kc, tmp_path, "rollout", "status", "statefulset/web", "--watch=false")) and o, 60,
-            what="the canary's pods up (partitioned roll out complete)")
-        sts = get("sts", "web")["status"]
+        wait_until(lambda: rolled_out(kube_get(kc, "sts", "web")), 60, what="the canary's pods up")
+        out = rollout_status(kc, tmp_path)
+        assert "partitioned roll out complete" in out, out
+        sts = kubectl_get(kc, tmp_path, "sts", "web")["status"]
         canary, stable = sts["updateRevision"], sts["currentRevision"]
         assert canary != stable, (sts, out)
 
@@ -116,10 +129,11 @@ def test_a_canary_worse_than_its_stable_pods_is_said_and_left_alone(tmp_path):
         rc = first["revision_checks"]["canary-errors"]
         assert rc["verdict"] == "bad" and rc["new_value"] > 2 * rc["stable_value"], rc
 
-        def worse_events():
-            return [e for e in get("events")["items"] if e.get("reason") == "RevisionWorseRecorded"]
+        def worse_events(events: dict) -> list[dict]:
+            return [e for e in events["items"] if e.get("reason") == "RevisionWorseRecorded"]
 
-        (event,) = wait_until(worse_events, 20, what="the Warning Event RevisionWorseRecorded")
+        wait_until(lambda: worse_events(kube_get(kc, "events")), 20, what="the Warning Event RevisionWorseRecorded")
+        (event,) = worse_events(kubectl_get(kc, tmp_path, "events"))  # as the real kubectl shows it
         assert event["type"] == "Warning", event
         assert (event["involvedObject"]["kind"], event["involvedObject"]["name"]) == ("StatefulSet", "web"), event
         message = event["message"]
@@ -134,14 +148,13 @@ def test_a_canary_worse_than_its_stable_pods_is_said_and_left_alone(tmp_path):
         wait_until(lambda: len(health_records(tmp_path)) >= seen + 5, 30, what="five more cycles")
         metrics = urllib.request.urlopen(w["status"] + "/metrics", timeout=5).read().decode()
         assert 'setpoint_revision_worse{policy="e2e-sts-canary-judged",target="default/web"} 1.0' in metrics
-        status = subprocess.run([*SETPOINT, "status", "--server", w["status"]], capture_output=True, text=True,
-                                timeout=PROCESS_TIMEOUT_S, cwd=tmp_path)
+        status = run_cli("status", "--server", w["status"], cwd=tmp_path)
         lines = [line.strip() for line in status.stdout.splitlines()]
         assert status.returncode == 0 and any(line.endswith("RevisionWorseRecorded  none         REVISION WORSE")
                                               for line in lines), status.stdout + status.stderr
-        assert len(worse_events()) == 1, worse_events()  # once per revision, not every cycle
-        pods_after = {p["metadata"]["name"]: p["metadata"]["uid"] for p in get("pods")["items"]}
-        after = get("sts", "web")["status"]
+        assert len(worse := worse_events(kube_get(kc, "events"))) == 1, worse  # once per revision, not every cycle
+        pods_after = {p["metadata"]["name"]: p["metadata"]["uid"] for p in kube_get(kc, "pods")["items"]}
+        after = kube_get(kc, "sts", "web")["status"]
         assert (after["updateRevision"], after["currentRevision"]) == (canary, stable), after
         assert run.alive(), run.tail()
     records = health_records(tmp_path)
@@ -166,9 +179,6 @@ def test_a_revision_judged_worse_stays_said_past_its_window_until_it_is_undone(t
     with running_world(tmp_path, SCENARIO, WINDOW_POLICY, start_clock=False) as w:
         kc, run = w["kubeconfig"], w["run"]
 
-        def get(*what: str) -> dict:
-            return json.loads(kubectl(kc, tmp_path, "get", *what, "-o", "json"))
-
         def gauge() -> str:
             metrics = urllib.request.urlopen(w["status"] + "/metrics", timeout=5).read().decode()
             line = [m for m in metrics.splitlines()
@@ -178,17 +188,18 @@ def test_a_revision_judged_worse_stays_said_past_its_window_until_it_is_undone(t
         kubectl(kc, tmp_path, "patch", "statefulset", "web", "-p",
                 '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}')
         start_scenario_clock(kc)
-        wait_until(lambda: (s := get("sts", "web")["status"])["updateRevision"] != s["currentRevision"], 60,
+        wait_until(lambda: (s := kube_get(kc, "sts", "web")["status"])["updateRevision"] != s["currentRevision"], 60,
                    what="the release (a new update revision)")
-        sts = get("sts", "web")["status"]
+        sts = kubectl_get(kc, tmp_path, "sts", "web")["status"]
         worse, stable = sts["updateRevision"], sts["currentRevision"]
         wait_until(lambda: [h for h in health_records(tmp_path) if h["reason"] == "RevisionWorseRecorded"], 90,
                    what="the canary judged worse")
         # the release goes on to every pod: the worse revision runs alone
         kubectl(kc, tmp_path, "patch", "statefulset", "web", "-p",
                 '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}')
-        wait_until(lambda: "roll out complete" in kubectl(kc, tmp_path, "rollout", "status", "statefulset/web",
-                                                          "--watch=false"), 90, what="the release on every pod")
+        wait_until(lambda: rolled_out(kube_get(kc, "sts", "web")), 90, what="the release on every pod")
+        out = rollout_status(kc, tmp_path)
+        assert "roll out complete" in out, out
         done_at = time.time()
         # rollbackWindow (20 s) after the rollout, and ten seconds more
         wait_until(lambda: [h for h in health_records(tmp_path) if h["at"] >= done_at + 30.0], 60,
@@ -198,22 +209,20 @@ def test_a_revision_judged_worse_stays_said_past_its_window_until_it_is_undone(t
             return [h for h in health_records(tmp_path) if h["revision"] == worse
                     and h.get("revision_checks", {}).get("canary-errors", {}).get("active") is False]
 
-        assert get("sts", "web")["status"]["updateRevision"] == worse  # no rolling restart made another
+        assert kube_get(kc, "sts", "web")["status"]["updateRevision"] == worse  # no rolling restart made another
         assert gauge() == "1.0", gauge()
-        status = subprocess.run([*SETPOINT, "status", "--server", w["status"]], capture_output=True, text=True,
-                                timeout=PROCESS_TIMEOUT_S, cwd=tmp_path)
+        status = run_cli("status", "--server", w["status"], cwd=tmp_path)
         assert status.returncode == 0 and "REVISION WORSE" in status.stdout, status.stdout + status.stderr
         late = past_window()
         assert all(h.get("revision_worse") for h in late), late[-1]
         assert late[-1]["revision_checks"]["canary-errors"]["verdict"] == "bad", late[-1]
-        explain = subprocess.run([*SETPOINT, "explain", "decisions.jsonl", "--target", "default/web", "--limit", "1"],
-                                 capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, cwd=tmp_path)
+        explain = run_cli("explain", "decisions.jsonl", "--target", "default/web", "--limit", "1", cwd=tmp_path)
         assert f"revision worse: revision {worse}, judged by canary-errors (action record); its comparison has " \
                "ended" in explain.stdout, explain.stdout + explain.stderr
 
         # undone by hand, as the Event says: the stable revision back, the judgement over
         kubectl(kc, tmp_path, "rollout", "undo", "statefulset/web")
-        wait_until(lambda: get("sts", "web")["status"]["updateRevision"] == stable, 30, what="the undo")
+        wait_until(lambda: kube_get(kc, "sts", "web")["status"]["updateRevision"] == stable, 30, what="the undo")
         wait_until(lambda: gauge() == "0.0", 30, what="setpoint_revision_worse back to 0")
         back = wait_until(lambda: [h for h in health_records(tmp_path) if h["revision"] == stable
                                    and h["at"] > late[-1]["at"]], 30, what="a cycle on the stable revision")

@@ -17,13 +17,13 @@ were never restarted. Every wait is bounded.
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
 from tests.adapters.test_kubectl import KUBECTL
+from tests.e2e.kube_reads import kube_get
 from tests.e2e.test_live_loop import running_world, wait_until
-from tests.e2e.test_statefulset_heal_live import health_records, kubectl
+from tests.e2e.test_statefulset_heal_live import health_records, kubectl, kubectl_get
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")
 
@@ -73,9 +73,6 @@ def test_a_leaking_pod_below_a_canary_partition_is_restarted_on_its_old_revision
     with running_world(tmp_path, SCENARIO, POLICY) as w:
         kc, run = w["kubeconfig"], w["run"]
 
-        def get(*what: str) -> dict:
-            return json.loads(kubectl(kc, tmp_path, "get", *what, "-o", "json"))
-
         def memory_at_least(mib: float):
             return any((h["checks"]["memory"]["raw"] or 0) >= mib for h in health_records(tmp_path))
 
@@ -87,7 +84,7 @@ def test_a_leaking_pod_below_a_canary_partition_is_restarted_on_its_old_revision
         assert "restarted" in kubectl(kc, tmp_path, "rollout", "restart", "statefulset/web")
         out = kubectl(kc, tmp_path, "rollout", "status", "statefulset/web", "--timeout=40s")
         assert "partitioned roll out complete" in out, out
-        canary = get("sts", "web")["status"]
+        canary = kubectl_get(kc, tmp_path, "sts", "web")["status"]
         assert canary["updateRevision"] != canary["currentRevision"], canary
 
         def restarted():
@@ -99,12 +96,12 @@ def test_a_leaking_pod_below_a_canary_partition_is_restarted_on_its_old_revision
         pod = first["restart_pods"][0].split("/")[1]
 
         def back_on_its_revision():
-            p = get("pod", pod)
+            p = kube_get(kc, "pod", pod)
             ready = any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
             return ready and p["metadata"]["labels"]["controller-revision-hash"]
 
         assert wait_until(back_on_its_revision, 30, what=f"{pod} back and Ready") == canary["currentRevision"]
-        after = get("sts", "web")["status"]
+        after = kube_get(kc, "sts", "web")["status"]
         # no rolling restart: the canary's release is still the update revision
         assert (after["updateRevision"], after["currentRevision"]) == (canary["updateRevision"],
                                                                       canary["currentRevision"]), after

@@ -26,6 +26,7 @@ import subprocess
 import pytest
 
 from tests.adapters.test_kubectl import KUBECTL, KUBECTL_REQUEST_S, PROCESS_TIMEOUT_S
+from tests.e2e.kube_reads import kube_get
 from tests.e2e.test_live_loop import running_world, wait_until
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")
@@ -79,6 +80,11 @@ def kubectl(kubeconfig, home, *args: str) -> str:
     return proc.stdout
 
 
+def kubectl_get(kubeconfig, home, *what: str) -> dict:
+    """The real kubectl's ``get WHAT -o json``, decoded."""
+    return json.loads(kubectl(kubeconfig, home, "get", *what, "-o", "json"))
+
+
 def health_records(tmp_path) -> list[dict]:
     path = tmp_path / "decisions.jsonl"
     if not path.exists():
@@ -90,30 +96,29 @@ def test_a_statefulset_crash_loop_release_undone_gets_its_broken_pod_restarted(t
     with running_world(tmp_path, SCENARIO, POLICY) as w:
         kc, run = w["kubeconfig"], w["run"]
 
-        def sts() -> dict:
-            return json.loads(kubectl(kc, tmp_path, "get", "sts", "web", "-o", "json"))
-
         def waiting_for_the_release():
             # the check fires on web-3 of the release, and the restart waits for the rollout
             return any(h["reason"] == "RolloutInProgress" and h["checks"]["not-ready"]["phase"] == "firing"
                        for h in health_records(tmp_path))
 
-        wait_until(waiting_for_the_release, 60, what="web-3 of the release firing, its restart waiting")
+        wait_until(waiting_for_the_release, 60, every_s=1, what="web-3 of the release firing, its restart waiting")
         records = health_records(tmp_path)
         assert not [h for h in records if h["action"]], records  # nothing restarted during the release
         # a crash loop is not overload (health-only: the restart waiting for starting pods)
         assert not {"AtMaxReplicas", "RestartWaitsForStartingPods"} & {h["reason"] for h in records}, records
-        release = sts()["status"]
+        release = kubectl_get(kc, tmp_path, "sts", "web")["status"]  # as kubectl shows it
         assert release["updateRevision"] != release["currentRevision"], release
 
         assert "rolled back" in kubectl(kc, tmp_path, "rollout", "undo", "statefulset/web")
 
-        def healed():
-            st = sts()["status"]
+        def healed(st: dict) -> bool:
             return (st.get("readyReplicas") == 4 and st["updateRevision"] == st["currentRevision"]
-                    == release["currentRevision"] and st)
+                    == release["currentRevision"])
 
-        wait_until(healed, 60, what="web-3 restarted and back on the restored revision, the rollout complete")
+        wait_until(lambda: healed(kube_get(kc, "sts", "web")["status"]), 60,
+                   what="web-3 restarted and back on the restored revision, the rollout complete")
+        shown = kubectl_get(kc, tmp_path, "sts", "web")["status"]
+        assert healed(shown), shown  # as the real kubectl shows it
         assert run.alive(), run.tail()
     restarts = [h for h in health_records(tmp_path) if h["action"]]
     assert [(h["action"], h["reason"], h["restart_pods"]) for h in restarts] == [

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.e2e.kube_reads import api_client
 from tests.e2e.test_live_loop import POLICY as LIVE_POLICY
 from tests.e2e.test_live_loop import SCENARIO, running_world, wait_until
 
@@ -28,12 +29,11 @@ assert "deployment" not in POLICY
 
 
 def statefulset(kubeconfig: Path):
-    from kubernetes import client, config
+    from kubernetes import client
 
-    api = config.new_client_from_config(config_file=str(kubeconfig))
+    api = api_client(kubeconfig)
     sts = client.AppsV1Api(api).read_namespaced_stateful_set("web", "default", _request_timeout=5)
     pods = client.CoreV1Api(api).list_namespaced_pod("default", label_selector="app=web", _request_timeout=5).items
-    api.close()
     # the pods not terminating (a removed pod stays listed, terminating, for its grace period)
     return sts, sorted(p.metadata.name for p in pods if p.metadata.deletion_timestamp is None)
 

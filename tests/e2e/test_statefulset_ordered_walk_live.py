@@ -30,8 +30,9 @@ import json
 import pytest
 
 from tests.adapters.test_kubectl import KUBECTL
+from tests.e2e.kube_reads import kube_get
 from tests.e2e.test_live_loop import running_world, wait_until
-from tests.e2e.test_statefulset_heal_live import health_records, kubectl
+from tests.e2e.test_statefulset_heal_live import health_records, kubectl_get
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")
 
@@ -89,14 +90,13 @@ def test_a_hung_pod_that_stops_an_ordered_scale_up_is_restarted_not_scaled_aroun
     with running_world(tmp_path, SCENARIO, POLICY) as w:
         kc, run = w["kubeconfig"], w["run"]
 
-        def sts() -> dict:
-            return json.loads(kubectl(kc, tmp_path, "get", "sts", "web", "-o", "json"))
-
         def walked_up():
-            s = sts()
+            s = kube_get(kc, "sts", "web")
             return s["spec"]["replicas"] >= 7 and s["status"].get("readyReplicas") == s["spec"]["replicas"] and s
 
-        done = wait_until(walked_up, 75, what="the hung pod restarted and the ordered scale-up complete")
+        wait_until(walked_up, 75, what="the hung pod restarted and the ordered scale-up complete")
+        done = kubectl_get(kc, tmp_path, "sts", "web")  # as the real kubectl shows it
+        assert walked_up() and done["status"].get("readyReplicas") == done["spec"]["replicas"], done
         assert run.alive(), run.tail()
     records = health_records(tmp_path)
     restarts = [h for h in records if h["action"] == "restart-pod"]

@@ -17,14 +17,13 @@ web-5 left out, and nothing says CondemnedPodNotRestarted). Every wait is bounde
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
 from tests.adapters.test_kubectl import KUBECTL
 from tests.e2e.test_live_loop import running_world, wait_until
-from tests.e2e.test_pod_hang_live import pods
-from tests.e2e.test_statefulset_heal_live import health_records, kubectl
+from tests.e2e.test_pod_hang_live import pods, pods_kubectl_shows
+from tests.e2e.test_statefulset_heal_live import health_records, kubectl, kubectl_get
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (CI has /usr/bin/kubectl)")
 
@@ -73,7 +72,7 @@ spec:
 def test_a_hung_pod_the_scale_down_removes_is_not_restarted_a_kept_one_is(tmp_path):
     with running_world(tmp_path, SCENARIO, POLICY) as w:
         kc, run = w["kubeconfig"], w["run"]
-        wait_until(lambda: not (p := pods(kc, tmp_path)).get("web-1", True) and not p["web-5"], 45,
+        wait_until(lambda: not (p := pods(kc)).get("web-1", True) and not p["web-5"], 45,
                    what="web-5 and web-1 hung")
         assert "scaled" in kubectl(kc, tmp_path, "scale", "statefulset/web", "--replicas=4")
 
@@ -81,15 +80,16 @@ def test_a_hung_pod_the_scale_down_removes_is_not_restarted_a_kept_one_is(tmp_pa
             return any(h["reason"] == "CondemnedPodNotRestarted" for h in health_records(tmp_path))
 
         wait_until(condemned_said, 45, what="web-5's check firing, its restart not sent")
-        assert "web-5" in pods(kc, tmp_path)  # still there: web-1 holds the walk down
+        assert "web-5" in pods_kubectl_shows(kc, tmp_path)  # still there: web-1 holds the walk down
 
         def walked_down():
-            now = pods(kc, tmp_path)
+            now = pods(kc)
             return sorted(now) == [f"web-{k}" for k in range(4)] and all(now.values()) and now
 
-        wait_until(walked_down, 60, what="web-1 restarted and Ready, web-5 and web-4 removed")
+        walked = wait_until(walked_down, 60, what="web-1 restarted and Ready, web-5 and web-4 removed")
+        assert pods_kubectl_shows(kc, tmp_path) == walked
         assert run.alive(), run.tail()
-        events = json.loads(kubectl(kc, tmp_path, "get", "events", "-o", "json"))["items"]
+        events = kubectl_get(kc, tmp_path, "events")["items"]
         said = [e["message"] for e in events if e.get("reason") == "PodRestarted"]
         assert len(said) == 1 and "Deleted pod web-1 " in said[0], said
     records = health_records(tmp_path)
