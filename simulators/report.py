@@ -611,8 +611,16 @@ def plane_figure(fr: Frontier | None, scores: dict[str, dict], title: str, *,
 
 
 def figure_png(fig: Figure) -> bytes:
+    """``fig`` as PNG bytes at its own DPI, laid out once and drawn once.
+
+    ``savefig`` would draw the figure twice: a dry draw that runs the layout engine, then the
+    real one. Running the layout here and fixing it leaves the one real draw (same pixels)."""
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        engine.execute(fig)
+        fig.set_layout_engine("none")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
+    fig.canvas.print_png(buf)
     return buf.getvalue()
 
 
