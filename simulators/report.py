@@ -314,9 +314,11 @@ def style_axes(ax) -> None:
     ax.yaxis.label.set_size(10)
 
 
-def panel_set_figure(result: SimResult, name: str, *, limits: Limits | None = None) -> Figure:
+def panel_set_figure(result: SimResult, name: str, *, limits: Limits | None = None,
+                     redraw: Figure | None = None) -> Figure:
     """The five panels (a)-(e) of controller ``name`` on a shared time axis (aggregate of all
-    services). ``limits`` share y ranges across controllers (default: this run's own)."""
+    services). ``limits`` share y ranges across controllers (default: this run's own).
+    ``redraw``: a panel set figure of the same result and limits, drawn anew (see :func:`emptied`)."""
     run = result.runs[name]
     view = run_view(result, run)
     lim = limits or shared_limits([view], result.slo)
@@ -326,9 +328,12 @@ def panel_set_figure(result: SimResult, name: str, *, limits: Limits | None = No
     kinds = timeline_kinds(result)
     several = len(result.services) > 1
 
-    fig = new_figure(12, 12)
-    axes = fig.subplots(5, 1, sharex=True,
-                        gridspec_kw={"height_ratios": [3, 3, 2.6, 2.6, 0.55 * (len(kinds) + 1) + 0.4]})
+    if redraw is not None:
+        fig, axes = emptied(redraw), redraw.axes
+    else:
+        fig = new_figure(12, 12)
+        axes = fig.subplots(5, 1, sharex=True,
+                            gridspec_kw={"height_ratios": [3, 3, 2.6, 2.6, 0.55 * (len(kinds) + 1) + 0.4]})
     draw_load(axes[0], view, axis, lim)
     draw_replicas(axes[1], view, actions, axis, lim)
     draw_latency(axes[2], view, result.slo, axis, lim)
@@ -350,6 +355,22 @@ def panel_set_figure(result: SimResult, name: str, *, limits: Limits | None = No
     axes[4].set_xlabel(axis.label, fontsize=10)
     scope = f"sum of {len(result.services)} services, worst latency" if several else result.services[0]
     fig.suptitle(f"{name}: {run.description}  [{scope}]", fontsize=12, fontweight="bold")
+    return fig
+
+
+def emptied(fig: Figure) -> Figure:
+    """``fig`` without its data, legends and texts, its constrained layout back on: its axes, their
+    scales, limits and ticks kept for the next drawing of the same kind of figure (making the
+    axes and their ticks is a good part of a figure's cost)."""
+    for ax in fig.axes:
+        for artist in [*ax.lines, *ax.collections, *ax.patches, *ax.texts]:
+            artist.remove()
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        # The layout starts from where a new figure's axes stand: the same pixels as a new figure.
+        ax.set_position(ax.get_subplotspec().get_position(fig))
+        ax.set_in_layout(True)  # set_position takes an axes out of the layout
+    fig.set_layout_engine("constrained")
     return fig
 
 
@@ -772,10 +793,11 @@ def report_html(result: SimResult) -> str:
                  '<p class="note">The same y ranges for every controller: load and capacity, replicas with each '
                  "scale action, latency and error ratio against the SLO, and a timeline of violations and actions "
                  "(restarts, rollbacks).</p>")
+    fig = None
     for name in result.runs:
         parts.append(f'<h2 id="{html.escape(name)}">{html.escape(name)}</h2>')
         parts.append(f'<p class="note">{html.escape(score_summary(scores[name]))}</p>')
-        fig = panel_set_figure(result, name, limits=limits)
+        fig = panel_set_figure(result, name, limits=limits, redraw=fig)
         parts.append(img_tag(figure_png(fig), f"{name} panel set"))
     if 1 < len(result.services) <= MAX_SERVICE_MULTIPLES:
         parts.append("<h2>Per service</h2>")
