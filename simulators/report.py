@@ -51,6 +51,10 @@ MINUTES_AXIS_UP_TO_S = 3 * 3600.0
 DPI = 100
 #: More scale actions than this in one panel are drawn small, under the spec line.
 DENSE_ACTIONS = 150
+#: Axes titles stand at the top of their axes (plus their pad). Given, it turns off matplotlib's
+#: search for tick labels above the axes (there are none on these charts), which measured every
+#: axes' ticks at each layout pass and each draw: about a fifth of a report's CPU.
+TITLE_Y = 1.0
 
 COLORS = {
     "load": "#333333", "capacity": "#1f77b4", "spec": "#ff7f0e", "ready": "#1f77b4",
@@ -345,7 +349,7 @@ def panel_set_figure(result: SimResult, name: str, *, limits: Limits | None = No
     for i, (ax, title) in enumerate(zip(axes, titles)):
         style_axes(ax)
         shade_faults(ax, result.faults, end_s, axis, label=(i == 0))
-        ax.set_title(title, loc="left", fontsize=10, pad=18 if i == 0 and result.faults else 4)
+        ax.set_title(title, loc="left", fontsize=10, pad=18 if i == 0 and result.faults else 4, y=TITLE_Y)
         if i < 4:
             handles, labels = ax.get_legend_handles_labels()
             handles += fault_handles(result.faults)
@@ -409,7 +413,7 @@ def service_multiples_figure(result: SimResult, name: str) -> Figure:
             shade_faults(axes[i, j], hits, end_s, axis, label=(i == 0))
             if j:
                 axes[i, j].set_ylabel("")
-        axes[0, j].set_title(service, fontsize=10, fontweight="bold", pad=18 if hits else 4)
+        axes[0, j].set_title(service, fontsize=10, fontweight="bold", pad=18 if hits else 4, y=TITLE_Y)
         axes[2, j].set_xlabel(axis.label, fontsize=9)
         axes[2, j].set_xlim(view.start_s / axis.divisor, end_s / axis.divisor)
     handles = [
@@ -489,7 +493,7 @@ def overview_figure(result: SimResult) -> Figure:
     for i, (ax, title) in enumerate(zip(axes, titles)):
         style_axes(ax)
         shade_faults(ax, result.faults, end_s, axis, label=(i == 0))
-        ax.set_title(title, loc="left", fontsize=10, pad=18 if i == 0 and result.faults else 4)
+        ax.set_title(title, loc="left", fontsize=10, pad=18 if i == 0 and result.faults else 4, y=TITLE_Y)
     for ax in (ax_load, ax_lat, ax_err):  # context entries only: the controllers share one legend
         handles = [h for h, l in zip(*ax.get_legend_handles_labels()) if l.startswith(("offered", "SLO"))]
         ax.legend(handles=handles + (fault_handles(result.faults) if ax is ax_load else []), loc="upper left",
@@ -627,7 +631,7 @@ def plane_figure(fr: Frontier | None, scores: dict[str, dict], title: str, *,
                               markersize=9, label="HPA @ equal cost (interpolated)"))
     # Outside on the right: inside, it hid the dearest HPA points.
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False)
-    ax.set_title(title, loc="left", fontsize=11)
+    ax.set_title(title, loc="left", fontsize=11, y=TITLE_Y)
     return fig
 
 
