@@ -8,7 +8,8 @@ round. Per side: the CPU time (time.process_time) of report_html, median and bes
 ``--rounds``; the ratio of the medians (target: at most 0.5, "met" / "NOT met"); and whether
 both sides embed the same PNG bytes (same pictures). Figures are noisy on a shared host:
 look at the load (printed).
-Run: python bench/report_ab.py --base /path/to/base/checkout [--scenario trace-nasa-july] [--rounds 5]
+Run: python bench/report_ab.py --base /path/to/base/checkout [--scenario trace-nasa-july] [--baseline hpa,oracle]
+[--rounds 5]
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 TARGET_RATIO = 0.5
 
 
-def simulated(scenario: str):
+def simulated(scenario: str, baselines: str):
     """The SimResult `setpoint simulate SCENARIO` hands to its report (caught on its way there)."""
     import simulators.report
     from controller.cli import main
@@ -37,7 +38,7 @@ def simulated(scenario: str):
     try:
         with tempfile.TemporaryDirectory() as out:
             try:
-                main(["simulate", scenario, "-o", out])
+                main(["simulate", scenario, "-b", baselines, "-o", out])
             except SystemExit as e:
                 if e.code:
                     raise
@@ -69,9 +70,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", required=True, type=Path, help="the checkout to compare with (e.g. a main worktree)")
     ap.add_argument("--scenario", default="flash-crowd")
+    ap.add_argument("--baseline", default="hpa,oracle", help="baselines, as simulate's -b (default: its own)")
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    result = simulated(args.scenario)
+    result = simulated(args.scenario, args.baseline)
     sides = {"base": report_module(args.base.resolve(), "base_report"),
              "branch": report_module(Path(__file__).resolve().parents[1], "branch_report")}
     pages = {side: m.report_html(result) for side, m in sides.items()}  # warm: fonts, caches

@@ -374,6 +374,8 @@ def emptied(fig: Figure) -> Figure:
         # The layout starts from where a new figure's axes stand: the same pixels as a new figure.
         ax.set_position(ax.get_subplotspec().get_position(fig))
         ax.set_in_layout(True)  # set_position takes an axes out of the layout
+    for legend in list(fig.legends):
+        legend.remove()
     fig.set_layout_engine("constrained")
     return fig
 
@@ -387,15 +389,19 @@ def timeline_kinds(result: SimResult) -> list[str]:
     return kinds
 
 
-def service_multiples_figure(result: SimResult, name: str) -> Figure:
+def service_multiples_figure(result: SimResult, name: str, *, redraw: Figure | None = None) -> Figure:
     """Per-service small multiples of controller ``name``: one column per service, rows load vs
-    capacity, replicas, latency vs SLO with violations shaded. Each column has its own y range."""
+    capacity, replicas, latency vs SLO with violations shaded. Each column has its own y range.
+    ``redraw``: a figure of the same result's multiples, drawn anew (see :func:`emptied`)."""
     run = result.runs[name]
     timeline = run_timeline(result, run)
     axis = TimeAxis.for_duration(result.duration_s)
     n = len(result.services)
-    fig = new_figure(max(10.0, 3.3 * n), 7.5)
-    axes = fig.subplots(3, n, sharex=True, squeeze=False)
+    if redraw is not None:
+        fig, axes = emptied(redraw), np.array(redraw.axes).reshape(3, n)
+    else:
+        fig = new_figure(max(10.0, 3.3 * n), 7.5)
+        axes = fig.subplots(3, n, sharex=True, squeeze=False)
     for j, service in enumerate(result.services):
         view = timeline.view(j)
         end_s = view.end_s
@@ -805,8 +811,10 @@ def report_html(result: SimResult) -> str:
         parts.append(img_tag(figure_png(fig), f"{name} panel set"))
     if 1 < len(result.services) <= MAX_SERVICE_MULTIPLES:
         parts.append("<h2>Per service</h2>")
+        fig = None
         for name in result.runs:
-            parts.append(img_tag(figure_png(service_multiples_figure(result, name)), f"{name} per service"))
+            fig = service_multiples_figure(result, name, redraw=fig)
+            parts.append(img_tag(figure_png(fig), f"{name} per service"))
     elif len(result.services) > MAX_SERVICE_MULTIPLES:
         parts.append(f'<p class="note">Per-service plots are drawn for at most {MAX_SERVICE_MULTIPLES} services; '
                      f"this scenario has {len(result.services)}.</p>")
