@@ -261,8 +261,7 @@ def draw_latency(ax, v: View, slo: SLO, axis: TimeAxis, lim: Limits) -> None:
     ax.plot(t / axis.divisor, yy, color=COLORS["latency"], linewidth=1.2, label=f"p{slo.latency_percentile:g} latency")
     ax.axhline(slo.latency_s, color=COLORS["slo"], linestyle="--", linewidth=1.4,
                label=f"SLO {slo.latency_s:g} s")
-    if lim.log_latency:
-        ax.set_yscale("log")
+    ax.set_yscale("log" if lim.log_latency else "linear")  # either way: a figure drawn again keeps its scales
     ax.set_ylim(lim.latency_lo, lim.latency_hi)
     ax.set_ylabel(f"p{slo.latency_percentile:g} latency (s)")
 
@@ -278,6 +277,8 @@ def draw_error_axis(ax, slo: SLO, lim: Limits) -> None:
     ax.axhline(slo.error_ratio, color=COLORS["slo"], linestyle="--", linewidth=1.4, label=f"SLO {slo.error_ratio * 100:g}%")
     if lim.symlog_errors:
         ax.set_yscale("symlog", linthresh=slo.error_ratio, linscale=1.0)
+    else:
+        ax.set_yscale("linear")  # a figure drawn again keeps its scales
     ax.set_ylim(0, lim.error_hi)
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
     ax.set_ylabel("error ratio")
