@@ -6,7 +6,7 @@ with this checkout's report.py and with ``--base``'s (loaded under another modul
 use this checkout's data preparation: timeline, score), taking turns, the order swapped every
 round. Per side: the CPU time (time.process_time) of report_html, median and best over
 ``--rounds``; the ratio of the medians (target: at most 0.5, "met" / "NOT met"); and whether
-both sides embed the same PNG bytes (same pictures). Figures are noisy on a shared host:
+both sides embed the same pictures (decoded RGBA pixels). Figures are noisy on a shared host:
 look at the load (printed).
 Run: python bench/report_ab.py --base /path/to/base/checkout [--scenario trace-nasa-july] [--baseline hpa,oracle]
 [--rounds 5]
@@ -15,13 +15,18 @@ Run: python bench/report_ab.py --base /path/to/base/checkout [--scenario trace-n
 from __future__ import annotations
 
 import argparse
+import base64
 import importlib.util
+import io
 import re
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's code, whatever the editable install points at
 
@@ -62,8 +67,10 @@ def cpu_s(render, result) -> tuple[float, str]:
     return time.process_time() - start, page
 
 
-def pngs(page: str) -> list[str]:
-    return re.findall(r'data:image/png;base64,([^"]+)"', page)
+def pictures(page: str) -> list[np.ndarray]:
+    """The RGBA pixels of each PNG ``page`` embeds."""
+    return [np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGBA"))
+            for data in re.findall(r'data:image/png;base64,([^"]+)"', page)]
 
 
 def main() -> None:
@@ -86,9 +93,10 @@ def main() -> None:
         print(f"{side:>6}: report_html CPU median {statistics.median(ts):.3f} s, best {min(ts):.3f} s "
               f"({len(ts)} rounds: {' '.join(f'{t:.3f}' for t in ts)})")
     ratio = statistics.median(times["branch"]) / statistics.median(times["base"])
-    same = pngs(pages["base"]) == pngs(pages["branch"])
+    base, branch = pictures(pages["base"]), pictures(pages["branch"])
+    same = len(base) == len(branch) and all(a.shape == b.shape and (a == b).all() for a, b in zip(base, branch))
     print(f"branch/base {ratio:.2f} (target <= {TARGET_RATIO}: {'met' if ratio <= TARGET_RATIO else 'NOT met'}); "
-          f"{len(pngs(pages['branch']))} figures, {'the same PNG bytes' if same else 'PNG bytes DIFFER'}; "
+          f"{len(branch)} figures, {'the same pixels' if same else 'pixels DIFFER'}; "
           f"scenario {args.scenario}; load {Path('/proc/loadavg').read_text().split()[0]}")
 
 

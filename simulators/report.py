@@ -40,6 +40,7 @@ from matplotlib.markers import MarkerStyle
 from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 from matplotlib.transforms import blended_transform_factory
+from PIL import Image
 
 from simulators.result import SLO, ActionEvent, ControllerRun, FaultWindow, Frontier, SimResult, shown_path
 from simulators.score import (ORACLE, driven_lines, fault_columns, run_end_s, score_result,
@@ -55,6 +56,8 @@ DENSE_ACTIONS = 150
 #: search for tick labels above the axes (there are none on these charts), which measured every
 #: axes' ticks at each layout pass and each draw: about a fifth of a report's CPU.
 TITLE_Y = 1.0
+#: zlib level of the report's PNGs: 3 compresses as well as 6 here, in less CPU.
+PNG_COMPRESS_LEVEL = 3
 
 COLORS = {
     "load": "#333333", "capacity": "#1f77b4", "spec": "#ff7f0e", "ready": "#1f77b4",
@@ -651,8 +654,13 @@ def figure_png(fig: Figure) -> bytes:
     if engine is not None:
         engine.execute(fig)
         fig.set_layout_engine("none")
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    # An opaque figure (a white face: every one here) loses nothing as RGB. RGB at zlib level 3
+    # takes ~30% less CPU than matplotlib's RGBA at level 6 and is ~2% smaller (December 7).
+    opaque = bool((rgba[..., 3] == 255).all())
     buf = io.BytesIO()
-    fig.canvas.print_png(buf)
+    Image.fromarray(rgba[..., :3] if opaque else rgba).save(buf, format="png", compress_level=PNG_COMPRESS_LEVEL)
     return buf.getvalue()
 
 

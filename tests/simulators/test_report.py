@@ -275,7 +275,7 @@ def test_figure_png_draws_a_figure_once():
 
 
 def pixels(png: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
 
 
 def saved_png(fig) -> bytes:
