@@ -28,6 +28,7 @@ import base64
 import html
 import io
 import math
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -652,7 +653,12 @@ def figure_png(fig: Figure) -> bytes:
     real one. Running the layout here and fixing it leaves the one real draw (same pixels)."""
     engine = fig.get_layout_engine()
     if engine is not None:
-        engine.execute(fig)
+        inputs, last = layout_inputs(fig), LAYOUTS.get(fig)
+        if inputs is not None and last is not None and last[0] == inputs:
+            place(fig, last[1])
+        else:
+            engine.execute(fig)
+            LAYOUTS[fig] = (inputs, placement(fig))
         fig.set_layout_engine("none")
     fig.canvas.draw()
     rgba = np.asarray(fig.canvas.buffer_rgba())
@@ -662,6 +668,50 @@ def figure_png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgba[..., :3] if opaque else rgba).save(buf, format="png", compress_level=PNG_COMPRESS_LEVEL)
     return buf.getvalue()
+
+
+#: The constrained layout each figure was last given: its inputs (:func:`layout_inputs`) and the
+#: placement it made (:func:`placement`), for a figure drawn again (:func:`emptied`).
+LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def layout_inputs(fig: Figure) -> tuple | None:
+    """What the constrained layout of a figure drawn again can depend on that its drawing may
+    change: each axes' titles, axis labels, limits, scales, tick locators and formatters (fixed
+    ones with their ticks), texts and legend entries, and the heights of the figure's texts (the
+    suptitle). Equal inputs, equal layout; None (always lay out) with a figure legend."""
+    if fig.legends:
+        return None
+    renderer = fig.canvas.get_renderer()
+
+    def axis(a) -> tuple:
+        locator, formatter = a.get_major_locator(), a.get_major_formatter()
+        return (a.get_scale(), a.get_label_text(), type(locator).__name__, tuple(getattr(locator, "locs", ())),
+                type(formatter).__name__, tuple(getattr(formatter, "seq", ())))
+
+    def legend(ax) -> tuple | None:
+        leg = ax.get_legend()
+        return leg and (tuple(t.get_text() for t in leg.get_texts()), tuple(type(h).__name__ for h in leg.legend_handles),
+                        leg.get_title().get_text())
+
+    return (tuple(fig.get_size_inches()), fig.dpi,
+            tuple((tuple(ax.get_title(loc=loc) for loc in ("left", "center", "right")), ax.get_xlim(), ax.get_ylim(),
+                   axis(ax.xaxis), axis(ax.yaxis), legend(ax),
+                   tuple((t.get_text(), t.get_position(), t.get_fontsize()) for t in ax.texts)) for ax in fig.axes),
+            tuple((t.get_fontsize(), t.get_window_extent(renderer).height) for t in fig.texts))
+
+
+def placement(fig: Figure) -> tuple[list, list]:
+    """Where the layout put each axes and each figure text (the suptitle)."""
+    return [ax.get_position().frozen() for ax in fig.axes], [t.get_position() for t in fig.texts]
+
+
+def place(fig: Figure, where: tuple[list, list]) -> None:
+    """Put ``fig``'s axes and texts where :func:`placement` found them."""
+    for ax, position in zip(fig.axes, where[0]):
+        ax.set_position(position)
+    for text, position in zip(fig.texts, where[1]):
+        text.set_position(position)
 
 
 def img_tag(png: bytes, alt: str) -> str:

@@ -14,7 +14,8 @@ from PIL import Image
 import simulators
 
 from simulators.report import (ORACLE_SENTENCE, action_category, envelope, figure_png, overview_figure,
-                               panel_set_figure, report_html, service_multiples_figure, true_spans, write_report)
+                               panel_set_figure, report_html, run_view, service_multiples_figure, shared_limits,
+                               true_spans, write_report)
 from simulators.result import SLO, ActionEvent, ControllerRun, FaultWindow, SimResult, Trajectory, shown_path
 
 PNG_IMG = re.compile(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"')
@@ -298,6 +299,10 @@ def test_figure_png_is_the_picture_savefig_draws(draw):
     pytest.param(lambda r, n, f: panel_set_figure(r, n, redraw=f), "policy", "fixed", id="panel-set-losing-actions"),
     pytest.param(lambda r, n, f: panel_set_figure(r, n, redraw=f), "fixed", "hpa", id="panel-set-gaining-actions"),
     pytest.param(lambda r, n, f: service_multiples_figure(r, n, redraw=f), "oracle", "fixed", id="per-service"),
+    # the same legends and y ranges: the last layout is used again, not made anew
+    pytest.param(lambda r, n, f: panel_set_figure(r, n, limits=shared_limits([run_view(r, run) for run in r.runs.values()],
+                                                                             r.slo), redraw=f),
+                 "hpa", "policy", id="panel-set-same-layout"),
 ])
 def test_a_figure_drawn_again_for_another_controller_is_that_controllers_new_figure(draw, first, then):
     """The report draws each controller's panel set (and per-service figure) on the previous
