@@ -327,7 +327,8 @@ def panel_set_figure(result: SimResult, name: str, *, limits: Limits | None = No
                      redraw: Figure | None = None) -> Figure:
     """The five panels (a)-(e) of controller ``name`` on a shared time axis (aggregate of all
     services). ``limits`` share y ranges across controllers (default: this run's own).
-    ``redraw``: a panel set figure of the same result and limits, drawn anew (see :func:`emptied`)."""
+    ``redraw``: a panel set figure of the same result and limits, or its overview, drawn anew (see
+    :func:`emptied`)."""
     run = result.runs[name]
     view = run_view(result, run)
     lim = limits or shared_limits([view], result.slo)
@@ -337,12 +338,12 @@ def panel_set_figure(result: SimResult, name: str, *, limits: Limits | None = No
     kinds = timeline_kinds(result)
     several = len(result.services) > 1
 
-    if redraw is not None:
-        fig, axes = emptied(redraw), redraw.axes
+    ratios = [3, 3, 2.6, 2.6, 0.55 * (len(kinds) + 1) + 0.4]
+    if redraw is not None:  # the overview's figure too: the same five axes on a shared time axis
+        fig, axes = emptied(redraw, (12, 12), ratios), redraw.axes
     else:
         fig = new_figure(12, 12)
-        axes = fig.subplots(5, 1, sharex=True,
-                            gridspec_kw={"height_ratios": [3, 3, 2.6, 2.6, 0.55 * (len(kinds) + 1) + 0.4]})
+        axes = fig.subplots(5, 1, sharex=True, gridspec_kw={"height_ratios": ratios})
     draw_load(axes[0], view, axis, lim)
     draw_replicas(axes[1], view, actions, axis, lim)
     draw_latency(axes[2], view, result.slo, axis, lim)
@@ -367,10 +368,16 @@ def panel_set_figure(result: SimResult, name: str, *, limits: Limits | None = No
     return fig
 
 
-def emptied(fig: Figure) -> Figure:
+def emptied(fig: Figure, size_in: tuple[float, float] | None = None,
+            height_ratios: Sequence[float] | None = None) -> Figure:
     """``fig`` without its data, legends and texts, its constrained layout back on: its axes, their
     scales, limits and ticks kept for the next drawing of the same kind of figure (making the
-    axes and their ticks is a good part of a figure's cost)."""
+    axes and their ticks is a good part of a figure's cost); ``size_in`` (width, height in
+    inches) and the rows' ``height_ratios`` when given."""
+    if size_in is not None:
+        fig.set_size_inches(*size_in)
+    if height_ratios is not None:
+        fig.axes[0].get_subplotspec().get_gridspec().set_height_ratios(height_ratios)
     for ax in fig.axes:
         for artist in [*ax.lines, *ax.collections, *ax.patches, *ax.texts]:
             artist.remove()
@@ -841,7 +848,7 @@ def report_html(result: SimResult) -> str:
              "on every chart). Panel (e) marks when each controller broke the SLO; panels (a) to (d) show why: "
              "too little ready capacity for the load, latency above the SLO, or errors above the SLO's ratio."
              f"{' Grey bands are fault windows.' if result.faults else ''}</p>",
-             img_tag(figure_png(overview_figure(result)), "overview: every controller on the same axes")]
+             img_tag(figure_png(overview := overview_figure(result)), "overview: every controller on the same axes")]
     if ORACLE in result.runs:
         parts.append(f'<p class="note oracle-note">{html.escape(ORACLE_SENTENCE, quote=False)}</p>')
     parts += ["<h2>Scores</h2>", score_table_html(result),
@@ -862,7 +869,7 @@ def report_html(result: SimResult) -> str:
                  '<p class="note">The same y ranges for every controller: load and capacity, replicas with each '
                  "scale action, latency and error ratio against the SLO, and a timeline of violations and actions "
                  "(restarts, rollbacks).</p>")
-    fig = None
+    fig = overview
     for name in result.runs:
         parts.append(f'<h2 id="{html.escape(name)}">{html.escape(name)}</h2>')
         parts.append(f'<p class="note">{html.escape(score_summary(scores[name]))}</p>')

@@ -311,3 +311,11 @@ def test_a_figure_drawn_again_for_another_controller_is_that_controllers_new_fig
     used = draw(result, first, None)
     figure_png(used)
     assert figure_png(draw(result, then, used)) == figure_png(draw(result, then, None))
+
+
+def test_a_panel_set_drawn_on_the_overview_figure_is_a_new_panel_set():
+    """The report draws the first panel set on the overview's figure (the same five axes, resized)."""
+    result = synthetic_result(duration_s=900.0, tick_s=5.0)
+    overview = overview_figure(result)
+    figure_png(overview)
+    assert figure_png(panel_set_figure(result, "policy", redraw=overview)) == figure_png(panel_set_figure(result, "policy"))
