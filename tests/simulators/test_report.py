@@ -286,7 +286,6 @@ def saved_png(fig) -> bytes:
 
 
 @pytest.mark.parametrize("draw", [
-    pytest.param(lambda r: overview_figure(r), id="overview"),
     pytest.param(lambda r: panel_set_figure(r, "hpa"), id="panel-set"),
     pytest.param(lambda r: service_multiples_figure(r, "policy"), id="per-service"),
 ])
