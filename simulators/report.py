@@ -28,6 +28,7 @@ import base64
 import html
 import io
 import math
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -40,6 +41,7 @@ from matplotlib.markers import MarkerStyle
 from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 from matplotlib.transforms import blended_transform_factory
+from PIL import Image
 
 from simulators.result import SLO, ActionEvent, ControllerRun, FaultWindow, Frontier, SimResult, shown_path
 from simulators.score import (ORACLE, driven_lines, fault_columns, run_end_s, score_result,
@@ -51,6 +53,12 @@ MINUTES_AXIS_UP_TO_S = 3 * 3600.0
 DPI = 100
 #: More scale actions than this in one panel are drawn small, under the spec line.
 DENSE_ACTIONS = 150
+#: Axes titles stand at the top of their axes (plus their pad). Given, it turns off matplotlib's
+#: search for tick labels above the axes (there are none on these charts), which measured every
+#: axes' ticks at each layout pass and each draw: about a fifth of a report's CPU.
+TITLE_Y = 1.0
+#: zlib level of the report's PNGs: 3 compresses as well as 6 here, in less CPU.
+PNG_COMPRESS_LEVEL = 3
 
 COLORS = {
     "load": "#333333", "capacity": "#1f77b4", "spec": "#ff7f0e", "ready": "#1f77b4",
@@ -257,8 +265,7 @@ def draw_latency(ax, v: View, slo: SLO, axis: TimeAxis, lim: Limits) -> None:
     ax.plot(t / axis.divisor, yy, color=COLORS["latency"], linewidth=1.2, label=f"p{slo.latency_percentile:g} latency")
     ax.axhline(slo.latency_s, color=COLORS["slo"], linestyle="--", linewidth=1.4,
                label=f"SLO {slo.latency_s:g} s")
-    if lim.log_latency:
-        ax.set_yscale("log")
+    ax.set_yscale("log" if lim.log_latency else "linear")  # either way: a figure drawn again keeps its scales
     ax.set_ylim(lim.latency_lo, lim.latency_hi)
     ax.set_ylabel(f"p{slo.latency_percentile:g} latency (s)")
 
@@ -274,6 +281,8 @@ def draw_error_axis(ax, slo: SLO, lim: Limits) -> None:
     ax.axhline(slo.error_ratio, color=COLORS["slo"], linestyle="--", linewidth=1.4, label=f"SLO {slo.error_ratio * 100:g}%")
     if lim.symlog_errors:
         ax.set_yscale("symlog", linthresh=slo.error_ratio, linscale=1.0)
+    else:
+        ax.set_yscale("linear")  # a figure drawn again keeps its scales
     ax.set_ylim(0, lim.error_hi)
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
     ax.set_ylabel("error ratio")
@@ -314,9 +323,12 @@ def style_axes(ax) -> None:
     ax.yaxis.label.set_size(10)
 
 
-def panel_set_figure(result: SimResult, name: str, *, limits: Limits | None = None) -> Figure:
+def panel_set_figure(result: SimResult, name: str, *, limits: Limits | None = None,
+                     redraw: Figure | None = None) -> Figure:
     """The five panels (a)-(e) of controller ``name`` on a shared time axis (aggregate of all
-    services). ``limits`` share y ranges across controllers (default: this run's own)."""
+    services). ``limits`` share y ranges across controllers (default: this run's own).
+    ``redraw``: a panel set figure of the same result and limits, or its overview, drawn anew (see
+    :func:`emptied`)."""
     run = result.runs[name]
     view = run_view(result, run)
     lim = limits or shared_limits([view], result.slo)
@@ -326,9 +338,12 @@ def panel_set_figure(result: SimResult, name: str, *, limits: Limits | None = No
     kinds = timeline_kinds(result)
     several = len(result.services) > 1
 
-    fig = new_figure(12, 12)
-    axes = fig.subplots(5, 1, sharex=True,
-                        gridspec_kw={"height_ratios": [3, 3, 2.6, 2.6, 0.55 * (len(kinds) + 1) + 0.4]})
+    ratios = [3, 3, 2.6, 2.6, 0.55 * (len(kinds) + 1) + 0.4]
+    if redraw is not None:  # the overview's figure too: the same five axes on a shared time axis
+        fig, axes = emptied(redraw, (12, 12), ratios), redraw.axes
+    else:
+        fig = new_figure(12, 12)
+        axes = fig.subplots(5, 1, sharex=True, gridspec_kw={"height_ratios": ratios})
     draw_load(axes[0], view, axis, lim)
     draw_replicas(axes[1], view, actions, axis, lim)
     draw_latency(axes[2], view, result.slo, axis, lim)
@@ -340,7 +355,7 @@ def panel_set_figure(result: SimResult, name: str, *, limits: Limits | None = No
     for i, (ax, title) in enumerate(zip(axes, titles)):
         style_axes(ax)
         shade_faults(ax, result.faults, end_s, axis, label=(i == 0))
-        ax.set_title(title, loc="left", fontsize=10, pad=18 if i == 0 and result.faults else 4)
+        ax.set_title(title, loc="left", fontsize=10, pad=18 if i == 0 and result.faults else 4, y=TITLE_Y)
         if i < 4:
             handles, labels = ax.get_legend_handles_labels()
             handles += fault_handles(result.faults)
@@ -353,6 +368,30 @@ def panel_set_figure(result: SimResult, name: str, *, limits: Limits | None = No
     return fig
 
 
+def emptied(fig: Figure, size_in: tuple[float, float] | None = None,
+            height_ratios: Sequence[float] | None = None) -> Figure:
+    """``fig`` without its data, legends and texts, its constrained layout back on: its axes, their
+    scales, limits and ticks kept for the next drawing of the same kind of figure (making the
+    axes and their ticks is a good part of a figure's cost); ``size_in`` (width, height in
+    inches) and the rows' ``height_ratios`` when given."""
+    if size_in is not None:
+        fig.set_size_inches(*size_in)
+    if height_ratios is not None:
+        fig.axes[0].get_subplotspec().get_gridspec().set_height_ratios(height_ratios)
+    for ax in fig.axes:
+        for artist in [*ax.lines, *ax.collections, *ax.patches, *ax.texts]:
+            artist.remove()
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        # The layout starts from where a new figure's axes stand: the same pixels as a new figure.
+        ax.set_position(ax.get_subplotspec().get_position(fig))
+        ax.set_in_layout(True)  # set_position takes an axes out of the layout
+    for legend in list(fig.legends):
+        legend.remove()
+    fig.set_layout_engine("constrained")
+    return fig
+
+
 def timeline_kinds(result: SimResult) -> list[str]:
     """Action rows of the timeline: the four main kinds always (so panel sets line up), plus
     ``other`` when some run has such an action."""
@@ -362,15 +401,19 @@ def timeline_kinds(result: SimResult) -> list[str]:
     return kinds
 
 
-def service_multiples_figure(result: SimResult, name: str) -> Figure:
+def service_multiples_figure(result: SimResult, name: str, *, redraw: Figure | None = None) -> Figure:
     """Per-service small multiples of controller ``name``: one column per service, rows load vs
-    capacity, replicas, latency vs SLO with violations shaded. Each column has its own y range."""
+    capacity, replicas, latency vs SLO with violations shaded. Each column has its own y range.
+    ``redraw``: a figure of the same result's multiples, drawn anew (see :func:`emptied`)."""
     run = result.runs[name]
     timeline = run_timeline(result, run)
     axis = TimeAxis.for_duration(result.duration_s)
     n = len(result.services)
-    fig = new_figure(max(10.0, 3.3 * n), 7.5)
-    axes = fig.subplots(3, n, sharex=True, squeeze=False)
+    if redraw is not None:
+        fig, axes = emptied(redraw), np.array(redraw.axes).reshape(3, n)
+    else:
+        fig = new_figure(max(10.0, 3.3 * n), 7.5)
+        axes = fig.subplots(3, n, sharex=True, squeeze=False)
     for j, service in enumerate(result.services):
         view = timeline.view(j)
         end_s = view.end_s
@@ -388,7 +431,7 @@ def service_multiples_figure(result: SimResult, name: str) -> Figure:
             shade_faults(axes[i, j], hits, end_s, axis, label=(i == 0))
             if j:
                 axes[i, j].set_ylabel("")
-        axes[0, j].set_title(service, fontsize=10, fontweight="bold", pad=18 if hits else 4)
+        axes[0, j].set_title(service, fontsize=10, fontweight="bold", pad=18 if hits else 4, y=TITLE_Y)
         axes[2, j].set_xlabel(axis.label, fontsize=9)
         axes[2, j].set_xlim(view.start_s / axis.divisor, end_s / axis.divisor)
     handles = [
@@ -468,7 +511,7 @@ def overview_figure(result: SimResult) -> Figure:
     for i, (ax, title) in enumerate(zip(axes, titles)):
         style_axes(ax)
         shade_faults(ax, result.faults, end_s, axis, label=(i == 0))
-        ax.set_title(title, loc="left", fontsize=10, pad=18 if i == 0 and result.faults else 4)
+        ax.set_title(title, loc="left", fontsize=10, pad=18 if i == 0 and result.faults else 4, y=TITLE_Y)
     for ax in (ax_load, ax_lat, ax_err):  # context entries only: the controllers share one legend
         handles = [h for h, l in zip(*ax.get_legend_handles_labels()) if l.startswith(("offered", "SLO"))]
         ax.legend(handles=handles + (fault_handles(result.faults) if ax is ax_load else []), loc="upper left",
@@ -606,14 +649,76 @@ def plane_figure(fr: Frontier | None, scores: dict[str, dict], title: str, *,
                               markersize=9, label="HPA @ equal cost (interpolated)"))
     # Outside on the right: inside, it hid the dearest HPA points.
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False)
-    ax.set_title(title, loc="left", fontsize=11)
+    ax.set_title(title, loc="left", fontsize=11, y=TITLE_Y)
     return fig
 
 
 def figure_png(fig: Figure) -> bytes:
+    """``fig`` as PNG bytes at its own DPI, laid out once and drawn once.
+
+    ``savefig`` would draw the figure twice: a dry draw that runs the layout engine, then the
+    real one. Running the layout here and fixing it leaves the one real draw (same pixels)."""
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        inputs, last = layout_inputs(fig), LAYOUTS.get(fig)
+        if inputs is not None and last is not None and last[0] == inputs:
+            place(fig, last[1])
+        else:
+            engine.execute(fig)
+            LAYOUTS[fig] = (inputs, placement(fig))
+        fig.set_layout_engine("none")
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    # An opaque figure (a white face: every one here) loses nothing as RGB. RGB at zlib level 3
+    # takes ~30% less CPU than matplotlib's RGBA at level 6 and is ~2% smaller (December 7).
+    opaque = bool((rgba[..., 3] == 255).all())
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
+    Image.fromarray(rgba[..., :3] if opaque else rgba).save(buf, format="png", compress_level=PNG_COMPRESS_LEVEL)
     return buf.getvalue()
+
+
+#: The constrained layout each figure was last given: its inputs (:func:`layout_inputs`) and the
+#: placement it made (:func:`placement`), for a figure drawn again (:func:`emptied`).
+LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def layout_inputs(fig: Figure) -> tuple | None:
+    """What the constrained layout of a figure drawn again can depend on that its drawing may
+    change: each axes' titles, axis labels, limits, scales, tick locators and formatters (fixed
+    ones with their ticks), texts and legend entries, and the heights of the figure's texts (the
+    suptitle). Equal inputs, equal layout; None (always lay out) with a figure legend."""
+    if fig.legends:
+        return None
+    renderer = fig.canvas.get_renderer()
+
+    def axis(a) -> tuple:
+        locator, formatter = a.get_major_locator(), a.get_major_formatter()
+        return (a.get_scale(), a.get_label_text(), type(locator).__name__, tuple(getattr(locator, "locs", ())),
+                type(formatter).__name__, tuple(getattr(formatter, "seq", ())))
+
+    def legend(ax) -> tuple | None:
+        leg = ax.get_legend()
+        return leg and (tuple(t.get_text() for t in leg.get_texts()), tuple(type(h).__name__ for h in leg.legend_handles),
+                        leg.get_title().get_text())
+
+    return (tuple(fig.get_size_inches()), fig.dpi,
+            tuple((tuple(ax.get_title(loc=loc) for loc in ("left", "center", "right")), ax.get_xlim(), ax.get_ylim(),
+                   axis(ax.xaxis), axis(ax.yaxis), legend(ax),
+                   tuple((t.get_text(), t.get_position(), t.get_fontsize()) for t in ax.texts)) for ax in fig.axes),
+            tuple((t.get_fontsize(), t.get_window_extent(renderer).height) for t in fig.texts))
+
+
+def placement(fig: Figure) -> tuple[list, list]:
+    """Where the layout put each axes and each figure text (the suptitle)."""
+    return [ax.get_position().frozen() for ax in fig.axes], [t.get_position() for t in fig.texts]
+
+
+def place(fig: Figure, where: tuple[list, list]) -> None:
+    """Put ``fig``'s axes and texts where :func:`placement` found them."""
+    for ax, position in zip(fig.axes, where[0]):
+        ax.set_position(position)
+    for text, position in zip(fig.texts, where[1]):
+        text.set_position(position)
 
 
 def img_tag(png: bytes, alt: str) -> str:
@@ -743,7 +848,7 @@ def report_html(result: SimResult) -> str:
              "on every chart). Panel (e) marks when each controller broke the SLO; panels (a) to (d) show why: "
              "too little ready capacity for the load, latency above the SLO, or errors above the SLO's ratio."
              f"{' Grey bands are fault windows.' if result.faults else ''}</p>",
-             img_tag(figure_png(overview_figure(result)), "overview: every controller on the same axes")]
+             img_tag(figure_png(overview := overview_figure(result)), "overview: every controller on the same axes")]
     if ORACLE in result.runs:
         parts.append(f'<p class="note oracle-note">{html.escape(ORACLE_SENTENCE, quote=False)}</p>')
     parts += ["<h2>Scores</h2>", score_table_html(result),
@@ -764,15 +869,18 @@ def report_html(result: SimResult) -> str:
                  '<p class="note">The same y ranges for every controller: load and capacity, replicas with each '
                  "scale action, latency and error ratio against the SLO, and a timeline of violations and actions "
                  "(restarts, rollbacks).</p>")
+    fig = overview
     for name in result.runs:
         parts.append(f'<h2 id="{html.escape(name)}">{html.escape(name)}</h2>')
         parts.append(f'<p class="note">{html.escape(score_summary(scores[name]))}</p>')
-        fig = panel_set_figure(result, name, limits=limits)
+        fig = panel_set_figure(result, name, limits=limits, redraw=fig)
         parts.append(img_tag(figure_png(fig), f"{name} panel set"))
     if 1 < len(result.services) <= MAX_SERVICE_MULTIPLES:
         parts.append("<h2>Per service</h2>")
+        fig = None
         for name in result.runs:
-            parts.append(img_tag(figure_png(service_multiples_figure(result, name)), f"{name} per service"))
+            fig = service_multiples_figure(result, name, redraw=fig)
+            parts.append(img_tag(figure_png(fig), f"{name} per service"))
     elif len(result.services) > MAX_SERVICE_MULTIPLES:
         parts.append(f'<p class="note">Per-service plots are drawn for at most {MAX_SERVICE_MULTIPLES} services; '
                      f"this scenario has {len(result.services)}.</p>")

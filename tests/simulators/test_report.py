@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.artist import Artist
+from PIL import Image
 
 import simulators
 
-from simulators.report import (ORACLE_SENTENCE, action_category, envelope, overview_figure, panel_set_figure,
-                               report_html, true_spans, write_report)
+from simulators.report import (ORACLE_SENTENCE, action_category, envelope, figure_png, overview_figure,
+                               panel_set_figure, report_html, run_view, service_multiples_figure, shared_limits,
+                               true_spans, write_report)
 from simulators.result import SLO, ActionEvent, ControllerRun, FaultWindow, SimResult, Trajectory, shown_path
 
 PNG_IMG = re.compile(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"')
@@ -236,3 +240,81 @@ def test_every_action_marker_draws_without_a_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         write_report(result, tmp_path / "r.html")
+
+
+# --- rendering: one draw a figure, one figure for every controller's panel set ------------------
+
+
+def with_fixed_run(result: SimResult) -> SimResult:
+    """``result`` plus a controller that never scales: no scale actions in its legends."""
+    policy = result.runs["policy"].trajectory
+    spec = np.full_like(policy.spec_replicas, policy.spec_replicas.max())
+    result.runs["fixed"] = synthetic_run("fixed", "fixed replicas", policy.t_s, policy.offered_rps, spec,
+                                         result.services, 0)
+    return result
+
+
+class DrawCount(Artist):
+    """An invisible artist that counts how many times its figure draws it."""
+
+    def __init__(self):
+        super().__init__()
+        self.draws = 0
+
+    def draw(self, renderer):
+        self.draws += 1
+
+
+def test_figure_png_draws_a_figure_once():
+    """savefig drew every figure twice (a dry draw to run the constrained layout, then the real one)."""
+    result = synthetic_result(duration_s=600.0, tick_s=5.0, services=("api",))
+    fig = panel_set_figure(result, "policy")
+    counter = DrawCount()
+    fig.axes[0].add_artist(counter)
+    figure_png(fig)
+    assert counter.draws == 1
+
+
+def pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+
+
+def saved_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("draw", [
+    pytest.param(lambda r: panel_set_figure(r, "hpa"), id="panel-set"),
+    pytest.param(lambda r: service_multiples_figure(r, "policy"), id="per-service"),
+])
+def test_figure_png_is_the_picture_savefig_draws(draw):
+    result = synthetic_result(duration_s=900.0, tick_s=5.0)
+    assert np.array_equal(pixels(figure_png(draw(result))), pixels(saved_png(draw(result))))
+
+
+@pytest.mark.parametrize("draw,first,then", [
+    pytest.param(lambda r, n, f: panel_set_figure(r, n, redraw=f), "policy", "fixed", id="panel-set-losing-actions"),
+    pytest.param(lambda r, n, f: panel_set_figure(r, n, redraw=f), "fixed", "hpa", id="panel-set-gaining-actions"),
+    pytest.param(lambda r, n, f: service_multiples_figure(r, n, redraw=f), "oracle", "fixed", id="per-service"),
+    # the same legends and y ranges: the last layout is used again, not made anew
+    pytest.param(lambda r, n, f: panel_set_figure(r, n, limits=shared_limits([run_view(r, run) for run in r.runs.values()],
+                                                                             r.slo), redraw=f),
+                 "hpa", "policy", id="panel-set-same-layout"),
+])
+def test_a_figure_drawn_again_for_another_controller_is_that_controllers_new_figure(draw, first, then):
+    """The report draws each controller's panel set (and per-service figure) on the previous
+    one's figure, emptied: the picture must be the one a new figure gives, legends, layout and all."""
+    result = with_fixed_run(synthetic_result(duration_s=900.0, tick_s=5.0))
+    used = draw(result, first, None)
+    figure_png(used)
+    assert figure_png(draw(result, then, used)) == figure_png(draw(result, then, None))
+
+
+def test_a_panel_set_drawn_on_the_overview_figure_is_a_new_panel_set():
+    """The report draws the first panel set on the overview's figure (the same five axes, resized)."""
+    result = synthetic_result(duration_s=900.0, tick_s=5.0)
+    overview = overview_figure(result)
+    figure_png(overview)
+    assert figure_png(panel_set_figure(result, "policy", redraw=overview)) == figure_png(panel_set_figure(result, "policy"))
