@@ -23,8 +23,9 @@ python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 # every core; pytest caches its rewritten test modules itself.
 unset PYTHONDONTWRITEBYTECODE
 python3 -m compileall -q -j 0 controller simulators tests bench >/dev/null
-# Parallel workers (pytest-xdist): the suite mostly waits (servers starting, live loops on real
-# clocks), so more workers than cores pay off. --dist loadgroup keeps the tests that share a
+# Parallel workers (pytest-xdist): half the workers' time is in tests that mostly wait (servers
+# starting, live loops on real clocks: ~1.6 workers at a time), so three workers a core keep the
+# two cores busy (four left them ~1.55 cores busy on average). --dist loadgroup keeps the tests that share a
 # module-scoped fixture on one worker (tests/conftest.py). SETPOINT_TEST_WORKERS=0 runs in one
 # process; arguments given to this script come last and win (e.g. -n0).
-python3 -m pytest -p no:cacheprovider -n "${SETPOINT_TEST_WORKERS:-4}" --dist loadgroup "$@"
+python3 -m pytest -p no:cacheprovider -n "${SETPOINT_TEST_WORKERS:-6}" --dist loadgroup "$@"
