@@ -119,11 +119,19 @@ def serve_scenario(tmp_path, scenario: str, procs: list, *flags: str) -> tuple[P
     kube_port, metrics_port = free_port(), free_port()
     (tmp_path / "scenario.yaml").write_text(scenario)
     kubeconfig = tmp_path / "kubeconfig.yaml"
-    procs.append(Proc([*SETPOINT, "sim", "serve", "scenario.yaml", "--kube-listen", f"127.0.0.1:{kube_port}",
-                       "--metrics-listen", f"127.0.0.1:{metrics_port}", "--kubeconfig-out", str(kubeconfig),
-                       *flags], tmp_path / "sim.log", tmp_path))
-    wait_until(kubeconfig.exists, 20, what="the simulated API's kubeconfig")
+    sim = Proc([*SETPOINT, "sim", "serve", "scenario.yaml", "--kube-listen", f"127.0.0.1:{kube_port}",
+                "--metrics-listen", f"127.0.0.1:{metrics_port}", "--kubeconfig-out", str(kubeconfig), *flags],
+               tmp_path / "sim.log", tmp_path)
+    procs.append(sim)
+    wait_for_sim_serve(sim, kubeconfig)
     return kubeconfig, metrics_port
+
+
+def wait_for_sim_serve(sim: Proc, kubeconfig: Path) -> None:
+    """Return once ``sim`` (sim serve) has written ``kubeconfig``: it serves; fail at once if it exited."""
+    wait_until(lambda: kubeconfig.exists() or not sim.alive(), SIM_SERVE_START_TIMEOUT_S, every_s=0.2,
+               what="the simulated API's kubeconfig")
+    assert kubeconfig.exists(), f"sim serve exited: {sim.tail()}"
 
 
 def sim_request(kubeconfig: Path, path: str, method: str = "GET") -> dict:
@@ -155,6 +163,9 @@ def start_scenario_clock(kubeconfig: Path) -> float:
 #: the first Prometheus queries) takes 2-5 s idle and has taken over 10 s under load average 8. The
 #: scenario clock waits for it (paused); a controller that has not decided by then fails the test.
 FIRST_CYCLE_TIMEOUT_S = 45.0
+#: Longest wait for sim serve to serve (s): ~2 s idle; 20 s was not enough once in a six-worker CI
+#: run, while a local Ray cluster started beside it (sim serve got 1.7 s of CPU in those 20 s).
+SIM_SERVE_START_TIMEOUT_S = 60.0
 
 
 def cycles_run(status_url: str) -> float:

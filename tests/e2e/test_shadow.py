@@ -9,7 +9,7 @@ import re
 import time
 import urllib.request
 
-from tests.e2e.test_live_loop import POLICY, SCENARIO, SETPOINT, Proc, sim_request, spec_replicas, wait_until
+from tests.e2e.test_live_loop import POLICY, SCENARIO, SETPOINT, Proc, sim_request, spec_replicas, wait_for_sim_serve, wait_until
 from tests.support.prometheus_server import ScrapeTarget, free_port, prometheus_server
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
@@ -36,7 +36,7 @@ def test_shadow_decides_and_writes_nothing(tmp_path):
                     "--metrics-listen", f"127.0.0.1:{metrics_port}", "--kubeconfig-out", str(kubeconfig),
                     "--test-hooks"], tmp_path / "sim.log", tmp_path)
         procs.append(sim)
-        wait_until(kubeconfig.exists, 20, what="the simulated API's kubeconfig")
+        wait_for_sim_serve(sim, kubeconfig)
         with prometheus_server([ScrapeTarget.of(f"127.0.0.1:{metrics_port}")], scrape_interval="1s") as prom:
             run = Proc([*SETPOINT, "run", "--shadow", "--policies", "policies", "--prometheus", prom.url,
                         "--kubeconfig", str(kubeconfig), "--listen", f"127.0.0.1:{status_port}",
