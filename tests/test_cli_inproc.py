@@ -3,6 +3,8 @@ gives the same exit code, stdout and stderr, and the test's process is left as i
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import re
 import subprocess
@@ -77,3 +79,22 @@ def test_a_warning_shown_by_an_earlier_command_is_shown_again(tmp_path):
         assert proc.returncode == 0, proc.stderr
         said.append(f"--jobs {MORE_THAN_CPUS}: more worker processes" in proc.stderr)
     assert said == [True, True]
+
+
+def test_a_root_handler_left_on_a_closed_stream_is_not_the_commands(tmp_path):
+    """An earlier in-process `run` (logging.basicConfig) or test left a root handler on a stream
+    since closed: the simulation's notices, which propagate to the root, printed "--- Logging error
+    ---" tracebacks where a fresh process prints only the notices."""
+    closed = io.StringIO()
+    left = logging.StreamHandler(closed)
+    closed.close()
+    logging.getLogger().addHandler(left)
+    try:
+        proc = run_cli("simulate", "memory-leak", "-p", REPO / "policies" / "setpoint-healing.yaml", "--no-frontier",
+                       "--no-report", "--jobs", "1", "-o", "out", cwd=tmp_path)
+        assert left in logging.getLogger().handlers  # put back
+    finally:
+        logging.getLogger().removeHandler(left)
+    assert proc.returncode == 0, proc.stderr
+    assert "Logging error" not in proc.stderr, proc.stderr
+    assert "setpoint: in the simulation (times on the scenario's clock" in proc.stderr

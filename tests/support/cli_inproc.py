@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -35,7 +36,8 @@ def run_cli(*args, cwd: Path | str, env: dict[str, str] | None = None) -> subpro
         os.environ.update({**_set_below_python(), **(env or {})})
         compiled.set_switch(os.environ.get(compiled.ENV_SWITCH, ""))  # as a fresh process reads it
         os.chdir(cwd)
-        with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                as_a_fresh_process_logs():
             as_a_fresh_process_warns()
             try:
                 main(argv)
@@ -51,6 +53,26 @@ def run_cli(*args, cwd: Path | str, env: dict[str, str] | None = None) -> subpro
         err.write(code + "\n")
     return subprocess.CompletedProcess([sys.executable, "-m", "controller.cli", *argv], returncode,
                                        _text(out), _text(err))
+
+
+@contextlib.contextmanager
+def as_a_fresh_process_logs():
+    """Logging as in a fresh ``python`` for the call: no handler on the root logger (pytest's, or
+    one an earlier in-process command or test left there, bound to a stream since closed: the
+    command's notices, which propagate to the root, printed "--- Logging error ---" tracebacks),
+    its level WARNING; every logger's handlers, level and propagation put back after."""
+    root = logging.getLogger()
+    loggers = [root, *(x for x in logging.Logger.manager.loggerDict.values() if isinstance(x, logging.Logger))]
+    saved = [(x, x.handlers[:], x.level, x.propagate, x.disabled) for x in loggers]
+    root.handlers, root.level = [], logging.WARNING
+    try:
+        yield
+    finally:
+        for logger, handlers, level, propagate, disabled in saved:
+            logger.handlers[:], logger.level, logger.propagate, logger.disabled = handlers, level, propagate, disabled
+        for logger in logging.Logger.manager.loggerDict.values():  # made during the call
+            if isinstance(logger, logging.Logger) and all(logger is not x for x in loggers):
+                logger.handlers[:] = []
 
 
 def _set_below_python() -> dict[str, str]:
