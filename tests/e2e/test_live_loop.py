@@ -116,22 +116,31 @@ class Proc:
 def serve_scenario(tmp_path, scenario: str, procs: list, *flags: str) -> tuple[Path, int]:
     """`setpoint sim serve` of ``scenario`` in ``tmp_path`` with ``flags`` (its Proc appended to
     ``procs``, for the caller to stop): the kubeconfig it wrote, and the port of its /metrics."""
-    kube_port, metrics_port = free_port(), free_port()
     (tmp_path / "scenario.yaml").write_text(scenario)
     kubeconfig = tmp_path / "kubeconfig.yaml"
-    sim = Proc([*SETPOINT, "sim", "serve", "scenario.yaml", "--kube-listen", f"127.0.0.1:{kube_port}",
-                "--metrics-listen", f"127.0.0.1:{metrics_port}", "--kubeconfig-out", str(kubeconfig), *flags],
-               tmp_path / "sim.log", tmp_path)
-    procs.append(sim)
-    wait_for_sim_serve(sim, kubeconfig)
+    for _ in range(PORT_ATTEMPTS):
+        kube_port, metrics_port = free_port(), free_port()
+        sim = Proc([*SETPOINT, "sim", "serve", "scenario.yaml", "--kube-listen", f"127.0.0.1:{kube_port}",
+                    "--metrics-listen", f"127.0.0.1:{metrics_port}", "--kubeconfig-out", str(kubeconfig), *flags],
+                   tmp_path / "sim.log", tmp_path)
+        procs.append(sim)
+        # a free port is only free when asked: another test's server may take it before sim serve binds it
+        if sim_serve_started(sim, kubeconfig) or "Address already in use" not in sim.tail():
+            break
+    assert kubeconfig.exists(), f"sim serve exited: {sim.tail()}"
     return kubeconfig, metrics_port
+
+
+def sim_serve_started(sim: Proc, kubeconfig: Path) -> bool:
+    """Whether ``sim`` (sim serve) wrote ``kubeconfig`` (it serves), once it did or exited."""
+    wait_until(lambda: kubeconfig.exists() or not sim.alive(), SIM_SERVE_START_TIMEOUT_S, every_s=0.2,
+               what="the simulated API's kubeconfig")
+    return kubeconfig.exists()
 
 
 def wait_for_sim_serve(sim: Proc, kubeconfig: Path) -> None:
     """Return once ``sim`` (sim serve) has written ``kubeconfig``: it serves; fail at once if it exited."""
-    wait_until(lambda: kubeconfig.exists() or not sim.alive(), SIM_SERVE_START_TIMEOUT_S, every_s=0.2,
-               what="the simulated API's kubeconfig")
-    assert kubeconfig.exists(), f"sim serve exited: {sim.tail()}"
+    assert sim_serve_started(sim, kubeconfig), f"sim serve exited: {sim.tail()}"
 
 
 def sim_request(kubeconfig: Path, path: str, method: str = "GET") -> dict:
@@ -166,6 +175,8 @@ FIRST_CYCLE_TIMEOUT_S = 45.0
 #: Longest wait for sim serve to serve (s): ~2 s idle; 20 s was not enough once in a six-worker CI
 #: run, while a local Ray cluster started beside it (sim serve got 1.7 s of CPU in those 20 s).
 SIM_SERVE_START_TIMEOUT_S = 60.0
+#: Times serve_scenario starts sim serve on other ports when one it was given was taken meanwhile.
+PORT_ATTEMPTS = 3
 
 
 def cycles_run(status_url: str) -> float:
