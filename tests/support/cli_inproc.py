@@ -24,7 +24,7 @@ def run_cli(*args, cwd: Path | str, env: dict[str, str] | None = None) -> subpro
     """``setpoint *args`` through ``controller.cli.main`` in ``cwd``, with ``env`` added to the
     environment for the call: its exit code, stdout and stderr (text) as a CompletedProcess. What a
     command changes for its whole process (the working folder, os.environ, the compiled-kernels
-    switch, warning filters, signal handlers: main() restores the last) is put back after it."""
+    switch, warning filters, loggers, signal handlers: main() restores the last) is put back after it."""
     from controller.cli import main
     from controller.core.scaling import compiled
 
