@@ -47,10 +47,16 @@ STARTUP_MARGIN = 2.0
 UNOBSERVED_FLOOR_S = 120.0
 
 
+def unobserved_after_s(stated_s: float) -> float:
+    """The age (s) past which a not-Ready pod of a target with no observed start-up is withheld:
+    STARTUP_MARGIN x max(``stated_s``, UNOBSERVED_FLOOR_S)."""
+    return STARTUP_MARGIN * max(stated_s, UNOBSERVED_FLOOR_S)
+
+
 def withheld_after_s(startup_s: np.ndarray | None, stated_s: float, n: int) -> np.ndarray:
     """(N,) age (s) past which a not-Ready pod is withheld: STARTUP_MARGIN x the observed start-up
     delay (N,) where known (finite), else x max(``stated_s``, UNOBSERVED_FLOOR_S)."""
-    unobserved = STARTUP_MARGIN * max(stated_s, UNOBSERVED_FLOOR_S)
+    unobserved = unobserved_after_s(stated_s)
     if startup_s is None:
         return np.full(n, unobserved)
     startup_s = np.asarray(startup_s, np.float64)
@@ -94,9 +100,8 @@ def short_due(spec: np.ndarray, ready: np.ndarray, exists: np.ndarray, since: np
     than withheld_after_s (a pod withheld now has kept its target short that long), and those
     first seen short (their past is unknown). In one compiled pass where the kernels run
     (startup_compiled.try_short_due), else numpy."""
-    unobserved = STARTUP_MARGIN * max(stated_s, UNOBSERVED_FLOOR_S)
     due = startup_compiled.try_short_due(spec, ready, exists, since, seen, all_seen, startup_s, STARTUP_MARGIN,
-                                         unobserved, now)
+                                         unobserved_after_s(stated_s), now)
     if due is not None:
         return due
     is_short = exists & (ready < spec)
