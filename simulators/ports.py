@@ -41,9 +41,10 @@ class SimTargets:
         self.with_statuses = with_statuses  # full pod statuses: needed by health checks, slower
         self._resolved: dict[TargetSelector, list[TargetRef]] = {}
         self._last_resolved: tuple[TargetSelector, list[TargetRef]] | None = None  # the last selector asked, its list
-        self._rows: tuple[Sequence[TargetRef], np.ndarray, np.ndarray | slice] | None = None
+        # the last target list object asked about (the Reconciler's of a cycle, never changed in
+        # place) and what was found of it: its "rows", "selection" and "rows_of", each made once
+        self._listed: tuple[Sequence[TargetRef], dict] | None = None
         self._index_of: dict[TargetRef, int] = {}  # _index's rows, of the targets found
-        self._listed_rows: tuple[Sequence[TargetRef], np.ndarray, np.ndarray] | None = None  # (list, its rows_of)
 
     def resolve(self, selector: TargetSelector) -> list[TargetRef]:
         last = self._last_resolved
@@ -59,16 +60,24 @@ class SimTargets:
     def rows(self, targets: Sequence[TargetRef]) -> np.ndarray:
         """Service indices of ``targets`` (cached for the same list object: the cache holds the
         list itself, so a new list can never pass for a freed one that had the same ``id``)."""
-        if self._rows is None or self._rows[0] is not targets:
+        found = self._found(targets)
+        if "rows" not in found:
             rows = np.array([self.cluster.index(t) for t in targets], dtype=np.int64)
             every = rows.size == self.cluster.n_services and bool(np.array_equal(rows, np.arange(rows.size)))
-            self._rows = (targets, rows, slice(None) if every else rows)
-        return self._rows[1]
+            found["rows"], found["selection"] = rows, slice(None) if every else rows
+        return found["rows"]
 
     def selection(self, targets: Sequence[TargetRef]) -> np.ndarray | slice:
         """``rows(targets)``, or ``slice(None)`` when they are every service in order (a view, not a copy)."""
         self.rows(targets)
-        return self._rows[2]
+        return self._listed[1]["selection"]
+
+    def _found(self, targets: Sequence[TargetRef]) -> dict:
+        """What was found of ``targets``, kept while it is the last list object asked about (the
+        cache holds the list itself, so a new list can never pass for a freed one of the same ``id``)."""
+        if self._listed is None or self._listed[0] is not targets:
+            self._listed = (targets, {})
+        return self._listed[1]
 
     def observe(self, targets: Sequence[TargetRef], with_pods: bool | None = None) -> ClusterView:
         """Arrays straight from the engine; unknown targets have ``exists`` False. Full statuses
@@ -117,9 +126,10 @@ class SimTargets:
     def _rows_of(self, targets: Sequence[TargetRef]) -> tuple[np.ndarray, np.ndarray]:
         """SimCluster.rows_of(targets), kept for the last list object asked about (the Reconciler's
         list of a cycle, never changed in place: as ``rows`` keeps it), without comparing its targets."""
-        if self._listed_rows is None or self._listed_rows[0] is not targets:
-            self._listed_rows = (targets, *self.cluster.rows_of(targets))
-        return self._listed_rows[1:]
+        found = self._found(targets)
+        if "rows_of" not in found:
+            found["rows_of"] = self.cluster.rows_of(targets)
+        return found["rows_of"]
 
     def list_pods(self, targets: Sequence[TargetRef]) -> PodView:
         """The ``PodLister`` capability: the targets' pods straight from the engine's arrays."""
