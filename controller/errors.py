@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 
@@ -14,12 +13,32 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the command was, as Ctrl-C's KeyboardInterrupt is."""
 
 
+class SignalFlag:
+    """A flag a signal handler sets: no lock (a threading.Event's set() takes one, and a handler
+    runs in the main thread between two bytecodes: inside that Event's own clear() or wait(), it
+    waited forever for the lock its own thread held)."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def clear(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 #: Set by the command's SIGTERM or SIGINT (Ctrl-C) handler (controller/cli/root.py) before it raises
 #: Terminated or KeyboardInterrupt. That raise can be lost: a signal handler runs wherever the main
 #: thread is, and inside a weakref callback or a __del__ (a logging handler's, a lock's) Python prints
 #: "Exception ignored ... Terminated" and goes on; and the handler does not raise at all while stops
 #: are deferred (STOPS_DEFERRED). Long waits (a sweep's, a tune's) read this too, so the stop holds.
-TERMINATION = threading.Event()
+TERMINATION = SignalFlag()
 #: What :func:`raise_if_terminated` raises: the first stop's exception class (Terminated for
 #: SIGTERM, KeyboardInterrupt for Ctrl-C); empty until one comes.
 STOPPED_BY: list[type[KeyboardInterrupt]] = []

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Callable, NamedTuple, Optional
+from typing import Annotated, NamedTuple, Optional
 
 import typer
 
@@ -124,6 +124,7 @@ def run(
     from controller.runtime.records import records_path_problem
     from controller.runtime.service import ControllerService, ServiceOptions
     from controller.runtime.shadow import ShadowCluster, ShadowTelemetry
+    from controller.runtime.stop_signals import StopSignals
     from controller.runtime.telemetry import Telemetry, configure_json_logging
 
     configure_json_logging(parse_log_level(log_level))
@@ -200,8 +201,9 @@ def run(
             if problems:
                 fail(problems)
             return
-        stop, received = threading.Event(), []
-        cleanup.callback(_stop_on_signals(stop, received))  # from now on a signal stops gracefully
+        # from now on SIGTERM, SIGHUP (a closed terminal, a supervisor's reload: its default would
+        # kill the process with the Lease held) and Ctrl-C stop gracefully
+        stops = cleanup.enter_context(StopSignals(signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
         try:
             server = StatusServer(listen, telemetry.registry, service.healthy, service.ready,
                                   status=service.status).start()
@@ -215,9 +217,9 @@ def run(
         finished = []  # whether the running cycles finished within the grace period
         cleanup.callback(lambda: finished.append(_stop_within(service, SHUTDOWN_GRACE_S)))
         service.start()
-        stop.wait()
+        stops.wait()
         watchdog = _exit_by_deadline(SHUTDOWN_DEADLINE_S)
-        log.info("stopping", extra={"signal": signal.Signals(received[0]).name if received else None})
+        log.info("stopping", extra={"signal": signal.Signals(stops.received[0]).name})
     watchdog.cancel()
     if finished != [True]:  # a cycle is stuck on a request: its worker thread would hold the exit
         _exit_now(0)
@@ -310,25 +312,6 @@ CYCLE_GRACE_S = 5.0
 #: Seconds after a stop signal when the process exits whatever it is waiting for (the Lease
 #: release and the clients' close are bounded by their request timeouts, a few seconds each).
 SHUTDOWN_DEADLINE_S = 25.0
-
-
-def _stop_on_signals(stop: threading.Event, received: list[int]) -> Callable[[], None]:
-    """Make SIGTERM, SIGINT and SIGHUP (a closed terminal, a supervisor's reload) set ``stop``
-    (appending the signal's number to ``received``: the handler does not log, logging is not
-    reentrant); returns what puts the previous handlers back. SIGHUP's default would kill the
-    process with the Lease still held."""
-    def handle(signum: int, _frame) -> None:
-        received.append(signum)
-        stop.set()
-    previous = {sig: signal.signal(sig, handle) for sig in STOP_SIGNALS}
-
-    def restore() -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return restore
-
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def _stop_within(service, grace_s: float) -> bool:

@@ -65,6 +65,7 @@ import yaml
 
 from controller.runtime.files import SPECIAL_FILE, special_file, write_private_file
 from controller.runtime.http import parse_listen as http_listen
+from controller.runtime.stop_signals import StopSignals
 from simulators.kubeapi import objects as K
 from simulators.cluster import SimCluster
 from simulators.kubeapi.hpa_controller import HpaController
@@ -868,23 +869,22 @@ def serve(scenario: str | Path, kube_listen: str = "127.0.0.1:8001", metrics_lis
         option, value = ("--metrics-listen", metrics_listen) if exc.role == "metrics endpoint" else ("--kube-listen",
                                                                                                   kube_listen)
         raise ValueError(f"{option} {value}: {exc}") from None
-    stop = threading.Event()
-    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
-    previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, lambda *_: server.start_clock("SIGUSR1"))
-    server.start()
-    try:
-        if kubeconfig_out:
-            server.write_kubeconfig(kubeconfig_out)
-        if token_file:
-            server.write_token_file(token_file)
-        log.info("serving scenario %s: Kubernetes API at %s, metrics at %s, speed %gx%s", server.world.scenario.name,
-                 server.url, server.metrics_url or "-", speed,
-                 f"; its clock paused at its start until POST {CLOCK_START_PATH} or SIGUSR1" if start_paused else "")
-        if on_ready:
-            on_ready(server)
-        while not stop.wait(0.5):
-            pass
-    finally:
-        server.stop()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    # SIGUSR1's handler takes the clock's lock, which only the server's threads hold, never the
+    # main thread that the handler interrupts (it waits on the stop signals' pipe)
+    with StopSignals(signal.SIGTERM, signal.SIGINT) as stops:
+        previous_usr1 = signal.signal(signal.SIGUSR1, lambda *_: server.start_clock("SIGUSR1"))
+        server.start()
+        try:
+            if kubeconfig_out:
+                server.write_kubeconfig(kubeconfig_out)
+            if token_file:
+                server.write_token_file(token_file)
+            log.info("serving scenario %s: Kubernetes API at %s, metrics at %s, speed %gx%s", server.world.scenario.name,
+                     server.url, server.metrics_url or "-", speed,
+                     f"; its clock paused at its start until POST {CLOCK_START_PATH} or SIGUSR1" if start_paused else "")
+            if on_ready:
+                on_ready(server)
+            stops.wait()
+        finally:
+            server.stop()
+            signal.signal(signal.SIGUSR1, previous_usr1)

@@ -93,13 +93,16 @@ def start_run(server, folder: Path, *extra: str, policy: str = POLICY, listen: s
 
 
 def wait_exit(proc: subprocess.Popen, timeout_s: float) -> int:
-    """The exit code; the process is killed (and the test fails) if it has not exited in time."""
+    """The exit code; the process is killed (and the test fails, with the end of its log) if it
+    has not exited in time."""
     try:
         return proc.wait(timeout_s)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(5)
-        raise AssertionError(f"setpoint run did not exit within {timeout_s:g} s") from None
+        log = Path(proc.args[proc.args.index("--records") + 1]).parent / "run.log"
+        tail = log.read_text(errors="replace").splitlines()[-15:]
+        raise AssertionError(f"setpoint run did not exit within {timeout_s:g} s; its log ended:\n" + "\n".join(tail)) from None
 
 
 def wait_until(predicate, timeout_s: float, what: str) -> None:
