@@ -56,6 +56,9 @@ class StopSignals:
         ``timeout_s`` seconds passed first (None: wait as long as it takes)."""
         if self.received:
             return True
-        # select is retried after the handler runs (PEP 475), by then the byte is in the pipe
-        readable, _, _ = select.select([self._read_fd], [], [], timeout_s)
-        return bool(readable) or bool(self.received)
+        # poll (no FD_SETSIZE limit, unlike select) is retried after the handler runs (PEP 475):
+        # by then the byte is in the pipe
+        waiter = select.poll()
+        waiter.register(self._read_fd, select.POLLIN)
+        ready = waiter.poll(None if timeout_s is None else max(timeout_s, 0.0) * 1000.0)
+        return bool(ready) or bool(self.received)
