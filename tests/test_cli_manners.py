@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 import controller
 from controller.cli import app
 from tests.support.cli_inproc import run_cli
+from tests.support.cli_process import CliProcess
 from tests.support.prometheus_server import free_port, prometheus_server
 
 SETPOINT = [sys.executable, "-m", "controller.cli"]
@@ -36,6 +37,20 @@ def in_process(*args, cwd: Path, columns: int = 80) -> subprocess.CompletedProce
     """``setpoint *args`` in this process (tests.support.cli_inproc), ``columns`` wide: what it says,
     writes and exits with, for the tests about those and not about a process."""
     return run_cli(*args, cwd=cwd, env={"COLUMNS": str(columns)})
+
+
+@pytest.fixture(scope="module")
+def apart():
+    """A process for the commands that would serve for ever if they broke (`run` without --once,
+    `sim serve`): each killed at its timeout; one process for them all (tests.support.cli_process)."""
+    commands = CliProcess()
+    yield commands
+    commands.close()
+
+
+def in_process_apart(apart: CliProcess, *args, cwd: Path, columns: int = 80) -> subprocess.CompletedProcess:
+    """``setpoint *args`` as in_process does, in the ``apart`` process, within 60 s."""
+    return apart.run(*args, cwd=cwd, env={"COLUMNS": str(columns)}, timeout_s=60)
 
 
 def expected_version() -> str:
@@ -327,8 +342,8 @@ def test_an_empty_or_wrong_kind_of_output_path_is_refused_writing_nothing(tmp_pa
     pytest.param(["sim", "serve", "--kube-listen", "127.0.0.1:99999"], 1, "a port from 0 to 65535",
                  id="sim-serve-port"),  # was exit 70: OverflowError from bind()
 ])
-def test_a_bad_option_value_is_a_usage_error_not_a_bug(tmp_path, args, code, message):
-    proc = in_process(*args, cwd=tmp_path)
+def test_a_bad_option_value_is_a_usage_error_not_a_bug(apart, tmp_path, args, code, message):
+    proc = in_process_apart(apart, *args, cwd=tmp_path)
     assert proc.returncode == code, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr and "bug in Setpoint" not in proc.stderr
 
@@ -337,7 +352,7 @@ def test_a_bad_option_value_is_a_usage_error_not_a_bug(tmp_path, args, code, mes
     pytest.param("127.0.0.1", "Address already in use", id="port-in-use"),
     pytest.param("192.0.2.1", "Cannot assign requested address", id="not-this-machine"),  # TEST-NET-1
 ])
-def test_run_exits_1_naming_listen_when_it_cannot_listen(tmp_path, kube, host, said):
+def test_run_exits_1_naming_listen_when_it_cannot_listen(apart, tmp_path, kube, host, said):
     """--listen on a port another process holds said 'setpoint: Address already in use: check the
     path and its permissions': neither the option nor the address."""
     import socket
@@ -347,8 +362,9 @@ def test_run_exits_1_naming_listen_when_it_cannot_listen(tmp_path, kube, host, s
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = held.getsockname()[1]
-        proc = in_process("run", "--dry-run", "--policies", "web.yaml", "--prometheus", f"http://127.0.0.1:{free_port()}",
-                          "--kubeconfig", kube, "--listen", f"{host}:{port}", "--records", "decisions.jsonl", cwd=tmp_path)
+        proc = in_process_apart(apart, "run", "--dry-run", "--policies", "web.yaml", "--prometheus",
+                                f"http://127.0.0.1:{free_port()}", "--kubeconfig", kube, "--listen", f"{host}:{port}",
+                                "--records", "decisions.jsonl", cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
     assert last_line(proc).startswith(f"--listen {host}:{port}: cannot listen there: {said}"), proc.stderr
     assert "check the path" not in proc.stderr and "Traceback" not in proc.stderr

@@ -1,5 +1,5 @@
 """Hostile policy and scenario files through the real CLI, in a process under a memory limit (one
-process for the module's commands, tests/support/limited_cli.py).
+process for the module's commands, tests/support/cli_process.py).
 
 Each file gives exit 1 with a message naming the file (and the line where there is one) and no
 traceback, within seconds and 1 GiB of address space; or exit 0 for a file that is valid. Small
@@ -17,7 +17,7 @@ import pytest
 
 from controller.policy.yamlsrc import FIFO_WAIT_S, MAX_DEPTH, MAX_FILE_BYTES
 from tests.policy.helpers import BASE
-from tests.support.limited_cli import LimitedCli
+from tests.support.cli_process import CliProcess
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTILE = Path(__file__).resolve().parent / "hostile"
@@ -33,12 +33,12 @@ SCENARIO = (REPO / "simulators" / "scenarios" / "steady.yaml").read_text()
 @pytest.fixture(scope="module")
 def limited():
     """The module's commands, each under the memory limit (one process for them all)."""
-    cli = LimitedCli(MEMORY_LIMIT_BYTES, env=dict(os.environ, NO_COLOR="1", COLUMNS="200"))
+    cli = CliProcess(MEMORY_LIMIT_BYTES, env=dict(os.environ, NO_COLOR="1", COLUMNS="200"))
     yield cli
     cli.close()
 
 
-def setpoint(limited: LimitedCli, *args: str | Path, cwd: Path | None = None,
+def setpoint(limited: CliProcess, *args: str | Path, cwd: Path | None = None,
              timeout_s: float = TIMEOUT_S) -> subprocess.CompletedProcess:
     return limited.run(*args, cwd=cwd or Path.cwd(), timeout_s=timeout_s)
 

@@ -1,6 +1,6 @@
 """Hostile scenarios and trace files, run as a user runs them: `setpoint simulate FILE` in a
 process limited to 1.5 GiB of address space and a few seconds (one process for the module's
-commands, tests/support/limited_cli.py). Each is refused with exit 1 and one clear line naming
+commands, tests/support/cli_process.py). Each is refused with exit 1 and one clear line naming
 the file and field (and the memory estimate where memory is the problem), never a traceback,
 never an out-of-memory death."""
 
@@ -15,7 +15,7 @@ import pytest
 from controller.errors import ScenarioError
 from simulators.load import MAX_TRACE_BYTES, load_trace
 from tests.simulators.conftest_paths import REPO
-from tests.support.limited_cli import LimitedCli
+from tests.support.cli_process import CliProcess
 
 MEMORY_LIMIT_BYTES = 1536 * 2**20
 TIMEOUT_S = 60  # generous for a loaded CI machine; a refusal takes about 2 s
@@ -24,12 +24,12 @@ TIMEOUT_S = 60  # generous for a loaded CI machine; a refusal takes about 2 s
 @pytest.fixture(scope="module")
 def limited():
     """The module's commands, each under the memory limit (one process for them all)."""
-    cli = LimitedCli(MEMORY_LIMIT_BYTES)
+    cli = CliProcess(MEMORY_LIMIT_BYTES)
     yield cli
     cli.close()
 
 
-def simulate(limited: LimitedCli, path: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+def simulate(limited: CliProcess, path: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
     return limited.run("simulate", path, "--out", tmp_path / "out", "--no-report", *extra, cwd=tmp_path,
                        timeout_s=TIMEOUT_S)
 

@@ -1,13 +1,14 @@
-"""`setpoint ARGS` under an address-space limit, many commands in one limited process.
+"""`setpoint ARGS` in a process apart from the test's, many commands in one process.
 
-A hostile input is tested as a user meets it: the command in a process under a memory limit
-(RLIMIT_AS: a refusal, never an out-of-memory death), exit 1 with one clear line. The limit needs
-a process of its own, not a fresh interpreter per command: each spent ~1 s of CPU importing before
-it read its file. `LimitedCli` starts one ``python -m tests.support.limited_cli`` under the limit
-and runs each command there with `tests.support.cli_inproc.run_cli` (its exit code, stdout and
-stderr as a subprocess's, plus what native code wrote to the file descriptors). A command that
-kills that process, or outlives its timeout, fails as its own subprocess would have; the next
-command starts a new process.
+For commands that need a process of their own but not a fresh interpreter each (~1 s of CPU
+importing before they read their files): a hostile input tested under a memory limit (RLIMIT_AS:
+a refusal, never an out-of-memory death), or a command that would serve for ever if the product
+broke (`sim serve`, `run` without --once) and so needs a timeout that can kill it. `CliProcess`
+starts one ``python -m tests.support.cli_process`` (under the limit, if any) and runs each command
+there with `tests.support.cli_inproc.run_cli` (its exit code, stdout and stderr as a subprocess's,
+plus what native code wrote to the file descriptors). A command that kills that process, or
+outlives its timeout (killed), fails as its own subprocess would have; the next command starts
+a new process.
 """
 
 from __future__ import annotations
@@ -25,15 +26,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-class LimitedCli:
-    """One ``setpoint`` process at a time under ``limit_bytes`` of address space, started at the
-    first command; ``env``: its environment (PYTHONPATH set to this checkout). Close it after."""
+class CliProcess:
+    """One ``setpoint`` process at a time, under ``limit_bytes`` of address space if given, started
+    at the first command; ``env``: its environment (PYTHONPATH set to this checkout). Close it after."""
 
-    def __init__(self, limit_bytes: int, env: dict[str, str] | None = None):
+    def __init__(self, limit_bytes: int | None = None, env: dict[str, str] | None = None):
         self.limit_bytes = limit_bytes
         self.env = {**(os.environ if env is None else env), "PYTHONPATH": str(REPO)}
         self._proc: subprocess.Popen | None = None
-        self._folder = tempfile.TemporaryDirectory(prefix="limited-cli-")
+        self._folder = tempfile.TemporaryDirectory(prefix="cli-process-")
 
     def run(self, *args, cwd: Path | str, env: dict[str, str] | None = None,
             timeout_s: float = 60) -> subprocess.CompletedProcess:
@@ -69,11 +70,14 @@ class LimitedCli:
 
     def _started(self) -> subprocess.Popen:
         if self._proc is None:
-            limit = self.limit_bytes
-            self._proc = subprocess.Popen([sys.executable, "-m", "tests.support.limited_cli"], cwd=REPO, env=self.env,
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+            self._proc = subprocess.Popen([sys.executable, "-m", "tests.support.cli_process"], cwd=REPO, env=self.env,
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=self._limit)
         return self._proc
+
+    def _limit(self) -> None:
+        """In the child before it runs Python: the address-space limit."""
+        if self.limit_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (self.limit_bytes, self.limit_bytes))
 
     def _reply(self, proc: subprocess.Popen, argv: list[str], timeout_s: float) -> bytes | None:
         """The reply line, or None at end of file (the process died); killed past ``timeout_s``."""
