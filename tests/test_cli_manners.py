@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 
 import controller
 from controller.cli import app
+from tests.support.cli_inproc import run_cli
+from tests.support.cli_process import CliProcess
 from tests.support.prometheus_server import free_port, prometheus_server
 
 SETPOINT = [sys.executable, "-m", "controller.cli"]
@@ -24,9 +26,31 @@ COMMANDS = [[], ["validate"], ["schema"], ["simulate"], ["explain"], ["run"], ["
 
 
 def setpoint(*args, cwd: Path, columns: int = 80, timeout_s: float = 120) -> subprocess.CompletedProcess:
+    """``setpoint *args`` as a process of its own, at a terminal ``columns`` wide: for what only a
+    fresh interpreter shows (a warning given once per process)."""
     env = dict(os.environ, COLUMNS=str(columns), PYTHONPATH=str(REPO))
     return subprocess.run([*SETPOINT, *map(str, args)], cwd=cwd, capture_output=True, text=True, env=env,
                           timeout=timeout_s)
+
+
+def in_process(*args, cwd: Path, columns: int = 80) -> subprocess.CompletedProcess:
+    """``setpoint *args`` in this process (tests.support.cli_inproc), ``columns`` wide: what it says,
+    writes and exits with, for the tests about those and not about a process."""
+    return run_cli(*args, cwd=cwd, env={"COLUMNS": str(columns)})
+
+
+@pytest.fixture(scope="module")
+def apart():
+    """A process for the commands that would serve for ever if they broke (`run` without --once,
+    `sim serve`): each killed at its timeout; one process for them all (tests.support.cli_process)."""
+    commands = CliProcess()
+    yield commands
+    commands.close()
+
+
+def in_process_apart(apart: CliProcess, *args, cwd: Path, columns: int = 80) -> subprocess.CompletedProcess:
+    """``setpoint *args`` as in_process does, in the ``apart`` process, within 60 s."""
+    return apart.run(*args, cwd=cwd, env={"COLUMNS": str(columns)}, timeout_s=60)
 
 
 def expected_version() -> str:
@@ -83,7 +107,7 @@ def test_ragged_lines_are_detected():
 
 
 def test_score_table_fits_80_columns(tmp_path):
-    proc = setpoint("simulate", "steady", "--no-report", "--out", "o", cwd=tmp_path, columns=80)
+    proc = in_process("simulate", "steady", "--no-report", "--out", "o", cwd=tmp_path, columns=80)
     assert proc.returncode == 0, proc.stderr
     table = [line for line in proc.stdout.splitlines() if not re.match(r"^\s*(result|decisions|report):", line)]
     assert [line for line in table if len(line) > 80] == []
@@ -128,8 +152,8 @@ def kube(tmp_path):
 
 def run_once(tmp_path: Path, prometheus: str, kubeconfig: Path) -> subprocess.CompletedProcess:
     (tmp_path / "web.yaml").write_text(POLICY)
-    return setpoint("run", "--once", "--policies", "web.yaml", "--prometheus", prometheus, "--kubeconfig", kubeconfig,
-                    "--prometheus-timeout", "1", "--records", "decisions.jsonl", cwd=tmp_path, timeout_s=60)
+    return in_process("run", "--once", "--policies", "web.yaml", "--prometheus", prometheus, "--kubeconfig", kubeconfig,
+                      "--prometheus-timeout", "1", "--records", "decisions.jsonl", cwd=tmp_path)
 
 
 def last_line(proc: subprocess.CompletedProcess) -> str:
@@ -164,8 +188,8 @@ def test_run_once_exits_1_when_a_policy_selects_no_workload(tmp_path, kube):
     """A misspelt name or namespace only logged a warning, and --once said 0: no pre-flight check."""
     (tmp_path / "web.yaml").write_text(POLICY.replace("names: [web]", "names: [wbe]"))
     with prometheus_server() as prom:
-        proc = setpoint("run", "--once", "--policies", "web.yaml", "--prometheus", prom.url, "--kubeconfig", kube,
-                        "--prometheus-timeout", "1", cwd=tmp_path, timeout_s=60)
+        proc = in_process("run", "--once", "--policies", "web.yaml", "--prometheus", prom.url, "--kubeconfig", kube,
+                          "--prometheus-timeout", "1", cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
     assert last_line(proc) == ("policy web: selects no workload (no Deployment named wbe in namespace shop); check "
                                "its targets and the kubeconfig's context")
@@ -199,7 +223,9 @@ WITHOUT_MATPLOTLIB = "import sys; sys.modules['matplotlib'] = None; from control
 def test_simulate_without_matplotlib(tmp_path, args, code, says):
     """As in the controller image, which leaves the plotting stack out (deploy/Dockerfile)."""
     env = dict(os.environ, COLUMNS="80", PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-c", WITHOUT_MATPLOTLIB, "simulate", "steady", "--out", "o", *args],
+    # 20 minutes of the 2-hour scenario: the same commands, scores and files, a third of the CPU
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_MATPLOTLIB, "simulate", "steady", "--out", "o",
+                           "--scenario-set", "spec.duration=20m", *args],
                           cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == code, proc.stderr
     assert says in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
@@ -234,7 +260,8 @@ def test_errors_name_the_next_step(tmp_path, make, args, says):
 
 def test_an_unknown_compiled_switch_is_one_warning_line_without_python_locations(tmp_path, monkeypatch):
     monkeypatch.setenv("SETPOINT_COMPILED", "banana")
-    proc = setpoint("simulate", "steady", "--no-report", "--no-frontier", "-b", "hpa", cwd=tmp_path)
+    proc = setpoint("simulate", "steady", "--no-report", "--no-frontier", "-b", "hpa", "--scenario-set",
+                    "spec.duration=20m", cwd=tmp_path)  # a fresh process: the switch is read, and warned of, once
     assert proc.returncode == 0, proc.stderr
     warning = [line for line in proc.stderr.splitlines() if "banana" in line]
     assert warning == ["setpoint: warning: SETPOINT_COMPILED='banana': expected 0 (numpy), 1 (the compiled kernels) "
@@ -248,7 +275,7 @@ def test_an_unknown_compiled_switch_is_one_warning_line_without_python_locations
 ])
 def test_a_results_folder_that_is_a_file_is_refused_before_running(tmp_path, args, message):
     (tmp_path / "FILE").write_text("mine\n")
-    proc = setpoint(*args, cwd=tmp_path)
+    proc = in_process(*args, cwd=tmp_path)
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert (tmp_path / "FILE").read_text() == "mine\n"
 
@@ -269,7 +296,7 @@ def test_an_output_folder_left_to_its_default_is_used(tmp_path, args, written):
     from tests.simulators.sweep_fixtures import write_scenarios
 
     write_scenarios(tmp_path, {"tiny": (1, 300)}, duration="2m")
-    proc = setpoint(*args, "-j", "1", cwd=tmp_path, timeout_s=300)
+    proc = in_process(*args, "-j", "1", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / written).is_file()
 
@@ -296,7 +323,7 @@ def test_an_empty_or_wrong_kind_of_output_path_is_refused_writing_nothing(tmp_pa
     (tmp_path / "FILE").write_text("mine\n")
     (tmp_path / "DIR").mkdir()
     (tmp_path / "hpa.yaml").write_text(HPA_MANIFEST)
-    proc = setpoint(*args, cwd=tmp_path, timeout_s=60)
+    proc = in_process(*args, cwd=tmp_path)
     assert proc.returncode == code and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["DIR", "FILE", "hpa.yaml"]
     assert not any((tmp_path / "DIR").iterdir()) and (tmp_path / "FILE").read_text() == "mine\n"
@@ -315,8 +342,8 @@ def test_an_empty_or_wrong_kind_of_output_path_is_refused_writing_nothing(tmp_pa
     pytest.param(["sim", "serve", "--kube-listen", "127.0.0.1:99999"], 1, "a port from 0 to 65535",
                  id="sim-serve-port"),  # was exit 70: OverflowError from bind()
 ])
-def test_a_bad_option_value_is_a_usage_error_not_a_bug(tmp_path, args, code, message):
-    proc = setpoint(*args, cwd=tmp_path, timeout_s=60)
+def test_a_bad_option_value_is_a_usage_error_not_a_bug(apart, tmp_path, args, code, message):
+    proc = in_process_apart(apart, *args, cwd=tmp_path)
     assert proc.returncode == code, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr and "bug in Setpoint" not in proc.stderr
 
@@ -325,7 +352,7 @@ def test_a_bad_option_value_is_a_usage_error_not_a_bug(tmp_path, args, code, mes
     pytest.param("127.0.0.1", "Address already in use", id="port-in-use"),
     pytest.param("192.0.2.1", "Cannot assign requested address", id="not-this-machine"),  # TEST-NET-1
 ])
-def test_run_exits_1_naming_listen_when_it_cannot_listen(tmp_path, kube, host, said):
+def test_run_exits_1_naming_listen_when_it_cannot_listen(apart, tmp_path, kube, host, said):
     """--listen on a port another process holds said 'setpoint: Address already in use: check the
     path and its permissions': neither the option nor the address."""
     import socket
@@ -335,9 +362,9 @@ def test_run_exits_1_naming_listen_when_it_cannot_listen(tmp_path, kube, host, s
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = held.getsockname()[1]
-        proc = setpoint("run", "--dry-run", "--policies", "web.yaml", "--prometheus", f"http://127.0.0.1:{free_port()}",
-                        "--kubeconfig", kube, "--listen", f"{host}:{port}", "--records", "decisions.jsonl",
-                        cwd=tmp_path, timeout_s=60)
+        proc = in_process_apart(apart, "run", "--dry-run", "--policies", "web.yaml", "--prometheus",
+                                f"http://127.0.0.1:{free_port()}", "--kubeconfig", kube, "--listen", f"{host}:{port}",
+                                "--records", "decisions.jsonl", cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
     assert last_line(proc).startswith(f"--listen {host}:{port}: cannot listen there: {said}"), proc.stderr
     assert "check the path" not in proc.stderr and "Traceback" not in proc.stderr

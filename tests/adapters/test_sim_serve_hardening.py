@@ -37,6 +37,7 @@ from simulators.kubeapi.server import SimKubeServer
 from simulators.kubeapi.tls import make_serving_identity
 from tests.adapters import kube_helpers
 from tests.adapters.kube_helpers import REQUEST_TIMEOUT_S, SCENARIO_YAML, TOKEN, kube_scenario, official_client
+from tests.support.cli_process import CliProcess
 
 NS = "shop"
 SCALE = f"/apis/apps/v1/namespaces/{NS}/deployments/web/scale"
@@ -525,6 +526,23 @@ def serve_command(tmp_path: Path, *options: str) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
+@pytest.fixture(scope="module")
+def apart():
+    """One process for the `sim serve` commands that must refuse to start: each killed at its
+    timeout, as a broken one would serve for ever (tests.support.cli_process)."""
+    commands = CliProcess(env={k: v for k, v in os.environ.items() if k != "SETPOINT_SIM_TOKEN"})
+    yield commands
+    commands.close()
+
+
+def refused_serve(apart: CliProcess, tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
+    """serve_command's `sim serve` in the ``apart`` process, ended within 30 s."""
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(SCENARIO_YAML)
+    return apart.run("sim", "serve", scenario, "--kube-listen", "127.0.0.1:0", "--kubeconfig-out",
+                     tmp_path / "kubeconfig.yaml", *options, cwd=tmp_path, timeout_s=30)
+
+
 def wait_for_file(proc: subprocess.Popen, path: Path, timeout_s: float = 60.0) -> None:
     # sim serve writes the file once it listens: 20 s was exceeded once at load 14 (imports, compiled kernels)
     deadline = time.monotonic() + timeout_s
@@ -574,16 +592,11 @@ def test_sim_serve_command_auth(tmp_path, options, authenticated):
             proc.wait(timeout=5)
 
 
-def test_sim_serve_command_refuses_no_auth_with_a_token_file(tmp_path):
-    proc = serve_command(tmp_path, "--no-auth", "--token-file", str(tmp_path / "token"))
-    try:
-        assert proc.wait(timeout=20) == 1
-        assert "--no-auth cannot be combined" in proc.stderr.read()
-        assert not (tmp_path / "token").exists() and not (tmp_path / "kubeconfig.yaml").exists()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
+def test_sim_serve_command_refuses_no_auth_with_a_token_file(apart, tmp_path):
+    proc = refused_serve(apart, tmp_path, "--no-auth", "--token-file", str(tmp_path / "token"))
+    assert proc.returncode == 1
+    assert "--no-auth cannot be combined" in proc.stderr
+    assert not (tmp_path / "token").exists() and not (tmp_path / "kubeconfig.yaml").exists()
 
 
 A_USERS_KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters:\n- name: prod\n  cluster: {server: https://prod:6443}\n"
@@ -625,8 +638,8 @@ def _listening_socket() -> socket.socket:
     pytest.param(None, ("--speed", "inf"), 2, "Invalid value for '--speed'", id="speed-inf"),
     pytest.param(None, ("--speed", "1e308"), 2, "Invalid value for '--speed'", id="speed-1e308"),
 ])
-def test_sim_serve_command_refuses_bad_startup_files_and_flags_naming_the_option(tmp_path, setup, options, code,
-                                                                                  message):
+def test_sim_serve_command_refuses_bad_startup_files_and_flags_naming_the_option(apart, tmp_path, setup, options,
+                                                                                  code, message):
     def files() -> dict:
         return {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and p.name != "scenario.yaml"}
 
@@ -637,17 +650,11 @@ def test_sim_serve_command_refuses_bad_startup_files_and_flags_naming_the_option
     busy = _listening_socket()
     port = busy.getsockname()[1]
     try:
-        proc = serve_command(tmp_path, "--insecure-http",
-                             *(o.format(d=tmp_path, port=port) for o in options))
-        try:
-            assert proc.wait(timeout=30) == code
-            err = proc.stderr.read()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=5)
+        proc = refused_serve(apart, tmp_path, "--insecure-http", *(o.format(d=tmp_path, port=port) for o in options))
     finally:
         busy.close()
+    assert proc.returncode == code, proc.stderr
+    err = proc.stderr
     assert message.format(d=tmp_path, port=port) in err and "Traceback" not in err, err
     if before is not None:  # left as it was (a pipe replaced by a file would be one more file here)
         assert files() == before

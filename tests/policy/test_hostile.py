@@ -1,4 +1,5 @@
-"""Hostile policy and scenario files through the real CLI, in a subprocess under a memory limit.
+"""Hostile policy and scenario files through the real CLI, in a process under a memory limit (one
+process for the module's commands, tests/support/cli_process.py).
 
 Each file gives exit 1 with a message naming the file (and the line where there is one) and no
 traceback, within seconds and 1 GiB of address space; or exit 0 for a file that is valid. Small
@@ -9,15 +10,14 @@ from __future__ import annotations
 
 import os
 import random
-import resource
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from controller.policy.yamlsrc import FIFO_WAIT_S, MAX_DEPTH, MAX_FILE_BYTES
 from tests.policy.helpers import BASE
+from tests.support.cli_process import CliProcess
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTILE = Path(__file__).resolve().parent / "hostile"
@@ -30,14 +30,17 @@ BOMB = "values once aliases are expanded"
 SCENARIO = (REPO / "simulators" / "scenarios" / "steady.yaml").read_text()
 
 
-def _limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
+@pytest.fixture(scope="module")
+def limited():
+    """The module's commands, each under the memory limit (one process for them all)."""
+    cli = CliProcess(MEMORY_LIMIT_BYTES, env=dict(os.environ, NO_COLOR="1", COLUMNS="200"))
+    yield cli
+    cli.close()
 
 
-def run_cli(*args: str | Path, cwd: Path | None = None, timeout_s: float = TIMEOUT_S) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1", COLUMNS="200")
-    return subprocess.run([sys.executable, "-m", "controller.cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd, preexec_fn=_limit_memory, timeout=timeout_s)
+def setpoint(limited: CliProcess, *args: str | Path, cwd: Path | None = None,
+             timeout_s: float = TIMEOUT_S) -> subprocess.CompletedProcess:
+    return limited.run(*args, cwd=cwd or Path.cwd(), timeout_s=timeout_s)
 
 
 def assert_rejected(proc: subprocess.CompletedProcess, path: Path, line: int | None, message: str) -> str:
@@ -91,21 +94,21 @@ GENERATED = {
     pytest.param("integer-of-5000-digits", 7, "a number of 5,000 characters", id="integer-of-5000-digits"),
     pytest.param("just-over-the-size-limit", None, "file too large: 1,048,582 bytes", id="just-over-the-size-limit"),
 ])
-def test_generated_hostile_policy_is_rejected(tmp_path, name, line, message):
+def test_generated_hostile_policy_is_rejected(limited, tmp_path, name, line, message):
     path = tmp_path / f"{name}.yaml"
     path.write_bytes(GENERATED[name]())
-    proc = run_cli("validate", path)
+    proc = setpoint(limited, "validate", path)
     assert_rejected(proc, path, line, message)
 
 
-def test_a_50_mb_file_is_refused_without_reading_it(tmp_path):
+def test_a_50_mb_file_is_refused_without_reading_it(limited, tmp_path):
     path = tmp_path / "huge.yaml"
     with path.open("wb") as out:
         out.write(BASE.encode())
         chunk = b"# padding\n" * 100_000
         for _ in range(50):
             out.write(chunk)
-    proc = run_cli("validate", path)
+    proc = setpoint(limited, "validate", path)
     assert_rejected(proc, path, None, f"file too large: {path.stat().st_size:,} bytes, the limit is 1,048,576")
 
 
@@ -132,9 +135,9 @@ def test_a_50_mb_file_is_refused_without_reading_it(tmp_path):
     pytest.param("window-too-many-samples.yaml", 10, "window.length: must be <= 2h46m40s (10000 samples of the 1s "
                  "interval), got 720h", id="window-too-many-samples"),
 ])
-def test_committed_hostile_policy_is_rejected(name, line, message):
+def test_committed_hostile_policy_is_rejected(limited, name, line, message):
     path = HOSTILE / name
-    assert_rejected(run_cli("validate", path), path, line, message)
+    assert_rejected(setpoint(limited, "validate", path), path, line, message)
 
 
 def test_every_committed_hostile_file_is_in_a_table():
@@ -142,13 +145,13 @@ def test_every_committed_hostile_file_is_in_a_table():
     assert sorted(p.name for p in HOSTILE.glob("*.yaml")) == sorted(named | {"at-the-bounds.yaml"})
 
 
-def test_a_policy_at_every_bound_validates_and_simulates(tmp_path):
+def test_a_policy_at_every_bound_validates_and_simulates(limited, tmp_path):
     path = HOSTILE / "at-the-bounds.yaml"
-    proc = run_cli("validate", path)
+    proc = setpoint(limited, "validate", path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith(f"{path}: ok, 1 policy")
     # A whole simulation, not a refusal: more time than TIMEOUT_S on a CI machine busy with parallel tests.
-    proc = run_cli("simulate", "steady", "--policy", path, "--baseline", "fixed-max", "--no-report",
+    proc = setpoint(limited, "simulate", "steady", "--policy", path, "--baseline", "fixed-max", "--no-report",
                    "--out", tmp_path / "out", timeout_s=4 * TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "out" / "result.json").exists()
@@ -158,31 +161,31 @@ def test_a_policy_at_every_bound_validates_and_simulates(tmp_path):
     pytest.param(("validate",), id="validate"),
     pytest.param(("simulate", "--out", "out"), id="simulate"),
 ])
-def test_a_named_pipe_without_a_writer_is_not_waited_on_forever(tmp_path, command):
+def test_a_named_pipe_without_a_writer_is_not_waited_on_forever(limited, tmp_path, command):
     """open() of a FIFO blocks until something writes to it: the command hung forever."""
     path = tmp_path / "pipe.yaml"
     os.mkfifo(path)
-    proc = run_cli(command[0], path, *command[1:], cwd=tmp_path)
+    proc = setpoint(limited, command[0], path, *command[1:], cwd=tmp_path)
     assert_rejected(proc, path, None, f"cannot read: nothing was written to this named pipe within {FIFO_WAIT_S:g} s")
 
 
-def test_a_named_pipe_with_a_writer_is_read_to_its_end(tmp_path):
+def test_a_named_pipe_with_a_writer_is_read_to_its_end(limited, tmp_path):
     path = tmp_path / "pipe.yaml"
     os.mkfifo(path)
     writer = subprocess.Popen(["sh", "-c", f"sleep 1; cat > '{path}'"], stdin=subprocess.PIPE)
     try:
         writer.stdin.write(BASE.encode())
         writer.stdin.close()
-        proc = run_cli("validate", path)
+        proc = setpoint(limited, "validate", path)
     finally:
         writer.wait(timeout=TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
+def test_a_utf8_byte_order_mark_is_accepted(limited, tmp_path):
     path = tmp_path / "bom.yaml"
     path.write_bytes(b"\xef\xbb\xbf" + BASE.encode())
-    proc = run_cli("validate", path)
+    proc = setpoint(limited, "validate", path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -190,9 +193,9 @@ def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
     pytest.param("alias-bomb.yaml", 11, BOMB, id="alias-bomb"),
     pytest.param("interval-999999999999999d.yaml", 6, "must be at most 24h", id="interval-999999999999999d"),
 ])
-def test_simulate_refuses_a_hostile_policy(tmp_path, name, line, message):
+def test_simulate_refuses_a_hostile_policy(limited, tmp_path, name, line, message):
     path = HOSTILE / name
-    assert_rejected(run_cli("simulate", "steady", "--policy", path, "--out", tmp_path), path, line, message)
+    assert_rejected(setpoint(limited, "simulate", "steady", "--policy", path, "--out", tmp_path), path, line, message)
 
 
 # ------------------------------------------------------------------ scenario files (the same reader)
@@ -209,7 +212,7 @@ SCENARIOS = {
     pytest.param("deep-nesting", 11, DEEP, id="deep-nesting"),
     pytest.param("binary", 1, "not UTF-8 text", id="binary"),
 ])
-def test_simulate_refuses_a_hostile_scenario(tmp_path, name, line, message):
+def test_simulate_refuses_a_hostile_scenario(limited, tmp_path, name, line, message):
     path = tmp_path / f"{name}.yaml"
     path.write_bytes(SCENARIOS[name]())
-    assert_rejected(run_cli("simulate", path, "--out", tmp_path / "out"), path, line, message)
+    assert_rejected(setpoint(limited, "simulate", path, "--out", tmp_path / "out"), path, line, message)

@@ -20,6 +20,7 @@ from kubernetes import client
 from simulators.kubeapi.server import SimKubeServer
 from simulators.scenario import load_scenario_text
 from tests.adapters.kube_helpers import TOKEN, official_client
+from tests.support.cli_inproc import run_cli
 
 ANNOTATION = "setpoint.io/accept-revision"
 
@@ -61,9 +62,10 @@ def server():
 
 
 def _accept(server, tmp_path, *args) -> subprocess.CompletedProcess:
+    """``setpoint accept *args`` against ``server``, in this process (what it says, writes and exits
+    with; the test about a write held between read and write runs it as a process of its own)."""
     kubeconfig = server.write_kubeconfig(tmp_path / "accept.yaml", namespace="shop")
-    return subprocess.run([sys.executable, "-m", "controller.cli", "accept", *args, "--kubeconfig", str(kubeconfig)],
-                          capture_output=True, text=True, timeout=60)
+    return run_cli("accept", *args, "--kubeconfig", kubeconfig, cwd=tmp_path)
 
 
 def _apps(server, tmp_path) -> client.AppsV1Api:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 
@@ -15,6 +12,7 @@ from controller.runtime.reconciler import Reconciler, RuntimePolicy
 from controller.runtime.telemetry import Telemetry
 from simulators.ports import MemoryStateStore, SimMetrics
 from tests.adapters.kube_helpers import official_client, server  # noqa: F401 (fixture)
+from tests.support.cli_inproc import run_cli
 
 POLICY = """\
 apiVersion: setpoint/v1
@@ -79,8 +77,7 @@ def test_budget_exhausted_is_announced_and_resume_rearms(server, tmp_path):
                 if e.reason == "HealingHeld"]) == 1
 
     kubeconfig = server.write_kubeconfig(tmp_path / "resume.yaml", namespace="shop")
-    proc = subprocess.run([sys.executable, "-m", "controller.cli", "resume", "shop/web", "--kubeconfig", str(kubeconfig)],
-                          capture_output=True, text=True, timeout=60)
+    proc = run_cli("resume", "shop/web", "--kubeconfig", kubeconfig, cwd=tmp_path)  # what it writes: in-process
     assert proc.returncode == 0, proc.stderr
     result = cycle()
     assert HealthReason(int(result.healing.outcome[0])) == HealthReason.REARMED
@@ -109,8 +106,7 @@ def official_client_core(server, tmp_path):
 ])
 def test_resume_refuses_what_names_no_workload_in_one_line(server, tmp_path, args, message):  # noqa: F811
     kubeconfig = server.write_kubeconfig(tmp_path / "resume.yaml", namespace="shop")
-    proc = subprocess.run([sys.executable, "-m", "controller.cli", "resume", *args, "--kubeconfig", str(kubeconfig)],
-                          capture_output=True, text=True, timeout=60)
+    proc = run_cli("resume", *args, "--kubeconfig", kubeconfig, cwd=tmp_path)
     assert proc.returncode == 1
     assert proc.stderr.strip() == message or proc.stderr.strip().startswith(message), proc.stderr
 

@@ -67,8 +67,10 @@ main()
 #: ``python -c STUCK_CELL MARKER setpoint-args...``: the command, whose local workers get stuck on the
 #: cells of a scenario file named ``stuck*.yaml``, as one blocked in native code: such a worker
 #: ignores SIGTERM, touches MARKER and sleeps (at most 120 s, so nothing outlives a broken test by
-#: long). Patched in this process, so forked workers (the sweep's start method without other
-#: threads) inherit it; the cells elsewhere, and any cell run in the command itself, run as usual.
+#: long). A cell of a ``slow*.yaml`` is a long cell, without its CPU: the worker touches MARKER and
+#: sleeps, SIGTERM left as it was. Patched in this process, so forked workers (the sweep's start
+#: method without other threads) inherit it; the cells elsewhere, and any cell run in the command
+#: itself, run as usual.
 STUCK_CELL = """
 import os, signal, sys, time
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal, even if inherited ignored
@@ -76,8 +78,10 @@ marker, command = sys.argv.pop(1), os.getpid()
 from simulators import sweep
 real_run_cell = sweep.run_cell
 def run_cell(payload, on_fraction=None):
-    if os.getpid() != command and os.path.basename(payload["scenario_path"]).startswith("stuck"):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    name = os.path.basename(payload["scenario_path"])
+    if os.getpid() != command and name.startswith(("stuck", "slow")):
+        if name.startswith("stuck"):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         open(marker, "w").close()
         time.sleep(120)
     return real_run_cell(payload, on_fraction)

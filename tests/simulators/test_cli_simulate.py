@@ -25,9 +25,12 @@ def setpoint(*args, cwd) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
-    """`setpoint simulate` with no arguments, as a user first runs it: its own process."""
+    """`setpoint simulate` with no arguments, as a user first runs it on a fresh machine: its own
+    process, SETPOINT_COMPILED unset, an empty numba cache of its own (``cwd / "numba-cache"``)."""
     cwd = tmp_path_factory.mktemp("sim")
-    proc = subprocess.run([*SETPOINT, "simulate"], cwd=cwd, capture_output=True, text=True, timeout=300)
+    env = {k: v for k, v in os.environ.items() if k != "SETPOINT_COMPILED"}
+    proc = subprocess.run([*SETPOINT, "simulate"], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**env, "NUMBA_CACHE_DIR": str(cwd / "numba-cache")})
     return cwd, proc
 
 
@@ -243,13 +246,11 @@ def test_simulate_gives_the_same_files_with_one_process_or_two(tmp_path):
         assert (tmp_path / "out1" / name).read_text() == (tmp_path / "out2" / name).read_text()
 
 
-def test_a_short_simulation_compiles_no_kernels(tmp_path):
+def test_a_short_simulation_compiles_no_kernels(default_run):
     # the README's first command on a fresh machine: the numpy reference, not ~40 s of compiling first
-    cache = tmp_path / "numba-cache"
-    env = {k: v for k, v in os.environ.items() if k != "SETPOINT_COMPILED"}
-    proc = subprocess.run([*SETPOINT, "simulate", "--no-report"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300, env={**env, "NUMBA_CACHE_DIR": str(cache)})
+    cwd, proc = default_run
     assert proc.returncode == 0, proc.stderr
+    cache = cwd / "numba-cache"
     assert not cache.exists() or not any(cache.rglob("*.nbi"))
 
 

@@ -1,14 +1,13 @@
 """Hostile scenarios and trace files, run as a user runs them: `setpoint simulate FILE` in a
-subprocess limited to 1.5 GiB of address space and a few seconds. Each is refused with exit 1
-and one clear line naming the file and field (and the memory estimate where memory is the
-problem), never a traceback, never an out-of-memory death."""
+process limited to 1.5 GiB of address space and a few seconds (one process for the module's
+commands, tests/support/cli_process.py). Each is refused with exit 1 and one clear line naming
+the file and field (and the memory estimate where memory is the problem), never a traceback,
+never an out-of-memory death."""
 
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,20 +15,23 @@ import pytest
 from controller.errors import ScenarioError
 from simulators.load import MAX_TRACE_BYTES, load_trace
 from tests.simulators.conftest_paths import REPO
+from tests.support.cli_process import CliProcess
 
 MEMORY_LIMIT_BYTES = 1536 * 2**20
 TIMEOUT_S = 60  # generous for a loaded CI machine; a refusal takes about 2 s
 
 
-def _limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
+@pytest.fixture(scope="module")
+def limited():
+    """The module's commands, each under the memory limit (one process for them all)."""
+    cli = CliProcess(MEMORY_LIMIT_BYTES)
+    yield cli
+    cli.close()
 
 
-def simulate(path: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "controller.cli", "simulate", str(path), "--out", str(tmp_path / "out"),
-                           "--no-report", *extra], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=TIMEOUT_S, preexec_fn=_limit_memory)
+def simulate(limited: CliProcess, path: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    return limited.run("simulate", path, "--out", tmp_path / "out", "--no-report", *extra, cwd=tmp_path,
+                       timeout_s=TIMEOUT_S)
 
 
 def scenario(duration="1h", tick="5s", count=1, load="- constant: {rps: 100}", capacity="100", extra=""):
@@ -141,7 +143,7 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("text, trace, words", HOSTILE)
-def test_hostile_scenario_is_refused_with_one_clear_line(tmp_path, text, trace, words):
+def test_hostile_scenario_is_refused_with_one_clear_line(limited, tmp_path, text, trace, words):
     if trace is not None:
         name = text.split("file: ")[1].split(",")[0]
         if trace is FOLDER:
@@ -153,7 +155,7 @@ def test_hostile_scenario_is_refused_with_one_clear_line(tmp_path, text, trace, 
         text = text.replace(f"file: {name}", f"file: {tmp_path / name}")
     path = tmp_path / "hostile.yaml"
     path.write_text(text)
-    proc = simulate(path, tmp_path)
+    proc = simulate(limited, path, tmp_path)
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -163,11 +165,11 @@ def test_hostile_scenario_is_refused_with_one_clear_line(tmp_path, text, trace, 
         assert word in lines[0], lines[0]
 
 
-def test_the_fastest_leak_allowed_runs(tmp_path):
+def test_the_fastest_leak_allowed_runs(limited, tmp_path):
     """At the bound (153.6 MiB/s with a 5 s tick) a container is OOM-killed once per tick at most."""
     path = tmp_path / "leak.yaml"
     path.write_text(scenario(duration="10m", extra="  faults:\n    - {kind: memory-leak, at: 1m, mibPerSecond: 153.6}\n"))
-    proc = simulate(path, tmp_path)
+    proc = simulate(limited, path, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
@@ -189,32 +191,32 @@ def test_the_longest_finest_scenario_streams_in_bounded_memory(tmp_path):
     assert scenario_peak_bytes(longest, controllers) < 2**30
 
 
-def test_the_widest_month_is_refused_under_a_smaller_limit_naming_its_size(tmp_path):
+def test_the_widest_month_is_refused_under_a_smaller_limit_naming_its_size(limited, tmp_path):
     """30 days x 10,000 services (the most a scenario may have) streams in a few hundred MiB, under
     the test's address-space limit since the recorder works in 32-tick blocks; under a smaller
     --max-memory it is refused up front, naming its size and what to change."""
     path = tmp_path / "wide.yaml"
     path.write_text(scenario(duration="30d", count=10000))
-    proc = simulate(path, tmp_path, "--max-memory", "256MiB")
+    proc = simulate(limited, path, tmp_path, "--max-memory", "256MiB")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     for words in ("needs about", "518,400 ticks x 10,000 services", "use fewer services"):
         assert words in proc.stderr
 
 
-def test_max_memory_refuses_what_the_default_allows_and_says_so(tmp_path):
+def test_max_memory_refuses_what_the_default_allows_and_says_so(limited, tmp_path):
     path = tmp_path / "small.yaml"
     path.write_text(scenario(duration="10m"))
-    proc = simulate(path, tmp_path, "--max-memory", "64MiB")
+    proc = simulate(limited, path, tmp_path, "--max-memory", "64MiB")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "more than the limit of 64 MiB (--max-memory)" in proc.stderr and "raise --max-memory" in proc.stderr
-    ok = simulate(path, tmp_path)
+    ok = simulate(limited, path, tmp_path)
     assert ok.returncode == 0, ok.stderr[-2000:]
 
 
-def test_an_unreadable_max_memory_is_a_usage_error(tmp_path):
+def test_an_unreadable_max_memory_is_a_usage_error(limited, tmp_path):
     path = tmp_path / "small.yaml"
     path.write_text(scenario(duration="10m"))
-    proc = simulate(path, tmp_path, "--max-memory", "lots")
+    proc = simulate(limited, path, tmp_path, "--max-memory", "lots")
     assert proc.returncode == 1 and "--max-memory" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -234,10 +236,10 @@ def test_an_oversized_trace_is_refused_before_it_is_read(tmp_path):
     pytest.param(scenario(duration="10m", capacity="1.0e+9", load="- constant: {rps: 1.0e+9}"), id="rates-at-the-bound"),
     pytest.param(scenario(duration="10m", tick="100ms"), id="tick-at-the-bound"),
 ])
-def test_extreme_but_valid_scenarios_run(tmp_path, text):
+def test_extreme_but_valid_scenarios_run(limited, tmp_path, text):
     path = tmp_path / "extreme.yaml"
     path.write_text(text)
-    proc = simulate(path, tmp_path)
+    proc = simulate(limited, path, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr
     assert (tmp_path / "out" / "result.json").exists()

@@ -156,9 +156,11 @@ def _children(pid: int) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_sigterm_stops_a_sweep_and_its_workers_and_says_how_to_resume(tmp_path):
-    day = write_scenarios(tmp_path, {"long": (1, 700)}, duration="3d")  # cells of seconds each
-    cmd = [sys.executable, "-m", "controller.cli", "sweep", *day, "--set", f"{TARGET}=60,70,80,90", "--no-hpa",
-           "--jobs", "2", "-o", str(tmp_path / "out"), "--no-report"]
+    # cells that last: the first runs in the command (4 minutes), the workers' sleep (STUCK_CELL's slow*.yaml:
+    # long cells without the CPU; they were 3-day simulations)
+    slow = write_scenarios(tmp_path, {"slow": (1, 700)}, duration="4m")
+    cmd = [sys.executable, "-c", STUCK_CELL, str(tmp_path / "slow-cell-started"), "sweep", *slow, "--set",
+           f"{TARGET}=60,70,80,90", "--no-hpa", "--jobs", "2", "-o", str(tmp_path / "out"), "--no-report"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
                             env={**os.environ, "CI": "true"})
     workers: list[int] = []
@@ -204,14 +206,15 @@ def test_ctrl_c_at_a_terminal_stops_a_sweep_without_its_idle_workers_speaking(tm
     died of a KeyboardInterrupt outside any cell, printing multiprocessing's "Process
     ForkProcess-2:" and its traceback under "interrupted: ..."; the command alone stops them."""
     # the costliest cell first, in this process (it warms the kernels the workers fork with); then one
-    # worker runs the other long cell while the other runs the tiny ones and waits, idle. Long: the
-    # other worker may start seconds late on a loaded machine (CI's 4 test workers on 2 cores), and
-    # the long cell must outlast its tiny ones by more than that (10 days did not, once)
-    longs = write_scenarios(tmp_path, {"long1": (8, 700), "long2": (9, 700)}, duration="30d")
+    # worker runs the long cell (the next costliest) while the other runs the tiny ones and waits,
+    # idle. The long cell sleeps in its worker (STUCK_CELL's slow*.yaml): long however late the other
+    # worker starts on a loaded machine, without the CPU of a 30-day simulation (22 s of the suite's)
+    first = write_scenarios(tmp_path, {"first": (8, 700)}, duration="8m")
+    slow = write_scenarios(tmp_path, {"slow": (9, 700)}, duration="6m")
     tiny = write_scenarios(tmp_path, {f"tiny{i}": (i, 700) for i in range(1, 4)}, duration="4m")
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "controller.cli", "sweep", *longs, *tiny, "--set", f"{TARGET}=60", "--no-hpa",
-           "--jobs", "2", "-o", str(out), "--no-report"]
+    out, marker = tmp_path / "out", tmp_path / "slow-cell-started"
+    cmd = [sys.executable, "-c", STUCK_CELL, str(marker), "sweep", *first, *slow, *tiny, "--set", f"{TARGET}=60",
+           "--no-hpa", "--jobs", "2", "-o", str(out), "--no-report"]
     # as at a terminal: SIGINT's default action (a test run in the background, as CI's may be,
     # inherits it ignored, and so would the sweep: it would run to its end)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
@@ -221,6 +224,7 @@ def test_ctrl_c_at_a_terminal_stops_a_sweep_without_its_idle_workers_speaking(tm
     while time.monotonic() < deadline and proc.poll() is None and len(list(out.glob("cells/*.json"))) < 4:
         time.sleep(0.1)
     assert proc.poll() is None and len(list(out.glob("cells/*.json"))) == 4, "not one long cell left running"
+    assert marker.exists(), "the long cell is not the one left running"
     time.sleep(0.5)  # the worker that ran them waits for another
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=30)
