@@ -182,16 +182,18 @@ def test_validate_checks_a_shipped_example_by_name(tmp_path, monkeypatch, repo, 
     pytest.param(str(bundled_policy("setpoint-healing.yaml")), False, id="the-examples-file-by-its-path")])
 def test_run_logs_that_it_runs_a_shipped_example(tmp_path, given, example):
     """An operator must see at start-up that the policy running is a shipped example, not theirs.
-    (The run then stops at the kubeconfig: nothing else is needed here.)"""
+    (The run then stops at the kubeconfig: nothing else is needed here.) In-process, after a
+    command that resolved the example by name: what one command resolved is not the next one's."""
     import json
     import os
-    import subprocess
-    import sys
+
+    from tests.support.cli_inproc import run_cli
 
     (tmp_path / "mine.yaml").write_text(bundled_policy("setpoint-healing.yaml").read_text())
-    proc = subprocess.run([sys.executable, "-m", "controller.cli", "run", "--once", "--policies", given, *PROMETHEUS,
-                           "--kubeconfig", os.devnull], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    run_once = ("run", "--once", *PROMETHEUS, "--kubeconfig", os.devnull)
+    earlier = run_cli(*run_once, "--policies", "setpoint-healing", cwd=tmp_path)
+    assert "ships with Setpoint" in earlier.stderr, earlier.stderr
+    proc = run_cli(*run_once, "--policies", given, cwd=tmp_path)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     first = json.loads(proc.stderr.splitlines()[0]) if proc.stderr.startswith("{") else {}
     shipped = bundled_policy("setpoint-healing.yaml")

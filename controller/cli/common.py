@@ -298,8 +298,8 @@ EXAMPLES_HELP = ("Where no such file exists, the name of an example that ships w
                  "policies/setpoint-healing.yaml as the docs write it; a wrong name lists them).")
 
 
-#: The shipped examples that ``policy_path`` resolved from a name in this process (``setpoint run``
-#: says so at start-up); a path given as it is, even into the examples' folder, is the user's choice.
+#: The shipped examples that ``policy_path`` resolved from a name in this command (``setpoint run``
+#: says so at start-up; emptied as each ``main()`` starts); a path given as it is, even into the examples' folder, is the user's choice.
 RESOLVED_EXAMPLES: set[Path] = set()
 
 

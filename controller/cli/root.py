@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     _options["debug"] = _options["terminated"] = False
     _options["pid"] = os.getpid()  # the command's process: its forked workers do not raise (_terminated)
     clear_stop()
+    from controller.cli.common import RESOLVED_EXAMPLES
+
+    RESOLVED_EXAMPLES.clear()  # this command's: an earlier main() in this process (the tests') resolved its own
     # restored on the way out: main() may run inside another program (the tests), whose later
     # warnings would read "setpoint: warning:" too
     previous_format, warnings.formatwarning = warnings.formatwarning, _warning_line
