@@ -53,15 +53,48 @@ def test_a_signal_during_the_wait_ends_it():
         assert stops.received == [signal.SIGUSR1]
 
 
-def test_leaving_puts_the_previous_handlers_back_and_closes_the_pipe():
+def test_a_signal_another_thread_takes_ends_the_wait():
+    """The kernel delivers a process's signal to any thread not blocking it; the main thread's
+    wait must end all the same (a Python-level handler runs only once the main thread does)."""
+    with StopSignals(signal.SIGUSR1) as stops:
+        def signal_this_thread():
+            time.sleep(0.1)
+            signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
+        thread = threading.Thread(target=signal_this_thread)
+        thread.start()
+        started = time.monotonic()
+        try:
+            assert stops.wait(20) is True
+        finally:
+            thread.join(5)
+        assert time.monotonic() - started < 10
+        assert stops.received == [signal.SIGUSR1]
+
+
+def test_another_signal_with_a_handler_wakes_the_wait_which_goes_on():
+    seen = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, _: seen.append(signum))
+    try:
+        with StopSignals(signal.SIGUSR1) as stops:
+            os.kill(os.getpid(), signal.SIGUSR2)
+            assert stops.wait(0.2) is False
+            assert stops.received == [] and seen == [signal.SIGUSR2]  # its own handler ran too
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+
+
+def test_leaving_puts_the_previous_handlers_and_wakeup_fd_back_and_closes_the_pipe():
     def mine(*_):
         pass
     previous = signal.signal(signal.SIGUSR1, mine)
     try:
         before = set(os.listdir("/proc/self/fd"))
+        wakeup_before = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(wakeup_before)
         with StopSignals(signal.SIGUSR1):
             assert signal.getsignal(signal.SIGUSR1) is not mine
         assert signal.getsignal(signal.SIGUSR1) is mine
+        assert signal.set_wakeup_fd(wakeup_before) == wakeup_before
         assert set(os.listdir("/proc/self/fd")) == before
     finally:
         signal.signal(signal.SIGUSR1, previous)
