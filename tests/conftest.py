@@ -30,7 +30,10 @@ def pytest_sessionstart(session) -> None:
     """Compile the numba kernels once (or load them from the disk cache) before any test, so
     that the CLI subprocesses the tests start load them from the cache instead of compiling
     them (seconds) inside a timeout; under pytest-xdist, in the controller before the workers
-    start, so that they load them instead of each compiling the same kernels."""
+    start, so that they load them instead of each compiling the same kernels. Not for a
+    ``--collect-only`` run, which runs no test (.ci/test.sh's warm-up of the rewritten modules)."""
+    if session.config.option.collectonly:
+        return
     from controller.core.scaling import compiled  # noqa: PLC0415
 
     if not compiled.enabled():
