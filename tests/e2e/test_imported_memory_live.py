@@ -14,11 +14,11 @@ of request, under the HPA's 80 %); from 5 s each pod leaks 4 MiB/s from 256 MiB 
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
-from tests.e2e.test_live_loop import SETPOINT, running_world, spec_replicas, wait_until
+from tests.e2e.test_live_loop import running_world, spec_replicas, wait_until
+from tests.support.cli_inproc import run_cli
 
 SCENARIO = """\
 apiVersion: setpoint/v1
@@ -55,8 +55,7 @@ def imported(tmp_path, manifest: str) -> str:
     """The policy `setpoint import` writes for ``manifest``, at a 2 s interval (HPA's 15 s would
     make the test a minute longer)."""
     (tmp_path / "hpa.yaml").write_text(manifest)
-    proc = subprocess.run([*SETPOINT, "import", "hpa.yaml"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)
+    proc = run_cli("import", "hpa.yaml", cwd=tmp_path)  # in this process: what it writes is what counts here
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("interval: 15s") == 1
     return proc.stdout.replace("interval: 15s", "interval: 2s")

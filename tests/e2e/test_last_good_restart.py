@@ -8,13 +8,13 @@ Simulated seconds are wall seconds since sim serve started: 100 rps, then 800 fr
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.request
 
 import pytest
 
 from tests.e2e.kube_reads import api_client
 from tests.e2e.test_live_loop import POLICY, SCENARIO, SETPOINT, Proc, serve_scenario, spec_replicas, wait_until
+from tests.support.cli_inproc import run_cli
 from tests.support.prometheus_server import ScrapeTarget, free_port, prometheus_server
 
 # the step comes down at 120 s here, not 60 s: the first controller runs and stops before the
@@ -66,9 +66,9 @@ def test_a_restart_with_broken_files_runs_the_kept_copy(tmp_path):
             assert first.stop() == 0
 
             (policies / "web.yaml").write_text(BROKEN)
-            once = subprocess.run([*SETPOINT, "run", "--policies", "policies", "--prometheus", prom.url,
-                                   "--kubeconfig", str(kubeconfig), "--once", "--records", "once.jsonl"],
-                                  cwd=tmp_path, capture_output=True, text=True, timeout=60)
+            # in this process (run_cli): what the commands say and their exit codes are what count here
+            once = run_cli("run", "--policies", "policies", "--prometheus", prom.url, "--kubeconfig", kubeconfig,
+                           "--once", "--records", "once.jsonl", cwd=tmp_path)
             assert once.returncode == 1 and "averagePerReplica" in once.stderr  # a pre-flight check never falls back
 
             second, url = controller("second")
@@ -76,7 +76,7 @@ def test_a_restart_with_broken_files_runs_the_kept_copy(tmp_path):
             assert second.alive(), second.tail()
             rejected = wait_until(lambda: status_document(url).get("rejectedPolicyFiles"), 10, what="/status")
             assert "web.yaml" in rejected["errors"][0] and "averagePerReplica" in rejected["errors"][0]
-            told = subprocess.run([*SETPOINT, "status", "--server", url], capture_output=True, text=True, timeout=30)
+            told = run_cli("status", "--server", url, cwd=tmp_path)
             assert told.returncode == 0, told.stderr
             assert "policy files are invalid" in told.stderr and "kept on the cluster" in told.stderr
             with urllib.request.urlopen(url + "/metrics", timeout=5) as answer:

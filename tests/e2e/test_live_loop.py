@@ -86,11 +86,12 @@ def wait_until(predicate, timeout_s: float, every_s: float = 0.5, what: str = "c
 class Proc:
     """A child process with its output in a file; killed (group) at the end whatever happens."""
 
-    def __init__(self, args: list[str], log: Path, cwd: Path):
+    def __init__(self, args: list[str], log: Path, cwd: Path, env: dict[str, str] | None = None):
+        """``env``: variables set for this process, over this one's environment."""
         self.log = log
         self.handle = open(log, "w")
         self.popen = subprocess.Popen(args, stdout=self.handle, stderr=subprocess.STDOUT, cwd=cwd,
-                                      start_new_session=True)
+                                      start_new_session=True, env={**os.environ, **env} if env else None)
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -113,6 +114,21 @@ class Proc:
         return self.log.read_text()[-3000:]
 
 
+#: sim serve's environment in these tests: its simulated cluster on numpy. Loading numba and the
+#: simulator's kernels was half its CPU (1.9 s -> 0.9 s a start, ~30 s over the end-to-end tests)
+#: for a world of a few pods ticking once a second; the kernels' results equal numpy's
+#: (tests/simulators/test_engine_compiled.py). `setpoint run` decides on numpy unless asked anyway.
+SIM_SERVE_ENV = {"SETPOINT_COMPILED": "0"}
+
+
+def start_sim_serve(tmp_path, kube_port: int, metrics_port: int, kubeconfig: Path, *flags: str) -> Proc:
+    """`setpoint sim serve scenario.yaml` in ``tmp_path`` on these ports, writing ``kubeconfig``
+    (SIM_SERVE_ENV): its Proc, started (see wait_for_sim_serve)."""
+    return Proc([*SETPOINT, "sim", "serve", "scenario.yaml", "--kube-listen", f"127.0.0.1:{kube_port}",
+                 "--metrics-listen", f"127.0.0.1:{metrics_port}", "--kubeconfig-out", str(kubeconfig), *flags],
+                tmp_path / "sim.log", tmp_path, env=SIM_SERVE_ENV)
+
+
 def serve_scenario(tmp_path, scenario: str, procs: list, *flags: str) -> tuple[Path, int]:
     """`setpoint sim serve` of ``scenario`` in ``tmp_path`` with ``flags`` (its Proc appended to
     ``procs``, for the caller to stop): the kubeconfig it wrote, and the port of its /metrics."""
@@ -120,9 +136,7 @@ def serve_scenario(tmp_path, scenario: str, procs: list, *flags: str) -> tuple[P
     kubeconfig = tmp_path / "kubeconfig.yaml"
     for _ in range(PORT_ATTEMPTS):
         kube_port, metrics_port = free_port(), free_port()
-        sim = Proc([*SETPOINT, "sim", "serve", "scenario.yaml", "--kube-listen", f"127.0.0.1:{kube_port}",
-                    "--metrics-listen", f"127.0.0.1:{metrics_port}", "--kubeconfig-out", str(kubeconfig), *flags],
-                   tmp_path / "sim.log", tmp_path)
+        sim = start_sim_serve(tmp_path, kube_port, metrics_port, kubeconfig, *flags)
         procs.append(sim)
         # a free port is only free when asked: another test's server may take it before sim serve binds it
         if sim_serve_started(sim, kubeconfig) or "Address already in use" not in sim.tail():
@@ -250,6 +264,7 @@ def test_the_scenario_clock_waits_for_setpoints_first_cycle(tmp_path):
     however long setpoint took."""
     with running_world(tmp_path, SCENARIO, POLICY, start_clock=False) as w:
         assert cycles_run(w["status"]) >= 1, w["run"].tail()
+        assert "llvmlite" not in Path(f"/proc/{w['sim'].popen.pid}/maps").read_text()  # SIM_SERVE_ENV: numpy
         held = sim_request(w["kubeconfig"], "/_sim/clock")
         assert held == {"paused": True, "scenarioSeconds": 0.0}, held
         # Prometheus reads the held world's load (100 rps at t=0), not counters standing still: over

@@ -9,7 +9,8 @@ import re
 import time
 import urllib.request
 
-from tests.e2e.test_live_loop import POLICY, SCENARIO, SETPOINT, Proc, sim_request, spec_replicas, wait_for_sim_serve, wait_until
+from tests.e2e.test_live_loop import (POLICY, SCENARIO, SETPOINT, Proc, sim_request, spec_replicas, start_sim_serve,
+                                      wait_for_sim_serve, wait_until)
 from tests.support.prometheus_server import ScrapeTarget, free_port, prometheus_server
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
@@ -32,9 +33,7 @@ def test_shadow_decides_and_writes_nothing(tmp_path):
     kubeconfig = tmp_path / "kubeconfig.yaml"
     procs = []
     try:
-        sim = Proc([*SETPOINT, "sim", "serve", "scenario.yaml", "--kube-listen", f"127.0.0.1:{kube_port}",
-                    "--metrics-listen", f"127.0.0.1:{metrics_port}", "--kubeconfig-out", str(kubeconfig),
-                    "--test-hooks"], tmp_path / "sim.log", tmp_path)
+        sim = start_sim_serve(tmp_path, kube_port, metrics_port, kubeconfig, "--test-hooks")
         procs.append(sim)
         wait_for_sim_serve(sim, kubeconfig)
         with prometheus_server([ScrapeTarget.of(f"127.0.0.1:{metrics_port}")], scrape_interval="1s") as prom:

@@ -6,21 +6,22 @@ import signal
 
 import pytest
 
-ray = pytest.importorskip("ray")
-
-from simulators.sweep import CellStore, build_grid, run_grid  # noqa: E402
-from simulators.sweep_result import merge, result_json  # noqa: E402
-from tests.simulators.sweep_fixtures import DEFAULT_POLICY, HPA_POLICY, TARGET, write_scenarios  # noqa: E402
+from simulators.sweep import CellStore, build_grid, run_grid
+from simulators.sweep_result import merge, result_json
+from tests.simulators.sweep_fixtures import DEFAULT_POLICY, HPA_POLICY, TARGET, write_scenarios
 
 
 @pytest.fixture(scope="module")
 def local_ray():
+    """The ray module, initialised with 2 CPUs for the module. Imported here, not at the module's
+    top: importing Ray costs ~0.5 s of CPU, which every pytest-xdist worker paid to collect two tests."""
+    ray = pytest.importorskip("ray")
     # ray.init puts Ray's SIGTERM handler (it exits 15) in this test process, where it outlived the
     # module and was inherited by later tests' forked children (a stop_workers row read exit 15)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        yield
+        yield ray
     finally:
         ray.shutdown()
         for s, handler in handlers.items():
@@ -45,5 +46,5 @@ def test_a_stopped_sweep_leaves_running_the_ray_instance_its_caller_started(loca
     (--ray local): not one a test, a notebook or a script started before calling it."""
     from simulators.sweep_ray import stop_local_ray
 
-    stop_local_ray(ray, within_s=1.0)
-    assert ray.is_initialized() and ray.cluster_resources().get("CPU") == 2
+    stop_local_ray(local_ray, within_s=1.0)
+    assert local_ray.is_initialized() and local_ray.cluster_resources().get("CPU") == 2
