@@ -344,9 +344,9 @@ def test_decide_on_the_kernel_leaves_the_input_forecast_state_untouched():
 
 
 # --------------------------------------------------------------------------------------- helpers
-#: The helpers' tests call the inlined kernels from Python: each process compiles them at its first
-#: call (~2 s for _pairwise, ~1 s for the quantile's), not from the disk cache. On one pytest-xdist
-#: worker, they are compiled once (the last CI: 2-3 s of CPU on each worker of three that got a row).
+#: The helpers' tests call the inlined kernels from Python, signatures the suite's warm-up does not
+#: compile: on a cold disk cache (CI's fresh checkout) each worker that got a row compiled them (the
+#: last CI: 2-3 s of CPU on each of three workers for _pairwise). On one pytest-xdist worker, once.
 HELPER_KERNELS = pytest.mark.xdist_group("tests/core/test_forecast_compiled.py-helper-kernels")
 
 
