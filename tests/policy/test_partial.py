@@ -15,7 +15,7 @@ import yaml
 from controller.errors import PolicyError
 from controller.policy import load_policy_text
 from controller.policy.messages import format_path
-from tests.policy.helpers import BASE, FILE, edit, error_lines, policy_with
+from tests.policy.helpers import BASE, FAST_DUMPER, FILE, edit, error_lines, policy_with
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = sorted((REPO / "policies").glob("*.yaml"))
@@ -176,10 +176,6 @@ def _under(path: str, node: str) -> bool:
     return path == node or path.startswith(node) and path[len(node)] in ".["
 
 
-#: libyaml's safe dumper where PyYAML has it: a third of the test below was dumping its broken
-#: files in Python (the text differs in style only; errors are placed in the text loaded)
-DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
 #: Values that break a scalar field's own rules here and there (of its kind or not)
 WRONG_VALUE = ["", "x", -1, 0]
 
@@ -214,7 +210,7 @@ def test_every_field_of_every_example_broken_in_turn_is_reported_where_it_is(pol
                 for part in path[:-1]:
                     parent = parent[part]
                 parent[path[-1]] = value
-                text = yaml.dump_all(broken, Dumper=DUMPER, sort_keys=False)
+                text = yaml.dump_all(broken, Dumper=FAST_DUMPER, sort_keys=False)
                 try:
                     load_policy_text(text, "p.yaml")
                 except PolicyError as exc:
