@@ -23,6 +23,7 @@ Positions in messages count characters from 1, as Prometheus' own parse errors d
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 
@@ -413,6 +414,9 @@ def _matching_parens(code: str) -> dict[int, int]:
     return out
 
 
+#: a policy's query is scanned by each of its checks and warnings (about 15 times a check of a
+#: file): scanned once, character by character, and remembered
+@functools.lru_cache(maxsize=1024)
 def _code_and_strings(query: str) -> tuple[str, str | None, int | None]:
     """(``query`` with string literals and ``#`` comments blanked out, same length and positions;
     the first string that does not end, or None; where it starts, or None)."""

@@ -344,6 +344,13 @@ def test_decide_on_the_kernel_leaves_the_input_forecast_state_untouched():
 
 
 # --------------------------------------------------------------------------------------- helpers
+#: The helpers' tests call the inlined kernels from Python, signatures the suite's warm-up does not
+#: compile: on a cold disk cache (CI's fresh checkout) each worker that got a row compiled them (the
+#: last CI: 2-3 s of CPU on each of three workers for _pairwise). On one pytest-xdist worker, once.
+HELPER_KERNELS = pytest.mark.xdist_group("tests/core/test_forecast_compiled.py-helper-kernels")
+
+
+@HELPER_KERNELS
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 127, 128, 129, 288, 601, 2016])
 @pytest.mark.parametrize("nan_share", [0.0, 0.3])
 def test_pairwise_sums_are_numpys(n, nan_share):
@@ -360,6 +367,7 @@ def test_pairwise_sums_are_numpys(n, nan_share):
         assert fk._pairwise(padded, 2, n, False, stack, sums)[0] == np.ascontiguousarray(a[None, :]).sum(axis=1)[0]
 
 
+@HELPER_KERNELS
 @settings(max_examples=200, deadline=None)
 @given(values=st.lists(st.sampled_from([0.0, 1.0, 2.0, 2.5, 7.0, np.inf]) | st.floats(0, 100), min_size=1,
                        max_size=60), quantile=st.floats(0, 1), hint=st.sampled_from([np.nan, 0.0, 2.0, 7.0, 50.0]))

@@ -22,7 +22,7 @@ from controller.policy import load_policy_text
 from controller.policy.import_files import import_files
 from controller.policy.importer import ConversionProblem, convert, parse_quantity
 from controller.policy.load import check_policy_texts
-from tests.policy.helpers import BASE, edit
+from tests.policy.helpers import BASE, FAST_DUMPER, edit
 
 FIXTURES = Path(__file__).parent / "imports"
 ALL = sorted(FIXTURES.glob("*.yaml"))
@@ -970,7 +970,7 @@ def test_more_policies_than_one_file_holds_go_to_one_file_each(tmp_path, capsys)
     for i in range(500):
         obj = copy.deepcopy(HPA)
         obj["metadata"]["name"] = obj["spec"]["scaleTargetRef"]["name"] = f"web{i}"
-        objects.append(yaml.safe_dump(obj, sort_keys=False))
+        objects.append(yaml.dump(obj, Dumper=FAST_DUMPER, sort_keys=False))
     path = tmp_path / "many.yaml"
     path.write_text("---\n".join(objects))
     assert len(import_files([str(path)]).policies) == 500

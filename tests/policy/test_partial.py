@@ -15,7 +15,7 @@ import yaml
 from controller.errors import PolicyError
 from controller.policy import load_policy_text
 from controller.policy.messages import format_path
-from tests.policy.helpers import BASE, FILE, edit, error_lines, policy_with
+from tests.policy.helpers import BASE, FAST_DUMPER, FILE, edit, error_lines, policy_with
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = sorted((REPO / "policies").glob("*.yaml"))
@@ -210,7 +210,7 @@ def test_every_field_of_every_example_broken_in_turn_is_reported_where_it_is(pol
                 for part in path[:-1]:
                     parent = parent[part]
                 parent[path[-1]] = value
-                text = yaml.safe_dump_all(broken, sort_keys=False)
+                text = yaml.dump_all(broken, Dumper=FAST_DUMPER, sort_keys=False)
                 try:
                     load_policy_text(text, "p.yaml")
                 except PolicyError as exc:

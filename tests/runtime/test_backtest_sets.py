@@ -88,9 +88,12 @@ def write(folder: Path, files: dict[str, str]) -> Path:
     return folder
 
 
-def backtest(server, data, *args) -> "CliRunner.invoke":
+def backtest(server, data, *args, report: bool = False) -> "CliRunner.invoke":
+    """``setpoint backtest ARGS`` over ``data`` in process; report.html (its plots: about a third of
+    a run's CPU) only when asked, by the tests that read it."""
     return CliRunner().invoke(app, ["backtest", *map(str, args), "--prometheus", server.url,
-                                    "--from", f"{START:.0f}", "--to", f"{data['t'][-1]:.0f}"])
+                                    "--from", f"{START:.0f}", "--to", f"{data['t'][-1]:.0f}",
+                                    "--report" if report else "--no-report"])
 
 
 def timeline(path: Path) -> list[dict]:
@@ -125,7 +128,7 @@ def test_set_totals_are_the_sum_of_the_per_policy_figures(history, tmp_path, lay
     else:
         (whole := tmp_path / "all.yaml").write_text("---\n".join(THREE.values()))
         args = ["-p", whole]
-    result = backtest(server, data, *args, "--compare", "hpa", "-o", tmp_path / "out")
+    result = backtest(server, data, *args, "--compare", "hpa", "-o", tmp_path / "out", report=True)
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "out" / "result.json").read_text())
     split = report["backtest"]["policies"]

@@ -13,6 +13,7 @@ unexpected exception from the metrics source or from a write, an observation of 
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -230,10 +231,18 @@ def run_live(policy_name: str, in_place: bool, cycles: int = 330):
     return out, rec
 
 
+@pytest.fixture(scope="module")
+def live_runs():
+    """``run_live(policy_name, in_place)`` of the whole script, each made once for the module's
+    tests (which only read it): the equivalence test, the commit test and the fault tests below
+    look at the same runs (a shorter run is the start of the whole one, cycle for cycle)."""
+    return functools.cache(lambda policy_name, in_place: run_live(policy_name, in_place))
+
+
 @pytest.mark.parametrize("policy_name", list(POLICIES))
-def test_the_live_reconciler_in_place_is_the_pure_path_cycle_for_cycle(policy_name):
-    pure, _ = run_live(policy_name, in_place=False)
-    fast, rec = run_live(policy_name, in_place=True)
+def test_the_live_reconciler_in_place_is_the_pure_path_cycle_for_cycle(policy_name, live_runs):
+    pure, _ = live_runs(policy_name, False)
+    fast, rec = live_runs(policy_name, True)
     assert len(fast) == len(pure)
     errors = {k: row[3] for k, row in enumerate(pure) if row[3] is not None}
     # the faults happened as planned: the metric source's and the bad view's before or in the
@@ -263,21 +272,21 @@ def test_the_live_reconciler_in_place_is_the_pure_path_cycle_for_cycle(policy_na
         assert len({i for ids in spaces.values() for i in ids}) == 5
 
 
-def test_a_failed_cycle_before_the_decision_leaves_the_workspace_untouched():
+def test_a_failed_cycle_before_the_decision_leaves_the_workspace_untouched(live_runs):
     """A metrics source failing (not an outage: an exception it does not map) and a view of the
     wrong size fail the cycle before the state is touched: the workspace is the same object with
     the same arrays, and the next cycle decides from it (the equivalence test: as the pure path)."""
-    fast, _ = run_live("default-with-forecast", in_place=True, cycles=100)
+    fast, _ = live_runs("default-with-forecast", True)
     for k in (61, 62, 95):
         assert fast[k][3] is not None and fast[k][5] is fast[k - 1][5], k
         assert_same_state(fast[k - 1][4], fast[k][4])
 
 
-def test_a_cycle_failing_after_its_decision_keeps_the_scale_events_of_the_writes_that_went_out():
+def test_a_cycle_failing_after_its_decision_keeps_the_scale_events_of_the_writes_that_went_out(live_runs):
     """The write exception no adapter maps comes after the cycle's first write went out: its
     scale event is in the state (the rate limits count it), on both paths alike (the
     equivalence test); the cycle's recommendations are remembered as a decided cycle's."""
-    fast, rec = run_live("default-ramp", in_place=True, cycles=54)
+    fast, rec = live_runs("default-ramp", True)
     (_, before), (failed, after) = [(row[4], row[7]) for row in fast[51:53]]
     assert fast[52][3] == "RuntimeError"
     now = fast[52][6]
@@ -454,13 +463,13 @@ def test_becoming_leader_warm_starts_the_same_state_on_both_paths(history, resto
 
 @pytest.mark.parametrize("in_place", [pytest.param(True, id="in-place"), pytest.param(False, id="pure")])
 @pytest.mark.parametrize("policy_name", ["default-ramp", "ewma", "healing", "hpa-preset (not compiled: pure on both)"])
-def test_committing_every_change_is_committing_each_action(policy_name, in_place, monkeypatch):
+def test_committing_every_change_is_committing_each_action(policy_name, in_place, monkeypatch, live_runs):
     """A cycle whose scale actions are all the decision's own, each applied, commits them as
     every change to desired (Reconciler._proposed_all: no per-action lookups, the workspace's
     deferred commit): the same records and scaling state, cycle for cycle, as committing each
     applied action's row and count, through refused writes, failed cycles and changing lists."""
     taken: list[bool] = []
-    fast, rec = run_live(policy_name, in_place=in_place)
+    fast, rec = live_runs(policy_name, in_place)  # made before the patch below (or by another test)
     proposed_all = Reconciler._proposed_all
     monkeypatch.setattr(Reconciler, "_proposed_all", lambda self, d, a: taken.append(proposed_all(self, d, a)) and False)
     each, _ = run_live(policy_name, in_place=in_place)

@@ -58,11 +58,21 @@ def canonical(x):
     """``x`` with arrays as lists and NaN as None (comparable with ==, NaN equal to NaN)."""
     if isinstance(x, dict):
         return {k: canonical(v) for k, v in x.items()}
+    if isinstance(x, np.ndarray) and x.dtype.kind in "biuf":
+        return _numeric_list(x)
     if isinstance(x, (list, tuple, np.ndarray)):
         return [canonical(v) for v in (x.tolist() if isinstance(x, np.ndarray) else x)]
     if isinstance(x, float) and x != x:
         return None
     return x
+
+
+def _numeric_list(x: np.ndarray) -> list:
+    """A numeric array as canonical() makes it, in numpy: nested lists of Python numbers, NaN as None
+    (element by element, the trajectories of a run were most of the time of comparing two)."""
+    if x.dtype.kind == "f" and np.isnan(x).any():
+        return np.where(np.isnan(x), None, x.astype(object)).tolist()
+    return x.tolist()
 
 
 def run_view(run) -> dict:

@@ -14,6 +14,12 @@ from tests.simulators.helpers import at, column, run
 
 ENGINES = [pytest.param(SimCluster, id="vectorized"), pytest.param(ReferenceCluster, id="reference")]
 
+#: On one pytest-xdist worker: with a warm numba cache the module takes ~0.2 s of CPU, but the
+#: fault paths of the engine's kernels are not among those the suite's warm-up compiles, and on
+#: a cold cache (CI's fresh checkout) each worker that got a vectorized row compiled them at once
+#: (the last CI: 18 s of CPU over six workers).
+pytestmark = pytest.mark.xdist_group("tests/simulators/test_faults.py")
+
 
 def web(**kw) -> ServiceConfig:
     return ServiceConfig(**{"name": "web", "initial_replicas": 4, "capacity_rps": 100.0, "scheduling_delay_s": 2.0,

@@ -22,12 +22,22 @@ pytestmark = pytest.mark.xdist_group("tests/simulators/test_healing_scenarios.py
 HOUR, DAY = 3600.0, 86400.0
 
 
+#: The scenarios whose healed run a test reads the decision records of (kept for these only)
+RECORDED = {"crash-loop"}
+
+
 @lru_cache(maxsize=None)
-def healed(name: str):
+def healed_run(name: str):
+    """(result, decision logs) of the healing policy beside HPA on scenario ``name``; logs only for
+    RECORDED scenarios (each controller's run is its own: the policy's is the same beside HPA)."""
     policy = load_policies([POLICIES / "setpoint-healing.yaml"])[0]
     hpa = load_policies([POLICIES / "hpa-cpu.yaml"])[0]
-    result, _ = simulate(load_scenario(name), standard_controllers(policy, ["hpa"], hpa, 20), keep_records=False)
-    return result
+    return simulate(load_scenario(name), standard_controllers(policy, ["hpa"], hpa, 20),
+                    keep_records=name in RECORDED)
+
+
+def healed(name: str):
+    return healed_run(name)[0]
 
 
 def actions(result, kind: str) -> list:
@@ -106,8 +116,7 @@ def test_crash_looping_release_is_rolled_back_when_a_pod_restart_check_sees_it(t
 
 def test_a_simulations_records_give_each_checks_phase_time_in_seconds_since_its_start():
     """As the records' own times (status printed 2026-01-05 00:23 (333d ago) for a check's since)."""
-    policy = load_policies([POLICIES / "setpoint-healing.yaml"])[0]
-    _, logs = simulate(load_scenario("crash-loop"), standard_controllers(policy, [], None, 20))
+    _, logs = healed_run("crash-loop")
     records = [json.loads(line) for line in logs["policy"].lines()]
     since = [c["since"] for r in records for c in r["health"]["checks"].values() if c.get("since") is not None]
     last = records[-1]["at"]
