@@ -10,6 +10,7 @@ import enum
 import json
 import math
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -456,6 +457,61 @@ class Action:
     policy: str = ""
     fast: bool = False  # ROLLBACK of a release caught during its rollout: stop it at once (see SimCluster.rollback)
     resume: bool = False  # ROLLBACK of a Deployment this controller paused: the same write sets spec.paused false
+
+
+class ScaleActions(Sequence):
+    """A cycle's SCALE actions as arrays, one entry per scaled target: ``rows`` (K,) int64 the
+    targets' rows in ``targets`` (the cycle's list), ``replicas`` and ``from_replicas`` (K,) int64
+    the counts set and replaced, ``codes`` (K,) int64 the reasons (REASON_CODES), all by one
+    ``policy``. A Sequence of Action: the objects are made on first read (a live adapter, explain,
+    a failed action's record) and kept, so that every read sees the same ones; a simulation
+    carries the arrays through its cluster port and its action log without making them."""
+
+    __slots__ = ("targets", "rows", "replicas", "from_replicas", "codes", "policy", "_actions")
+
+    def __init__(self, targets: Sequence[TargetRef], rows: np.ndarray, replicas: np.ndarray,
+                 from_replicas: np.ndarray, codes: np.ndarray, policy: str = ""):
+        self.targets, self.rows, self.replicas, self.from_replicas = targets, rows, replicas, from_replicas
+        self.codes, self.policy = codes, policy
+        self._actions: list[Action] | None = None
+
+    @property
+    def actions(self) -> list[Action]:
+        """The Action of each entry, in order (made once)."""
+        if self._actions is None:
+            targets, reasons, scale, policy = self.targets, REASON_CODES, ActionKind.SCALE, self.policy
+            self._actions = [Action(scale, targets[i], reasons[c], n, f, None, None, policy) for i, n, f, c in
+                             zip(self.rows.tolist(), self.replicas.tolist(), self.from_replicas.tolist(),
+                                 self.codes.tolist())]
+        return self._actions
+
+    def names(self) -> list[str]:
+        """The scaled targets' names, in order (without making the actions)."""
+        targets = self.targets
+        return [targets[i].name for i in self.rows.tolist()]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, k):
+        return self.actions[k]
+
+    def __iter__(self):
+        return iter(self.actions)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same actions (a list of them, as the cycle kept before)."""
+        if not isinstance(other, (list, tuple, ScaleActions)):
+            return NotImplemented
+        return self.actions == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  (mutable-looking: compared by content, as a list)
+
+    def __repr__(self) -> str:
+        return f"ScaleActions({self.actions!r})"
+
+    def __reduce__(self):
+        return ScaleActions, (self.targets, self.rows, self.replicas, self.from_replicas, self.codes, self.policy)
 
 
 @dataclass(frozen=True)

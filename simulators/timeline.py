@@ -349,6 +349,10 @@ def action_category(action: ActionEvent) -> str:
     return "other"
 
 
+#: action_category of a scale by the sign of its change, plus one (admit_scales)
+_SCALE_CATEGORIES = ("scale down", "other", "scale up")
+
+
 class ActionBudget:
     """Which actions a long run keeps: all of the first :data:`ACTIONS_IN_FULL`, then only the
     first of each category per time bucket (1/:data:`MAX_POINTS` of the run), per service when
@@ -378,6 +382,25 @@ class ActionBudget:
             return True
         self.dropped += 1
         return False
+
+    def admit_scales(self, t_s: float, from_replicas: np.ndarray, to_replicas: np.ndarray) -> np.ndarray:
+        """The positions (ascending, int64) of a cycle's scales at ``t_s`` (s since the start;
+        (K,) int replicas before and after) whose events :meth:`admit` of each in order keeps,
+        counted as it counts them: their events need be made for those alone. Not per service
+        (``per_service`` False: one key per category and time bucket)."""
+        k = len(to_replicas)
+        first = min(k, max(0, self.in_full - self.kept))  # the budget's first ones: kept whatever they are
+        # action_category of each, as a sign: the index of _SCALE_CATEGORIES less one (a list: searched in C)
+        signs = np.sign(to_replicas - from_replicas).tolist()
+        bucket = math.floor(t_s / self.resolution_s)
+        fresh = [s for s in set(signs) if (None, _SCALE_CATEGORIES[s + 1], bucket) not in self._seen]
+        self._seen.update((None, _SCALE_CATEGORIES[s + 1], bucket) for s in fresh)
+        # a fresh category's first scale is kept too (unless among the first ones already)
+        late = sorted(i for i in map(signs.index, fresh) if i >= first)
+        at = np.arange(first) if not late else np.array(list(range(first)) + late, dtype=np.int64)
+        self.kept += len(at)
+        self.dropped += k - len(at)
+        return at
 
     def admit_all(self, actions: list[ActionEvent]) -> list[ActionEvent]:
         """The ``actions`` that :meth:`admit` of each in order keeps, in order. Actions of one
