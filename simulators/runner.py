@@ -646,8 +646,7 @@ class _ControllerRun:
         """The events of a cycle's ``actions`` at ``t_s`` (s since the start) that the run's
         ActionBudget keeps, in order (of a ScaleActions, made for those alone, from its arrays)."""
         if isinstance(actions, ScaleActions) and not self.budget.per_service:
-            self.actions.extend(_scale_events(actions, self.budget.admit_scales(t_s, actions.from_replicas,
-                                                                               actions.replicas), t_s))
+            self.actions.extend(_scale_events(actions, self.budget, t_s))
             return
         self.actions.extend(self.budget.admit_all([_event(a, t_s) for a in actions]))
 
@@ -826,15 +825,18 @@ def _event(action: Action, t_s: float) -> ActionEvent:
                        action.policy)
 
 
-def _scale_events(actions: ScaleActions, kept: np.ndarray, t_s: float) -> list[ActionEvent]:
-    """``_event`` of each of ``actions`` at the positions ``kept`` (int64, ascending), at ``t_s``."""
-    if not len(kept):
+def _scale_events(actions: ScaleActions, budget: ActionBudget, t_s: float) -> list[ActionEvent]:
+    """``_event`` of each of ``actions`` at ``t_s`` that ``budget`` keeps (ActionBudget.admit_scales), in order."""
+    froms, tos = actions.from_replicas.tolist(), actions.replicas.tolist()
+    kept = budget.admit_scales(t_s, froms, tos)
+    if not kept:
         return []
-    at = slice(None) if len(kept) == len(actions) else kept
+    rows, codes = actions.rows.tolist(), actions.codes.tolist()
+    if len(kept) < len(tos):
+        rows, froms, tos, codes = ([values[i] for i in kept] for values in (rows, froms, tos, codes))
     targets, reasons, scale, policy = actions.targets, REASON_CODES, _KIND_WORDS[ActionKind.SCALE], actions.policy
-    return [ActionEvent(t_s, targets[i].name, scale, f, n, reasons[c], policy) for i, f, n, c in
-            zip(actions.rows[at].tolist(), actions.from_replicas[at].tolist(), actions.replicas[at].tolist(),
-                actions.codes[at].tolist())]
+    return [ActionEvent(t_s, targets[i].name, scale, f, n, reasons[c], policy)
+            for i, f, n, c in zip(rows, froms, tos, codes)]
 
 
 def fault_windows(scenario: Scenario) -> list[FaultWindow]:

@@ -383,21 +383,21 @@ class ActionBudget:
         self.dropped += 1
         return False
 
-    def admit_scales(self, t_s: float, from_replicas: np.ndarray, to_replicas: np.ndarray) -> np.ndarray:
-        """The positions (ascending, int64) of a cycle's scales at ``t_s`` (s since the start;
-        (K,) int replicas before and after) whose events :meth:`admit` of each in order keeps,
-        counted as it counts them: their events need be made for those alone. Not per service
-        (``per_service`` False: one key per category and time bucket)."""
+    def admit_scales(self, t_s: float, from_replicas: list[int], to_replicas: list[int]) -> list[int]:
+        """The positions (ascending) of a cycle's scales at ``t_s`` (s since the start; replicas
+        before and after each) whose events :meth:`admit` of each in order keeps, counted as it
+        counts them: their events need be made for those alone. Not per service (``per_service``
+        False: one key per category and time bucket)."""
         k = len(to_replicas)
         first = min(k, max(0, self.in_full - self.kept))  # the budget's first ones: kept whatever they are
-        # action_category of each, as a sign: the index of _SCALE_CATEGORIES less one (a list: searched in C)
-        signs = np.sign(to_replicas - from_replicas).tolist()
         bucket = math.floor(t_s / self.resolution_s)
+        # action_category of each, as its change's sign: the index of _SCALE_CATEGORIES less one
+        signs = [(b > a) - (b < a) for a, b in zip(from_replicas, to_replicas)]
         fresh = [s for s in set(signs) if (None, _SCALE_CATEGORIES[s + 1], bucket) not in self._seen]
         self._seen.update((None, _SCALE_CATEGORIES[s + 1], bucket) for s in fresh)
         # a fresh category's first scale is kept too (unless among the first ones already)
-        late = sorted(i for i in map(signs.index, fresh) if i >= first)
-        at = np.arange(first) if not late else np.array(list(range(first)) + late, dtype=np.int64)
+        at = list(range(first))
+        at.extend(sorted(i for i in map(signs.index, fresh) if i >= first))
         self.kept += len(at)
         self.dropped += k - len(at)
         return at
