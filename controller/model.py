@@ -485,6 +485,11 @@ class ScaleActions(Sequence):
                                  self.codes.tolist())]
         return self._actions
 
+    def counts(self) -> dict[TargetRef, int]:
+        """{target: the count its scale sets} (without making the actions)."""
+        targets = self.targets
+        return {targets[i]: n for i, n in zip(self.rows.tolist(), self.replicas.tolist())}
+
     def names(self) -> list[str]:
         """The scaled targets' names, in order (without making the actions)."""
         targets = self.targets
