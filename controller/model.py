@@ -459,6 +459,14 @@ class Action:
     resume: bool = False  # ROLLBACK of a Deployment this controller paused: the same write sets spec.paused false
 
 
+def first_by_direction(from_replicas: np.ndarray, replicas: np.ndarray) -> np.ndarray:
+    """(3,) int64: the position of the first of the scales ((K,) counts before and after) that
+    goes down, stays (a fractional desired count truncated to the current one), goes up; -1
+    where none goes that way."""
+    direction = np.sign(np.asarray(replicas, np.int64) - np.asarray(from_replicas, np.int64)) + 1
+    return np.array([np.argmax(direction == d) if (direction == d).any() else -1 for d in range(3)], dtype=np.int64)
+
+
 class ScaleActions(Sequence):
     """A cycle's SCALE actions as arrays, one entry per scaled target: ``rows`` (K,) int64 the
     targets' rows in ``targets`` (the cycle's list), ``replicas`` and ``from_replicas`` (K,) int64
@@ -467,13 +475,21 @@ class ScaleActions(Sequence):
     a failed action's record) and kept, so that every read sees the same ones; a simulation
     carries the arrays through its cluster port and its action log without making them."""
 
-    __slots__ = ("targets", "rows", "replicas", "from_replicas", "codes", "policy", "_actions")
+    __slots__ = ("targets", "rows", "replicas", "from_replicas", "codes", "policy", "_first", "_actions")
 
     def __init__(self, targets: Sequence[TargetRef], rows: np.ndarray, replicas: np.ndarray,
-                 from_replicas: np.ndarray, codes: np.ndarray, policy: str = ""):
+                 from_replicas: np.ndarray, codes: np.ndarray, policy: str = "", first: np.ndarray | None = None):
         self.targets, self.rows, self.replicas, self.from_replicas = targets, rows, replicas, from_replicas
-        self.codes, self.policy = codes, policy
+        self.codes, self.policy, self._first = codes, policy, first
         self._actions: list[Action] | None = None
+
+    @property
+    def first(self) -> np.ndarray:
+        """(3,) int64: the position of the first scale down, to the same count, up; -1 where none
+        (first_by_direction; given by the maker, or worked out once)."""
+        if self._first is None:
+            self._first = first_by_direction(self.from_replicas, self.replicas)
+        return self._first
 
     @property
     def actions(self) -> list[Action]:
@@ -516,7 +532,8 @@ class ScaleActions(Sequence):
         return f"ScaleActions({self.actions!r})"
 
     def __reduce__(self):
-        return ScaleActions, (self.targets, self.rows, self.replicas, self.from_replicas, self.codes, self.policy)
+        return ScaleActions, (self.targets, self.rows, self.replicas, self.from_replicas, self.codes, self.policy,
+                              self._first)
 
 
 @dataclass(frozen=True)

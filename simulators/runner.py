@@ -827,13 +827,12 @@ def _event(action: Action, t_s: float) -> ActionEvent:
 
 def _scale_events(actions: ScaleActions, budget: ActionBudget, t_s: float) -> list[ActionEvent]:
     """``_event`` of each of ``actions`` at ``t_s`` that ``budget`` keeps (ActionBudget.admit_scales), in order."""
-    froms, tos = actions.from_replicas.tolist(), actions.replicas.tolist()
-    kept = budget.admit_scales(t_s, froms, tos)
+    kept = budget.admit_scales(t_s, len(actions), actions.first.tolist())
     if not kept:
         return []
-    rows, codes = actions.rows.tolist(), actions.codes.tolist()
-    if len(kept) < len(tos):
-        rows, froms, tos, codes = ([values[i] for i in kept] for values in (rows, froms, tos, codes))
+    at = slice(None) if len(kept) == len(actions) else kept
+    rows, froms, tos, codes = (a[at].tolist() for a in (actions.rows, actions.from_replicas, actions.replicas,
+                                                        actions.codes))
     targets, reasons, scale, policy = actions.targets, REASON_CODES, _KIND_WORDS[ActionKind.SCALE], actions.policy
     return [ActionEvent(t_s, targets[i].name, scale, f, n, reasons[c], policy)
             for i, f, n, c in zip(rows, froms, tos, codes)]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -349,7 +350,7 @@ def action_category(action: ActionEvent) -> str:
     return "other"
 
 
-#: action_category of a scale by the sign of its change, plus one (admit_scales)
+#: action_category of a scale by the sign of its change, plus one (admit_scales, controller.model.first_by_direction)
 _SCALE_CATEGORIES = ("scale down", "other", "scale up")
 
 
@@ -383,23 +384,25 @@ class ActionBudget:
         self.dropped += 1
         return False
 
-    def admit_scales(self, t_s: float, from_replicas: list[int], to_replicas: list[int]) -> list[int]:
-        """The positions (ascending) of a cycle's scales at ``t_s`` (s since the start; replicas
-        before and after each) whose events :meth:`admit` of each in order keeps, counted as it
-        counts them: their events need be made for those alone. Not per service (``per_service``
+    def admit_scales(self, t_s: float, count: int, first: Sequence[int]) -> list[int]:
+        """The positions (ascending) of a cycle's ``count`` scales at ``t_s`` (s since the start)
+        whose events :meth:`admit` of each in order keeps, counted as it counts them: their events
+        need be made for those alone. ``first``: the position of the first scale down, to the same
+        count, up, -1 for none (controller.model.first_by_direction): what the keys seen depend on,
+        so that a cycle's admission does not grow with its scales. Not per service (``per_service``
         False: one key per category and time bucket)."""
-        k = len(to_replicas)
-        first = min(k, max(0, self.in_full - self.kept))  # the budget's first ones: kept whatever they are
+        full = min(count, max(0, self.in_full - self.kept))  # the budget's first ones: kept whatever they are
         bucket = math.floor(t_s / self.resolution_s)
-        # action_category of each, as its change's sign: the index of _SCALE_CATEGORIES less one
-        signs = [(b > a) - (b < a) for a, b in zip(from_replicas, to_replicas)]
-        fresh = [s for s in set(signs) if (None, _SCALE_CATEGORIES[s + 1], bucket) not in self._seen]
-        self._seen.update((None, _SCALE_CATEGORIES[s + 1], bucket) for s in fresh)
-        # a fresh category's first scale is kept too (unless among the first ones already)
-        at = list(range(first))
-        at.extend(sorted(i for i in map(signs.index, fresh) if i >= first))
+        fresh = []
+        for category, i in zip(_SCALE_CATEGORIES, first):
+            key = (None, category, bucket)
+            if i >= 0 and key not in self._seen:
+                self._seen.add(key)
+                fresh.append(int(i))
+        at = list(range(full))
+        at.extend(sorted(i for i in fresh if i >= full))  # a new key's first scale, past the first ones
         self.kept += len(at)
-        self.dropped += k - len(at)
+        self.dropped += count - len(at)
         return at
 
     def admit_all(self, actions: list[ActionEvent]) -> list[ActionEvent]:

@@ -24,6 +24,7 @@ from controller.core.health.state_codec import (Parsed, durable_arrays, encode, 
                                                 still_relevant, target_key)
 from controller.core.health.params import HealthParams, HealthReason
 from controller.core.scaling.params import PolicyParams
+from controller.core.scaling.scale_rows import scale_rows_fast
 from controller.core.scaling.signal_compiled import read_signal_fast
 from controller.errors import MetricsUnavailable, StateStoreError
 from controller.policy.summary import plural
@@ -1126,25 +1127,20 @@ class Reconciler:
                 self._warn(t, "RollbackUnavailable", message)
         self._history_said.keep(targets)
 
-    def _scaling_actions(self, targets: list[TargetRef], view: ClusterView, decision: Decision) -> list[Action]:
+    def _scaling_actions(self, targets: list[TargetRef], view: ClusterView, decision: Decision) -> list[Action] | ScaleActions:
         """A scale action per changed row of an existing target; remembered with ``decision``
         when they are every change it makes (``_proposed_all``)."""
-        # the changed rows' values only (Decision.desired converts the whole array on every access)
-        rows = np.flatnonzero(decision.changed)
-        if not rows.size:  # no change (most cycles of a steady load): no gathers, no actions
+        # one pass over the decision's arrays (Decision.desired and .changed convert or compare the whole array)
+        found = scale_rows_fast(decision.norm.desired, decision.current, view.exists, view.spec, decision.reason)
+        if not found.rows.size and found.every:  # no change (most cycles of a steady load): no actions
             self._proposed = (decision, [])
             return []
-        on_existing = view.exists[rows]
-        every = bool(on_existing.all())  # every change has its action (else: those of existing targets)
-        if not every:
-            rows = rows[on_existing]
-        desired = decision.norm.desired[rows]
-        # as arrays (the Action objects made only where read: ScaleActions); counts truncated as int() does
-        actions = ScaleActions(targets, rows, desired.astype(np.int64), view.spec[rows].astype(np.int64),
-                               decision.reason[rows].astype(np.int64), self.policy.name)
-        # each to a whole desired count (a fractional one would be a change the commit records otherwise)
-        every = every and bool(np.array_equal(actions.replicas, desired))
-        self._proposed = (decision, actions) if every else None
+        # as arrays (the Action objects made only where read: ScaleActions)
+        actions = ScaleActions(targets, found.rows, found.replicas, found.from_replicas, found.codes,
+                               self.policy.name, found.first)
+        # remembered when they are every change it makes (each to a whole desired count: a fractional
+        # one would be a change the commit records otherwise)
+        self._proposed = (decision, actions) if found.every else None
         return actions
 
     @property
