@@ -459,33 +459,44 @@ class Action:
     resume: bool = False  # ROLLBACK of a Deployment this controller paused: the same write sets spec.paused false
 
 
-def first_by_direction(from_replicas: np.ndarray, replicas: np.ndarray) -> np.ndarray:
-    """(3,) int64: the position of the first of the scales ((K,) counts before and after) that
-    goes down, stays (a fractional desired count truncated to the current one), goes up; -1
-    where none goes that way."""
+def first_by_direction(from_replicas: np.ndarray, replicas: np.ndarray) -> tuple[int, int, int]:
+    """The position of the first of the scales ((K,) counts before and after) that goes down,
+    stays (a fractional desired count truncated to the current one), goes up; -1 where none
+    goes that way."""
     direction = np.sign(np.asarray(replicas, np.int64) - np.asarray(from_replicas, np.int64)) + 1
-    return np.array([np.argmax(direction == d) if (direction == d).any() else -1 for d in range(3)], dtype=np.int64)
+    down, same, up = (int(np.argmax(direction == d)) if (direction == d).any() else -1 for d in range(3))
+    return down, same, up
 
 
 class ScaleActions(Sequence):
-    """A cycle's SCALE actions as arrays, one entry per scaled target: ``rows`` (K,) int64 the
-    targets' rows in ``targets`` (the cycle's list), ``replicas`` and ``from_replicas`` (K,) int64
-    the counts set and replaced, ``codes`` (K,) int64 the reasons (REASON_CODES), all by one
-    ``policy``. A Sequence of Action: the objects are made on first read (a live adapter, explain,
-    a failed action's record) and kept, so that every read sees the same ones; a simulation
-    carries the arrays through its cluster port and its action log without making them."""
+    """A cycle's SCALE actions as arrays, all by one ``policy``: ``scales`` (4, K) int64, one
+    column per scaled target, its rows ``rows`` (the targets' rows in ``targets``, the cycle's
+    list), ``replicas`` and ``from_replicas`` (the counts set and replaced) and ``codes`` (the
+    reasons, REASON_CODES); one array, so that a reader takes all four as lists in one call.
+    A Sequence of Action: the objects are made on first read (a live adapter, explain, a failed
+    action's record) and kept, so that every read sees the same ones; a simulation carries the
+    arrays through its cluster port and its action log without making them."""
 
-    __slots__ = ("targets", "rows", "replicas", "from_replicas", "codes", "policy", "_first", "_actions")
+    __slots__ = ("targets", "scales", "policy", "_first", "_actions")
 
-    def __init__(self, targets: Sequence[TargetRef], rows: np.ndarray, replicas: np.ndarray,
-                 from_replicas: np.ndarray, codes: np.ndarray, policy: str = "", first: np.ndarray | None = None):
-        self.targets, self.rows, self.replicas, self.from_replicas = targets, rows, replicas, from_replicas
-        self.codes, self.policy, self._first = codes, policy, first
+    def __init__(self, targets: Sequence[TargetRef], scales: np.ndarray, policy: str = "",
+                 first: tuple[int, int, int] | None = None):
+        self.targets, self.scales, self.policy, self._first = targets, scales, policy, first
         self._actions: list[Action] | None = None
 
+    @classmethod
+    def of(cls, targets: Sequence[TargetRef], rows, replicas, from_replicas, codes, policy: str = "") -> "ScaleActions":
+        """From the four (K,) sequences."""
+        return cls(targets, np.array([rows, replicas, from_replicas, codes], dtype=np.int64).reshape(4, -1), policy)
+
+    rows = property(lambda self: self.scales[0], doc="(K,) int64 the scaled targets' rows in ``targets``")
+    replicas = property(lambda self: self.scales[1], doc="(K,) int64 the counts set")
+    from_replicas = property(lambda self: self.scales[2], doc="(K,) int64 the counts replaced")
+    codes = property(lambda self: self.scales[3], doc="(K,) int64 the reason codes (REASON_CODES)")
+
     @property
-    def first(self) -> np.ndarray:
-        """(3,) int64: the position of the first scale down, to the same count, up; -1 where none
+    def first(self) -> tuple[int, int, int]:
+        """The position of the first scale down, to the same count, up; -1 where none
         (first_by_direction; given by the maker, or worked out once)."""
         if self._first is None:
             self._first = first_by_direction(self.from_replicas, self.replicas)
@@ -496,23 +507,18 @@ class ScaleActions(Sequence):
         """The Action of each entry, in order (made once)."""
         if self._actions is None:
             targets, reasons, scale, policy = self.targets, REASON_CODES, ActionKind.SCALE, self.policy
-            self._actions = [Action(scale, targets[i], reasons[c], n, f, None, None, policy) for i, n, f, c in
-                             zip(self.rows.tolist(), self.replicas.tolist(), self.from_replicas.tolist(),
-                                 self.codes.tolist())]
+            self._actions = [Action(scale, targets[i], reasons[c], n, f, None, None, policy)
+                             for i, n, f, c in zip(*self.scales.tolist())]
         return self._actions
 
     def counts(self) -> dict[TargetRef, int]:
         """{target: the count its scale sets} (without making the actions)."""
         targets = self.targets
-        return {targets[i]: n for i, n in zip(self.rows.tolist(), self.replicas.tolist())}
-
-    def names(self) -> list[str]:
-        """The scaled targets' names, in order (without making the actions)."""
-        targets = self.targets
-        return [targets[i].name for i in self.rows.tolist()]
+        rows, replicas = self.scales[:2].tolist()
+        return {targets[i]: n for i, n in zip(rows, replicas)}
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self.scales.shape[1]
 
     def __getitem__(self, k):
         return self.actions[k]
@@ -532,8 +538,7 @@ class ScaleActions(Sequence):
         return f"ScaleActions({self.actions!r})"
 
     def __reduce__(self):
-        return ScaleActions, (self.targets, self.rows, self.replicas, self.from_replicas, self.codes, self.policy,
-                              self._first)
+        return ScaleActions, (self.targets, self.scales, self.policy, self._first)
 
 
 @dataclass(frozen=True)

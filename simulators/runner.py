@@ -827,15 +827,13 @@ def _event(action: Action, t_s: float) -> ActionEvent:
 
 def _scale_events(actions: ScaleActions, budget: ActionBudget, t_s: float) -> list[ActionEvent]:
     """``_event`` of each of ``actions`` at ``t_s`` that ``budget`` keeps (ActionBudget.admit_scales), in order."""
-    kept = budget.admit_scales(t_s, len(actions), actions.first.tolist())
+    kept = budget.admit_scales(t_s, len(actions), actions.first)
     if not kept:
         return []
-    at = slice(None) if len(kept) == len(actions) else kept
-    rows, froms, tos, codes = (a[at].tolist() for a in (actions.rows, actions.from_replicas, actions.replicas,
-                                                        actions.codes))
+    scales = actions.scales if len(kept) == len(actions) else actions.scales[:, kept]
     targets, reasons, scale, policy = actions.targets, REASON_CODES, _KIND_WORDS[ActionKind.SCALE], actions.policy
     return [ActionEvent(t_s, targets[i].name, scale, f, n, reasons[c], policy)
-            for i, f, n, c in zip(rows, froms, tos, codes)]
+            for i, n, f, c in zip(*scales.tolist())]
 
 
 def fault_windows(scenario: Scenario) -> list[FaultWindow]:

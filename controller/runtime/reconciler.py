@@ -1132,12 +1132,11 @@ class Reconciler:
         when they are every change it makes (``_proposed_all``)."""
         # one pass over the decision's arrays (Decision.desired and .changed convert or compare the whole array)
         found = scale_rows_fast(decision.norm.desired, decision.current, view.exists, view.spec, decision.reason)
-        if not found.rows.size and found.every:  # no change (most cycles of a steady load): no actions
+        if not found.scales.shape[1] and found.every:  # no change (most cycles of a steady load): no actions
             self._proposed = (decision, [])
             return []
         # as arrays (the Action objects made only where read: ScaleActions)
-        actions = ScaleActions(targets, found.rows, found.replicas, found.from_replicas, found.codes,
-                               self.policy.name, found.first)
+        actions = ScaleActions(targets, found.scales, self.policy.name, found.first)
         # remembered when they are every change it makes (each to a whole desired count: a fractional
         # one would be a change the commit records otherwise)
         self._proposed = (decision, actions) if found.every else None

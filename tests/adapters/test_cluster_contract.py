@@ -150,14 +150,13 @@ def send(port, actions) -> None:
 def test_a_cycle_s_scales_as_arrays_set_each_target_s_count(subject, targets, rows, replicas, want):
     current = subject.port.observe(targets).spec
     rows = np.array(rows, dtype=np.int64)
-    send(subject.port, ScaleActions(targets, rows, np.array(replicas, dtype=np.int64), current[rows].astype(np.int64),
-                                    np.full(rows.size, 1, dtype=np.int64), "web-policy"))
+    send(subject.port, ScaleActions.of(targets, rows, replicas, current[rows], np.full(rows.size, 1), "web-policy"))
     assert subject.port.observe([API, WEB]).spec.tolist() == want
 
 
 def test_a_cycle_s_scale_of_an_unknown_target_is_not_found(subject):
     """The arrays name a target the cluster lacks: handed back and applied one by one, its own NotFound."""
-    scales = ScaleActions([WEB, GHOST], np.array([0, 1]), np.array([4, 3]), np.array([2, 0]), np.array([1, 1]))
+    scales = ScaleActions.of([WEB, GHOST], [0, 1], [4, 3], [2, 0], [1, 1])
     with pytest.raises(NotFound):
         send(subject.port, scales)
 

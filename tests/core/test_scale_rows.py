@@ -22,19 +22,15 @@ def one_by_one(desired, current, exists, spec, reason) -> ScaleRows:
     every = all(exists[i] for i in range(len(desired)) if desired[i] != current[i])
     replicas, froms = [int(desired[i]) for i in rows], [int(spec[i]) for i in rows]
     every = every and all(n == desired[i] for n, i in zip(replicas, rows))
-    return ScaleRows(np.array(rows, np.int64), np.array(replicas, np.int64), np.array(froms, np.int64),
-                     np.array([int(reason[i]) for i in rows], np.int64), every,
-                     first_by_direction(np.array(froms, np.int64), np.array(replicas, np.int64)))
+    scales = np.array([rows, replicas, froms, [int(reason[i]) for i in rows]], np.int64).reshape(4, -1)
+    return ScaleRows(scales, every, first_by_direction(np.array(froms, np.int64), np.array(replicas, np.int64)))
 
 
 def assert_same(got: ScaleRows, want: ScaleRows) -> None:
-    for name in ScaleRows._fields:
-        a, b = getattr(got, name), getattr(want, name)
-        if name == "every":
-            assert type(a) is bool and a == b
-            continue
-        assert a.dtype == np.int64 and b.dtype == np.int64, name
-        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert got.scales.dtype == want.scales.dtype == np.int64 and got.scales.shape == want.scales.shape
+    np.testing.assert_array_equal(got.scales, want.scales)
+    assert type(got.every) is bool and got.every == want.every
+    assert all(type(i) is int for i in got.first) and got.first == want.first
 
 
 def arrays(desired, current, exists, spec=None, reason=None, spec_dtype=np.int64, reason_dtype=np.int64):

@@ -106,8 +106,8 @@ SERVICES = [TargetRef("default", f"svc-{i}") for i in range(8)]  # CROWD's, in t
 
 def scale_arrays(rows: list[int], replicas: list[int], targets=SERVICES) -> ScaleActions:
     rows_a = np.array(rows, dtype=np.int64)
-    return ScaleActions(targets, rows_a, np.array(replicas, dtype=np.int64), np.full(rows_a.size, 4, dtype=np.int64),
-                        np.full(rows_a.size, REASON_CODES.index("ScaleUp"), dtype=np.int64), "crowd")
+    return ScaleActions.of(targets, rows_a, replicas, np.full(rows_a.size, 4), np.full(rows_a.size, REASON_CODES.index(
+        "ScaleUp")), "crowd")
 
 
 def test_a_cycle_s_scales_as_arrays_are_the_actions_made_one_by_one():
@@ -119,7 +119,7 @@ def test_a_cycle_s_scales_as_arrays_are_the_actions_made_one_by_one():
     assert scales == made and made == scales and len(scales) == 2 and scales[1] == made[1]
     assert all(a is b for a, b in zip(scales, scales.actions)) and list(scales)[0] is scales[0]
     assert all(type(a.replicas) is int and type(a.from_replicas) is int for a in scales)
-    assert pickle.loads(pickle.dumps(scales)) == made and scales.names() == ["svc-1", "svc-3"]
+    assert pickle.loads(pickle.dumps(scales)) == made and scales.counts() == {SERVICES[1]: 7, SERVICES[3]: 2}
 
 
 @pytest.mark.parametrize("queued, rows, replicas", [

@@ -251,7 +251,7 @@ def admitted_both_ways(in_full: int, cycles: list[tuple[float, list[int], list[i
     arrays, each = ActionBudget(3600.0, 1000, in_full=in_full), ActionBudget(3600.0, 1000, in_full=in_full)
     kept = []
     for t_s, froms, tos in cycles:
-        kept.append(arrays.admit_scales(t_s, len(tos), first_by_direction(np.array(froms), np.array(tos)).tolist()))
+        kept.append(arrays.admit_scales(t_s, len(tos), first_by_direction(np.array(froms), np.array(tos))))
         assert kept[-1] == scales_admitted_each(each, t_s, froms, tos)
         assert (arrays.kept, arrays.dropped, arrays._seen) == (each.kept, each.dropped, each._seen)
     return kept

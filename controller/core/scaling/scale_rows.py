@@ -21,19 +21,16 @@ from controller.core.scaling.compiled import jit
 from controller.model import first_by_direction
 
 class ScaleRows(NamedTuple):
-    """The scales of a decision: ``rows`` (K,) int64, ascending, the changed rows of existing
-    targets; ``replicas`` (K,) int64 their desired counts truncated as ``int()`` does;
-    ``from_replicas`` (K,) int64 the spec counts they replace (truncated alike); ``codes`` (K,)
-    int64 their reason codes; ``every``: these are every change the decision makes (every
-    changed row exists and its desired count is whole); ``first`` (3,) int64 the position of
-    the first scale down, to the same count, up (controller.model.first_by_direction)."""
+    """The scales of a decision: ``scales`` (4, K) int64, a column per scale (as
+    controller.model.ScaleActions holds them): the changed rows of existing targets, ascending;
+    their desired counts truncated as ``int()`` does; the spec counts they replace (truncated
+    alike); their reason codes. ``every``: these are every change the decision makes (every
+    changed row exists and its desired count is whole); ``first``: the position of the first
+    scale down, to the same count, up (controller.model.first_by_direction)."""
 
-    rows: np.ndarray
-    replicas: np.ndarray
-    from_replicas: np.ndarray
-    codes: np.ndarray
+    scales: np.ndarray
     every: bool
-    first: np.ndarray
+    first: tuple[int, int, int]
 
 
 def scale_rows(desired: np.ndarray, current: np.ndarray, exists: np.ndarray, spec: np.ndarray,
@@ -48,8 +45,8 @@ def scale_rows(desired: np.ndarray, current: np.ndarray, exists: np.ndarray, spe
     wanted = desired[rows]
     replicas = wanted.astype(np.int64)
     from_replicas = spec[rows].astype(np.int64)
-    return ScaleRows(rows.astype(np.int64), replicas, from_replicas, reason[rows].astype(np.int64),
-                     every and bool(np.array_equal(replicas, wanted)), first_by_direction(from_replicas, replicas))
+    scales = np.stack([rows.astype(np.int64), replicas, from_replicas, reason[rows].astype(np.int64)])
+    return ScaleRows(scales, every and bool(np.array_equal(replicas, wanted)), first_by_direction(from_replicas, replicas))
 
 
 @jit
@@ -63,10 +60,7 @@ def _scale_rows_kernel(desired, current, exists, spec, reason):
                 k += 1
             else:
                 every = False
-    rows = np.empty(k, np.int64)
-    replicas = np.empty(k, np.int64)
-    from_replicas = np.empty(k, np.int64)
-    codes = np.empty(k, np.int64)
+    scales = np.empty((4, k), np.int64)
     first = np.full(3, -1, np.int64)
     j = 0
     for i in range(n):
@@ -75,12 +69,12 @@ def _scale_rows_kernel(desired, current, exists, spec, reason):
             f = np.int64(spec[i])
             if r != desired[i]:
                 every = False
-            rows[j], replicas[j], from_replicas[j], codes[j] = i, r, f, np.int64(reason[i])
+            scales[0, j], scales[1, j], scales[2, j], scales[3, j] = i, r, f, np.int64(reason[i])
             direction = (1 if r > f else 0) - (1 if r < f else 0) + 1
             if first[direction] < 0:
                 first[direction] = j
             j += 1
-    return rows, replicas, from_replicas, codes, every, first
+    return scales, every, (first[0], first[1], first[2])
 
 
 def scale_rows_fast(desired: np.ndarray, current: np.ndarray, exists: np.ndarray, spec: np.ndarray,
