@@ -10,6 +10,7 @@ import enum
 import json
 import math
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -456,6 +457,88 @@ class Action:
     policy: str = ""
     fast: bool = False  # ROLLBACK of a release caught during its rollout: stop it at once (see SimCluster.rollback)
     resume: bool = False  # ROLLBACK of a Deployment this controller paused: the same write sets spec.paused false
+
+
+def first_by_direction(from_replicas: np.ndarray, replicas: np.ndarray) -> tuple[int, int, int]:
+    """The position of the first of the scales ((K,) counts before and after) that goes down,
+    stays (a fractional desired count truncated to the current one), goes up; -1 where none
+    goes that way."""
+    direction = np.sign(np.asarray(replicas, np.int64) - np.asarray(from_replicas, np.int64)) + 1
+    down, same, up = (int(np.argmax(direction == d)) if (direction == d).any() else -1 for d in range(3))
+    return down, same, up
+
+
+class ScaleActions(Sequence):
+    """A cycle's SCALE actions as arrays, all by one ``policy``: ``scales`` (4, K) int64, one
+    column per scaled target, its rows ``rows`` (the targets' rows in ``targets``, the cycle's
+    list), ``replicas`` and ``from_replicas`` (the counts set and replaced) and ``codes`` (the
+    reasons, REASON_CODES); one array, so that a reader takes all four as lists in one call.
+    A Sequence of Action: the objects are made on first read (a live adapter, explain, a failed
+    action's record) and kept, so that every read sees the same ones; a simulation carries the
+    arrays through its cluster port and its action log without making them."""
+
+    __slots__ = ("targets", "scales", "policy", "_first", "_actions")
+
+    def __init__(self, targets: Sequence[TargetRef], scales: np.ndarray, policy: str = "",
+                 first: tuple[int, int, int] | None = None):
+        self.targets, self.scales, self.policy, self._first = targets, scales, policy, first
+        self._actions: list[Action] | None = None
+
+    @classmethod
+    def of(cls, targets: Sequence[TargetRef], rows, replicas, from_replicas, codes, policy: str = "") -> "ScaleActions":
+        """From the four (K,) sequences."""
+        return cls(targets, np.array([rows, replicas, from_replicas, codes], dtype=np.int64).reshape(4, -1), policy)
+
+    rows = property(lambda self: self.scales[0], doc="(K,) int64 the scaled targets' rows in ``targets``")
+    replicas = property(lambda self: self.scales[1], doc="(K,) int64 the counts set")
+    from_replicas = property(lambda self: self.scales[2], doc="(K,) int64 the counts replaced")
+    codes = property(lambda self: self.scales[3], doc="(K,) int64 the reason codes (REASON_CODES)")
+
+    @property
+    def first(self) -> tuple[int, int, int]:
+        """The position of the first scale down, to the same count, up; -1 where none
+        (first_by_direction; given by the maker, or worked out once)."""
+        if self._first is None:
+            self._first = first_by_direction(self.from_replicas, self.replicas)
+        return self._first
+
+    @property
+    def actions(self) -> list[Action]:
+        """The Action of each entry, in order (made once)."""
+        if self._actions is None:
+            targets, reasons, scale, policy = self.targets, REASON_CODES, ActionKind.SCALE, self.policy
+            self._actions = [Action(scale, targets[i], reasons[c], n, f, None, None, policy)
+                             for i, n, f, c in zip(*self.scales.tolist())]
+        return self._actions
+
+    def counts(self) -> dict[TargetRef, int]:
+        """{target: the count its scale sets} (without making the actions)."""
+        targets = self.targets
+        rows, replicas = self.scales[:2].tolist()
+        return {targets[i]: n for i, n in zip(rows, replicas)}
+
+    def __len__(self) -> int:
+        return self.scales.shape[1]
+
+    def __getitem__(self, k):
+        return self.actions[k]
+
+    def __iter__(self):
+        return iter(self.actions)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same actions (a list of them, as the cycle kept before)."""
+        if not isinstance(other, (list, tuple, ScaleActions)):
+            return NotImplemented
+        return self.actions == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  (mutable-looking: compared by content, as a list)
+
+    def __repr__(self) -> str:
+        return f"ScaleActions({self.actions!r})"
+
+    def __reduce__(self):
+        return ScaleActions, (self.targets, self.scales, self.policy, self._first)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import numpy as np
 
 from controller.core.scaling import compiled, signal_compiled
 from controller.errors import MetricsUnavailable, NotFound
-from controller.model import Action, ActionKind, TargetRef, TargetSelector
+from controller.model import Action, ActionKind, ScaleActions, TargetRef, TargetSelector
 from controller.ports import (ClusterView, ListedPodSamples, PaddedPodSamples, PodSeries, PodView, Samples, ScalingReads,
                               StateDeletion, state_name)
 from simulators import metrics_compiled, scaling_reads, streams
@@ -93,7 +93,11 @@ class SimTargets:
         as ``apply`` of each in order queues it), all or none: a subclass that writes its own way
         (``apply`` overridden: sim serve's store, a test's refusals), an action of another kind or
         a workload the cluster does not have hands them all back, for ``apply`` one by one."""
-        if type(self).apply is not SimTargets.apply or any(a.kind is not ActionKind.SCALE for a in actions):
+        if type(self).apply is not SimTargets.apply:
+            return list(actions)
+        if isinstance(actions, ScaleActions):  # the cycle's arrays: no Action made, no lookup per target
+            return self._apply_scale_rows(actions)
+        if any(a.kind is not ActionKind.SCALE for a in actions):
             return list(actions)
         try:
             rows = [self._index(a.target) for a in actions]
@@ -102,6 +106,15 @@ class SimTargets:
         set_replicas = self.cluster.set_replicas
         for i, a in zip(rows, actions):
             set_replicas(i, int(a.replicas))
+        return []
+
+    def _apply_scale_rows(self, actions: ScaleActions) -> list[Action]:
+        """``apply_scales`` of a ScaleActions: its counts queued at its targets' rows in one call
+        (SimCluster.set_replicas_rows); all handed back when one of its targets is unknown."""
+        rows, exists = self._rows_of(actions.targets)
+        if not exists[actions.rows].all():
+            return list(actions)
+        self.cluster.set_replicas_rows(rows[actions.rows], actions.replicas)
         return []
 
     def _index(self, target: TargetRef) -> int:

@@ -25,7 +25,7 @@ from controller.core.health.params import Scope
 from controller.core.scaling import compiled
 from controller.core.scaling.params import MetricKind
 from controller.errors import FieldError, ScenarioError
-from controller.model import Action, ActionKind
+from controller.model import REASON_CODES, Action, ActionKind, ScaleActions
 from controller.policy import LoadedPolicy
 from controller.policy.limits import MAX_REPLICAS
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
@@ -642,9 +642,12 @@ class _ControllerRun:
             self.next_progress = k + 1 + self.every
             self.on_tick(k + 1)
 
-    def _keep_actions(self, actions: list[Action], t_s: float) -> None:
+    def _keep_actions(self, actions: Sequence[Action], t_s: float) -> None:
         """The events of a cycle's ``actions`` at ``t_s`` (s since the start) that the run's
-        ActionBudget keeps, in order."""
+        ActionBudget keeps, in order (of a ScaleActions, made for those alone, from its arrays)."""
+        if isinstance(actions, ScaleActions) and not self.budget.per_service:
+            self.actions.extend(_scale_events(actions, self.budget, t_s))
+            return
         self.actions.extend(self.budget.admit_all([_event(a, t_s) for a in actions]))
 
     def _run_sink_codes(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -820,6 +823,17 @@ def _event(action: Action, t_s: float) -> ActionEvent:
         reason = f"{reason} (to revision {action.revision})"
     return ActionEvent(t_s, action.target.name, _KIND_WORDS[action.kind], action.from_replicas, action.replicas, reason,
                        action.policy)
+
+
+def _scale_events(actions: ScaleActions, budget: ActionBudget, t_s: float) -> list[ActionEvent]:
+    """``_event`` of each of ``actions`` at ``t_s`` that ``budget`` keeps (ActionBudget.admit_scales), in order."""
+    kept = budget.admit_scales(t_s, len(actions), actions.first)
+    if not kept:
+        return []
+    scales = actions.scales if len(kept) == len(actions) else actions.scales[:, kept]
+    targets, reasons, scale, policy = actions.targets, REASON_CODES, _KIND_WORDS[ActionKind.SCALE], actions.policy
+    return [ActionEvent(t_s, targets[i].name, scale, f, n, reasons[c], policy)
+            for i, n, f, c in zip(*scales.tolist())]
 
 
 def fault_windows(scenario: Scenario) -> list[FaultWindow]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -349,6 +350,10 @@ def action_category(action: ActionEvent) -> str:
     return "other"
 
 
+#: action_category of a scale by the sign of its change, plus one (admit_scales, controller.model.first_by_direction)
+_SCALE_CATEGORIES = ("scale down", "other", "scale up")
+
+
 class ActionBudget:
     """Which actions a long run keeps: all of the first :data:`ACTIONS_IN_FULL`, then only the
     first of each category per time bucket (1/:data:`MAX_POINTS` of the run), per service when
@@ -378,6 +383,27 @@ class ActionBudget:
             return True
         self.dropped += 1
         return False
+
+    def admit_scales(self, t_s: float, count: int, first: Sequence[int]) -> list[int]:
+        """The positions (ascending) of a cycle's ``count`` scales at ``t_s`` (s since the start)
+        whose events :meth:`admit` of each in order keeps, counted as it counts them: their events
+        need be made for those alone. ``first``: the position of the first scale down, to the same
+        count, up, -1 for none (controller.model.first_by_direction): what the keys seen depend on,
+        so that a cycle's admission does not grow with its scales. Not per service (``per_service``
+        False: one key per category and time bucket)."""
+        full = min(count, max(0, self.in_full - self.kept))  # the budget's first ones: kept whatever they are
+        bucket = math.floor(t_s / self.resolution_s)
+        fresh = []
+        for category, i in zip(_SCALE_CATEGORIES, first):
+            key = (None, category, bucket)
+            if i >= 0 and key not in self._seen:
+                self._seen.add(key)
+                fresh.append(int(i))
+        at = list(range(full))
+        at.extend(sorted(i for i in fresh if i >= full))  # a new key's first scale, past the first ones
+        self.kept += len(at)
+        self.dropped += count - len(at)
+        return at
 
     def admit_all(self, actions: list[ActionEvent]) -> list[ActionEvent]:
         """The ``actions`` that :meth:`admit` of each in order keeps, in order. Actions of one

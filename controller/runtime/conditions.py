@@ -17,7 +17,7 @@ import numpy as np
 from controller.core.scaling.decide import Decision
 from controller.core.scaling.hpa_conditions import condition_status, hpa_conditions, metric_failure_reasons
 from controller.core.scaling.params import PolicyParams
-from controller.model import Action, ActionKind, TargetRef
+from controller.model import Action, ActionKind, ScaleActions, TargetRef
 
 _FIXED_MESSAGES = {
     "SucceededGetScale": "the controller was able to get the target's current scale",
@@ -90,7 +90,8 @@ def scaling_conditions(params: PolicyParams, decision: Decision, targets: Sequen
     out = [shared[k] for k in which.ravel().tolist()]
     exists = np.asarray(exists, bool)
     if rescaled.any():  # the message names this target's action
-        scaled = {a.target: a for a in applied if a.kind == ActionKind.SCALE}
+        scaled = applied.counts() if isinstance(applied, ScaleActions) else \
+            {a.target: a.replicas for a in applied if a.kind == ActionKind.SCALE}
         failed_by = {f.target: f.why for f in failed if f.kind == "scale"}  # a failed rollback is no FailedUpdateScale
         for i in np.flatnonzero(rescaled[which.ravel()] & exists).tolist():
             out[i] = {**out[i], "AbleToScale": _rescale(targets[i], int(norm.desired[i]), scaled, failed_by)}
@@ -146,9 +147,11 @@ def _conditions_of_rows(params: PolicyParams, decision: Decision, rows: np.ndarr
 
 
 def _rescale(target: TargetRef, desired: int, scaled: dict, failed_by: dict) -> dict[str, str]:
+    """AbleToScale of a target the decision changed: ``scaled`` target -> the count a scale set,
+    ``failed_by`` target -> why its scale failed."""
     if target in scaled:
         return condition("SucceededRescale", f"the controller was able to update the target scale to "
-                                             f"{scaled[target].replicas}")
+                                             f"{scaled[target]}")
     if target in failed_by:
         return condition("FailedUpdateScale", f"the controller was unable to update the target scale: "
                                               f"{failed_by[target]}")

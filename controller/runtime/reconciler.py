@@ -24,10 +24,11 @@ from controller.core.health.state_codec import (Parsed, durable_arrays, encode, 
                                                 still_relevant, target_key)
 from controller.core.health.params import HealthParams, HealthReason
 from controller.core.scaling.params import PolicyParams
+from controller.core.scaling.scale_rows import scale_rows_fast
 from controller.core.scaling.signal_compiled import read_signal_fast
 from controller.errors import MetricsUnavailable, StateStoreError
 from controller.policy.summary import plural
-from controller.model import REASON_CODES, RESUME_ANNOTATION, Action, ActionKind, DecisionRecord, TargetRef
+from controller.model import RESUME_ANNOTATION, Action, ActionKind, DecisionRecord, ScaleActions, TargetRef
 from controller.policy.schema import DEFAULT_HANDS_OFF_S
 from controller.ports import (ArrayMetricsSource, BatchScaler, Cluster, ClusterView, ConcurrentMetricsSource,
                               EventRecorder, FieldManaged, HpaLister, MetricsSource, Rehearsal, Samples, ScalingReads,
@@ -127,7 +128,9 @@ class CycleResult:
     targets: list[TargetRef]
     view: ClusterView | None
     decision: Decision | None
-    actions: list[Action] = field(default_factory=list)  # accepted by the cluster (under a rehearsal: would be)
+    #: accepted by the cluster (under a rehearsal: would be); a cycle that only scaled, every scale
+    #: accepted at once (BatchScaler), keeps its ScaleActions here: a Sequence of Action, not a list
+    actions: list[Action] | ScaleActions = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     queries: int = 0
     failed: list[FailedAction] = field(default_factory=list)
@@ -833,8 +836,12 @@ class Reconciler:
         """Send scale ``actions`` in one call (BatchScaler): those applied join the cycle's, as
         ``_apply`` of each adds them; those handed back go through ``_apply`` one by one, after."""
         left = self._batch.apply_scales(actions)
-        applied = actions if not left else [a for a in actions if all(a is not b for b in left)]
-        result.actions.extend(applied)
+        if not left and not result.actions:  # the common cycle: the cycle's actions are these, as they came
+            result.actions = actions
+            applied = actions
+        else:
+            applied = actions if not left else [a for a in actions if all(a is not b for b in left)]
+            result.actions.extend(applied)
         if self._refused_said:  # a refusal was said: a later one of these actions is news again
             for a in applied:
                 self._refused_said.forget((a.target, a.kind.word))
@@ -899,15 +906,20 @@ class Reconciler:
         if result.scaling_committed:
             return
         result.scaling_committed = True
-        applied = [] if self.rehearsal else [a for a in result.actions if a.kind is ActionKind.SCALE]
+        applied = [] if self.rehearsal else result.actions
+        if not isinstance(applied, ScaleActions):  # (a ScaleActions holds scales only)
+            applied = [a for a in applied if a.kind is ActionKind.SCALE]
         if self._proposed_all(decision, applied):  # the common cycle: the decision's own actions, each applied
             self._scaling.commit(decision, True, None)
             return
-        row = self._row_of(targets) if applied else {}
         scaled = np.zeros(len(targets), bool)
         replicas = np.asarray(decision.desired, dtype=np.float64).copy()
-        for a in applied:
-            scaled[row[a.target]], replicas[row[a.target]] = True, a.replicas
+        if isinstance(applied, ScaleActions) and applied.targets is targets:  # rows of ``targets`` already
+            scaled[applied.rows], replicas[applied.rows] = True, applied.replicas
+        else:
+            row = self._row_of(targets) if applied else {}
+            for a in applied:
+                scaled[row[a.target]], replicas[row[a.target]] = True, a.replicas
         self._scaling.commit(decision, scaled, replicas)
 
     def _proposed_all(self, decision: Decision, applied: list[Action]) -> bool:
@@ -916,8 +928,10 @@ class Reconciler:
         to desired records the same scale events, without the per-action row lookups (and in
         place, without a commit kernel call of its own: DecisionWorkspace.commit)."""
         proposed = self._proposed
-        return (proposed is not None and proposed[0] is decision and len(applied) == len(proposed[1])
-                and all(a is b for a, b in zip(applied, proposed[1])))
+        if proposed is None or proposed[0] is not decision:
+            return False
+        return applied is proposed[1] or (len(applied) == len(proposed[1])  # as proposed, or the same objects
+                                          and all(a is b for a, b in zip(applied, proposed[1])))
 
     def _row_of(self, targets: list[TargetRef]) -> dict[TargetRef, int]:
         """{target: row}, kept while the target list is the same (a cycle's commit looks up only
@@ -1113,25 +1127,19 @@ class Reconciler:
                 self._warn(t, "RollbackUnavailable", message)
         self._history_said.keep(targets)
 
-    def _scaling_actions(self, targets: list[TargetRef], view: ClusterView, decision: Decision) -> list[Action]:
+    def _scaling_actions(self, targets: list[TargetRef], view: ClusterView, decision: Decision) -> list[Action] | ScaleActions:
         """A scale action per changed row of an existing target; remembered with ``decision``
         when they are every change it makes (``_proposed_all``)."""
-        # the changed rows' values only (Decision.desired converts the whole array on every access)
-        rows = np.flatnonzero(decision.changed)
-        if not rows.size:  # no change (most cycles of a steady load): no gathers, no actions
+        # one pass over the decision's arrays (Decision.desired and .changed convert or compare the whole array)
+        found = scale_rows_fast(decision.norm.desired, decision.current, view.exists, view.spec, decision.reason)
+        if not found.scales.shape[1] and found.every:  # no change (most cycles of a steady load): no actions
             self._proposed = (decision, [])
             return []
-        on_existing = view.exists[rows]
-        every = bool(on_existing.all())  # every change has its action (else: those of existing targets)
-        if not every:
-            rows = rows[on_existing]
-        reason, desired, spec = (a[rows].tolist() for a in (decision.reason, decision.norm.desired, view.spec))
-        codes, scale, policy = REASON_CODES, ActionKind.SCALE, self.policy.name
-        actions = [Action(scale, targets[i], codes[int(r)], d_int, int(f), None, None, policy)
-                   for i, r, d_int, f in zip(rows.tolist(), reason, map(int, desired), spec)]
-        # each to a whole desired count (a fractional one would be a change the commit records otherwise)
-        every = every and all(a.replicas == d for a, d in zip(actions, desired))
-        self._proposed = (decision, actions) if every else None
+        # as arrays (the Action objects made only where read: ScaleActions)
+        actions = ScaleActions(targets, found.scales, self.policy.name, found.first)
+        # remembered when they are every change it makes (each to a whole desired count: a fractional
+        # one would be a change the commit records otherwise)
+        self._proposed = (decision, actions) if found.every else None
         return actions
 
     @property

@@ -223,6 +223,17 @@ class ReplicaSets:
             return
         self._queued_replicas[int(i)] = int(replicas)
 
+    def set_replicas_rows(self, rows: np.ndarray, replicas: np.ndarray) -> None:
+        """``set_replicas(i, n)`` of each of ``rows`` (K,) and ``replicas`` (K,) in order, at
+        ``self.now``: queued at once when the queue holds none of the rows and they are distinct
+        (a cycle's scales: the common case), else one by one as the loop would."""
+        queued = dict(zip(rows.tolist(), replicas.tolist()))
+        if not self._queued_replicas and len(queued) == len(rows):
+            self._queued_replicas = queued
+            return
+        for i, n in zip(rows.tolist(), replicas.tolist()):
+            self.set_replicas(i, n)
+
     def _flush(self) -> None:
         """Apply the queued set_replicas calls (at ``self.now``) as one vectorized scale."""
         if self._queued_replicas:

@@ -12,8 +12,8 @@ import pytest
 
 from controller.adapters.kubernetes import KubernetesCluster
 from controller.errors import NotFound
-from controller.model import Action, ActionKind, TargetRef, TargetSelector
-from controller.ports import StateDeletion
+from controller.model import Action, ActionKind, ScaleActions, TargetRef, TargetSelector
+from controller.ports import BatchScaler, StateDeletion
 from simulators.cluster import SimCluster
 from simulators.ports import SimTargets
 from tests.adapters.kube_helpers import kube_scenario, official_client, start_server
@@ -132,6 +132,33 @@ def test_scale_changes_spec_at_once_and_pods_follow(subject):
     assert view.ready.tolist() == [5, 3]
     subject.port.apply(Action(ActionKind.SCALE, WEB, "ScaleDown", replicas=1, from_replicas=5))
     assert subject.port.observe([WEB]).spec.tolist() == [1]
+
+
+def send(port, actions) -> None:
+    """A cycle's scales as the Reconciler sends them: in one call where the port can
+    (BatchScaler), what it hands back (or everything, without the capability) one by one."""
+    left = port.apply_scales(actions) if isinstance(port, BatchScaler) else list(actions)
+    for a in left:
+        port.apply(a)
+
+
+@pytest.mark.parametrize("targets, rows, replicas, want", [
+    pytest.param([API, WEB], [0, 1], [4, 5], [4, 5], id="two-targets"),
+    pytest.param([API, WEB], [1], [1], [3, 1], id="one-of-the-list"),
+    pytest.param([API, WEB, GHOST], [1], [6], [3, 6], id="a-list-with-an-unknown-target-it-does-not-scale"),
+])
+def test_a_cycle_s_scales_as_arrays_set_each_target_s_count(subject, targets, rows, replicas, want):
+    current = subject.port.observe(targets).spec
+    rows = np.array(rows, dtype=np.int64)
+    send(subject.port, ScaleActions.of(targets, rows, replicas, current[rows], np.full(rows.size, 1), "web-policy"))
+    assert subject.port.observe([API, WEB]).spec.tolist() == want
+
+
+def test_a_cycle_s_scale_of_an_unknown_target_is_not_found(subject):
+    """The arrays name a target the cluster lacks: handed back and applied one by one, its own NotFound."""
+    scales = ScaleActions.of([WEB, GHOST], [0, 1], [4, 3], [2, 0], [1, 1])
+    with pytest.raises(NotFound):
+        send(subject.port, scales)
 
 
 def test_unknown_target_is_not_found(subject):

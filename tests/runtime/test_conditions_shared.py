@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from controller.core.scaling.decide import Observation, ScalingState, decide
 from controller.core.scaling.hpa_conditions import hpa_conditions, metric_failure_reasons
 from controller.core.scaling.params import HpaSource, MetricKind, MetricParams, PolicyParams
-from controller.model import Action, ActionKind, Reason, TargetRef
+from controller.model import REASON_CODES, Action, ActionKind, Reason, ScaleActions, TargetRef
 from controller.runtime.conditions import _metrics_message, _rescale, condition, scaling_conditions
 from controller.runtime.reconciler import FailedAction
 from tests.core.helpers import T0
@@ -24,7 +24,7 @@ from tests.core.helpers import T0
 def reference(params, decision, targets, exists, applied, failed):
     failures = metric_failure_reasons(params.metrics, decision.valid)
     reasons = hpa_conditions(decision.norm, decision.current, failures, params.legacy)
-    scaled = {a.target: a for a in applied if a.kind == ActionKind.SCALE}
+    scaled = {a.target: a.replicas for a in applied if a.kind == ActionKind.SCALE}  # _rescale: target -> count set
     failed_by = {f.target: f.why for f in failed if f.kind == "scale"}
     out = []
     for i, (target, found) in enumerate(zip(targets, exists)):
@@ -63,6 +63,12 @@ def test_shared_conditions_equal_the_per_target_ones(data, n, legacy):
     failed = [FailedAction(targets[i], "conflict", "scale") for i in moved[1::3]]
     got = scaling_conditions(params, d, targets, np.array(exists, bool), applied, failed)
     assert got == reference(params, d, targets, exists, applied, failed)
+    # the same scales as arrays (a simulated cycle's ScaleActions): the same conditions, no Action made
+    rows = moved[::2]
+    arrays = ScaleActions.of(targets, rows, [int(d.desired[i]) for i in rows], [int(current[i]) for i in rows],
+                             [REASON_CODES.index("ScaleUp")] * len(rows))
+    assert scaling_conditions(params, d, targets, np.array(exists, bool), arrays, failed) == got
+    assert arrays._actions is None
 
 
 def test_a_scale_down_held_without_a_ready_pod_says_so():

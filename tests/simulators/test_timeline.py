@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from controller.model import first_by_direction
 from controller.policy import load_policies
 from simulators import runner as runner_module
 from simulators.oracle import oracle_plan, oracle_plan_rows
@@ -236,6 +237,52 @@ def test_admitting_a_cycle_s_actions_at_once_keeps_what_admitting_each_keeps(ser
                              int(rng.integers(2, 5)), "") for _ in range(count)]
         assert one.admit_all(cycle) == [a for a in cycle if each.admit(a)]
         assert (one.kept, one.dropped, one._seen) == (each.kept, each.dropped, each._seen)
+
+
+def scales_admitted_each(budget: ActionBudget, t_s: float, froms: list[int], tos: list[int]) -> list[int]:
+    """The positions of the scales whose events ActionBudget.admit of each in order keeps."""
+    return [i for i, (f, n) in enumerate(zip(froms, tos))
+            if budget.admit(ActionEvent(t_s, f"s{i}", "scale", f, n, "ScaleUp"))]
+
+
+def admitted_both_ways(in_full: int, cycles: list[tuple[float, list[int], list[int]]]) -> list:
+    """Per cycle (its time, replicas before and after each scale; buckets of 1.8 s): the positions admit_scales
+    keeps, after asserting they, the counts and the keys seen are admit of each's."""
+    arrays, each = ActionBudget(3600.0, 1000, in_full=in_full), ActionBudget(3600.0, 1000, in_full=in_full)
+    kept = []
+    for t_s, froms, tos in cycles:
+        kept.append(arrays.admit_scales(t_s, len(tos), first_by_direction(np.array(froms), np.array(tos))))
+        assert kept[-1] == scales_admitted_each(each, t_s, froms, tos)
+        assert (arrays.kept, arrays.dropped, arrays._seen) == (each.kept, each.dropped, each._seen)
+    return kept
+
+
+@pytest.mark.parametrize("in_full, cycles, kept", [
+    pytest.param(10, [(0.0, [3, 3, 5], [4, 2, 6])], [[0, 1, 2]], id="under-the-budget-all"),
+    pytest.param(2, [(0.0, [3, 3, 5, 4], [4, 5, 6, 2])], [[0, 1, 3]], id="across-the-budget-a-new-kind-after-it"),
+    pytest.param(1, [(0.0, [3, 3], [4, 5]), (1.0, [3, 4], [4, 2])], [[0], [1]],
+                 id="past-the-budget-the-first-of-a-kind-not-seen-in-its-bucket"),
+    pytest.param(0, [(0.0, [3], [4]), (1.0, [3, 5], [4, 6])], [[0], []], id="past-the-budget-all-seen-none"),
+    pytest.param(0, [(0.0, [3, 3], [4, 3])], [[0, 1]], id="a-scale-to-its-own-count-is-another-kind"),
+    pytest.param(0, [(0.0, [3], [4]), (1800.0, [3], [4])], [[0], [0]], id="a-new-bucket-sees-each-kind-anew"),
+    pytest.param(5, [(0.0, [], [])], [[]], id="no-scale"),
+])
+def test_a_cycle_s_scales_are_admitted_as_admit_of_each_keeps_them(in_full, cycles, kept):
+    assert admitted_both_ways(in_full, cycles) == kept
+
+
+@settings(max_examples=60, deadline=None)
+@given(in_full=st.integers(0, 12), seed=st.integers(0, 2**16),
+       batches=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 6)), min_size=1, max_size=12))
+def test_admitting_a_cycle_s_scales_from_their_counts_keeps_what_admitting_each_keeps(in_full, seed, batches):
+    """ActionBudget.admit_scales (a cycle's scales as counts, not per service) keeps the positions,
+    counts and seen keys admit of each in order does, under and across ACTIONS_IN_FULL."""
+    rng = np.random.default_rng(seed)
+    t_s, cycles = 0.0, []
+    for gap, count in batches:
+        t_s += 0.6 * gap  # buckets of 1.8 s: several cycles in one
+        cycles.append((t_s, [3] * count, rng.integers(2, 5, count).tolist()))
+    admitted_both_ways(in_full, cycles)
 
 
 MEMORY = """\
