@@ -63,7 +63,7 @@ def test_a_restart_with_broken_files_runs_the_kept_copy(tmp_path):
             first, _ = controller("first")
             copy = wait_until(lambda: kept_copy(kubeconfig), 30, what="the first controller's copy of its policies")
             assert [f["text"] for f in copy["files"]] == [POLICY]
-            assert first.stop() == 0
+            assert first.stop() == 0, first.tail()
 
             (policies / "web.yaml").write_text(BROKEN)
             # in this process (run_cli): what the commands say and their exit codes are what count here
