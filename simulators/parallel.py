@@ -59,6 +59,21 @@ STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
 @contextmanager
+def heap_frozen_for_forks() -> Iterator[None]:
+    """``gc.freeze()`` while worker processes are forked: their collector then skips what they
+    inherit (else its first full pass writes to every inherited object: copy-on-write faults).
+    Unfrozen after, unless the heap was frozen already by whoever runs this (the test suite
+    freezes what its collection made): ``gc.unfreeze`` cannot release only our part."""
+    frozen_before = gc.get_freeze_count() > 0
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if not frozen_before:
+            gc.unfreeze()
+
+
+@contextmanager
 def stop_signals_held(held: bool = True) -> Iterator[None]:
     """Stops deferred inside the block, for code that starts worker processes: the command's
     SIGINT and SIGTERM handlers (controller/cli/root.py) only record the stop (STOPS_DEFERRED), the
@@ -242,11 +257,10 @@ def run_groups(groups: list[list[int]], specs: Sequence, run_here: Callable[[lis
         ctx.set_forkserver_preload(["simulators.runner"])
     results: dict[int, list] = {}
     procs = {}
-    gc.freeze()  # the children's collector then skips what they inherit (else copy-on-write faults)
     try:
         # a Ctrl-C or SIGTERM while the workers start is raised after (controller/cli/root.py), the
         # workers then stopped: raised amid a start, it left a worker running on that nobody stopped
-        with stop_signals_held():
+        with heap_frozen_for_forks(), stop_signals_held():
             for g, indexes in enumerate(groups[1:], 1):
                 p = ctx.Process(target=_worker, args=(run_there, queue, g, indexes, [specs[i] for i in indexes],
                                                       *there_args), daemon=True, name=f"setpoint-sim-{g}")
@@ -256,8 +270,6 @@ def run_groups(groups: list[list[int]], specs: Sequence, run_here: Callable[[lis
     except BaseException:
         stop_workers(list(procs.values()))
         raise
-    finally:
-        gc.unfreeze()
 
     def take(message) -> None:
         kind, key, value = message
@@ -312,6 +324,6 @@ def run_groups(groups: list[list[int]], specs: Sequence, run_here: Callable[[lis
     return out
 
 
-__all__ = ["KIND_COST", "MIN_PARALLEL_TICKS", "STOP_SIGNALS", "Unavailable", "WorkerFailed", "plan_groups",
+__all__ = ["KIND_COST", "MIN_PARALLEL_TICKS", "STOP_SIGNALS", "Unavailable", "WorkerFailed", "heap_frozen_for_forks", "plan_groups",
            "STOP_GRACE_S", "STOP_NOTICE_S", "release_stop_signals", "run_groups", "start_method", "stop_signals_held", "stop_workers",
            "take_worker_signals", "usable_cpus", "worker_count"]

@@ -18,7 +18,7 @@ the optional extra ``setpoint[ray]``). The merge (:mod:`simulators.sweep_result`
 
 from __future__ import annotations
 
-import gc
+import contextlib
 import hashlib
 import itertools
 import json
@@ -38,7 +38,7 @@ from controller.errors import FieldError, InvalidInput, raise_if_terminated
 from controller.model import finite_number
 from simulators.frontier import DEFAULT_TARGETS_PCT
 from simulators.load import traces_digest
-from simulators.parallel import start_method, stop_signals_held, stop_workers, take_worker_signals
+from simulators.parallel import heap_frozen_for_forks, start_method, stop_signals_held, stop_workers, take_worker_signals
 from simulators.policy_set import (PolicyBase, Setting, apply_settings, grid, policy_text, read_policy_base,
                                    variant_label)
 from simulators.result import shown_path
@@ -769,15 +769,11 @@ def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, 
         for cell in itertools.islice(queue, n):
             futures[executor.submit(_run_cell_in_worker, cell.key, cell.payload)] = cell
 
-    if fresh:  # the first submit forks the workers: their collector then skips what they inherit
-        gc.freeze()  # (else its first full pass writes to every inherited object: copy-on-write faults)
-    try:
+    # the first submit forks the workers (fresh): heap frozen for them
+    with heap_frozen_for_forks() if fresh else contextlib.nullcontext():
         with stop_signals_held():  # a Ctrl-C or SIGTERM meanwhile raises after the workers start, here
             submit(2 * pool.jobs)
         raise_if_terminated()  # one another thread took during a fork: its handler left it to us
-    finally:
-        if fresh:
-            gc.unfreeze()
     try:
         while futures:
             ready, _ = wait(futures, timeout=PROGRESS_POLL_S, return_when=FIRST_COMPLETED)

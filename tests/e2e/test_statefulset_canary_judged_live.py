@@ -103,6 +103,23 @@ def rollout_status(kc, home) -> str:
     return kubectl(kc, home, "rollout", "status", "statefulset/web", "--watch=false")
 
 
+def kubectl_says_rolled_out(kc, home, said: str) -> str:
+    """The real kubectl's ``rollout status`` once it says ``said``, read after the cheap reads saw
+    the rollout done (``rolled_out``), reading again for up to 30 s as an operator's watch would:
+    a CI run at load had kubectl's one read, right after, say "Waiting for 1 pods to be ready"
+    (the StatefulSet's status changed between the two reads). Its last output."""
+    last = []
+
+    def says() -> bool:
+        last[:] = [rollout_status(kc, home)]
+        return said in last[0]
+    try:
+        wait_until(says, 30, every_s=2.0, what=f"kubectl rollout status to say {said!r}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; it said: {last[0] if last else ''}") from None
+    return last[0]
+
+
 def test_a_canary_worse_than_its_stable_pods_is_said_and_left_alone(tmp_path):
     with running_world(tmp_path, SCENARIO, POLICY, start_clock=False) as w:
         kc, run = w["kubeconfig"], w["run"]
@@ -115,8 +132,7 @@ def test_a_canary_worse_than_its_stable_pods_is_said_and_left_alone(tmp_path):
         wait_until(lambda: (s := kube_get(kc, "sts", "web")["status"])["updateRevision"] != s["currentRevision"], 60,
                    what="the release (a new update revision)")
         wait_until(lambda: rolled_out(kube_get(kc, "sts", "web")), 60, what="the canary's pods up")
-        out = rollout_status(kc, tmp_path)
-        assert "partitioned roll out complete" in out, out
+        out = kubectl_says_rolled_out(kc, tmp_path, "partitioned roll out complete")
         sts = kubectl_get(kc, tmp_path, "sts", "web")["status"]
         canary, stable = sts["updateRevision"], sts["currentRevision"]
         assert canary != stable, (sts, out)
@@ -198,8 +214,7 @@ def test_a_revision_judged_worse_stays_said_past_its_window_until_it_is_undone(t
         kubectl(kc, tmp_path, "patch", "statefulset", "web", "-p",
                 '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}')
         wait_until(lambda: rolled_out(kube_get(kc, "sts", "web")), 90, what="the release on every pod")
-        out = rollout_status(kc, tmp_path)
-        assert "roll out complete" in out, out
+        kubectl_says_rolled_out(kc, tmp_path, "roll out complete")
         done_at = time.time()
         # rollbackWindow (20 s) after the rollout, and ten seconds more
         wait_until(lambda: [h for h in health_records(tmp_path) if h["at"] >= done_at + 30.0], 60,

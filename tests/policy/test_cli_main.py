@@ -8,7 +8,6 @@ from controller import cli
 from controller.cli import policy_files
 from controller.errors import FieldError, PolicyError, PrometheusUnreachable
 from tests.policy.helpers import POLICIES
-from tests.policy.test_hostile import run_cli
 
 VALID = str(POLICIES / "web-rps.yaml")
 
@@ -62,8 +61,15 @@ def test_debug_does_not_stick_to_the_next_call(monkeypatch, capsys):
 
 
 def test_the_module_entry_point_handles_an_os_error():
+    import os
+    import subprocess
+    import sys
+
+    from tests.policy.helpers import REPO
+
     # /proc takes no new file, even from root: the write itself fails
-    proc = run_cli("schema", "-o", "/proc/schema.json")
+    proc = subprocess.run([sys.executable, "-m", "controller.cli", "schema", "-o", "/proc/schema.json"],
+                          capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == ["setpoint: /proc/schema.json: No such file or directory: "
                                         "check the path and its permissions"]

@@ -26,6 +26,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
+
+def _close_quietly(pipe) -> None:
+    """Close a pipe to a process that may have died (its unread data then cannot be flushed)."""
+    try:
+        pipe.close()
+    except BrokenPipeError:
+        pass
+
 class CliProcess:
     """One ``setpoint`` process at a time, under ``limit_bytes`` of address space if given, started
     at the first command; ``env``: its environment (PYTHONPATH set to this checkout). Close it after."""
@@ -44,12 +52,16 @@ class CliProcess:
         native = [Path(self._folder.name) / name for name in ("fd1", "fd2")]
         proc = self._started()
         request = {"args": argv, "cwd": str(cwd), "env": env or {}, "fds": [str(p) for p in native]}
-        proc.stdin.write((json.dumps(request) + "\n").encode())
-        proc.stdin.flush()
-        line = self._reply(proc, argv, timeout_s)
+        try:
+            proc.stdin.write((json.dumps(request) + "\n").encode())
+            proc.stdin.flush()
+        except BrokenPipeError:  # it died before reading the command (could not start, under the limit)
+            line = None
+        else:
+            line = self._reply(proc, argv, timeout_s)
         out, err = (p.read_text(errors="replace") if p.exists() else "" for p in native)
         if line is None:  # the process died with the command: its status as a subprocess's
-            proc.stdin.close()
+            _close_quietly(proc.stdin)
             returncode = proc.wait()
             self._proc = None
             return subprocess.CompletedProcess(argv, returncode, out, err)
@@ -59,7 +71,7 @@ class CliProcess:
     def close(self) -> None:
         """Ends the process (waited for: its CPU counts as the caller's children's) and its files."""
         if self._proc is not None:
-            self._proc.stdin.close()
+            _close_quietly(self._proc.stdin)
             try:
                 self._proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
