@@ -70,7 +70,7 @@ class SimTargets:
     def selection(self, targets: Sequence[TargetRef]) -> np.ndarray | slice:
         """``rows(targets)``, or ``slice(None)`` when they are every service in order (a view, not a copy)."""
         self.rows(targets)
-        return self._listed[1]["selection"]
+        return self._found(targets)["selection"]
 
     def _found(self, targets: Sequence[TargetRef]) -> dict:
         """What was found of ``targets``, kept while it is the last list object asked about (the

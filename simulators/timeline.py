@@ -334,24 +334,23 @@ def timeline_of(trajectory, violation: np.ndarray, end_s: float, chunk_ticks: in
 # --- actions ---------------------------------------------------------------------------------
 
 
+#: The category of a scale by the sign of its change, plus one (action_category, admit_scales:
+#: the index controller.model.first_by_direction uses)
+_SCALE_CATEGORIES = ("scale down", "other", "scale up")
+
+
 def action_category(action: ActionEvent) -> str:
     """Which marker an action gets: scale up / down, restart, rollback or other."""
     if action.kind == "scale":
-        if action.from_replicas is not None and action.to_replicas is not None:
-            if action.to_replicas > action.from_replicas:
-                return "scale up"
-            if action.to_replicas < action.from_replicas:
-                return "scale down"
-        return "other"
+        to, was = action.to_replicas, action.from_replicas
+        if to is None or was is None:
+            return "other"
+        return _SCALE_CATEGORIES[(to > was) - (to < was) + 1]
     if "restart" in action.kind:
         return "restart"
     if action.kind == "rollback":
         return "rollback"
     return "other"
-
-
-#: action_category of a scale by the sign of its change, plus one (admit_scales, controller.model.first_by_direction)
-_SCALE_CATEGORIES = ("scale down", "other", "scale up")
 
 
 class ActionBudget:

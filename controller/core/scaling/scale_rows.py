@@ -20,6 +20,7 @@ from controller.core.scaling import compiled
 from controller.core.scaling.compiled import jit
 from controller.model import first_by_direction
 
+
 class ScaleRows(NamedTuple):
     """The scales of a decision: ``scales`` (4, K) int64, a column per scale (as
     controller.model.ScaleActions holds them): the changed rows of existing targets, ascending;
