@@ -69,7 +69,13 @@ def test_an_imported_hpas_memory_metric_decides_against_sim_serve_and_prometheus
     with running_world(tmp_path, SCENARIO, imported(tmp_path, hpa(memory_target))) as w:
         kc, run = w["kubeconfig"], w["run"]
         assert spec_replicas(kc) == 4
-        wait_until(lambda: spec_replicas(kc) > 4, 90, what="memory's scale-up")
+        try:
+            wait_until(lambda: spec_replicas(kc) > 4, 90, what="memory's scale-up")
+        except AssertionError as exc:  # what the controller said meanwhile: why it did not scale
+            written = w["tmp"] / "decisions.jsonl"
+            decisions = written.read_text().splitlines()[-3:] if written.exists() else ["(none written)"]
+            raise AssertionError(f"{exc}\nsetpoint run's log ended:\n{run.tail()}\nits last records:\n"
+                                 + "\n".join(decisions)) from None
         assert run.alive(), run.tail()
         assert run.stop() == 0, run.tail()
         records = [json.loads(line) for line in (w["tmp"] / "decisions.jsonl").read_text().splitlines()]
