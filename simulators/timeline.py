@@ -402,7 +402,7 @@ class ActionBudget:
             if i >= 0 and key not in self._seen:
                 self._seen.add(key)
                 fresh.append(int(i))
-        if all((None, category, bucket) in self._seen for category in _SCALE_CATEGORIES):
+        if not full and all((None, category, bucket) in self._seen for category in _SCALE_CATEGORIES):
             self._spent_bucket = bucket  # every category's key of the bucket seen: later scales in it add none
         at = list(range(full))
         at.extend(sorted(i for i in fresh if i >= full))  # a new key's first scale, past the first ones
