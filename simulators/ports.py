@@ -295,12 +295,13 @@ class SimMetrics:
     def _reader_of(self, queries: Sequence[str], latest: Sequence[str | None], targets: Sequence[TargetRef],
                    nonnegative: np.ndarray, implausible_above: np.ndarray) -> scaling_reads.ScalingReader | None:
         """The ScalingReader of ``_read_plan`` over ``targets``' rows; None where it declines. Kept
-        while every argument is the same object as last asked (a policy's every cycle: its
-        queries and bounds, the Reconciler's target list, never changed in place; the port
-        attached) and the plan the same: read again without a look at any of them."""
+        while the queries are the same and every other argument the same object as last asked (a
+        policy's every cycle: its bounds, the Reconciler's target list, never changed in place;
+        the port attached) and the plan the same: read again without a look at any of them."""
         asked = (queries, latest, targets, nonnegative, implausible_above, self._targets)
         kept = self._reader
-        if kept is not None and all(a is b for a, b in zip(kept[0], asked)) and kept[1].plan is self._plan_kept():
+        if (kept is not None and kept[0][:2] == asked[:2] and all(a is b for a, b in zip(kept[0][2:], asked[2:]))
+                and kept[1].plan is self._plan_kept()):
             return kept[1]
         plan = self._read_plan(tuple(queries), tuple(latest), nonnegative, implausible_above)
         if plan is None:
