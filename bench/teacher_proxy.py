@@ -36,11 +36,11 @@ Findings for ``quantile`` (December 7; the three dumps; median rh / changes, min
 T 95, W 5, Q 0.8, D 1/3 reaches both NOT-met targets (1.23x, 0.40x) for 238 / 420 / 171 minutes,
 where HPA at those replica-hours has ~205 / ~420 / ~90 (its sweep in bench/quality.py): NASA July
 and Twitter lost. T 85, W 5, Q 0.95, D 1/3: 1.40x, 0.50x, 83 / 308 / 66 minutes against ~76 /
-~300 / ~33: lost again. Over T 85 | 95, W 5 | 15 | 30, Q 0.5 | 0.8 | 0.95, D 0.2 | 1/3 (72 rules: these
-36, and each with scale-ups 25% above the need, screened once; the rule here has no over-step) no rule is at rh <= 1.25x and changes <= 0.5x with its
-minutes under HPA's at equal cost on NASA July: spikes above a level held for few changes cost
-violation minutes at HPA's own rate. Holding the level for the spikes instead is the policy's
-window curve (above).
+~300 / ~33: lost again. Over T 85 | 95, W 5 | 15 | 30, Q 0.5 | 0.8 | 0.95, D 0.2 | 1/3 no
+rule is at rh <= 1.25x and changes <= 0.5x with its minutes under HPA's at equal cost on NASA July:
+spikes above a level held for few changes cost violation minutes at HPA's own rate. Holding the
+level for the spikes instead is the policy's window curve (above). bench/causal_grid.py sweeps a
+wider family over all six traces, with HPA at equal cost interpolated on its sweep.
 
 Run: python bench/teacher.py --dump DIR && python bench/teacher_proxy.py --dumps DIR [--rules ...]
 """
