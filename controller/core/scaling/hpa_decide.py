@@ -38,10 +38,24 @@ def covers(params: PolicyParams, obs) -> bool:
     """One call decides this cycle: the kernels on, the ``hpa`` preset without ``behavior`` and
     without smoothing, forecast or ramp, its one metric a Utilization metric whose pods
     ``obs.pods`` holds where the cluster keeps them (column 0 of a PaddedPods)."""
-    if not (compiled.enabled() and _policy_covered(params)):
+    if not (compiled.enabled() and _covered(params)):
         return False
     pods = obs.pods
     return isinstance(pods, JoinedPodSamples) and isinstance(pods.listed, PaddedPods) and pods.listed.column == 0
+
+
+#: {id(params): (params, _policy_covered(params))}: its answers (the params kept: their ids stay theirs)
+_COVERED: dict[int, tuple[PolicyParams, bool]] = {}
+
+
+def _covered(params: PolicyParams) -> bool:
+    """:func:`_policy_covered`, answered once per (frozen) params."""
+    kept = _COVERED.get(id(params))
+    if kept is None or kept[0] is not params:
+        if len(_COVERED) >= _TERMS_KEPT:
+            _COVERED.clear()
+        kept = _COVERED[id(params)] = (params, _policy_covered(params))
+    return kept[1]
 
 
 def _policy_covered(params: PolicyParams) -> bool:
@@ -128,15 +142,14 @@ def try_decide(params: PolicyParams, obs, state: NormState, now: float, own_stat
     from call to call: see OneCallOutputs), else new ones."""
     if not covers(params, obs):
         return None
-    inputs = signal_compiled.kernel_inputs(obs.values, obs.present, obs.sample_age_s, params.metric_nonnegative,
-                                           params.metric_implausible_above)
-    if inputs is None or inputs[0].shape[1] != 1:
-        return None
     current = np.ascontiguousarray(obs.current, dtype=np.float64)
     n = current.shape[0]
+    terms, stale_after_s, calculator, normalize, bounds = _policy_terms(params, n)
+    inputs = signal_compiled.kernel_inputs(obs.values, obs.present, obs.sample_age_s, bounds=bounds)
+    if inputs is None or inputs[0].shape != (n, 1):
+        return None
     padded = obs.pods.listed
     slots = padded.slots
-    terms, stale_after_s, calculator, normalize = _policy_terms(params, n)
     out = (OneCallOutputs() if kept is None else kept).sized(n)
     clean, masks, proposals, valid, outputs = out.clean, out.masks, out.proposals, out.valid, out.outputs
     history = hpa_normalize.kernel_history(state, own_state)
@@ -152,10 +165,13 @@ def try_decide(params: PolicyParams, obs, state: NormState, now: float, own_stat
         return None
     if not done:
         return None
-    proposal = hpa_compiled.pass_proposal(replicas, utilization, average, error, errors, terms["resource"],
-                                          terms["container"])
-    return (out.signal, proposals, valid, hpa_propose.proposals_of([proposal], n), out.result,
-            history.state_of(state))
+    if errors:  # error texts by target
+        proposal = hpa_compiled.pass_proposal(replicas, utilization, average, error, errors, terms["resource"],
+                                              terms["container"])
+        hpa = hpa_propose.proposals_of([proposal], n)
+    else:  # most cycles: proposals_of's arrays, as columns, and the shared empty texts
+        hpa = hpa_propose.error_free(replicas, utilization, average, error)
+    return out.signal, proposals, valid, hpa, out.result, history.state_of(state)
 
 
 #: {id(params): (params, n, terms)}: _policy_terms' answers (the params kept: their ids stay theirs)
@@ -167,7 +183,8 @@ def _policy_terms(params: PolicyParams, n: int) -> tuple:
     """What the kernel reads of ``params`` for n targets, made once per (frozen) params and n:
     (the calculator's terms by name (hpa_propose.utilization_terms), stale_after_s, the
     calculator's arguments (pass_terms' five (n,) arrays, the cpu initialization period and the
-    readiness delay), normalize's numbers (hpa_normalize.kernel_params))."""
+    readiness delay), normalize's numbers (hpa_normalize.kernel_params), the signal stage's
+    bounds (signal_compiled.signal_bounds))."""
     kept = _TERMS.get(id(params))
     if kept is not None and kept[0] is params and kept[1] == n:
         return kept[2]
@@ -175,7 +192,8 @@ def _policy_terms(params: PolicyParams, n: int) -> tuple:
     calculator = (*hpa_compiled.pass_terms(n, terms["target_utilization"], terms["tolerance_down"],
                                            terms["tolerance_up"], terms["cpu_rules"]),
                   float(terms["cpu_initialization_period_s"]), float(terms["initial_readiness_delay_s"]))
-    made = (terms, float(params.stale_after_s), calculator, hpa_normalize.kernel_params(params))
+    made = (terms, float(params.stale_after_s), calculator, hpa_normalize.kernel_params(params),
+            signal_compiled.signal_bounds(1, params.metric_nonnegative, params.metric_implausible_above))
     if len(_TERMS) >= _TERMS_KEPT:
         _TERMS.clear()
     _TERMS[id(params)] = (params, n, made)

@@ -325,6 +325,15 @@ def _metric_proposal(params: PolicyParams, m: MetricParams, j: int, pods: PodSam
     return r
 
 
+def error_free(replicas: np.ndarray, utilization: np.ndarray, usage_milli: np.ndarray,
+               error: np.ndarray) -> HpaProposals:
+    """``proposals_of`` of one metric's (N,) int64 results without an error in any target: its
+    arrays as the (N, 1) columns, the shared empty texts (no ReplicaProposal made)."""
+    n = replicas.shape[0]
+    return HpaProposals(*(np.asarray(a, np.int64).reshape(n, 1) for a in (replicas, utilization, usage_milli, error)),
+                        _no_messages(n, 1))
+
+
 def _columns(results: list[hr.ReplicaProposal], n: int) -> tuple[np.ndarray, ...]:
     """(replicas, utilization, usage_milli, error) (N, M) int64 of the M metrics' proposals; with one
     metric, its own (N,) arrays as the column (int64 already: no zeros and copies per cycle)."""
