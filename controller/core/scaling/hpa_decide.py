@@ -122,7 +122,8 @@ class OneCallOutputs:
     def sized(self, n: int) -> "OneCallOutputs":
         """These outputs for ``n`` targets (made again for another n)."""
         if n != self.n:
-            self.clean, self.masks = signal_compiled.kernel_outputs((n, 1))
+            self.clean, masks = signal_compiled.kernel_outputs((n, 1))
+            self.masks = tuple(masks)  # the six (N, 1) views, made once (not unpacked from the array per call)
             self.proposals, self.valid = np.empty((n, 1)), np.empty((n, 1), np.bool_)
             self.outputs = hpa_normalize.kernel_outputs(n)
             self.signal, self.result = Signal(self.clean, *self.masks), hpa_normalize.kernel_result(self.outputs)

@@ -330,7 +330,8 @@ def error_free(replicas: np.ndarray, utilization: np.ndarray, usage_milli: np.nd
     """``proposals_of`` of one metric's (N,) int64 results without an error in any target: its
     arrays as the (N, 1) columns, the shared empty texts (no ReplicaProposal made)."""
     n = replicas.shape[0]
-    return HpaProposals(*(np.asarray(a, np.int64).reshape(n, 1) for a in (replicas, utilization, usage_milli, error)),
+    return HpaProposals(np.asarray(replicas, np.int64).reshape(n, 1), np.asarray(utilization, np.int64).reshape(n, 1),
+                        np.asarray(usage_milli, np.int64).reshape(n, 1), np.asarray(error, np.int64).reshape(n, 1),
                         _no_messages(n, 1))
 
 
