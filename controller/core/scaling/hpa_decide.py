@@ -75,17 +75,19 @@ def _decide_padded_kernel(values, present, age, stale_after_s, checked, above, c
                           target_util, tol_down, tol_up, cpu_rules, cpu_period_s, readiness_delay_s, current,
                           proposals, valid, old_v, old_t, rec_v, rec_t, copy, missing_since, now, lo, hi,
                           down_window_s, factor, minimum, combined_out, proposal_out, stabilized_out, desired_out,
-                          limit_out, reason_out, active_out):
+                          limit_out, reason_out, active_out, calculator_out):
     """The ``hpa`` preset's cycle for N targets and its one metric: signal (outputs (N, 1):
     clean values and the six masks), calculator (pods in the padded layout: see
     hpa_compiled._padded_utilization_kernel), proposals (N, 1) float64 (NaN where not valid) and
     valid (N, 1) bool, then normalize (hpa_normalize._normalize_legacy_kernel: the history and
-    missing_since written, its (N,) outputs). current (N,) float64. Returns (done, replicas,
-    utilization, raw average, error code (N,) int64, targets in error); done False (nothing
-    of the state written) where the stages would leave the kernels: a count of current
-    replicas that is not an int64, or the calculator's sums could leave int64."""
+    missing_since written, its (N,) outputs). current (N,) float64. The calculator's replicas,
+    utilization, raw average and error code go into the rows of ``calculator_out`` (4, N) int64
+    (written here, not returned: returned arrays are boxed one by one). Returns (done, targets
+    in error); done False (nothing of the state written) where the stages would leave the
+    kernels: a count of current replicas that is not an int64, or the calculator's sums could
+    leave int64."""
     n = current.shape[0]
-    declined = (False, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), 0)
+    declined = (False, 0)
     cur = np.empty(n, np.int64)
     for i in range(n):
         if not abs(current[i]) < _INT64_BOUND:  # NaN too
@@ -103,11 +105,13 @@ def _decide_padded_kernel(values, present, age, stale_after_s, checked, above, c
         ok = error[i] == 0
         valid[i, 0] = ok
         proposals[i, 0] = float(replicas[i]) if ok else math.nan
+        calculator_out[0, i], calculator_out[1, i] = replicas[i], utilization[i]
+        calculator_out[2, i], calculator_out[3, i] = average[i], error[i]
     hpa_normalize._normalize_legacy_kernel(current, proposals, valid, old_v, old_t, rec_v, rec_t, copy,
                                            missing_since, now, lo, hi, down_window_s, factor, minimum, combined_out,
                                            proposal_out, stabilized_out, desired_out, limit_out, reason_out,
                                            active_out)
-    return True, replicas, utilization, average, error, errors
+    return True, errors
 
 
 class OneCallOutputs:
@@ -126,6 +130,8 @@ class OneCallOutputs:
             self.masks = tuple(masks)  # the six (N, 1) views, made once (not unpacked from the array per call)
             self.proposals, self.valid = np.empty((n, 1)), np.empty((n, 1), np.bool_)
             self.outputs = hpa_normalize.kernel_outputs(n)
+            self.calculator = np.empty((4, n), np.int64)  # replicas, utilization, raw average, error code
+            self.calculator_rows = tuple(self.calculator)
             self.signal, self.result = Signal(self.clean, *self.masks), hpa_normalize.kernel_result(self.outputs)
             self.n = n
         return self
@@ -155,17 +161,18 @@ def try_decide(params: PolicyParams, obs, state: NormState, now: float, own_stat
     clean, masks, proposals, valid, outputs = out.clean, out.masks, out.proposals, out.valid, out.outputs
     history = hpa_normalize.kernel_history(state, own_state)
     try:
-        done, replicas, utilization, average, error, errors = _decide_padded_kernel(
+        done, errors = _decide_padded_kernel(
             *inputs[:3], stale_after_s, *inputs[3:], clean, *masks,
             slots.rows, slots.exists, slots.ends, slots.phase, slots.start_time, slots.transition_time,
             int(slots.empty), int(slots.pending_code), int(slots.ready_code), padded.values, padded.ages,
             float(padded.now), int(padded.request_milli), float(padded.window_s), *calculator,
-            current, proposals, valid, *history.arguments(), float(now), *normalize, *outputs)
+            current, proposals, valid, *history.arguments(), float(now), *normalize, *outputs, out.calculator)
     except compiled.KERNEL_ERRORS as exc:
         compiled.mark_broken(exc)
         return None
     if not done:
         return None
+    replicas, utilization, average, error = out.calculator_rows
     if errors:  # error texts by target
         proposal = hpa_compiled.pass_proposal(replicas, utilization, average, error, errors, terms["resource"],
                                               terms["container"])
