@@ -18,21 +18,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.bundled import bundled_policy
 from controller.core.scaling import compiled, hpa_compiled
 from controller.errors import MetricsUnavailable
 from controller.policy import load_policies
 from controller.ports import PaddedPodSamples
 from controller.runtime import reconciler as reconciler_module
 from controller.runtime.pod_samples import PodReader
-from controller.runtime.reconciler import RuntimePolicy
 from simulators import metrics_compiled
-from simulators.cluster import SimCluster
-from simulators.ports import SimMetrics, SimTargets
-from simulators.runner import ControllerSpec, policy_bindings, run_controllers
+from simulators.ports import SimMetrics
+from simulators.runner import ControllerSpec, run_controllers
 from simulators.scenario import load_scenario, load_scenario_text
 from simulators.simcluster import pod_listing
 from simulators.simcluster.port import ClusterPort
+from tests.runtime.test_listed_pod_samples import hpa_sim_ports, scaled_ticks
 from tests.simulators.helpers import canonical
 from tests.simulators.test_lockstep import SCENARIO
 
@@ -67,17 +65,6 @@ def assert_same_padded(got: PaddedPodSamples, workload, want: dict, metrics: Sim
         np.testing.assert_array_equal(getattr(listed, name), getattr(listed_want, name), err_msg=name)
 
 
-def sim_ports(scenario_name: str):
-    scenario = load_scenario(scenario_name)
-    (policy,) = load_policies([bundled_policy("hpa-cpu.yaml")])
-    rp = RuntimePolicy.of(policy)
-    cluster = SimCluster(scenario.cluster, np.random.default_rng(scenario.seed), faults=scenario.faults)
-    targets_port = SimTargets(cluster, scenario.services)
-    metrics = SimMetrics(cluster, policy_bindings(scenario, rp), scenario.metrics_window_s, scenario.tick_s)
-    metrics.attach(targets_port)
-    return scenario, rp, cluster, targets_port, metrics
-
-
 @pytest.mark.parametrize("scenario_name", [
     pytest.param("metrics-outage", id="outage-stale-nan"),
     pytest.param("crash-loop", id="crash-loop"),
@@ -87,21 +74,13 @@ def sim_ports(scenario_name: str):
                                    pytest.param("reversed", id="subset-in-another-order")])
 def test_one_call_read_equals_the_query_then_the_padded_read(monkeypatch, scenario_name, order):
     monkeypatch.setattr(compiled, "switch", "1")
-    scenario, rp, cluster, targets_port, metrics = sim_ports(scenario_name)
+    scenario, rp, cluster, targets_port, metrics = hpa_sim_ports(scenario_name)
     targets = targets_port.resolve(rp.selector)
     if order == "reversed":
         targets = targets[::-1][: max(1, len(targets) - 1)]
-    rng = np.random.default_rng(5)
-    times, offered = scenario.times(), scenario.offered()
     expr = rp.queries[0]
     outages = reads = 0
-    for k in range(0, times.size, 3):
-        if k % 30 == 0:  # scale some services: pods pending, starting, ready, removed
-            for i in rng.choice(cluster.n_services, size=max(1, cluster.n_services // 2), replace=False):
-                cluster.set_replicas(int(i), int(rng.integers(1, 12)))
-        cluster.step(times[k], scenario.tick_s, offered[k])
-        metrics.push(cluster.signals())
-        at = float(times[k])
+    for at in scaled_ticks(scenario, cluster, metrics, 5):
         try:
             workload, want = two_step(metrics, expr, targets, at)
         except MetricsUnavailable as exc:
@@ -123,7 +102,7 @@ def test_the_read_compares_no_target_list_and_calls_no_kernel_from_python(monkey
     element by element), and neither the window-mean nor the padded-means kernel called from
     Python (both run inside the one call)."""
     monkeypatch.setattr(compiled, "switch", "1")
-    scenario, rp, cluster, targets_port, metrics = sim_ports("step")
+    scenario, rp, cluster, targets_port, metrics = hpa_sim_ports("step")
     targets = targets_port.resolve(rp.selector)
     times, offered = scenario.times(), scenario.offered()
     cluster.step(times[0], scenario.tick_s, offered[0])
