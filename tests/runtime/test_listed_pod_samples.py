@@ -84,11 +84,6 @@ def assert_same_proposals(params, view, got, want) -> None:
     assert a.messages == b.messages
 
 
-@pytest.mark.parametrize("scenario_name", [
-    pytest.param("metrics-outage", id="outage-stale-nan"),
-    pytest.param("crash-loop", id="crash-loop"),
-    pytest.param("step", id="step"),
-])
 def hpa_sim_ports(scenario_name: str) -> tuple:
     """(scenario, the hpa-cpu RuntimePolicy, its SimCluster, SimTargets and SimMetrics, attached)."""
     scenario = load_scenario(scenario_name)
@@ -115,6 +110,11 @@ def scaled_ticks(scenario, cluster: SimCluster, metrics: SimMetrics, seed: int):
         yield float(times[k])
 
 
+@pytest.mark.parametrize("scenario_name", [
+    pytest.param("metrics-outage", id="outage-stale-nan"),
+    pytest.param("crash-loop", id="crash-loop"),
+    pytest.param("step", id="step"),
+])
 def test_one_pass_read_equals_list_query_and_join(monkeypatch, scenario_name):
     monkeypatch.setattr(compiled, "switch", "1")
     scenario, rp, cluster, targets_port, metrics = hpa_sim_ports(scenario_name)
