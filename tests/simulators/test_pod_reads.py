@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from controller.core.scaling import compiled, hpa_compiled
-from controller.errors import MetricsUnavailable
+from controller.errors import MetricsUnavailable, NotFound
+from controller.model import TargetRef
 from controller.policy import load_policies
 from controller.ports import PaddedPodSamples
 from controller.runtime import reconciler as reconciler_module
@@ -184,3 +185,17 @@ def test_a_cycle_reads_its_arrays_in_one_read_with_the_same_run(monkeypatch, sce
     assert calls_ref["_query_all"] == calls_ref["read"] == len(cycles)
     if sc.name == "metrics-outage":
         assert failed > 0
+
+
+def test_a_target_the_cluster_does_not_have_is_read_as_before(monkeypatch):
+    """A target list with a workload the cluster does not have: no one-call read; the query then
+    the padded read, which refuse it as they did (NotFound from the workload query)."""
+    monkeypatch.setattr(compiled, "switch", "1")
+    scenario, rp, cluster, targets_port, metrics = hpa_sim_ports("step")
+    targets = [*targets_port.resolve(rp.selector), TargetRef(rp.selector.namespace, "no-such-workload")]
+    at = next(scaled_ticks(scenario, cluster, metrics, 3))
+    assert targets_port.known_rows(targets) is None
+    with pytest.raises(NotFound):
+        metrics.query(rp.queries[0], targets, at)
+    with pytest.raises(NotFound):
+        metrics.query_listed_pods(rp.queries[0], targets, at)
