@@ -270,7 +270,7 @@ def test_error_free_proposals_are_proposals_of_the_pass(replicas, utilization, u
     """A one-call cycle with no target in error takes its HpaProposals from the kernel's arrays
     (hpa_propose.error_free): those proposals_of gives of the pass's ReplicaProposal."""
     arrays = [np.asarray(a, np.int64) for a in (replicas, utilization, usage, np.zeros(len(replicas)))]
-    got = hpa_propose.error_free(*arrays)
+    got = hpa_propose.error_free(tuple(a.reshape(-1, 1) for a in arrays))
     want = hpa_propose.proposals_of([hpa_compiled.pass_proposal(*arrays, 0, "cpu", "")], len(replicas))
     assert_same_arrays(got, want, "hpa")
     assert got.messages is want.messages  # the shared empty texts

@@ -132,6 +132,7 @@ class OneCallOutputs:
             self.outputs = hpa_normalize.kernel_outputs(n)
             self.calculator = np.empty((4, n), np.int64)  # replicas, utilization, raw average, error code
             self.calculator_rows = tuple(self.calculator)
+            self.calculator_columns = tuple(row.reshape(n, 1) for row in self.calculator_rows)  # HpaProposals' (N, 1)
             self.signal, self.result = Signal(self.clean, *self.masks), hpa_normalize.kernel_result(self.outputs)
             self.n = n
         return self
@@ -172,13 +173,11 @@ def try_decide(params: PolicyParams, obs, state: NormState, now: float, own_stat
         return None
     if not done:
         return None
-    replicas, utilization, average, error = out.calculator_rows
     if errors:  # error texts by target
-        proposal = hpa_compiled.pass_proposal(replicas, utilization, average, error, errors, terms["resource"],
-                                              terms["container"])
+        proposal = hpa_compiled.pass_proposal(*out.calculator_rows, errors, terms["resource"], terms["container"])
         hpa = hpa_propose.proposals_of([proposal], n)
     else:  # most cycles: proposals_of's arrays, as columns, and the shared empty texts
-        hpa = hpa_propose.error_free(replicas, utilization, average, error)
+        hpa = hpa_propose.error_free(out.calculator_columns)
     return out.signal, proposals, valid, hpa, out.result, history.state_of(state)
 
 

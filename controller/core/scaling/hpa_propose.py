@@ -325,14 +325,11 @@ def _metric_proposal(params: PolicyParams, m: MetricParams, j: int, pods: PodSam
     return r
 
 
-def error_free(replicas: np.ndarray, utilization: np.ndarray, usage_milli: np.ndarray,
-               error: np.ndarray) -> HpaProposals:
-    """``proposals_of`` of one metric's (N,) int64 results without an error in any target: its
-    arrays as the (N, 1) columns, the shared empty texts (no ReplicaProposal made)."""
-    n = replicas.shape[0]
-    return HpaProposals(np.asarray(replicas, np.int64).reshape(n, 1), np.asarray(utilization, np.int64).reshape(n, 1),
-                        np.asarray(usage_milli, np.int64).reshape(n, 1), np.asarray(error, np.int64).reshape(n, 1),
-                        _no_messages(n, 1))
+def error_free(columns: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> HpaProposals:
+    """``proposals_of`` of one metric's results without an error in any target, given as its
+    (N, 1) int64 ``columns`` (replicas, utilization, usage_milli, error): those arrays themselves
+    and the shared empty texts (no ReplicaProposal made)."""
+    return HpaProposals(*columns, _no_messages(columns[0].shape[0], 1))
 
 
 def _columns(results: list[hr.ReplicaProposal], n: int) -> tuple[np.ndarray, ...]:
