@@ -89,7 +89,7 @@ def parts(a: list) -> dict:
         "one call": lambda: hpa_decide._decide_padded_kernel(*a),
         " signal": lambda: signal_compiled._signal_kernel(*a[0:13]),
         " calculator (padded pods)": lambda: hpa_compiled._padded_utilization_kernel(*a[13:28], current, *a[28:34]),
-        " normalize": lambda: hpa_normalize._normalize_legacy_kernel(*a[34:]),
+        " normalize": lambda: hpa_normalize._normalize_legacy_kernel(*a[34:-1]),  # the last: the calculator's outputs
         "  its history scan": lambda: hpa_normalize._window_scan(a[39], a[40], cut, cut),
         "workload means (read stage)": lambda: pod_listing._padded_means_kernel(a[13], a[14], a[15], a[16], present,
                                                                                 a[22]),

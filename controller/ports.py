@@ -13,7 +13,7 @@ from typing import Callable, NamedTuple, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from controller.core.scaling.hpa_propose import PodSlots
+from controller.core.scaling.hpa_propose import PodSamples, PodSlots
 from controller.model import Action, TargetRef, TargetSelector, TargetStatus, direct_init
 
 
@@ -65,12 +65,15 @@ class ScalingReads(NamedTuple):
     ``query`` of each gives, stacked: (N, M) ``values``, ``present`` (one series matched, none
     in conflict) and ``age_s`` of the policy's queries, and ``latest`` (N, M) the ramps' latest
     readings through the signal stage (core/scaling/signal.py's ``clean``: NaN where a metric has
-    no latest query or its sample is not usable), None when no metric has one."""
+    no latest query or its sample is not usable), None when no metric has one. ``pods``: the
+    ``hpa`` preset's pods and their samples when its metric was read per pod
+    (runtime/pod_samples.PodReader.read_stacked), else None."""
 
     values: np.ndarray
     present: np.ndarray
     age_s: np.ndarray
     latest: np.ndarray | None
+    pods: "PodSamples | None" = None
 
 
 @runtime_checkable

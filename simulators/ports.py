@@ -16,7 +16,7 @@ from controller.errors import MetricsUnavailable, NotFound
 from controller.model import Action, ActionKind, ScaleActions, TargetRef, TargetSelector
 from controller.ports import (ClusterView, ListedPodSamples, PaddedPodSamples, PodSeries, PodView, Samples, ScalingReads,
                               StateDeletion, state_name)
-from simulators import metrics_compiled, scaling_reads, streams
+from simulators import metrics_compiled, pod_reads, scaling_reads, streams
 from simulators.cluster import SimCluster
 from simulators.lazy_names import LazyStrings
 from simulators.signals import METRIC_SIGNALS, ObservedSignals
@@ -143,6 +143,15 @@ class SimTargets:
         if "rows_of" not in found:
             found["rows_of"] = self.cluster.rows_of(targets)
         return found["rows_of"]
+
+    def known_rows(self, targets: Sequence[TargetRef]) -> tuple[np.ndarray, np.ndarray, bool] | None:
+        """(``_rows_of(targets)``'s rows and exists, whether they are every service in order), kept
+        as it keeps them; None when some target is not a workload of the cluster."""
+        found = self._found(targets)
+        if "known_rows" not in found:
+            rows, exists = self._rows_of(targets)
+            found["known_rows"] = (rows, exists, isinstance(self.selection(targets), slice)) if exists.all() else None
+        return found["known_rows"]
 
     def list_pods(self, targets: Sequence[TargetRef]) -> PodView:
         """The ``PodLister`` capability: the targets' pods straight from the engine's arrays."""
@@ -437,6 +446,9 @@ class SimMetrics:
         are off."""
         if not compiled.enabled():  # the listing would decline: list_pods and query_pods will query once
             return None
+        fused = self._padded_reads(expr, targets)
+        if fused is not None:
+            return fused
         workload = self.query(expr, targets, at)
         if self.bindings[expr].split(":")[0] not in self.PER_POD:
             return workload
@@ -446,6 +458,34 @@ class SimMetrics:
         window_s = self.slots * self.tick_s
         return PaddedPodSamples(got["slots"], got["values"], workload.age_s, window_s, (got["means"], got["has_mean"]),
                                 lambda: self._listed(targets, workload, window_s))
+
+    def _padded_reads(self, expr: str, targets: Sequence[TargetRef]) -> PaddedPodSamples | None:
+        """``query_listed_pods``' answer in one compiled call (simulators/pod_reads.py) where it
+        covers the read: samples in the rings, ``expr`` bound to a window mean of a per-pod signal,
+        every target a workload of this cluster (their rows kept by the attached SimTargets).
+        None otherwise: then ``query`` and ``padded_pod_samples``, as before. Raises
+        MetricsUnavailable as ``query`` on a metrics outage."""
+        field = self.bindings.get(expr)
+        if (self._last is None or field not in self.PER_POD or expr in self.ticks or self._targets is None
+                or self._targets.cluster is not self.cluster):
+            return None
+        known = self._targets.known_rows(targets)
+        if known is None:
+            return None
+        rows, exists, every = known
+        slots = self.cluster.padded_slots(rows, exists)
+        obs = self._last
+        got = pod_reads.try_padded_reads(self._ring[field], min(self._k, self.slots), rows, exists, every,
+                                         obs.nonfinite, obs.unavailable, obs.sample_age_s, slots.ends, slots.phase)
+        if got is None:
+            return None
+        if got.outage:
+            raise MetricsUnavailable("metrics outage: no series for any target")
+        window_s = self.slots * self.tick_s
+        workload = lambda: Samples(values=got.values, present=got.present, age_s=got.age_s,  # noqa: E731
+                                   conflict=np.zeros(len(targets), bool))
+        return PaddedPodSamples(slots, got.samples, got.age_s, window_s, (got.means, got.has_mean),
+                                lambda: self._listed(targets, workload(), window_s))
 
     def _listed(self, targets: Sequence[TargetRef], workload: Samples, window_s: float) -> ListedPodSamples:
         """The pods of ``targets`` listed with ``workload``'s samples joined (SimCluster.listed_pod_samples)."""

@@ -24,7 +24,7 @@ from controller.core.scaling.params import PolicyParams
 from controller.errors import MetricsUnavailable
 from controller.model import TargetRef
 from controller.ports import (Cluster, ClusterView, ListedPodMetricsSource, ListedPodSamples, MetricsSource,
-                              PaddedPodSamples, PodLister, PodMetricsSource, PodSeries, PodView, Samples)
+                              PaddedPodSamples, PodLister, PodMetricsSource, PodSeries, PodView, Samples, ScalingReads)
 
 PHASES = {"Pending": hr.Phase.PENDING, "Running": hr.Phase.RUNNING, "Succeeded": hr.Phase.SUCCEEDED,
           "Failed": hr.Phase.FAILED}
@@ -184,6 +184,8 @@ class PodReader:
         # the pods and one per-pod metric's samples in one read, when the source lists the cluster's pods
         self.joined = (metrics if self.lister is not None and self.source is not None and len(self.read_here) == 1
                        and isinstance(metrics, ListedPodMetricsSource) and metrics.lists_pods_of(cluster) else None)
+        # read_stacked's answer when it gave no arrays: (targets, now, what the joined read gave), for read
+        self._held: tuple | None = None
 
     @property
     def wants_statuses(self) -> bool:
@@ -203,10 +205,9 @@ class PodReader:
         prefetched: dict[int, PodSeries | Samples | MetricsUnavailable] = {}
         if self.joined is not None:
             j = next(iter(self.read_here))
-            try:
-                got = self.joined.query_listed_pods(self.queries[j], targets, now)
-            except MetricsUnavailable as exc:
-                got = prefetched[j] = exc
+            got = self._query_joined(targets, now)
+            if isinstance(got, MetricsUnavailable):
+                prefetched[j] = got
             if isinstance(got, PaddedPodSamples):  # the pods where the cluster keeps them: read in place
                 if compiled.enabled():
                     return self._padded(targets, got, j, now)
@@ -251,15 +252,45 @@ class PodReader:
             summaries[int(j)] = workload_summary(pods, int(j), n)
         return pods, summaries
 
+    def read_stacked(self, targets: Sequence[TargetRef], now: float) -> ScalingReads | None:
+        """``read``'s pods with the policy's one metric as the (N, 1) arrays the Reconciler stacks
+        of ``read``'s Samples (values, present, age_s), in one read, where that metric is read here
+        from pods in the cluster's padded layout, kernels on: no Samples made, the source's workload
+        means as they came (fresh arrays). None otherwise; then ``read`` (it uses this read's answer)."""
+        if self.joined is None or self.n_metrics != 1 or not compiled.enabled():
+            return None
+        got = self._query_joined(targets, now)
+        if not isinstance(got, PaddedPodSamples):
+            self._held = (targets, now, got)
+            return None
+        n = len(targets)
+        pods = self._padded_pods(targets, got, 0, now)
+        values, present = got.means
+        return ScalingReads(np.asarray(values, np.float64).reshape(n, 1), np.asarray(present, np.bool_).reshape(n, 1),
+                            np.zeros((n, 1)), None, pods)
+
+    def _query_joined(self, targets: Sequence[TargetRef], now: float):
+        """The joined read of the one metric read here (``query_listed_pods``), or the exception it
+        raised (MetricsUnavailable); what ``read_stacked`` held of these targets at ``now``, if any."""
+        held, self._held = self._held, None
+        if held is not None and held[0] is targets and held[1] == now:
+            return held[2]
+        try:
+            return self.joined.query_listed_pods(self.queries[next(iter(self.read_here))], targets, now)
+        except MetricsUnavailable as exc:
+            return exc
+
     def _padded(self, targets: Sequence[TargetRef], got: PaddedPodSamples, j: int,
                 now: float) -> tuple[PodSamples, dict[int, Samples]]:
         """``read``'s result from pods in the cluster's own layout with metric j's samples (the
-        kernels on): the pods as they sit (JoinedPodSamples of PaddedPods: the calculator reads
-        them in place; their table is built from their listing only if something else reads it)
-        and the source's means, what ``_joined`` gives of their listing."""
+        kernels on): ``_padded_pods`` and the source's means, what ``_joined`` gives of their listing."""
+        return self._padded_pods(targets, got, j, now), {j: self._mean_samples(got.means, len(targets))}
+
+    def _padded_pods(self, targets: Sequence[TargetRef], got: PaddedPodSamples, j: int, now: float) -> PodSamples:
+        """The pods as they sit (JoinedPodSamples of PaddedPods: the calculator reads them in place;
+        their table is built from their listing only if something else reads it)."""
         padded = PaddedPods(got.slots, got.values, got.age_s, float(now), PERCENT_REQUEST_MILLI, float(got.window_s), j)
-        joined = JoinedPodSamples(padded, self.n_metrics, lambda: sampled_pod_table(targets, got.listed(), now))
-        return joined, {j: self._mean_samples(got.means, len(targets))}
+        return JoinedPodSamples(padded, self.n_metrics, lambda: sampled_pod_table(targets, got.listed(), now))
 
     @staticmethod
     def _mean_samples(means: tuple[np.ndarray, np.ndarray], n: int) -> Samples:

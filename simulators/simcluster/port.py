@@ -353,15 +353,20 @@ class ClusterPort:
         (the sample every running pod of a target reports: its value where ``present`` and
         finite, else NaN) and their ``means``, ``has_mean`` (N,) as there, from one compiled pass
         over the slot phases (simcluster/pod_listing.py). None when the kernels are off."""
-        self._flush()
         rows, exists = self.rows_of(targets)
-        got = pod_listing.try_padded_means(rows, exists, self._live_end, self._pod_phase, present, values)
+        slots = self.padded_slots(rows, exists)
+        got = pod_listing.try_padded_means(rows, exists, slots.ends, slots.phase, present, values)
         if got is None:
             return None
         means, has_mean, samples = got
-        slots = PodSlots(rows, exists, self._live_end, self._pod_phase, self._pod_created_s,
-                         self._pod_ready_transition_s, EMPTY, PENDING, READY)
         return {"slots": slots, "values": samples, "means": means, "has_mean": has_mean}
+
+    def padded_slots(self, rows: np.ndarray, exists: np.ndarray) -> PodSlots:
+        """Where the pods of the targets at ``rows`` (N,) (``rows_of``'s, with ``exists``) sit, at
+        ``self.now``: the cluster's own slot arrays (read them before it changes) and phase codes."""
+        self._flush()
+        return PodSlots(rows, exists, self._live_end, self._pod_phase, self._pod_created_s,
+                        self._pod_ready_transition_s, EMPTY, PENDING, READY)
 
     def listed_pod_samples(self, targets: Sequence[TargetRef], present: np.ndarray, values: np.ndarray,
                            age_s: np.ndarray) -> dict[str, np.ndarray | LazyStrings] | None:

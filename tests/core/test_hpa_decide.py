@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.core.scaling import compiled, hpa_compiled, hpa_decide, hpa_normalize, signal_compiled
+from controller.core.scaling import compiled, hpa_compiled, hpa_decide, hpa_normalize, hpa_propose, signal_compiled
 from controller.core.scaling.decide import Decision, Observation, ScalingState, decide, decide_numpy
 from controller.core.scaling.hpa_propose import JoinedPodSamples
 from controller.core.scaling.params import MetricKind, MetricParams, PolicyParams, RuleType, ScalingRules, Select
@@ -260,3 +260,17 @@ def test_a_kernel_that_fails_to_compile_gives_the_numpy_stages_with_a_warning(mo
         got = decide(params, obs, state, T0, own_state=True)
     assert_same_decision(got, want)
     assert not compiled.enabled()
+
+
+@pytest.mark.parametrize("replicas, utilization, usage", [
+    pytest.param([3, 7, 2], [65, 90, 10], [650, 900, 100], id="three-targets"),
+    pytest.param([], [], [], id="no-target"),
+])
+def test_error_free_proposals_are_proposals_of_the_pass(replicas, utilization, usage):
+    """A one-call cycle with no target in error takes its HpaProposals from the kernel's arrays
+    (hpa_propose.error_free): those proposals_of gives of the pass's ReplicaProposal."""
+    arrays = [np.asarray(a, np.int64) for a in (replicas, utilization, usage, np.zeros(len(replicas)))]
+    got = hpa_propose.error_free(tuple(a.reshape(-1, 1) for a in arrays))
+    want = hpa_propose.proposals_of([hpa_compiled.pass_proposal(*arrays, 0, "cpu", "")], len(replicas))
+    assert_same_arrays(got, want, "hpa")
+    assert got.messages is want.messages  # the shared empty texts

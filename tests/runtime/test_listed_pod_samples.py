@@ -84,13 +84,8 @@ def assert_same_proposals(params, view, got, want) -> None:
     assert a.messages == b.messages
 
 
-@pytest.mark.parametrize("scenario_name", [
-    pytest.param("metrics-outage", id="outage-stale-nan"),
-    pytest.param("crash-loop", id="crash-loop"),
-    pytest.param("step", id="step"),
-])
-def test_one_pass_read_equals_list_query_and_join(monkeypatch, scenario_name):
-    monkeypatch.setattr(compiled, "switch", "1")
+def hpa_sim_ports(scenario_name: str) -> tuple:
+    """(scenario, the hpa-cpu RuntimePolicy, its SimCluster, SimTargets and SimMetrics, attached)."""
     scenario = load_scenario(scenario_name)
     (policy,) = load_policies([bundled_policy("hpa-cpu.yaml")])
     rp = RuntimePolicy.of(policy)
@@ -98,24 +93,42 @@ def test_one_pass_read_equals_list_query_and_join(monkeypatch, scenario_name):
     targets_port = SimTargets(cluster, scenario.services)
     metrics = SimMetrics(cluster, policy_bindings(scenario, rp), scenario.metrics_window_s, scenario.tick_s)
     metrics.attach(targets_port)
-    joined = PodReader(rp.params, rp.queries, metrics, targets_port)
-    separate = PodReader(rp.params, rp.queries, PodsOnly(metrics), targets_port)
-    assert joined.joined is metrics and separate.joined is None and isinstance(separate.source, PodMetricsSource)
-    targets = targets_port.resolve(rp.selector)
-    rng = np.random.default_rng(7)
+    return scenario, rp, cluster, targets_port, metrics
+
+
+def scaled_ticks(scenario, cluster: SimCluster, metrics: SimMetrics, seed: int):
+    """Every third tick of ``scenario`` stepped and pushed to ``metrics``, half the services scaled
+    to 1-11 replicas every 30 ticks (pods pending, starting, ready, removed): yields each tick's time."""
+    rng = np.random.default_rng(seed)
     times, offered = scenario.times(), scenario.offered()
-    names = rp.params.metric_names
-    failures = joined_reads = 0
     for k in range(0, times.size, 3):
-        if k % 30 == 0:  # scale some services: pods pending, starting, ready, removed
+        if k % 30 == 0:
             for i in rng.choice(cluster.n_services, size=max(1, cluster.n_services // 2), replace=False):
                 cluster.set_replicas(int(i), int(rng.integers(1, 12)))
         cluster.step(times[k], scenario.tick_s, offered[k])
         metrics.push(cluster.signals())
+        yield float(times[k])
+
+
+@pytest.mark.parametrize("scenario_name", [
+    pytest.param("metrics-outage", id="outage-stale-nan"),
+    pytest.param("crash-loop", id="crash-loop"),
+    pytest.param("step", id="step"),
+])
+def test_one_pass_read_equals_list_query_and_join(monkeypatch, scenario_name):
+    monkeypatch.setattr(compiled, "switch", "1")
+    scenario, rp, cluster, targets_port, metrics = hpa_sim_ports(scenario_name)
+    joined = PodReader(rp.params, rp.queries, metrics, targets_port)
+    separate = PodReader(rp.params, rp.queries, PodsOnly(metrics), targets_port)
+    assert joined.joined is metrics and separate.joined is None and isinstance(separate.source, PodMetricsSource)
+    targets = targets_port.resolve(rp.selector)
+    names = rp.params.metric_names
+    failures = joined_reads = 0
+    for at in scaled_ticks(scenario, cluster, metrics, 7):
         view = targets_port.observe(targets)
         errors_joined, errors_separate = [], []
-        got = joined.read(targets, view, float(times[k]), errors_joined, names)
-        want = separate.read(targets, view, float(times[k]), errors_separate, names)
+        got = joined.read(targets, view, at, errors_joined, names)
+        want = separate.read(targets, view, at, errors_separate, names)
         assert errors_joined == errors_separate
         failures += bool(errors_joined)
         joined_reads += isinstance(got[0], JoinedPodSamples)  # not when the query failed

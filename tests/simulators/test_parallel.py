@@ -156,8 +156,10 @@ run_controllers(scenario, specs, keep_records=False)
 print(" ".join(sorted(k for k, n in overloads().items() if n != before.get(k, 0))))
 """
 #: The kernels that cost most to compile (the fused decision kernel ~30 s cold), the HPA preset's (its calculator on
-#: the simulator's padded pods, in one call with the rest of its decision), the engine's.
+#: the simulator's padded pods, in one call with the rest of its decision; its read of them, one call too,
+#: ~0.5 s cold), the engine's.
 COSTLY_KERNELS = {"controller.core.scaling.fused.fused_kernel", "controller.core.scaling.hpa_decide._decide_padded_kernel",
+                  "simulators.pod_reads._padded_reads_kernel",
                   "simulators.engine_compiled._signals_kernel", "simulators.engine_compiled._derive_kernel"}
 
 

@@ -38,10 +38,24 @@ def covers(params: PolicyParams, obs) -> bool:
     """One call decides this cycle: the kernels on, the ``hpa`` preset without ``behavior`` and
     without smoothing, forecast or ramp, its one metric a Utilization metric whose pods
     ``obs.pods`` holds where the cluster keeps them (column 0 of a PaddedPods)."""
-    if not (compiled.enabled() and _policy_covered(params)):
+    if not (compiled.enabled() and _covered(params)):
         return False
     pods = obs.pods
     return isinstance(pods, JoinedPodSamples) and isinstance(pods.listed, PaddedPods) and pods.listed.column == 0
+
+
+#: {id(params): (params, _policy_covered(params))}: its answers (the params kept: their ids stay theirs)
+_COVERED: dict[int, tuple[PolicyParams, bool]] = {}
+
+
+def _covered(params: PolicyParams) -> bool:
+    """:func:`_policy_covered`, answered once per (frozen) params."""
+    kept = _COVERED.get(id(params))
+    if kept is None or kept[0] is not params:
+        if len(_COVERED) >= _TERMS_KEPT:
+            _COVERED.clear()
+        kept = _COVERED[id(params)] = (params, _policy_covered(params))
+    return kept[1]
 
 
 def _policy_covered(params: PolicyParams) -> bool:
@@ -61,17 +75,19 @@ def _decide_padded_kernel(values, present, age, stale_after_s, checked, above, c
                           target_util, tol_down, tol_up, cpu_rules, cpu_period_s, readiness_delay_s, current,
                           proposals, valid, old_v, old_t, rec_v, rec_t, copy, missing_since, now, lo, hi,
                           down_window_s, factor, minimum, combined_out, proposal_out, stabilized_out, desired_out,
-                          limit_out, reason_out, active_out):
+                          limit_out, reason_out, active_out, calculator_out):
     """The ``hpa`` preset's cycle for N targets and its one metric: signal (outputs (N, 1):
     clean values and the six masks), calculator (pods in the padded layout: see
     hpa_compiled._padded_utilization_kernel), proposals (N, 1) float64 (NaN where not valid) and
     valid (N, 1) bool, then normalize (hpa_normalize._normalize_legacy_kernel: the history and
-    missing_since written, its (N,) outputs). current (N,) float64. Returns (done, replicas,
-    utilization, raw average, error code (N,) int64, targets in error); done False (nothing
-    of the state written) where the stages would leave the kernels: a count of current
-    replicas that is not an int64, or the calculator's sums could leave int64."""
+    missing_since written, its (N,) outputs). current (N,) float64. The calculator's replicas,
+    utilization, raw average and error code go into the rows of ``calculator_out`` (4, N) int64
+    (written here, not returned: returned arrays are boxed one by one). Returns (done, targets
+    in error); done False (nothing of the state written) where the stages would leave the
+    kernels: a count of current replicas that is not an int64, or the calculator's sums could
+    leave int64."""
     n = current.shape[0]
-    declined = (False, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), 0)
+    declined = (False, 0)
     cur = np.empty(n, np.int64)
     for i in range(n):
         if not abs(current[i]) < _INT64_BOUND:  # NaN too
@@ -89,11 +105,13 @@ def _decide_padded_kernel(values, present, age, stale_after_s, checked, above, c
         ok = error[i] == 0
         valid[i, 0] = ok
         proposals[i, 0] = float(replicas[i]) if ok else math.nan
+        calculator_out[0, i], calculator_out[1, i] = replicas[i], utilization[i]
+        calculator_out[2, i], calculator_out[3, i] = average[i], error[i]
     hpa_normalize._normalize_legacy_kernel(current, proposals, valid, old_v, old_t, rec_v, rec_t, copy,
                                            missing_since, now, lo, hi, down_window_s, factor, minimum, combined_out,
                                            proposal_out, stabilized_out, desired_out, limit_out, reason_out,
                                            active_out)
-    return True, replicas, utilization, average, error, errors
+    return True, errors
 
 
 class OneCallOutputs:
@@ -108,9 +126,13 @@ class OneCallOutputs:
     def sized(self, n: int) -> "OneCallOutputs":
         """These outputs for ``n`` targets (made again for another n)."""
         if n != self.n:
-            self.clean, self.masks = signal_compiled.kernel_outputs((n, 1))
+            self.clean, masks = signal_compiled.kernel_outputs((n, 1))
+            self.masks = tuple(masks)  # the six (N, 1) views, made once (not unpacked from the array per call)
             self.proposals, self.valid = np.empty((n, 1)), np.empty((n, 1), np.bool_)
             self.outputs = hpa_normalize.kernel_outputs(n)
+            self.calculator = np.empty((4, n), np.int64)  # replicas, utilization, raw average, error code
+            self.calculator_rows = tuple(self.calculator)
+            self.calculator_columns = tuple(row.reshape(n, 1) for row in self.calculator_rows)  # HpaProposals' (N, 1)
             self.signal, self.result = Signal(self.clean, *self.masks), hpa_normalize.kernel_result(self.outputs)
             self.n = n
         return self
@@ -128,34 +150,35 @@ def try_decide(params: PolicyParams, obs, state: NormState, now: float, own_stat
     from call to call: see OneCallOutputs), else new ones."""
     if not covers(params, obs):
         return None
-    inputs = signal_compiled.kernel_inputs(obs.values, obs.present, obs.sample_age_s, params.metric_nonnegative,
-                                           params.metric_implausible_above)
-    if inputs is None or inputs[0].shape[1] != 1:
-        return None
     current = np.ascontiguousarray(obs.current, dtype=np.float64)
     n = current.shape[0]
+    terms, stale_after_s, calculator, normalize, bounds = _policy_terms(params, n)
+    inputs = signal_compiled.kernel_inputs(obs.values, obs.present, obs.sample_age_s, bounds=bounds)
+    if inputs is None or inputs[0].shape != (n, 1):
+        return None
     padded = obs.pods.listed
     slots = padded.slots
-    terms, stale_after_s, calculator, normalize = _policy_terms(params, n)
     out = (OneCallOutputs() if kept is None else kept).sized(n)
     clean, masks, proposals, valid, outputs = out.clean, out.masks, out.proposals, out.valid, out.outputs
     history = hpa_normalize.kernel_history(state, own_state)
     try:
-        done, replicas, utilization, average, error, errors = _decide_padded_kernel(
+        done, errors = _decide_padded_kernel(
             *inputs[:3], stale_after_s, *inputs[3:], clean, *masks,
             slots.rows, slots.exists, slots.ends, slots.phase, slots.start_time, slots.transition_time,
             int(slots.empty), int(slots.pending_code), int(slots.ready_code), padded.values, padded.ages,
             float(padded.now), int(padded.request_milli), float(padded.window_s), *calculator,
-            current, proposals, valid, *history.arguments(), float(now), *normalize, *outputs)
+            current, proposals, valid, *history.arguments(), float(now), *normalize, *outputs, out.calculator)
     except compiled.KERNEL_ERRORS as exc:
         compiled.mark_broken(exc)
         return None
     if not done:
         return None
-    proposal = hpa_compiled.pass_proposal(replicas, utilization, average, error, errors, terms["resource"],
-                                          terms["container"])
-    return (out.signal, proposals, valid, hpa_propose.proposals_of([proposal], n), out.result,
-            history.state_of(state))
+    if errors:  # error texts by target
+        proposal = hpa_compiled.pass_proposal(*out.calculator_rows, errors, terms["resource"], terms["container"])
+        hpa = hpa_propose.proposals_of([proposal], n)
+    else:  # most cycles: proposals_of's arrays, as columns, and the shared empty texts
+        hpa = hpa_propose.error_free(out.calculator_columns)
+    return out.signal, proposals, valid, hpa, out.result, history.state_of(state)
 
 
 #: {id(params): (params, n, terms)}: _policy_terms' answers (the params kept: their ids stay theirs)
@@ -167,7 +190,8 @@ def _policy_terms(params: PolicyParams, n: int) -> tuple:
     """What the kernel reads of ``params`` for n targets, made once per (frozen) params and n:
     (the calculator's terms by name (hpa_propose.utilization_terms), stale_after_s, the
     calculator's arguments (pass_terms' five (n,) arrays, the cpu initialization period and the
-    readiness delay), normalize's numbers (hpa_normalize.kernel_params))."""
+    readiness delay), normalize's numbers (hpa_normalize.kernel_params), the signal stage's
+    bounds (signal_compiled.signal_bounds))."""
     kept = _TERMS.get(id(params))
     if kept is not None and kept[0] is params and kept[1] == n:
         return kept[2]
@@ -175,7 +199,8 @@ def _policy_terms(params: PolicyParams, n: int) -> tuple:
     calculator = (*hpa_compiled.pass_terms(n, terms["target_utilization"], terms["tolerance_down"],
                                            terms["tolerance_up"], terms["cpu_rules"]),
                   float(terms["cpu_initialization_period_s"]), float(terms["initial_readiness_delay_s"]))
-    made = (terms, float(params.stale_after_s), calculator, hpa_normalize.kernel_params(params))
+    made = (terms, float(params.stale_after_s), calculator, hpa_normalize.kernel_params(params),
+            signal_compiled.signal_bounds(1, params.metric_nonnegative, params.metric_implausible_above))
     if len(_TERMS) >= _TERMS_KEPT:
         _TERMS.clear()
     _TERMS[id(params)] = (params, n, made)

@@ -154,10 +154,10 @@ class JoinedPodSamples(PodSamples):
     def __init__(self, listed: ListedPods | PaddedPods, n_metrics: int, build):
         per_pod = np.zeros(n_metrics, bool)
         per_pod[listed.column] = True
-        for name, value in (("listed", listed), ("per_pod", per_pod), ("stray_target", _no_strays()),
-                            ("stray_metric", _no_strays()), ("stray_usage_milli", _no_strays()),
-                            ("_build", build), ("_n_metrics", n_metrics), ("_built", None)):
-            object.__setattr__(self, name, value)
+        # straight into the instance's dict (as model.direct_init does): made every cycle, and the
+        # frozen dataclass's object.__setattr__ per field cost about half of it
+        self.__dict__.update(listed=listed, per_pod=per_pod, stray_target=_no_strays(), stray_metric=_no_strays(),
+                             stray_usage_milli=_no_strays(), _build=build, _n_metrics=n_metrics, _built=None)
 
     def _columns(self) -> tuple[hr.PodTable, np.ndarray, np.ndarray]:
         if self._built is None:
@@ -323,6 +323,13 @@ def _metric_proposal(params: PolicyParams, m: MetricParams, j: int, pods: PodSam
     if r is None:
         r = _per_pod_metric(params, m, _pod_columns(pods, j, values, usable), _strays(pods, j), cur)
     return r
+
+
+def error_free(columns: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> HpaProposals:
+    """``proposals_of`` of one metric's results without an error in any target, given as its
+    (N, 1) int64 ``columns`` (replicas, utilization, usage_milli, error): those arrays themselves
+    and the shared empty texts (no ReplicaProposal made)."""
+    return HpaProposals(*columns, _no_messages(columns[0].shape[0], 1))
 
 
 def _columns(results: list[hr.ReplicaProposal], n: int) -> tuple[np.ndarray, ...]:

@@ -82,16 +82,19 @@ def try_read_signal(values: np.ndarray, present: np.ndarray, sample_age_s: np.nd
 
 
 def kernel_inputs(values: np.ndarray, present: np.ndarray, sample_age_s: np.ndarray,
-                  nonnegative: np.ndarray | None, implausible_above: np.ndarray | None) -> tuple | None:
+                  nonnegative: np.ndarray | None = None, implausible_above: np.ndarray | None = None,
+                  bounds: tuple[np.ndarray, np.ndarray] | None = None) -> tuple | None:
     """(values, present, age (N, M), checked, above (M,)) as _signal_kernel takes them (its
     stale_after_s goes between the two groups), or None when the arrays are not (N, M) alike
-    (values float64, present bool): then the reference."""
+    (values float64, present bool): then the reference. ``bounds``: signal_bounds' answer for
+    these M metrics, made by the caller once (else made here of the two)."""
     values, present, age = np.asarray(values), np.asarray(present), np.asarray(sample_age_s)
     if (values.ndim != 2 or values.dtype != np.float64 or present.dtype != np.bool_
             or present.shape != values.shape or age.shape != values.shape):
         return None
-    bounds = signal_bounds(values.shape[1], nonnegative, implausible_above)
     if bounds is None:
+        bounds = signal_bounds(values.shape[1], nonnegative, implausible_above)
+    if bounds is None or bounds[0].shape != (values.shape[1],):
         return None
     checked, above = bounds
     return (np.ascontiguousarray(values, np.float64), np.ascontiguousarray(present, np.bool_),
