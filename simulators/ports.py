@@ -208,6 +208,9 @@ class SimMetrics:
         self._sampled_at: float | None = None
         self._per_service: dict[str, np.ndarray] = {}  # (S,) ServiceConfig fields read once (_service_field)
         self._plan: tuple[tuple, scaling_reads.ReadPlan | None] | None = None  # the last read_scaling's (_read_plan)
+        # the last read_scaling's arguments and its reader (_reader_of); the last outage check (_outage)
+        self._reader: tuple[tuple, scaling_reads.ScalingReader] | None = None
+        self._outage_kept: tuple[np.ndarray, np.ndarray | slice, bool] | None = None
 
     def attach(self, targets: SimTargets) -> None:
         self._targets = targets
@@ -289,16 +292,52 @@ class SimMetrics:
         yet, an unbound query, an outage), or where the kernels decline: then query one by one."""
         if self._last is None or not len(targets) or not compiled.enabled():
             return None
+        reader = self._reader_of(queries, latest, targets, nonnegative, implausible_above)
+        if reader is None:
+            return None
+        obs = self._last
+        if self._outage(obs.unavailable, reader.rows):  # query raises MetricsUnavailable: said per query
+            return None
+        return reader.read(self._rings, self._k, obs.nonfinite, obs.unavailable,
+                           np.asarray(obs.sample_age_s, np.float64), stale_after_s)
+
+    def _reader_of(self, queries: Sequence[str], latest: Sequence[str | None], targets: Sequence[TargetRef],
+                   nonnegative: np.ndarray, implausible_above: np.ndarray) -> scaling_reads.ScalingReader | None:
+        """The ScalingReader of ``_read_plan`` over ``targets``' rows; None where it declines. Kept
+        while the queries are the same and every other argument the same object as last asked (a
+        policy's every cycle: its bounds, the Reconciler's target list, never changed in place;
+        the port attached) and the plan the same: read again without a look at any of them."""
+        asked = (queries, latest, targets, nonnegative, implausible_above, self._targets)
+        kept = self._reader
+        if (kept is not None and kept[0][:2] == asked[:2] and all(a is b for a, b in zip(kept[0][2:], asked[2:]))
+                and kept[1].plan is self._plan_kept()):
+            return kept[1]
         plan = self._read_plan(tuple(queries), tuple(latest), nonnegative, implausible_above)
         if plan is None:
+            self._reader = None
             return None
         rows = (self._targets.selection(targets) if self._targets
                 else np.asarray([self.cluster.index(t) for t in targets], dtype=np.int64))
-        obs = self._last
-        if obs.unavailable[rows].all():  # query raises MetricsUnavailable: said per query
+        self._reader = (asked, scaling_reads.ScalingReader(plan, rows, self._rings.shape))
+        return self._reader[1]
+
+    def _plan_kept(self) -> scaling_reads.ReadPlan | None:
+        """The last plan :meth:`_read_plan` made, while the bindings and windows it was made
+        of are the same objects (a caller that rebinds them gets a new plan)."""
+        kept = self._plan
+        if kept is None or kept[0][4] is not self.bindings or kept[0][5] is not self.ticks:
             return None
-        return scaling_reads.try_scaling_reads(plan, self._rings, self._k, rows, obs.nonfinite, obs.unavailable,
-                                               np.asarray(obs.sample_age_s, np.float64), stale_after_s)
+        return kept[1]
+
+    def _outage(self, unavailable: np.ndarray, rows: np.ndarray | slice) -> bool:
+        """Every one of ``rows`` unavailable (a metrics outage on them all); kept for a read-only
+        mask (the engine's shared all-False one, between metric faults), asked every cycle."""
+        kept = self._outage_kept
+        if kept is not None and kept[0] is unavailable and kept[1] is rows:
+            return kept[2]
+        out = bool(unavailable[rows].all())
+        self._outage_kept = (unavailable, rows, out) if not unavailable.flags.writeable else None
+        return out
 
     def _read_plan(self, queries: tuple[str, ...], latest: tuple[str | None, ...], nonnegative: np.ndarray,
                    implausible_above: np.ndarray) -> scaling_reads.ReadPlan | None:

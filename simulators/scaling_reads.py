@@ -88,3 +88,45 @@ def try_scaling_reads(plan: ReadPlan, rings: np.ndarray, k: int, rows: np.ndarra
         compiled.mark_broken(exc)
         return None
     return ScalingReads(values, present, age, latest if counts.any() else None)
+
+
+class ScalingReader:
+    """:func:`try_scaling_reads` of one ``plan`` over one ``rows`` (as there) of (F, W, S) rings,
+    kept across a run's cycles: once the rings are full (``k`` >= W ticks) what the read depends
+    on but the values, the slots each latest query averages, depends on ``k`` mod W alone and is
+    made once per ring position; before, each read is :func:`try_scaling_reads`'s own."""
+
+    def __init__(self, plan: ReadPlan, rows: np.ndarray | slice, rings_shape: tuple[int, int, int]):
+        _, w, s = rings_shape
+        self.plan, self.rows, self.w = plan, rows, w
+        every = isinstance(rows, slice)
+        self.index = metrics_compiled._every_row(s) if every else rows
+        self.sequential = every and s >= 2
+        # full rings: every window filled, each latest query over its own ticks (SimMetrics.ticks: at
+        # most W); a plan that reads further back, or a window the kernels decline, reads as before
+        self.counts = plan.latest_ticks
+        self.steady = int(plan.latest_ticks.max(initial=0)) <= w <= compiled._PAIRWISE_BLOCK
+        self.any_latest = bool(self.counts.any())
+        self._slots: list[np.ndarray | None] = [None] * w  # per k mod W: (W,) the last W slots, newest first
+
+    def read(self, rings: np.ndarray, k: int, nonfinite: np.ndarray, unavailable: np.ndarray,
+             sample_age_s: np.ndarray, stale_after_s: float) -> ScalingReads | None:
+        """:func:`try_scaling_reads` (``plan``, ``rings``, ``k``, ``rows``, ...): the same arrays."""
+        w = self.w
+        if k < w or not self.steady or not compiled.enabled():
+            return try_scaling_reads(self.plan, rings, k, self.rows, nonfinite, unavailable, sample_age_s,
+                                     stale_after_s)
+        phase = k % w
+        slots = self._slots[phase]
+        if slots is None:
+            slots = self._slots[phase] = (k - 1 - np.arange(w)) % w
+        plan, n, m = self.plan, self.index.shape[0], self.plan.fields.shape[0]
+        block, present = np.empty((3, n, m)), np.empty((n, m), np.bool_)  # values, age, latest; present
+        try:
+            _scaling_reads_kernel(rings, plan.fields, plan.latest_fields, slots, self.counts, w, self.index,
+                                  self.sequential, nonfinite, unavailable, sample_age_s, float(stale_after_s),
+                                  plan.checked, plan.above, block[0], present, block[1], block[2])
+        except compiled.KERNEL_ERRORS as exc:
+            compiled.mark_broken(exc)
+            return None
+        return ScalingReads(block[0], present, block[1], block[2] if self.any_latest else None)

@@ -365,6 +365,7 @@ class ActionBudget:
         self.kept = 0
         self.dropped = 0
         self._seen: set[tuple] = set()
+        self._spent_bucket: int | None = None  # a time bucket whose every scale category's key is seen (admit_scales)
 
     def admit(self, action: ActionEvent) -> bool:
         category = action_category(action)
@@ -392,12 +393,17 @@ class ActionBudget:
         False: one key per category and time bucket)."""
         full = min(count, max(0, self.in_full - self.kept))  # the budget's first ones: kept whatever they are
         bucket = math.floor(t_s / self.resolution_s)
+        if not full and bucket == self._spent_bucket:  # most cycles of a long run: none kept, no key to look up
+            self.dropped += count
+            return []
         fresh = []
         for category, i in zip(_SCALE_CATEGORIES, first):
             key = (None, category, bucket)
             if i >= 0 and key not in self._seen:
                 self._seen.add(key)
                 fresh.append(int(i))
+        if not full and all((None, category, bucket) in self._seen for category in _SCALE_CATEGORIES):
+            self._spent_bucket = bucket  # every category's key of the bucket seen: later scales in it add none
         at = list(range(full))
         at.extend(sorted(i for i in fresh if i >= full))  # a new key's first scale, past the first ones
         self.kept += len(at)

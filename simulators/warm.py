@@ -82,7 +82,7 @@ spec:
 def warm(policy: LoadedPolicy, hpa: LoadedPolicy) -> Warmed:
     """Run the warm-up scenario with every kind of controller on the compiled path; raises
     RuntimeError when the kernels are off (SETPOINT_COMPILED=0, numba missing or broken)."""
-    from simulators.runner import ControllerSpec, run_controllers  # noqa: PLC0415 (numba's import is slow)
+    from simulators.runner import ControllerSpec, run_controllers, warm_later_kernels  # noqa: PLC0415 (numba's import is slow)
     from simulators.scenario import load_scenario_text  # noqa: PLC0415
 
     if compiled.switch == "0":
@@ -101,6 +101,7 @@ def warm(policy: LoadedPolicy, hpa: LoadedPolicy) -> Warmed:
     before = _signatures()
     try:
         run_controllers(load_scenario_text(WARM_SCENARIO, "warm-up.yaml"), specs, keep_records=False)
+        warm_later_kernels()  # what its two services and five minutes do not reach
     finally:
         compiled.set_switch(previous)
     if not compiled.available():  # a kernel failed while compiling: numpy from then on

@@ -458,6 +458,8 @@ class Reconciler:
         # the keys of CycleResult.unavailable / answered, made once (a string a cycle adds up in a simulation)
         self._query_keys = [f"metric {name}" for name in policy.params.metric_names]
         self._latest_keys = [f"metric {name} (ramp latest)" for name in policy.params.metric_names]
+        # those of the ramps' latest queries the policy has (one read answers them all: _latest_read)
+        self._latest_answered = [key for key, expr in zip(self._latest_keys, policy.latest_queries) if expr is not None]
         self.state_store = state_store if policy.health is not None else None
         # the hands-offs in force are kept there too, for any policy that scales (controller/runtime/hands_off_state.py)
         self.hands_off_store = state_store
@@ -800,10 +802,8 @@ class Reconciler:
 
     def _latest_read(self, reads: ScalingReads, result: CycleResult) -> np.ndarray | None:
         """``_query_latest``'s (N, M) readings from ``reads``, its counts kept as it keeps them."""
-        for j, expr in enumerate(self.policy.latest_queries):
-            if expr is not None:
-                result.queries += 1
-                result.answered.append(self._latest_keys[j])
+        result.queries += len(self._latest_answered)
+        result.answered.extend(self._latest_answered)
         return reads.latest
 
     def _query_latest(self, targets: list[TargetRef], now: float, result: CycleResult) -> np.ndarray | None:
@@ -1298,7 +1298,8 @@ class Reconciler:
                              metric_names=self.policy.params.metric_names)
         result.contested = self.contested
         result.hpa_scaled = self.hpa_guard.scaled if self.hpa_guard is not None else 0
-        result.left_alone = dict(self.left_alone)
+        if self.left_alone:  # (the result's own empty dict otherwise)
+            result.left_alone = dict(self.left_alone)
         if self._warm_due and self.warm_from is not None and self.policy.params.metrics:
             if targets:
                 self._warm_start(targets, now, result)

@@ -14,7 +14,7 @@ from controller.errors import NotFound
 from controller.model import Action, ActionKind, PodStatus, TargetRef, TargetStatus
 from controller.ports import ClusterView, TargetSelector
 from simulators.lazy_names import LazyStrings
-from simulators.simcluster import pod_listing
+from simulators.simcluster import pod_listing, view_compiled
 from simulators.simcluster.slots import BACKOFF, EMPTY, PENDING, READY, STARTING
 from simulators.workload import revision_hash
 
@@ -149,16 +149,24 @@ class ClusterPort:
         else:
             rows, exists = self.rows_of(targets) if rows is None else rows
         every, all_exist = self._every_service(rows, exists)
-        if every:  # every service, in order: the same values without the gathers
-            pick = lambda a: a.astype(np.float64)  # noqa: E731
-            flag = np.copy  # exists & a[rows]: every row exists
-        elif all_exist:  # np.where(exists, ..., 0) would keep every value: the gather alone
+        statuses = tuple(self._status(int(i)) for i in rows[exists]) if with_statuses else ()
+        if every:  # every service, in order (each cycle of a simulation): the same values without the gathers
+            f64 = np.float64
+            return ClusterView(spec=self._spec_replicas.astype(f64), status=self._n_pods.astype(f64),
+                               ready=self._n_ready.astype(f64), rollout=self._rolling.copy(), exists=exists,
+                               statuses=statuses, paused=self._paused.copy() if with_paused else None)
+        gathered = view_compiled.try_gather_view(rows, exists, self._spec_replicas, self._n_pods, self._n_ready,
+                                                 self._rolling, self._paused if with_paused else None)
+        if gathered is not None:  # the gathers below in one compiled pass (a policy's targets: sorted by name)
+            counts, flags = gathered  # (rows by index: unpacking an array row by row costs ~3x)
+            return ClusterView(spec=counts[0], status=counts[1], ready=counts[2], rollout=flags[0], exists=exists,
+                               statuses=statuses, paused=flags[1] if with_paused else None)
+        if all_exist:  # np.where(exists, ..., 0) would keep every value: the gather alone
             pick = lambda a: a[rows].astype(np.float64)  # noqa: E731
             flag = lambda a: a[rows]  # noqa: E731
         else:
             pick = lambda a: np.where(exists, a[rows], 0).astype(np.float64)  # noqa: E731
             flag = lambda a: exists & a[rows]  # noqa: E731
-        statuses = tuple(self._status(int(i)) for i in rows[exists]) if with_statuses else ()
         return ClusterView(spec=pick(self._spec_replicas), status=pick(self._n_pods), ready=pick(self._n_ready),
                            rollout=flag(self._rolling), exists=exists, statuses=statuses,
                            paused=flag(self._paused) if with_paused else None)

@@ -27,6 +27,9 @@ class ReplicaSets:
     def _init_replicas(self, services: Sequence[ServiceConfig]) -> None:
         self._spec_replicas = np.array([s.initial_replicas for s in services], dtype=np.int64)
         self._queued_replicas: dict[int, int] = {}  # set_replicas calls not yet applied (service -> replicas)
+        # the queue as set_replicas_rows made it: (that dict, its rows and counts as (K,) int64), for
+        # runs_compiled.queued_arrays (a set_replicas after it changes the dict: None then)
+        self._queued_rows: tuple[dict[int, int], np.ndarray, np.ndarray] | None = None
         self._restarts_total = np.zeros(self.n_services, dtype=np.int64)
 
     def _create_pods(self, rows: np.ndarray, counts: np.ndarray, now: float,
@@ -222,6 +225,7 @@ class ReplicaSets:
             self.scale(np.array([i]), np.array([replicas]), now)
             return
         self._queued_replicas[int(i)] = int(replicas)
+        self._queued_rows = None
 
     def set_replicas_rows(self, rows: np.ndarray, replicas: np.ndarray) -> None:
         """``set_replicas(i, n)`` of each of ``rows`` (K,) and ``replicas`` (K,) in order, at
@@ -230,6 +234,7 @@ class ReplicaSets:
         queued = dict(zip(rows.tolist(), replicas.tolist()))
         if not self._queued_replicas and len(queued) == len(rows):
             self._queued_replicas = queued
+            self._queued_rows = (queued, np.asarray(rows, np.int64), np.asarray(replicas, np.int64))
             return
         for i, n in zip(rows.tolist(), replicas.tolist()):
             self.set_replicas(i, n)

@@ -267,7 +267,7 @@ def run_ticks(c, times: np.ndarray, dt_s: float, load: np.ndarray, sinks, manage
     # with a leak (manage is off then: the state is that of the whole run) the memory of each tick
     memory = np.stack([c._memory(now) for now in times.tolist()]) if c._any_leak else _NO_MEMORY
     queued = c._queued_replicas if manage else None
-    q_rows, q_replicas = _queued_arrays(queued) if queued else (_NO_ROWS, _NO_ROWS)
+    q_rows, q_replicas = queued_arrays(c, queued) if queued else (_NO_ROWS, _NO_ROWS)
     dropped0 = c._last_tick.dropped_rps if c._any_retries else c._zeros
     (sink_a, start_a, codes_a), (sink_b, start_b, codes_b) = sinks
     try:
@@ -295,8 +295,13 @@ def run_ticks(c, times: np.ndarray, dt_s: float, load: np.ndarray, sinks, manage
     return done, tick
 
 
-def _queued_arrays(queued: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The queued replica changes (service -> replicas) as (rows, replicas) int64 arrays, in order."""
+def queued_arrays(c, queued: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The queued replica changes (service -> replicas) of ``c`` (a SimCluster) as (rows, replicas)
+    int64 arrays, in order: the arrays a cycle's scales came as (set_replicas_rows) while the
+    queue is theirs, unchanged."""
+    kept = c._queued_rows
+    if kept is not None and kept[0] is queued:
+        return kept[1], kept[2]
     return np.fromiter(queued.keys(), np.int64, len(queued)), np.fromiter(queued.values(), np.int64, len(queued))
 
 

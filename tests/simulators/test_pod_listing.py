@@ -330,16 +330,27 @@ def test_sim_targets_rows_of_a_new_list_after_the_cached_one_was_freed():
     pytest.param(lambda refs: refs[1:], id="a-subset"),
     pytest.param(lambda refs: refs + [TargetRef("nowhere", "missing")], id="with-an-unknown-target"),
 ])
-def test_view_of_every_service_equals_the_gathered_view(pick):
-    """SimCluster.view reads every service in order without the gather: the same float64 arrays
-    as gathering row by row (checked against a gather built here), fresh copies each call."""
+@pytest.mark.parametrize("switch", ["1", "0"])
+def test_view_of_every_service_equals_the_gathered_view(monkeypatch, pick, switch):
+    """SimCluster.view reads every service in order without the gather, and gathers other lists
+    in one compiled pass (simcluster/view_compiled.py) where the kernels run: the same float64
+    arrays and flags as gathering row by row (checked against a gather built here), fresh
+    copies each call."""
+    monkeypatch.setattr(compiled, "switch", switch)
     cluster = SimCluster(WIDE, np.random.default_rng(3))
     for i in range(cluster.n_services):
         cluster.set_replicas(i, 3 + i)
     cluster.step(0.0, 5.0, np.full(cluster.n_services, 150.0))
+    cluster._rolling[1::3], cluster._paused[::2] = True, True  # flags of some services, to gather
     targets = pick([TargetRef(svc.namespace, svc.name) for svc in WIDE])
     for _ in range(2):  # the second call answers from the memo
-        view = cluster.view(targets)
+        view = cluster.view(targets, with_paused=True)
+        rows, exists = cluster.rows_of(targets)
+        for name, source in (("rollout", cluster._rolling), ("paused", cluster._paused)):
+            got = getattr(view, name)
+            assert got.dtype == np.bool_ and not np.shares_memory(got, source), name
+            np.testing.assert_array_equal(got, exists & source[rows], err_msg=name)
+        assert cluster.view(targets).paused is None
         rows, exists = cluster.rows_of(targets)
         for name, source in (("spec", cluster._spec_replicas), ("status", cluster._n_pods), ("ready", cluster._n_ready)):
             want = np.where(exists, source[rows], 0).astype(np.float64)

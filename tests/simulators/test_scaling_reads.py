@@ -127,6 +127,28 @@ def test_read_scaling_gives_what_the_queries_give_stacked(monkeypatch, ticks, pi
         assert np.isnan(got.latest).any() and not np.isnan(got.latest).all()
 
 
+@pytest.mark.parametrize("picked", [pytest.param(slice(None), id="every-service"),
+                                    pytest.param(slice(None, None, -2), id="some-services-gathered")])
+def test_a_source_read_every_tick_across_ring_wraps_gives_what_the_queries_give(monkeypatch, picked):
+    """The reader SimMetrics keeps for the same arguments (its slots made once per ring position)
+    reads what the queries read at every tick, before the window fills and through two wraps."""
+    monkeypatch.setattr(compiled, "switch", "1")
+    metrics, refs = ports(1, BOUND, picked)
+    cluster, rng = metrics.cluster, np.random.default_rng(2)
+    nonnegative, above = np.array([True]), np.array([400.0])
+    readers = set()
+    for k in range(1, 2 * metrics.slots + 5):
+        got = metrics.read_scaling((WINDOW,), (LATEST,), refs, 0.0, 20.0, nonnegative, above)
+        window, s = metrics.query(WINDOW, refs, 0.0), metrics.query(LATEST, refs, 0.0)
+        expected = read_signal_fast(s.values[:, None], s.present[:, None], s.age_s[:, None], 20.0, nonnegative, above)
+        np.testing.assert_array_equal(got.values, window.values[:, None], err_msg=f"after {k} ticks")
+        np.testing.assert_array_equal(got.latest, expected.values, err_msg=f"after {k} ticks")
+        cluster.step(5.0 * k, 5.0, rng.uniform(50, 900, cluster.n_services))
+        metrics.push(cluster.signals())
+        readers.add(id(metrics._reader[1]))
+    assert len(readers) == 1  # one reader for the whole run: its slots reused at each ring position
+
+
 @pytest.mark.parametrize("queries, latest, switch", [
     pytest.param((READY,), (None,), "1", id="an-instant-gauge-queries"),
     pytest.param((LATEST,), (None,), "1", id="a-query-over-its-own-window-queries"),
