@@ -230,12 +230,14 @@ class _Rules:
     def decide(self, mask: np.ndarray, reason, action: Act = Act.NONE, replicas=None, restart=None,
                hold: bool = False) -> None:
         m = mask & self.open
-        self.reason = np.where(m, reason, self.reason)
-        self.action = np.where(m, int(action), self.action)
         if replicas is not None:
             self.replicas = np.where(m, replicas, self.replicas)
         if restart is not None:
             self.restart = np.where(m, restart, self.restart)
+        if not m.any():  # most rules match no row: nothing to write (reason and action stay int64)
+            return
+        self.reason = np.where(m, reason, self.reason)
+        self.action = np.where(m, int(action), self.action)
         if hold:
             self.hold |= m
         if action is not Act.NONE:

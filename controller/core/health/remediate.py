@@ -52,6 +52,7 @@ from controller.core.health.params import (Act, Direction, HealthParams, HealthR
 HOUR_S = 3600.0
 DAY_S = 86400.0
 _FIRING, _OK = int(Phase.FIRING), int(Phase.OK)
+_NONE = int(Remedy.NONE)
 _DISRUPTIVE = np.asarray([int(Remedy.RESTART_POD), int(Remedy.ROLLING_RESTART), int(Remedy.ROLLBACK)])
 
 
@@ -354,6 +355,8 @@ def verify(params: HealthParams, rem: RemedyState, rev: RevisionState, view: Che
     (``PodTable.running``; None: every pod does).
     """
     n = rem.verify_action.size
+    if not _any_window_open(rem):  # the common cycle: nothing to resolve, the state as it was
+        return rem, rev, np.full(n, -1, np.int64)
     # A revision someone else put in place while the window is open (a deploy, a kubectl rollout
     # undo back to the bad release) is no longer the action's doing: judged against the window,
     # it kept every health action off the new revision for up to the window plus rollout_wait_s
@@ -384,6 +387,11 @@ def verify(params: HealthParams, rem: RemedyState, rev: RevisionState, view: Che
     rev = replace(rev, rolled_back_to=np.where(a.done, "", rev.rolled_back_to).astype(object),
                   restarted=np.where(a.done, "", rev.restarted).astype(object))
     return rem, rev, outcome
+
+
+def _any_window_open(rem: RemedyState) -> bool:
+    """Some target has a verification window open (either of ``RemedyState.windows``)."""
+    return bool((rem.verify_action != _NONE).any() or (rem.pod_verify_check >= 0).any())
 
 
 _R = HealthReason

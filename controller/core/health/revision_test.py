@@ -68,6 +68,9 @@ class Verdict(enum.IntEnum):
     GOOD = 2
 
 
+_UNDECIDED = int(Verdict.UNDECIDED)  # a plain int: an IntEnum operand costs numpy a failed attribute lookup
+
+
 class Measure(enum.IntEnum):
     RATIO = 0  # errors / requests
     LATENCY = 1  # one latency sample per pod
@@ -236,9 +239,10 @@ def step_tests(checks: tuple[RevisionTestParams, ...], state: RevisionTestState,
     """
     revision = np.asarray(revision, dtype=object)
     changed = revision != state.revision
-    previous = state.base
-    state = state.reset(changed, revision)
-    state = replace(state, old=np.where(changed[:, None, None], previous, state.old))
+    if changed.any():  # most cycles no revision changes: nothing starts over
+        previous = state.base
+        state = state.reset(changed, revision)
+        state = replace(state, old=np.where(changed[:, None, None], previous, state.old))
     if not checks:
         return state
     kind = np.asarray([int(c.measure) for c in checks])
@@ -246,9 +250,14 @@ def step_tests(checks: tuple[RevisionTestParams, ...], state: RevisionTestState,
     # counts are never negative; log-latency sums may be
     clip = lambda a: np.where(is_ratio[..., None], np.maximum(a, 0.0), a)  # noqa: E731
     keep = np.exp(-math.log(2.0) * interval_s / _column(checks, "baseline_half_life_s"))[None, :, None]
-    state = replace(state, base=state.base * keep + clip(new))  # the current revision's recent totals
+    base = state.base * keep + clip(new)  # the current revision's recent totals
+    state = replace(state, base=base)
+    open_ = active[:, None] & (state.verdict == _UNDECIDED)
+    if not open_.any():  # no test runs (no rollout, or all decided): only the recent totals move
+        return RevisionTestState(state.revision, state.llr, state.during, state.new, state.old, state.after,
+                                 state.verdict.astype(np.int8, copy=False), state.decided_at, base, state.stable,
+                                 state.drifted)
     worse_by = _column(checks, "worse_by")
-    open_ = active[:, None] & (state.verdict == Verdict.UNDECIDED)
     both = (new[..., 0] > 0) & (old[..., 0] > 0)
     inc = np.where(is_ratio, ratio_llr(new, old, worse_by),
                    latency_llr(new, old, worse_by, _column(checks, "sigma_floor")))
