@@ -60,9 +60,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from controller.core.history import take_rows
+from controller.model import CodeEnum
 
 
-class Verdict(enum.IntEnum):
+class Verdict(CodeEnum):
     UNDECIDED = 0
     BAD = 1
     GOOD = 2
@@ -71,7 +72,7 @@ class Verdict(enum.IntEnum):
 _UNDECIDED = int(Verdict.UNDECIDED)  # a plain int: an IntEnum operand costs numpy a failed attribute lookup
 
 
-class Measure(enum.IntEnum):
+class Measure(CodeEnum):
     RATIO = 0  # errors / requests
     LATENCY = 1  # one latency sample per pod
 
