@@ -7,7 +7,6 @@ layer. Durations end in ``_s`` (seconds), ratios in ``_ratio`` or ``_share`` (0.
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass, field
 from functools import cached_property

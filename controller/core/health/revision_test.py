@@ -53,7 +53,6 @@ ratio: (requests, errors, 0); latency: (pods, sum of log latency, sum of squared
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass, replace
 
