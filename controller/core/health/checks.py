@@ -286,6 +286,10 @@ class PodState:
         creation times are known and differ: its checks start afresh (OK, no smoothing history),
         as a Deployment's replacement does under its new name; only ``restarted_at`` carries over
         (the verification of the restart that replaced it reads it)."""
+        keys = np.asarray(keys, dtype=str)
+        kept = self._same_pods(keys, born)  # the common cycle: the same pods as the last one
+        if kept is not None:
+            return kept
         rows = match_keys(self.keys, keys)
         n = rows.size
         born = np.full(n, np.nan) if born is None else np.asarray(born, np.float64).reshape(n)
@@ -298,8 +302,24 @@ class PodState:
         restarted = np.where(known, self.restarted_at[safe] if self.restarted_at.size else np.nan, np.nan)
         # an unknown creation time keeps the one known before (a source that stops saying)
         born = np.where(same & np.isnan(born), old_born, born)
-        return PodState(np.asarray(keys, dtype=str), first.astype(np.float64), restarted.astype(np.float64),
+        return PodState(keys, first.astype(np.float64), restarted.astype(np.float64),
                         self.table.take(np.where(same, rows, -1)), born)
+
+    def _same_pods(self, keys: np.ndarray, born: np.ndarray | None) -> "PodState | None":
+        """``reindex`` where ``keys`` (unique) are this state's own, in its order and every pod
+        the same (none came back under its name): each keeps its row, no match nor reordering
+        (the table is shared, never written in place); None otherwise (``reindex`` matches them)."""
+        n = keys.size
+        if (self.keys.size != n or self.first_seen.size != n or self.restarted_at.size != n
+                or (self.born is not None and self.born.size not in (0, n)) or not (self.keys == keys).all()
+                or len(set(keys.tolist())) != n):
+            return None
+        born = np.full(n, np.nan) if born is None else np.asarray(born, np.float64).reshape(n)
+        old_born = self.born if self.born is not None and self.born.size else np.full(n, np.nan)
+        if (np.isfinite(born) & np.isfinite(old_born) & (born != old_born)).any():
+            return None
+        return PodState(keys, self.first_seen.astype(np.float64), self.restarted_at.astype(np.float64), self.table,
+                        np.where(np.isnan(born), old_born, born))
 
 
 # --- the target-level view -------------------------------------------------------------------

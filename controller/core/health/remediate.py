@@ -597,6 +597,8 @@ def propose(params: HealthParams, view: CheckView, pods: PodState, pod_row: np.n
     Returns the proposal and the state with stale escalations (check no longer firing) dropped.
     """
     n, c = view.phase.shape
+    if not (view.phase == _FIRING).any() and not (rem.escalation != _NONE).any():
+        return _nothing_proposed(n, rem)
     # Act only on a check that is firing AND still bad now: a firing check on its way back
     # (between the thresholds, waiting out its clear duration) asks for nothing new. Without
     # this, a latency check fired by an overload that scaling has already absorbed would
@@ -642,6 +644,15 @@ def propose(params: HealthParams, view: CheckView, pods: PodState, pod_row: np.n
                 & (view.firing[np.arange(n), t] >= params.systemic_min_pods if c else False))
     return Proposal(want.astype(np.int64), trigger.astype(np.int64), live, systemic, new_rev.any(axis=1),
                     after.any(axis=1), blamed_check.astype(np.int64)), rem
+
+
+def _nothing_proposed(n: int, rem: RemedyState) -> tuple[Proposal, RemedyState]:
+    """``propose`` where no check fires and no escalation is pending (a pod check fires on a target
+    only where one of its pods does): nothing wanted, nothing blamed, no escalation kept."""
+    none, no = (lambda: np.full(n, -1, np.int64)), (lambda: np.zeros(n, bool))  # noqa: E731 (own arrays each)
+    return (Proposal(np.full(n, _NONE, np.int64), none(), no(), no(), no(), no(), none()),
+            replace(rem, escalation=np.zeros_like(rem.escalation), escalation_check=np.full_like(rem.escalation_check,
+                                                                                                    -1)))
 
 
 # --- pods to restart -------------------------------------------------------------------------
