@@ -128,7 +128,11 @@ def step_phases(checks: tuple[CheckParams, ...], table: CheckTable, bad: np.ndar
     unhealthy_for = np.asarray([c.unhealthy_for_s for c in checks], np.float64)
     recovered_for = np.asarray([c.recovered_for_s for c in checks], np.float64)
     phase = table.phase
-    ok, pending, firing = phase == _OK, phase == _PENDING, phase == _FIRING
+    ok = phase == _OK
+    if ok.all() and not bad.any():  # every row OK and staying so: no transition, no timer moves
+        return CheckTable(phase.astype(np.int8, copy=False), table.active_since, table.fired_at,
+                          table.recovering_since, table.changed_at, table.smooth)
+    pending, firing = phase == _PENDING, phase == _FIRING
 
     start = ok & bad
     active = np.where(start, now, table.active_since)
@@ -357,9 +361,15 @@ class CheckView:
             return np.where(self.pods > 0, self.firing / np.maximum(self.pods, 1), 0.0)
 
 
-def _reduce_at(ufunc, n: int, row: np.ndarray, values: np.ndarray, mask: np.ndarray, init: float) -> np.ndarray:
+def _reduce_at(ufunc, n: int, row: np.ndarray, values: np.ndarray, mask: np.ndarray | None, init: float
+               ) -> np.ndarray:
+    """(n,) ``ufunc`` of ``values`` (P,) over each target's pods (``row`` (P,)) where ``mask`` (P,)
+    (None: every pod), ``init`` where none."""
     out = np.full(n, init)
-    ufunc.at(out, row[mask], values[mask])
+    if mask is None:
+        ufunc.at(out, row, values)
+    elif mask.any():
+        ufunc.at(out, row[mask], values[mask])
     return out
 
 
@@ -392,11 +402,10 @@ def pod_view(checks: tuple[CheckParams, ...], n: int, row: np.ndarray, table: Ch
         out["active_since"][:, j] = _reduce_at(np.fmin, n, row, table.active_since[:, j], active, np.nan)
         out["fired_at"][:, j] = _reduce_at(np.fmin, n, row, table.fired_at[:, j], fire, np.nan)
         out["changed_at"][:, j] = _reduce_at(np.fmax, n, row, _last_change(table.changed_at[:, j], first_seen),
-                                             np.ones(row.size, bool), np.nan)
+                                             None, np.nan)
         worst = np.fmax if check.direction == Direction.ABOVE else np.fmin
-        every = np.ones(row.size, bool)
-        out["raw"][:, j] = _reduce_at(worst, n, row, raw[:, j], every, np.nan)
-        out["smoothed"][:, j] = _reduce_at(worst, n, row, smoothed[:, j], every, np.nan)
+        out["raw"][:, j] = _reduce_at(worst, n, row, raw[:, j], None, np.nan)
+        out["smoothed"][:, j] = _reduce_at(worst, n, row, smoothed[:, j], None, np.nan)
     phase = np.where(out["firing"] > 0, _FIRING, np.where(out["pending"] > 0, _PENDING, _OK)).astype(np.int8)
     out["phase"] = phase
     out["pods"] = np.repeat(pods[:, None], cp, axis=1).astype(np.int64)

@@ -804,8 +804,8 @@ def _judged_worse(params: HealthParams, tests: RevisionTestState | None, revisio
     again under the same name (a StatefulSet's ControllerRevision), trusted and never compared."""
     n = revision.size
     checks = params.revision_checks
-    if not checks or tests is None or tests.verdict.shape != (n, len(checks)):
-        return np.zeros(n, bool), np.full(n, -1, np.int64)
+    if all(c.rollback for c in checks) or tests is None or tests.verdict.shape != (n, len(checks)):
+        return np.zeros(n, bool), np.full(n, -1, np.int64)  # no record check (none at all), or no test state
     bad = _record_checks_bad(params, tests.verdict) & ((tests.revision == revision) & (revision != ""))[:, None]
     return bad.any(axis=1), np.where(bad.any(axis=1), bad.argmax(axis=1), -1).astype(np.int64)
 

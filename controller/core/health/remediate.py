@@ -489,6 +489,8 @@ def beside_verification(params: HealthParams, rem: RemedyState, pods: PodState, 
     beside a hung pod's 7-minute window would OOM meanwhile). Target-wide actions wait for both
     windows (arbitration, rule 2)."""
     n = trigger.size
+    if not (trigger >= 0).any() and not _any_window_open(rem):  # no pod restart wanted, no window judges a pod
+        return np.zeros(n, bool), np.ones(pod_row.size, bool)
     first, second = rem.windows()
     judged = replaced_pods(first, pods, pod_row) | replaced_pods(second, pods, pod_row)
     if not params.checks:
@@ -710,6 +712,9 @@ def remember(params: HealthParams, rem: RemedyState, rev: RevisionState, budgets
     rollback = action == Act.ROLLBACK
     rolling = action == Act.ROLLING_RESTART
     verified = rollback | rolling | (action == Act.RESTART_POD)
+    took = from_health | hold
+    if not took.any() and not verified.any():
+        return rem, rev, budgets  # no health action, no hold (a scaling change alone): nothing to remember
     # a pod restart taken while the first window is open (beside it: ``beside_verification``) opens
     # the second; every other action finds both closed (arbitration) and opens the first
     second = verified & (rem.verify_action != Remedy.NONE)
@@ -717,7 +722,6 @@ def remember(params: HealthParams, rem: RemedyState, rev: RevisionState, budgets
     until = now + verify_window_for(params, check)
     health_scale = from_health & (action == Act.SCALE)
     budgets = budgets.record(np.where(rolling, 1, np.where(action == Act.RESTART_POD, restarted, 0)), rollback, now)
-    took = from_health | hold
     rem = replace(
         rem,
         verify_action=np.where(first, action, rem.verify_action),  # one type: the action is the remedy
