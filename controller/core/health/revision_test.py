@@ -251,12 +251,12 @@ def step_tests(checks: tuple[RevisionTestParams, ...], state: RevisionTestState,
     clip = lambda a: np.where(is_ratio[..., None], np.maximum(a, 0.0), a)  # noqa: E731
     keep = np.exp(-math.log(2.0) * interval_s / _column(checks, "baseline_half_life_s"))[None, :, None]
     base = state.base * keep + clip(new)  # the current revision's recent totals
-    state = replace(state, base=base)
     open_ = active[:, None] & (state.verdict == _UNDECIDED)
     if not open_.any():  # no test runs (no rollout, or all decided): only the recent totals move
         return RevisionTestState(state.revision, state.llr, state.during, state.new, state.old, state.after,
                                  state.verdict.astype(np.int8, copy=False), state.decided_at, base, state.stable,
                                  state.drifted)
+    state = replace(state, base=base)
     worse_by = _column(checks, "worse_by")
     both = (new[..., 0] > 0) & (old[..., 0] > 0)
     inc = np.where(is_ratio, ratio_llr(new, old, worse_by),
