@@ -24,7 +24,9 @@ keyed by pod name so that pods may come and go between cycles (:func:`match_keys
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -101,6 +103,31 @@ def smooth_checks(checks: tuple[CheckParams, ...], values: np.ndarray, usable: n
     return out, tuple(new_states)
 
 
+class CheckColumns(NamedTuple):
+    """The thresholds and durations of C checks as (C,) arrays (read-only: shared between calls)."""
+
+    above: np.ndarray
+    unhealthy: np.ndarray
+    recovered: np.ndarray
+    fire_on_missing: np.ndarray
+    unhealthy_for_s: np.ndarray
+    recovered_for_s: np.ndarray
+
+
+@functools.lru_cache(maxsize=64)
+def check_columns(checks: tuple[CheckParams, ...]) -> CheckColumns:
+    """``checks``' columns, built once per tuple of checks (a policy's are the same every cycle)."""
+    columns = CheckColumns(np.asarray([c.direction == Direction.ABOVE for c in checks], bool),
+                           np.asarray([c.unhealthy for c in checks], np.float64),
+                           np.asarray([c.recovered for c in checks], np.float64),
+                           np.asarray([c.fire_on_missing for c in checks], bool),
+                           np.asarray([c.unhealthy_for_s for c in checks], np.float64),
+                           np.asarray([c.recovered_for_s for c in checks], np.float64))
+    for a in columns:
+        a.flags.writeable = False
+    return columns
+
+
 def conditions(checks: tuple[CheckParams, ...], smoothed: np.ndarray, usable: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(bad, good, frozen), each (R, C) bool, from smoothed values and their usability.
@@ -109,10 +136,7 @@ def conditions(checks: tuple[CheckParams, ...], smoothed: np.ndarray, usable: np
     missing data); good: the recovered condition holds; frozen: the sample is missing and the
     check ignores missing data. Comparisons are strict: sitting on a threshold meets neither.
     """
-    above = np.asarray([c.direction == Direction.ABOVE for c in checks], bool)
-    unhealthy = np.asarray([c.unhealthy for c in checks], np.float64)
-    recovered = np.asarray([c.recovered for c in checks], np.float64)
-    fire_on_missing = np.asarray([c.fire_on_missing for c in checks], bool)
+    above, unhealthy, recovered, fire_on_missing, _, _ = check_columns(checks)
     ok = usable & np.isfinite(smoothed)
     with np.errstate(invalid="ignore"):
         bad = ok & np.where(above, smoothed > unhealthy, smoothed < unhealthy)
@@ -125,14 +149,13 @@ def conditions(checks: tuple[CheckParams, ...], smoothed: np.ndarray, usable: np
 def step_phases(checks: tuple[CheckParams, ...], table: CheckTable, bad: np.ndarray, good: np.ndarray,
                 frozen: np.ndarray, now: float) -> CheckTable:
     """One evaluation of the alert state machines of R rows and C checks; pure."""
-    unhealthy_for = np.asarray([c.unhealthy_for_s for c in checks], np.float64)
-    recovered_for = np.asarray([c.recovered_for_s for c in checks], np.float64)
     phase = table.phase
     ok = phase == _OK
     if ok.all() and not bad.any():  # every row OK and staying so: no transition, no timer moves
         return CheckTable(phase.astype(np.int8, copy=False), table.active_since, table.fired_at,
                           table.recovering_since, table.changed_at, table.smooth)
     pending, firing = phase == _PENDING, phase == _FIRING
+    unhealthy_for, recovered_for = check_columns(checks)[4:]
 
     start = ok & bad
     active = np.where(start, now, table.active_since)

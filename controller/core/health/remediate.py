@@ -327,6 +327,8 @@ def rearm(rem: RemedyState, rows: np.ndarray) -> tuple[RemedyState, np.ndarray]:
     Returns (state, outcome (N,) REARMED or -1).
     """
     outcome = np.where(rows, int(HealthReason.REARMED), -1)
+    if not rows.any():  # the common cycle: nothing to re-arm
+        return rem, outcome
     return replace(rem, held=rem.held & ~rows, held_reason=np.where(rows, -1, rem.held_reason),
                    held_at=np.where(rows, np.nan, rem.held_at), escalation=np.where(rows, 0, rem.escalation),
                    escalation_check=np.where(rows, -1, rem.escalation_check)), outcome
@@ -669,6 +671,8 @@ def restart_room(params: HealthParams, pods: PodState, pod_row: np.ndarray, pod_
     eligible: (P,) bool, the pods that may be restarted at all (None: every pod).
     """
     n = current.size
+    if not (trigger >= 0).any():  # no pod restart wanted: no pod to count
+        return np.zeros(n, np.int64)
     mask = firing_pod_mask(params, pods, pod_row, trigger)
     if eligible is not None:
         mask &= eligible
@@ -683,6 +687,8 @@ def pick_pods(params: HealthParams, pods: PodState, pod_row: np.ndarray, pod_rea
               trigger: np.ndarray, count: np.ndarray, eligible: np.ndarray | None = None) -> np.ndarray:
     """(P,) bool: for each target, its first ``count`` firing pods of the trigger check, not-ready
     first, then the earliest to fire, then by key; only ``eligible`` (P,) pods (None: any)."""
+    if not (trigger >= 0).any():  # no pod restart wanted
+        return np.zeros(pod_row.size, bool)
     mask = firing_pod_mask(params, pods, pod_row, trigger) & (count[pod_row] > 0 if pod_row.size else False)
     if eligible is not None:
         mask &= eligible
