@@ -774,6 +774,8 @@ def _hung_reasons(params: HealthParams, arb: Arbitration, trigger: np.ndarray) -
     if not params.checks:
         return arb
     hung = params.hung[np.maximum(trigger, 0)] & (trigger >= 0)
+    if not hung.any():  # no hung-pod check behind any want
+        return arb
     restart = hung & (arb.reason == HealthReason.RESTART_FIRING_PODS)
     spent = hung & (arb.reason == HealthReason.RESTART_BUDGET_EXHAUSTED)
     reason = np.where(restart, int(HealthReason.RESTART_HUNG_POD),

@@ -158,6 +158,29 @@ def update_revisions(params: HealthParams, rs: RevisionState, revision: np.ndarr
     """
     first = rs.current == ""
     changed = revision != rs.current
+    if changed.any() or first.any():
+        healthy, older, since, done, clean, trusted = _revision_changes(rs, revision, revision_since, first, changed,
+                                                                        any_firing, any_breaching, fired_until, now)
+    else:  # the common cycle: every target's revision is the one it had (nothing first seen)
+        healthy, older, since, done, clean, trusted = (rs.healthy, rs.older_healthy, rs.since, rs.rollout_done_at,
+                                                       rs.clean_since, rs.trusted)
+    done = np.where(rollout, np.nan, np.where(np.isnan(done), now, done))
+    clean = np.where((changed & ~first) | rollout | any_firing, now, clean)
+    mark = (revision != "") & ~rollout & ~any_firing & (now - clean >= params.healthy_after_s) & (revision != healthy)
+    older = np.where(mark, healthy, older)
+    healthy = np.where(mark, revision, healthy)
+    keep = lambda a: np.where(changed, "", a).astype(object)  # noqa: E731
+    return RevisionState(revision.astype(object), since, done, clean, healthy.astype(object),
+                         older.astype(object), keep(rs.rolled_back_to), keep(rs.restarted), trusted.astype(bool))
+
+
+def _revision_changes(rs: RevisionState, revision: np.ndarray, revision_since: np.ndarray, first: np.ndarray,
+                      changed: np.ndarray, any_firing: np.ndarray, any_breaching: np.ndarray | None,
+                      fired_until: np.ndarray | None, now: float) -> tuple[np.ndarray, ...]:
+    """``update_revisions``' (healthy, older healthy, since, rollout done at (before this cycle's
+    rollout), clean since (before this cycle's firing), trusted), each (N,), where a target's revision
+    ``changed`` (N,) or is seen ``first`` (N,): what carries over from a rollback or rolling
+    restart of ours, and when the revision became current and clean."""
     src = np.where(rs.rolled_back_to != "", rs.rolled_back_to, rs.restarted)
     carried = changed & ~first & (src != "")
     from_h = carried & (src == rs.healthy)
@@ -175,21 +198,14 @@ def update_revisions(params: HealthParams, rs: RevisionState, revision: np.ndarr
     revision_since = np.minimum(revision_since, now)  # a time to come (clock skew): since now
     since = np.where(changed, np.where(same_code, rs.since, np.where(known, revision_since, now)), rs.since)
     done = np.where(changed, np.where(known, revision_since, np.nan), rs.rollout_done_at)
-    done = np.where(rollout, np.nan, np.where(np.isnan(done), now, done))
     breaching = any_firing if any_breaching is None else any_breaching | any_firing
     # a check pending at first sight: the cluster's completion time says nothing of whether the
     # revision was clean, so it counts as clean from now (marked after healthyAfter of no firing);
     # one that fired and recovered before first sight (the checks' history): clean from then on
     clean_from = revision_since if fired_until is None else np.minimum(np.fmax(revision_since, fired_until), now)
     clean = np.where(first, np.where(known & ~breaching, clean_from, now), rs.clean_since)
-    clean = np.where((changed & ~first) | rollout | any_firing, now, clean)
     trusted = np.where(changed, (revision != "") & ((revision == healthy) | (revision == older)), rs.trusted)
-    mark = (revision != "") & ~rollout & ~any_firing & (now - clean >= params.healthy_after_s) & (revision != healthy)
-    older = np.where(mark, healthy, older)
-    healthy = np.where(mark, revision, healthy)
-    keep = lambda a: np.where(changed, "", a).astype(object)  # noqa: E731
-    return RevisionState(revision.astype(object), since, done, clean, healthy.astype(object),
-                         older.astype(object), keep(rs.rolled_back_to), keep(rs.restarted), trusted.astype(bool))
+    return healthy, older, since, done, clean, trusted
 
 
 # --- budgets ---------------------------------------------------------------------------------
