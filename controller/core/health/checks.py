@@ -136,7 +136,7 @@ def conditions(checks: tuple[CheckParams, ...], smoothed: np.ndarray, usable: np
     missing data); good: the recovered condition holds; frozen: the sample is missing and the
     check ignores missing data. Comparisons are strict: sitting on a threshold meets neither.
     """
-    above, unhealthy, recovered, fire_on_missing, _, _ = check_columns(checks)
+    above, unhealthy, recovered, fire_on_missing, _, _ = check_columns(tuple(checks))
     ok = usable & np.isfinite(smoothed)
     with np.errstate(invalid="ignore"):
         bad = ok & np.where(above, smoothed > unhealthy, smoothed < unhealthy)
@@ -155,7 +155,7 @@ def step_phases(checks: tuple[CheckParams, ...], table: CheckTable, bad: np.ndar
         return CheckTable(phase.astype(np.int8, copy=False), table.active_since, table.fired_at,
                           table.recovering_since, table.changed_at, table.smooth)
     pending, firing = phase == _PENDING, phase == _FIRING
-    unhealthy_for, recovered_for = check_columns(checks)[4:]
+    unhealthy_for, recovered_for = check_columns(tuple(checks))[4:]
 
     start = ok & bad
     active = np.where(start, now, table.active_since)

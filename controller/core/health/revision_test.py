@@ -53,6 +53,7 @@ ratio: (requests, errors, 0); latency: (pods, sum of log latency, sum of squared
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
@@ -130,7 +131,23 @@ class RevisionTestParams:
 
 
 def _column(checks: tuple[RevisionTestParams, ...], attr: str) -> np.ndarray:
-    return np.asarray([getattr(c, attr) for c in checks], dtype=np.float64)
+    """(C,) ``attr`` of each check, built once per tuple of checks (read-only: shared between cycles)."""
+    return _column_of(tuple(checks), attr)
+
+
+@functools.lru_cache(maxsize=256)
+def _column_of(checks: tuple[RevisionTestParams, ...], attr: str) -> np.ndarray:
+    column = np.asarray([getattr(c, attr) for c in checks], dtype=np.float64)
+    column.flags.writeable = False
+    return column
+
+
+@functools.lru_cache(maxsize=64)
+def _kinds(checks: tuple[RevisionTestParams, ...]) -> np.ndarray:
+    """(C,) each check's Measure as an int, built once per tuple of checks (read-only)."""
+    kind = np.asarray([int(c.measure) for c in checks])
+    kind.flags.writeable = False
+    return kind
 
 
 @dataclass(frozen=True)
@@ -245,7 +262,7 @@ def step_tests(checks: tuple[RevisionTestParams, ...], state: RevisionTestState,
         state = replace(state, old=np.where(changed[:, None, None], previous, state.old))
     if not checks:
         return state
-    kind = np.asarray([int(c.measure) for c in checks])
+    kind = _kinds(tuple(checks))
     is_ratio = (kind == Measure.RATIO)[None, :]
     # counts are never negative; log-latency sums may be
     clip = lambda a: np.where(is_ratio[..., None], np.maximum(a, 0.0), a)  # noqa: E731
