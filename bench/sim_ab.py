@@ -12,7 +12,11 @@ control cycles ("policy cycle": Reconciler.cycle and health_cycle) and what is n
 other": recording, scoring, the metrics' rings, actions, the loop); and the
 controllers' replica-hours, which must be the same on both sides (same trajectories). Prints each side's median and best CPU ms per simulated hour and the median and
 quartiles of the per-round ratio B/A (< 1: B is cheaper). A checkout against itself gives ~1.0.
+``--scenario`` runs a bundled scenario (or a scenario file) instead, with its own services and
+duration, and ``--policy`` gives the policy controller another policy file: a healing run is
+``--scenario crash-loop --policy policies/setpoint-healing.yaml --controllers policy``.
 Run: python bench/sim_ab.py --base /path/to/base [--branch .] [--rounds 10] [--hours 2] [--controllers hpa]
+     [--scenario NAME --policy FILE]
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 HERE = Path(__file__).resolve()
 
 
-def child(checkout: Path, services: int, hours: float, controllers: str) -> None:
+def child(checkout: Path, services: int, hours: float, controllers: str, scenario_name: str = "",
+          policy: str = "") -> None:
     """Run blocks on request (a line on stdin each): print {controller: CPU s of its advance},
-    {controller: replica-hours} as one JSON line per block."""
+    {controller: replica-hours} as one JSON line per block. ``scenario_name``: that scenario instead
+    of sim_speed's; ``policy``: the policy controller's file instead of setpoint-default.yaml."""
     import gc  # noqa: PLC0415
     import importlib.util  # noqa: PLC0415 (the child loads the checkout's bench/sim_speed.py by path)
 
@@ -43,15 +49,17 @@ def child(checkout: Path, services: int, hours: float, controllers: str) -> None
     from controller.core.scaling import compiled  # noqa: PLC0415
     from controller.policy import load_policies  # noqa: PLC0415
     from simulators import runner  # noqa: PLC0415
-    from simulators.scenario import load_scenario_text  # noqa: PLC0415
+    from simulators.scenario import load_scenario, load_scenario_text  # noqa: PLC0415
 
     compiled.set_switch("1")
-    policies = [load_policies([path])[0] for path in (bench.REPO / "policies" / "setpoint-default.yaml",
+    policies = [load_policies([path])[0] for path in (Path(policy) if policy else
+                                                      bench.REPO / "policies" / "setpoint-default.yaml",
                                                       bench.REPO / "policies" / "hpa-cpu.yaml")]
     bench.compile_kernels(policies)
     wanted = controllers.split(",")
     specs = [s for s in bench.specs(policies) if s.name in wanted]
-    scenario = load_scenario_text(bench.scenario_text(services, hours), "wide-day.yaml")
+    scenario = (load_scenario(scenario_name, None) if scenario_name else
+                load_scenario_text(bench.scenario_text(services, hours), "wide-day.yaml"))
     cpu: dict[str, float] = {}
     current = [""]  # the controller whose advance is running
     advance = runner._ControllerRun.advance
@@ -89,18 +97,34 @@ def child(checkout: Path, services: int, hours: float, controllers: str) -> None
         print(json.dumps([cpu, hours_of]), flush=True)
 
 
+def scenario_hours(name: str) -> float:
+    """Simulated hours of scenario ``name`` (bundled, or a file)."""
+    from simulators.scenario import load_scenario  # noqa: PLC0415
+
+    sc = load_scenario(name, None)
+    return float(sc.times()[-1] - sc.start_s + sc.tick_s) / 3600.0
+
+
 def main() -> None:
     ap = ab_arguments(__doc__, 10)
     ap.add_argument("--hours", type=float, default=2.0, help="simulated hours per block")
     ap.add_argument("--services", type=int, default=1000)
     ap.add_argument("--controllers", default="hpa", help="comma-separated: hpa, policy")
+    ap.add_argument("--scenario", default="", help="a bundled scenario or a scenario file (its services and duration)")
+    ap.add_argument("--policy", default="", help="the policy controller's policy file (default setpoint-default.yaml)")
     args = ap.parse_args()
     if args.child:
-        child(args.child.resolve(), args.services, args.hours, args.controllers)
+        child(args.child.resolve(), args.services, args.hours, args.controllers, args.scenario, args.policy)
         return
     if args.base is None:
         ap.error("--base is required")
-    child_args = ("--services", str(args.services), "--hours", str(args.hours), "--controllers", args.controllers)
+    if args.scenario:
+        args.hours = scenario_hours(args.scenario)
+        if Path(args.scenario).is_file():
+            args.scenario = str(Path(args.scenario).resolve())
+    policy = str(Path(args.policy).resolve()) if args.policy else ""
+    child_args = ("--services", str(args.services), "--hours", str(args.hours), "--controllers", args.controllers,
+                  "--scenario", args.scenario, "--policy", policy)
     sides = {side: start(checkout.resolve(), *child_args, script=HERE)
              for side, checkout in (("A", args.base), ("B", args.branch))}
     ms_per_hour: dict[str, dict[str, list[float]]] = {"A": {}, "B": {}}
@@ -117,7 +141,8 @@ def main() -> None:
     for proc in sides.values():
         proc.stdin.close()
         proc.wait()
-    print(f"{args.services} services, {args.hours:g} simulated hours per block, {args.rounds} rounds; "
+    print(f"{args.scenario or f'{args.services} services'}, {args.hours:g} simulated hours per block, "
+          f"{args.rounds} rounds; "
           f"load average at the end: {os.getloadavg()[0]:.2f}")
     for name in ms_per_hour["A"]:
         for side, checkout in (("A", args.base), ("B", args.branch)):

@@ -202,7 +202,8 @@ class SimMetrics:
         self._ring = {f: self._rings[i] for i, f in enumerate(fields)}
         self._k = 0
         self._last: ObservedSignals | None = None
-        self._pods: tuple[dict, dict[str, int]] | None = None
+        self._pods: tuple[dict, dict[str, int], dict[str, np.ndarray]] | None = None
+        self._pod_pick: tuple | None = None  # _pod_rows' last answer, with the pod list and snapshot it is for
         self._targets: SimTargets | None = None
         self._rngs = streams.ServiceStreams(int(seed), streams.Purpose.POD_SAMPLES)  # one per service, by name
         self._sampled_at: float | None = None
@@ -521,18 +522,34 @@ class SimMetrics:
         """Instant per-pod values; a metrics outage or NaN fault on the pod's service hides them."""
         if self._pods is None:  # several pod-scope checks in a cycle share one snapshot
             signals = self._sample(self.cluster.pod_signals())
-            self._pods = signals, {name: k for k, name in enumerate(signals["name"])}
-        signals, index = self._pods
+            self._pods = signals, {name: k for k, name in enumerate(signals["name"])}, {}
+        signals, index, columns = self._pods
+        field_values = columns.get(field)
+        if field_values is None:
+            field_values = columns[field] = np.asarray(signals[field], dtype=np.float64)
+        pick, found, nonfinite, present = self._pod_rows(pods, signals, index)
+        values = np.where(found, field_values[np.maximum(pick, 0)], np.nan)
+        values = np.where(nonfinite, np.nan, values)
+        n = len(pods)
+        return Samples(values=values, present=present, age_s=np.zeros(n), conflict=np.zeros(n, bool))
+
+    def _pod_rows(self, pods: Sequence[TargetRef], signals: dict, index: dict[str, int]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(pick, found, nonfinite, present), each (P,), of ``pods`` in this tick's snapshot: each
+        pod's row (-1: not listed), whether its service's samples are NaN (a fault), and whether it
+        has a series (listed, its service's metrics not out). A cycle's pod queries ask for the
+        same list: found once for the snapshot (the list kept, so its id is not another's)."""
+        cached = self._pod_pick
+        if cached is not None and cached[0] is pods and cached[1] is signals:
+            return cached[2]
         pick = np.array([index.get(p.name, -1) for p in pods], dtype=np.int64)
         found = pick >= 0
-        values = np.where(found, np.asarray(signals[field], dtype=np.float64)[np.maximum(pick, 0)], np.nan)
         obs = self._last
         service = np.asarray(signals["row"], dtype=np.int64)[np.maximum(pick, 0)]
         hidden = found & (obs.unavailable[service] | obs.nonfinite[service])
-        values = np.where(obs.nonfinite[service] & found, np.nan, values)
-        n = len(pods)
-        return Samples(values=values, present=found & ~(hidden & obs.unavailable[service]), age_s=np.zeros(n),
-                       conflict=np.zeros(n, bool))
+        rows = (pick, found, obs.nonfinite[service] & found, found & ~(hidden & obs.unavailable[service]))
+        self._pod_pick = (pods, signals, rows)
+        return rows
 
 
 class MemoryStateStore:

@@ -230,12 +230,14 @@ class _Rules:
     def decide(self, mask: np.ndarray, reason, action: Act = Act.NONE, replicas=None, restart=None,
                hold: bool = False) -> None:
         m = mask & self.open
-        self.reason = np.where(m, reason, self.reason)
-        self.action = np.where(m, int(action), self.action)
         if replicas is not None:
             self.replicas = np.where(m, replicas, self.replicas)
         if restart is not None:
             self.restart = np.where(m, restart, self.restart)
+        if not m.any():  # most rules match no row: nothing to write (reason and action stay int64)
+            return
+        self.reason = np.where(m, reason, self.reason)
+        self.action = np.where(m, int(action), self.action)
         if hold:
             self.hold |= m
         if action is not Act.NONE:
@@ -247,13 +249,23 @@ def arbitrate(inp: ArbitrationInput) -> Arbitration:
     """At most one action per target; see the module docstring for the rules, in order."""
     n = inp.current.size
     t = _Rules(n, inp.current)
-    want, esc = inp.want, inp.escalated
+    want = inp.want
     wants = want != Remedy.NONE
     t.decide(inp.held, R.HELD)
     t.decide(inp.verifying & ~_beside_verification(inp), R.VERIFYING)
     release_worse = inp.release_worse if inp.release_worse is not None else np.zeros(n, bool)
     t.decide(release_worse & (~wants | (want == Remedy.RECORD)), R.REVISION_WORSE_RECORDED)
     t.decide(~wants, R.NO_ACTION)
+    if t.open.any():  # the common cycle wants nothing: no rule below can match, only scaling passes
+        _health_rules(t, inp, release_worse)
+    _pass_scaling(t, inp)
+    hold_reason = np.where(t.hold, t.reason, -1)
+    return Arbitration(t.action.astype(np.int8), t.reason, t.replicas, t.restart, t.hold, hold_reason, t.health)
+
+
+def _health_rules(t: _Rules, inp: ArbitrationInput, release_worse: np.ndarray) -> None:
+    """Rules 3 on, for the targets that want a remedy (``arbitrate``)."""
+    want, esc = inp.want, inp.escalated
     _rollback_rules(t, inp)
     restart = (want == Remedy.RESTART_POD) | (want == Remedy.ROLLING_RESTART)
     if inp.release_explains is not None:
@@ -295,9 +307,6 @@ def arbitrate(inp: ArbitrationInput) -> Arbitration:
     t.decide(up & can_scale, np.where(esc, R.ESCALATED, R.SCALE_UP_CHECK), Act.SCALE, replicas=scale_to)
     t.decide(up, R.AT_MAX_REPLICAS)
     t.decide(want == Remedy.RECORD, R.RECORD_ONLY)
-    _pass_scaling(t, inp)
-    hold_reason = np.where(t.hold, t.reason, -1)
-    return Arbitration(t.action.astype(np.int8), t.reason, t.replicas, t.restart, t.hold, hold_reason, t.health)
 
 
 def _beside_verification(inp: ArbitrationInput) -> np.ndarray:

@@ -223,10 +223,17 @@ def revision_statistics(params: HealthParams, n: int, rows: np.ndarray, current:
         else:
             ok &= values[:, 0] > 0
             stats = latency_stats(values[:, :1], ok[:, None])
-        for mask, out in ((current & ok, new), (~current & ok, old)):
-            for j in range(3):
-                out[:, k, j] = np.bincount(rows[mask], weights=stats[mask, j], minlength=n)[:n]
+        sums = _sums_by_target_and_side(n, rows[ok], current[ok], stats[ok])
+        new[:, k], old[:, k] = sums[:, 0], sums[:, 1]
     return new, old
+
+
+def _sums_by_target_and_side(n: int, rows: np.ndarray, current: np.ndarray, stats: np.ndarray) -> np.ndarray:
+    """(n, 2, 3): ``stats`` (P, 3) summed over the pods of each target (``rows`` (P,)), those on its
+    current revision (``current`` (P,)) in [:, 0], the others in [:, 1]: one bincount (each sum in
+    pod order, as one per target, side and column would add them)."""
+    bins = ((rows * 2 + ~current) * 3)[:, None] + np.arange(3)
+    return np.bincount(bins.ravel(), weights=stats.ravel(), minlength=6 * n)[:6 * n].reshape(n, 2, 3)
 
 
 def overload_signal(view: ClusterView, decision: Decision | None,

@@ -5,6 +5,7 @@ See :mod:`simulators.ports` for the port adapters built on it.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -215,20 +216,24 @@ class ClusterPort:
 
     def _status(self, i: int) -> TargetStatus:
         slots = np.flatnonzero(self._pod_phase[i] != EMPTY)
-        slots = slots[np.argsort(self._pod_serial[i, slots])].tolist()
+        slots = slots[np.argsort(self._pod_serial[i, slots])]
         revisions = self._revisions[i]
+        # each field of the row's pods read at once as Python numbers (a numpy scalar read per pod
+        # and field cost more than the PodStatus it fills)
+        phase, created, ready_at, restarts, serial, seq = (a[i, slots].tolist() for a in (
+            self._pod_phase, self._pod_created_s, self._pod_ready_transition_s, self._pod_restarts,
+            self._pod_serial, self._pod_revision_seq))
         pods = tuple(PodStatus(
-            name=self._pod_name(i, slot),
-            phase="Pending" if self._pod_phase[i, slot] == PENDING else "Running",
-            ready=bool(self._pod_phase[i, slot] == READY),
-            start_time=float(self._pod_created_s[i, slot]),
-            ready_transition_time=(None if np.isnan(self._pod_ready_transition_s[i, slot])
-                                   else float(self._pod_ready_transition_s[i, slot])),
-            restarts=int(self._pod_restarts[i, slot]),
-            revision=str(revisions[int(self._pod_revision_seq[i, slot])].number),
-            created_time=float(self._pod_created_s[i, slot]),
-            waiting="CrashLoopBackOff" if self._pod_phase[i, slot] == BACKOFF else "",
-        ) for slot in slots)
+            name=self._name_of(i, int(serial[k]), int(seq[k])),
+            phase="Pending" if phase[k] == PENDING else "Running",
+            ready=phase[k] == READY,
+            start_time=float(created[k]),
+            ready_transition_time=None if math.isnan(ready_at[k]) else float(ready_at[k]),
+            restarts=int(restarts[k]),
+            revision=str(revisions[int(seq[k])].number),
+            created_time=float(created[k]),
+            waiting="CrashLoopBackOff" if phase[k] == BACKOFF else "",
+        ) for k in range(len(slots)))
         return TargetStatus(
             ref=self.ref(i), spec_replicas=int(self._spec_replicas[i]), status_replicas=len(slots),
             ready_replicas=int(self._n_ready[i]), revision=str(self._revision_number[i]),

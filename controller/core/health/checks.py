@@ -24,7 +24,9 @@ keyed by pod name so that pods may come and go between cycles (:func:`match_keys
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -101,6 +103,31 @@ def smooth_checks(checks: tuple[CheckParams, ...], values: np.ndarray, usable: n
     return out, tuple(new_states)
 
 
+class CheckColumns(NamedTuple):
+    """The thresholds and durations of C checks as (C,) arrays (read-only: shared between calls)."""
+
+    above: np.ndarray
+    unhealthy: np.ndarray
+    recovered: np.ndarray
+    fire_on_missing: np.ndarray
+    unhealthy_for_s: np.ndarray
+    recovered_for_s: np.ndarray
+
+
+@functools.lru_cache(maxsize=64)
+def check_columns(checks: tuple[CheckParams, ...]) -> CheckColumns:
+    """``checks``' columns, built once per tuple of checks (a policy's are the same every cycle)."""
+    columns = CheckColumns(np.asarray([c.direction == Direction.ABOVE for c in checks], bool),
+                           np.asarray([c.unhealthy for c in checks], np.float64),
+                           np.asarray([c.recovered for c in checks], np.float64),
+                           np.asarray([c.fire_on_missing for c in checks], bool),
+                           np.asarray([c.unhealthy_for_s for c in checks], np.float64),
+                           np.asarray([c.recovered_for_s for c in checks], np.float64))
+    for a in columns:
+        a.flags.writeable = False
+    return columns
+
+
 def conditions(checks: tuple[CheckParams, ...], smoothed: np.ndarray, usable: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(bad, good, frozen), each (R, C) bool, from smoothed values and their usability.
@@ -109,10 +136,7 @@ def conditions(checks: tuple[CheckParams, ...], smoothed: np.ndarray, usable: np
     missing data); good: the recovered condition holds; frozen: the sample is missing and the
     check ignores missing data. Comparisons are strict: sitting on a threshold meets neither.
     """
-    above = np.asarray([c.direction == Direction.ABOVE for c in checks], bool)
-    unhealthy = np.asarray([c.unhealthy for c in checks], np.float64)
-    recovered = np.asarray([c.recovered for c in checks], np.float64)
-    fire_on_missing = np.asarray([c.fire_on_missing for c in checks], bool)
+    above, unhealthy, recovered, fire_on_missing, _, _ = check_columns(tuple(checks))
     ok = usable & np.isfinite(smoothed)
     with np.errstate(invalid="ignore"):
         bad = ok & np.where(above, smoothed > unhealthy, smoothed < unhealthy)
@@ -125,10 +149,13 @@ def conditions(checks: tuple[CheckParams, ...], smoothed: np.ndarray, usable: np
 def step_phases(checks: tuple[CheckParams, ...], table: CheckTable, bad: np.ndarray, good: np.ndarray,
                 frozen: np.ndarray, now: float) -> CheckTable:
     """One evaluation of the alert state machines of R rows and C checks; pure."""
-    unhealthy_for = np.asarray([c.unhealthy_for_s for c in checks], np.float64)
-    recovered_for = np.asarray([c.recovered_for_s for c in checks], np.float64)
     phase = table.phase
-    ok, pending, firing = phase == _OK, phase == _PENDING, phase == _FIRING
+    ok = phase == _OK
+    if ok.all() and not bad.any():  # every row OK and staying so: no transition, no timer moves
+        return CheckTable(phase.astype(np.int8, copy=False), table.active_since, table.fired_at,
+                          table.recovering_since, table.changed_at, table.smooth)
+    pending, firing = phase == _PENDING, phase == _FIRING
+    unhealthy_for, recovered_for = check_columns(tuple(checks))[4:]
 
     start = ok & bad
     active = np.where(start, now, table.active_since)
@@ -286,6 +313,10 @@ class PodState:
         creation times are known and differ: its checks start afresh (OK, no smoothing history),
         as a Deployment's replacement does under its new name; only ``restarted_at`` carries over
         (the verification of the restart that replaced it reads it)."""
+        keys = np.asarray(keys, dtype=str)
+        kept = self._same_pods(keys, born)  # the common cycle: the same pods as the last one
+        if kept is not None:
+            return kept
         rows = match_keys(self.keys, keys)
         n = rows.size
         born = np.full(n, np.nan) if born is None else np.asarray(born, np.float64).reshape(n)
@@ -298,8 +329,24 @@ class PodState:
         restarted = np.where(known, self.restarted_at[safe] if self.restarted_at.size else np.nan, np.nan)
         # an unknown creation time keeps the one known before (a source that stops saying)
         born = np.where(same & np.isnan(born), old_born, born)
-        return PodState(np.asarray(keys, dtype=str), first.astype(np.float64), restarted.astype(np.float64),
+        return PodState(keys, first.astype(np.float64), restarted.astype(np.float64),
                         self.table.take(np.where(same, rows, -1)), born)
+
+    def _same_pods(self, keys: np.ndarray, born: np.ndarray | None) -> "PodState | None":
+        """``reindex`` where ``keys`` (unique) are this state's own, in its order and every pod
+        the same (none came back under its name): each keeps its row, no match nor reordering
+        (the table is shared, never written in place); None otherwise (``reindex`` matches them)."""
+        n = keys.size
+        if (self.keys.size != n or self.first_seen.size != n or self.restarted_at.size != n
+                or (self.born is not None and self.born.size not in (0, n)) or not (self.keys == keys).all()
+                or len(set(keys.tolist())) != n):
+            return None
+        born = np.full(n, np.nan) if born is None else np.asarray(born, np.float64).reshape(n)
+        old_born = self.born if self.born is not None and self.born.size else np.full(n, np.nan)
+        if (np.isfinite(born) & np.isfinite(old_born) & (born != old_born)).any():
+            return None
+        return PodState(keys, self.first_seen.astype(np.float64), self.restarted_at.astype(np.float64), self.table,
+                        np.where(np.isnan(born), old_born, born))
 
 
 # --- the target-level view -------------------------------------------------------------------
@@ -337,9 +384,15 @@ class CheckView:
             return np.where(self.pods > 0, self.firing / np.maximum(self.pods, 1), 0.0)
 
 
-def _reduce_at(ufunc, n: int, row: np.ndarray, values: np.ndarray, mask: np.ndarray, init: float) -> np.ndarray:
+def _reduce_at(ufunc, n: int, row: np.ndarray, values: np.ndarray, mask: np.ndarray | None, init: float
+               ) -> np.ndarray:
+    """(n,) ``ufunc`` of ``values`` (P,) over each target's pods (``row`` (P,)) where ``mask`` (P,)
+    (None: every pod), ``init`` where none."""
     out = np.full(n, init)
-    ufunc.at(out, row[mask], values[mask])
+    if mask is None:
+        ufunc.at(out, row, values)
+    elif mask.any():
+        ufunc.at(out, row[mask], values[mask])
     return out
 
 
@@ -372,11 +425,10 @@ def pod_view(checks: tuple[CheckParams, ...], n: int, row: np.ndarray, table: Ch
         out["active_since"][:, j] = _reduce_at(np.fmin, n, row, table.active_since[:, j], active, np.nan)
         out["fired_at"][:, j] = _reduce_at(np.fmin, n, row, table.fired_at[:, j], fire, np.nan)
         out["changed_at"][:, j] = _reduce_at(np.fmax, n, row, _last_change(table.changed_at[:, j], first_seen),
-                                             np.ones(row.size, bool), np.nan)
+                                             None, np.nan)
         worst = np.fmax if check.direction == Direction.ABOVE else np.fmin
-        every = np.ones(row.size, bool)
-        out["raw"][:, j] = _reduce_at(worst, n, row, raw[:, j], every, np.nan)
-        out["smoothed"][:, j] = _reduce_at(worst, n, row, smoothed[:, j], every, np.nan)
+        out["raw"][:, j] = _reduce_at(worst, n, row, raw[:, j], None, np.nan)
+        out["smoothed"][:, j] = _reduce_at(worst, n, row, smoothed[:, j], None, np.nan)
     phase = np.where(out["firing"] > 0, _FIRING, np.where(out["pending"] > 0, _PENDING, _OK)).astype(np.int8)
     out["phase"] = phase
     out["pods"] = np.repeat(pods[:, None], cp, axis=1).astype(np.int64)

@@ -774,6 +774,8 @@ def _hung_reasons(params: HealthParams, arb: Arbitration, trigger: np.ndarray) -
     if not params.checks:
         return arb
     hung = params.hung[np.maximum(trigger, 0)] & (trigger >= 0)
+    if not hung.any():  # no hung-pod check behind any want
+        return arb
     restart = hung & (arb.reason == HealthReason.RESTART_FIRING_PODS)
     spent = hung & (arb.reason == HealthReason.RESTART_BUDGET_EXHAUSTED)
     reason = np.where(restart, int(HealthReason.RESTART_HUNG_POD),
@@ -804,8 +806,8 @@ def _judged_worse(params: HealthParams, tests: RevisionTestState | None, revisio
     again under the same name (a StatefulSet's ControllerRevision), trusted and never compared."""
     n = revision.size
     checks = params.revision_checks
-    if not checks or tests is None or tests.verdict.shape != (n, len(checks)):
-        return np.zeros(n, bool), np.full(n, -1, np.int64)
+    if all(c.rollback for c in checks) or tests is None or tests.verdict.shape != (n, len(checks)):
+        return np.zeros(n, bool), np.full(n, -1, np.int64)  # no record check (none at all), or no test state
     bad = _record_checks_bad(params, tests.verdict) & ((tests.revision == revision) & (revision != ""))[:, None]
     return bad.any(axis=1), np.where(bad.any(axis=1), bad.argmax(axis=1), -1).astype(np.int64)
 

@@ -7,7 +7,6 @@ layer. Durations end in ``_s`` (seconds), ratios in ``_ratio`` or ``_share`` (0.
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -15,18 +14,18 @@ from functools import cached_property
 import numpy as np
 
 from controller.core.scaling.params import Smoothing
-from controller.model import ActionKind
+from controller.model import ActionKind, CodeEnum
 from controller.core.health.revision_test import RevisionTestParams
 
 
-class Scope(enum.IntEnum):
+class Scope(CodeEnum):
     """Where a check's signal lives: one value per workload, or one series per pod."""
 
     WORKLOAD = 0
     POD = 1
 
 
-class Direction(enum.IntEnum):
+class Direction(CodeEnum):
     """Which side of the unhealthy threshold is bad."""
 
     ABOVE = 0  # unhealthy when value > unhealthy; recovered when value < recovered
@@ -39,7 +38,7 @@ class Direction(enum.IntEnum):
 Remedy = Act = ActionKind
 
 
-class Phase(enum.IntEnum):
+class Phase(CodeEnum):
     """A check's alert state, as Prometheus names them."""
 
     OK = 0
@@ -47,7 +46,7 @@ class Phase(enum.IntEnum):
     FIRING = 2
 
 
-class HealthReason(enum.IntEnum):
+class HealthReason(CodeEnum):
     """Why a target got the action it got from the health side (and arbitration).
 
     Stored as int codes in the core's arrays; ``.code`` is the CamelCase name used in records,

@@ -52,6 +52,7 @@ from controller.core.health.params import (Act, Direction, HealthParams, HealthR
 HOUR_S = 3600.0
 DAY_S = 86400.0
 _FIRING, _OK = int(Phase.FIRING), int(Phase.OK)
+_NONE = int(Remedy.NONE)
 _DISRUPTIVE = np.asarray([int(Remedy.RESTART_POD), int(Remedy.ROLLING_RESTART), int(Remedy.ROLLBACK)])
 
 
@@ -157,6 +158,29 @@ def update_revisions(params: HealthParams, rs: RevisionState, revision: np.ndarr
     """
     first = rs.current == ""
     changed = revision != rs.current
+    if changed.any() or first.any():
+        healthy, older, since, done, clean, trusted = _revision_changes(rs, revision, revision_since, first, changed,
+                                                                        any_firing, any_breaching, fired_until, now)
+    else:  # the common cycle: every target's revision is the one it had (nothing first seen)
+        healthy, older, since, done, clean, trusted = (rs.healthy, rs.older_healthy, rs.since, rs.rollout_done_at,
+                                                       rs.clean_since, rs.trusted)
+    done = np.where(rollout, np.nan, np.where(np.isnan(done), now, done))
+    clean = np.where((changed & ~first) | rollout | any_firing, now, clean)
+    mark = (revision != "") & ~rollout & ~any_firing & (now - clean >= params.healthy_after_s) & (revision != healthy)
+    older = np.where(mark, healthy, older)
+    healthy = np.where(mark, revision, healthy)
+    keep = lambda a: np.where(changed, "", a).astype(object)  # noqa: E731
+    return RevisionState(revision.astype(object), since, done, clean, healthy.astype(object),
+                         older.astype(object), keep(rs.rolled_back_to), keep(rs.restarted), trusted.astype(bool))
+
+
+def _revision_changes(rs: RevisionState, revision: np.ndarray, revision_since: np.ndarray, first: np.ndarray,
+                      changed: np.ndarray, any_firing: np.ndarray, any_breaching: np.ndarray | None,
+                      fired_until: np.ndarray | None, now: float) -> tuple[np.ndarray, ...]:
+    """``update_revisions``' (healthy, older healthy, since, rollout done at (before this cycle's
+    rollout), clean since (before this cycle's firing), trusted), each (N,), where a target's revision
+    ``changed`` (N,) or is seen ``first`` (N,): what carries over from a rollback or rolling
+    restart of ours, and when the revision became current and clean."""
     src = np.where(rs.rolled_back_to != "", rs.rolled_back_to, rs.restarted)
     carried = changed & ~first & (src != "")
     from_h = carried & (src == rs.healthy)
@@ -174,21 +198,14 @@ def update_revisions(params: HealthParams, rs: RevisionState, revision: np.ndarr
     revision_since = np.minimum(revision_since, now)  # a time to come (clock skew): since now
     since = np.where(changed, np.where(same_code, rs.since, np.where(known, revision_since, now)), rs.since)
     done = np.where(changed, np.where(known, revision_since, np.nan), rs.rollout_done_at)
-    done = np.where(rollout, np.nan, np.where(np.isnan(done), now, done))
     breaching = any_firing if any_breaching is None else any_breaching | any_firing
     # a check pending at first sight: the cluster's completion time says nothing of whether the
     # revision was clean, so it counts as clean from now (marked after healthyAfter of no firing);
     # one that fired and recovered before first sight (the checks' history): clean from then on
     clean_from = revision_since if fired_until is None else np.minimum(np.fmax(revision_since, fired_until), now)
     clean = np.where(first, np.where(known & ~breaching, clean_from, now), rs.clean_since)
-    clean = np.where((changed & ~first) | rollout | any_firing, now, clean)
     trusted = np.where(changed, (revision != "") & ((revision == healthy) | (revision == older)), rs.trusted)
-    mark = (revision != "") & ~rollout & ~any_firing & (now - clean >= params.healthy_after_s) & (revision != healthy)
-    older = np.where(mark, healthy, older)
-    healthy = np.where(mark, revision, healthy)
-    keep = lambda a: np.where(changed, "", a).astype(object)  # noqa: E731
-    return RevisionState(revision.astype(object), since, done, clean, healthy.astype(object),
-                         older.astype(object), keep(rs.rolled_back_to), keep(rs.restarted), trusted.astype(bool))
+    return healthy, older, since, done, clean, trusted
 
 
 # --- budgets ---------------------------------------------------------------------------------
@@ -326,6 +343,8 @@ def rearm(rem: RemedyState, rows: np.ndarray) -> tuple[RemedyState, np.ndarray]:
     Returns (state, outcome (N,) REARMED or -1).
     """
     outcome = np.where(rows, int(HealthReason.REARMED), -1)
+    if not rows.any():  # the common cycle: nothing to re-arm
+        return rem, outcome
     return replace(rem, held=rem.held & ~rows, held_reason=np.where(rows, -1, rem.held_reason),
                    held_at=np.where(rows, np.nan, rem.held_at), escalation=np.where(rows, 0, rem.escalation),
                    escalation_check=np.where(rows, -1, rem.escalation_check)), outcome
@@ -354,6 +373,8 @@ def verify(params: HealthParams, rem: RemedyState, rev: RevisionState, view: Che
     (``PodTable.running``; None: every pod does).
     """
     n = rem.verify_action.size
+    if not _any_window_open(rem):  # the common cycle: nothing to resolve, the state as it was
+        return rem, rev, np.full(n, -1, np.int64)
     # A revision someone else put in place while the window is open (a deploy, a kubectl rollout
     # undo back to the bad release) is no longer the action's doing: judged against the window,
     # it kept every health action off the new revision for up to the window plus rollout_wait_s
@@ -384,6 +405,11 @@ def verify(params: HealthParams, rem: RemedyState, rev: RevisionState, view: Che
     rev = replace(rev, rolled_back_to=np.where(a.done, "", rev.rolled_back_to).astype(object),
                   restarted=np.where(a.done, "", rev.restarted).astype(object))
     return rem, rev, outcome
+
+
+def _any_window_open(rem: RemedyState) -> bool:
+    """Some target has a verification window open (either of ``RemedyState.windows``)."""
+    return bool((rem.verify_action != _NONE).any() or (rem.pod_verify_check >= 0).any())
 
 
 _R = HealthReason
@@ -481,6 +507,8 @@ def beside_verification(params: HealthParams, rem: RemedyState, pods: PodState, 
     beside a hung pod's 7-minute window would OOM meanwhile). Target-wide actions wait for both
     windows (arbitration, rule 2)."""
     n = trigger.size
+    if not (trigger >= 0).any() and not _any_window_open(rem):  # no pod restart wanted, no window judges a pod
+        return np.zeros(n, bool), np.ones(pod_row.size, bool)
     first, second = rem.windows()
     judged = replaced_pods(first, pods, pod_row) | replaced_pods(second, pods, pod_row)
     if not params.checks:
@@ -589,6 +617,8 @@ def propose(params: HealthParams, view: CheckView, pods: PodState, pod_row: np.n
     Returns the proposal and the state with stale escalations (check no longer firing) dropped.
     """
     n, c = view.phase.shape
+    if not (view.phase == _FIRING).any() and not (rem.escalation != _NONE).any():
+        return _nothing_proposed(n, rem)
     # Act only on a check that is firing AND still bad now: a firing check on its way back
     # (between the thresholds, waiting out its clear duration) asks for nothing new. Without
     # this, a latency check fired by an overload that scaling has already absorbed would
@@ -636,6 +666,15 @@ def propose(params: HealthParams, view: CheckView, pods: PodState, pod_row: np.n
                     after.any(axis=1), blamed_check.astype(np.int64)), rem
 
 
+def _nothing_proposed(n: int, rem: RemedyState) -> tuple[Proposal, RemedyState]:
+    """``propose`` where no check fires and no escalation is pending (a pod check fires on a target
+    only where one of its pods does): nothing wanted, nothing blamed, no escalation kept."""
+    none, no = (lambda: np.full(n, -1, np.int64)), (lambda: np.zeros(n, bool))  # noqa: E731 (own arrays each)
+    return (Proposal(np.full(n, _NONE, np.int64), none(), no(), no(), no(), no(), none()),
+            replace(rem, escalation=np.zeros_like(rem.escalation), escalation_check=np.full_like(rem.escalation_check,
+                                                                                                    -1)))
+
+
 # --- pods to restart -------------------------------------------------------------------------
 
 
@@ -648,6 +687,8 @@ def restart_room(params: HealthParams, pods: PodState, pod_row: np.ndarray, pod_
     eligible: (P,) bool, the pods that may be restarted at all (None: every pod).
     """
     n = current.size
+    if not (trigger >= 0).any():  # no pod restart wanted: no pod to count
+        return np.zeros(n, np.int64)
     mask = firing_pod_mask(params, pods, pod_row, trigger)
     if eligible is not None:
         mask &= eligible
@@ -662,6 +703,8 @@ def pick_pods(params: HealthParams, pods: PodState, pod_row: np.ndarray, pod_rea
               trigger: np.ndarray, count: np.ndarray, eligible: np.ndarray | None = None) -> np.ndarray:
     """(P,) bool: for each target, its first ``count`` firing pods of the trigger check, not-ready
     first, then the earliest to fire, then by key; only ``eligible`` (P,) pods (None: any)."""
+    if not (trigger >= 0).any():  # no pod restart wanted
+        return np.zeros(pod_row.size, bool)
     mask = firing_pod_mask(params, pods, pod_row, trigger) & (count[pod_row] > 0 if pod_row.size else False)
     if eligible is not None:
         mask &= eligible
@@ -691,6 +734,9 @@ def remember(params: HealthParams, rem: RemedyState, rev: RevisionState, budgets
     rollback = action == Act.ROLLBACK
     rolling = action == Act.ROLLING_RESTART
     verified = rollback | rolling | (action == Act.RESTART_POD)
+    took = from_health | hold
+    if not took.any() and not verified.any():
+        return rem, rev, budgets  # no health action, no hold (a scaling change alone): nothing to remember
     # a pod restart taken while the first window is open (beside it: ``beside_verification``) opens
     # the second; every other action finds both closed (arbitration) and opens the first
     second = verified & (rem.verify_action != Remedy.NONE)
@@ -698,7 +744,6 @@ def remember(params: HealthParams, rem: RemedyState, rev: RevisionState, budgets
     until = now + verify_window_for(params, check)
     health_scale = from_health & (action == Act.SCALE)
     budgets = budgets.record(np.where(rolling, 1, np.where(action == Act.RESTART_POD, restarted, 0)), rollback, now)
-    took = from_health | hold
     rem = replace(
         rem,
         verify_action=np.where(first, action, rem.verify_action),  # one type: the action is the remedy

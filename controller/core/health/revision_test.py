@@ -53,22 +53,26 @@ ratio: (requests, errors, 0); latency: (pods, sum of log latency, sum of squared
 
 from __future__ import annotations
 
-import enum
+import functools
 import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from controller.core.history import take_rows
+from controller.model import CodeEnum
 
 
-class Verdict(enum.IntEnum):
+class Verdict(CodeEnum):
     UNDECIDED = 0
     BAD = 1
     GOOD = 2
 
 
-class Measure(enum.IntEnum):
+_UNDECIDED = int(Verdict.UNDECIDED)  # a plain int: an IntEnum operand costs numpy a failed attribute lookup
+
+
+class Measure(CodeEnum):
     RATIO = 0  # errors / requests
     LATENCY = 1  # one latency sample per pod
 
@@ -127,7 +131,23 @@ class RevisionTestParams:
 
 
 def _column(checks: tuple[RevisionTestParams, ...], attr: str) -> np.ndarray:
-    return np.asarray([getattr(c, attr) for c in checks], dtype=np.float64)
+    """(C,) ``attr`` of each check, built once per tuple of checks (read-only: shared between cycles)."""
+    return _column_of(tuple(checks), attr)
+
+
+@functools.lru_cache(maxsize=256)
+def _column_of(checks: tuple[RevisionTestParams, ...], attr: str) -> np.ndarray:
+    column = np.asarray([getattr(c, attr) for c in checks], dtype=np.float64)
+    column.flags.writeable = False
+    return column
+
+
+@functools.lru_cache(maxsize=64)
+def _kinds(checks: tuple[RevisionTestParams, ...]) -> np.ndarray:
+    """(C,) each check's Measure as an int, built once per tuple of checks (read-only)."""
+    kind = np.asarray([int(c.measure) for c in checks])
+    kind.flags.writeable = False
+    return kind
 
 
 @dataclass(frozen=True)
@@ -236,19 +256,25 @@ def step_tests(checks: tuple[RevisionTestParams, ...], state: RevisionTestState,
     """
     revision = np.asarray(revision, dtype=object)
     changed = revision != state.revision
-    previous = state.base
-    state = state.reset(changed, revision)
-    state = replace(state, old=np.where(changed[:, None, None], previous, state.old))
+    if changed.any():  # most cycles no revision changes: nothing starts over
+        previous = state.base
+        state = state.reset(changed, revision)
+        state = replace(state, old=np.where(changed[:, None, None], previous, state.old))
     if not checks:
         return state
-    kind = np.asarray([int(c.measure) for c in checks])
+    kind = _kinds(tuple(checks))
     is_ratio = (kind == Measure.RATIO)[None, :]
     # counts are never negative; log-latency sums may be
     clip = lambda a: np.where(is_ratio[..., None], np.maximum(a, 0.0), a)  # noqa: E731
     keep = np.exp(-math.log(2.0) * interval_s / _column(checks, "baseline_half_life_s"))[None, :, None]
-    state = replace(state, base=state.base * keep + clip(new))  # the current revision's recent totals
+    base = state.base * keep + clip(new)  # the current revision's recent totals
+    open_ = active[:, None] & (state.verdict == _UNDECIDED)
+    if not open_.any():  # no test runs (no rollout, or all decided): only the recent totals move
+        return RevisionTestState(state.revision, state.llr, state.during, state.new, state.old, state.after,
+                                 state.verdict.astype(np.int8, copy=False), state.decided_at, base, state.stable,
+                                 state.drifted)
+    state = replace(state, base=base)
     worse_by = _column(checks, "worse_by")
-    open_ = active[:, None] & (state.verdict == Verdict.UNDECIDED)
     both = (new[..., 0] > 0) & (old[..., 0] > 0)
     inc = np.where(is_ratio, ratio_llr(new, old, worse_by),
                    latency_llr(new, old, worse_by, _column(checks, "sigma_floor")))

@@ -77,15 +77,12 @@ class HoldState:
 @dataclass(frozen=True)
 class HoldStep:
     """One step: ``state`` with the actions applied, ``kept`` without them (bookkeeping only);
-    action: (N,) ActionKind NONE, PAUSE or RESUME; reason: (N,) HealthReason, -1 for none;
-    share, need: (N,) the new revision's traffic share this step and the share held at."""
+    action: (N,) ActionKind NONE, PAUSE or RESUME; reason: (N,) HealthReason, -1 for none."""
 
     state: HoldState
     kept: HoldState
     action: np.ndarray
     reason: np.ndarray
-    share: np.ndarray
-    need: np.ndarray
 
 
 def hold_checks(checks: tuple[RevisionTestParams, ...]) -> np.ndarray:
@@ -150,15 +147,16 @@ def step_hold(checks: tuple[RevisionTestParams, ...], hold: HoldState, tests: Re
     changed = revision != hold.revision
     # a new revision: a fresh hold decision (a hold we keep on the Deployment restarts its clock)
     hold = HoldState(revision.copy(), np.where(changed & hold.ours, now, hold.since), hold.over & ~changed)
+    testing = np.asarray(rollout, bool) & np.asarray(active, bool)
+    if paused is None or not hc.any() or not (testing.any() or hold.ours.any()):
+        # nothing to hold or resume: no test runs during a rollout and we hold nothing
+        return HoldStep(hold, hold, none, np.full(n, -1, np.int64))
     share, need = hold_share(checks, tests, new, old, interval_s)
-    if paused is None or not hc.any():
-        return HoldStep(hold, hold, none, np.full(n, -1, np.int64), share, need)
     paused = np.asarray(paused, bool)
     # someone else resumed our hold: theirs to decide now, not taken again for this revision
     kept = hold.released(hold.ours & ~paused)
     verdict = tests.verdict[:, hc]
     undecided, bad = (verdict == Verdict.UNDECIDED).any(axis=1), (verdict == Verdict.BAD).any(axis=1)
-    testing = np.asarray(rollout, bool) & np.asarray(active, bool)
     max_s = min(c.hold_max_s for c, h in zip(checks, hc) if h)
     with np.errstate(invalid="ignore"):
         expired = kept.ours & (now - kept.since >= max_s)
@@ -172,4 +170,4 @@ def step_hold(checks: tuple[RevisionTestParams, ...], hold: HoldState, tests: Re
     state = HoldState(state.revision, np.where(pause, now, state.since), state.over)
     action = np.where(pause, int(ActionKind.PAUSE), np.where(resume, int(ActionKind.RESUME), none))
     reason = np.where(pause, int(HealthReason.ROLLOUT_PAUSED_FOR_EVIDENCE), np.where(resume, reason, -1))
-    return HoldStep(state, kept, action.astype(np.int64), reason.astype(np.int64), share, need)
+    return HoldStep(state, kept, action.astype(np.int64), reason.astype(np.int64))
