@@ -61,13 +61,23 @@ FAULTS = [  # status, times, delay_s, applied (client saw success), failure kind
     pytest.param(403, 1, 0.0, False, "permanent", 2, id="forbidden-reported-not-retried"),
     # A slow server that still applies the write: the client times out and reports it, and the
     # write did land (as with a real API server). The next cycle observes 5 and writes nothing.
-    pytest.param(None, 10, 1.5, False, "temporary", 5, id="timeouts-reported-write-landed"),
+    # Each try times out 2.5 s before the server answers (a 0.5 s timeout, slow_server_timeout_s),
+    # and the test waits for the first write to land (3 s after it was sent) before that next cycle.
+    pytest.param(None, 10, 3.0, False, "temporary", 5, id="timeouts-reported-write-landed"),
 ]
+
+
+def slow_server_timeout_s(delay_s: float) -> float:
+    """The client's request timeout against a server that holds each write ``delay_s``: a sixth
+    of it, far below. With 1.0 s against 1.5 s, and the write required to land within the cycle's
+    two tries, a CI run at load 12 once had a try answered (a thread starved past its timeout)
+    and the scale counted as done."""
+    return delay_s / 6 if delay_s else 1.0
 
 
 @pytest.mark.parametrize("status,times,delay_s,applied,failure,spec_after", FAULTS)
 def test_api_faults_while_scaling(server, tmp_path, status, times, delay_s, applied, failure, spec_after):
-    rec, cluster, world = setup(server, tmp_path)
+    rec, cluster, world = setup(server, tmp_path, request_timeout_s=slow_server_timeout_s(delay_s))
     server.api.faults.inject(SCALE_PATH, status=status, times=times, delay_s=delay_s, method="PATCH")
     before = scale_writes(server)
     result = rec.cycle(world.engine.now)  # 150 rps at 30 per replica: 2 -> 5 wanted
@@ -76,8 +86,12 @@ def test_api_faults_while_scaling(server, tmp_path, status, times, delay_s, appl
     if applied:
         assert [a.replicas for a in result.actions] == [5] and spec == 5 and not result.failed
     else:
-        assert not result.actions and spec == spec_after
-        assert len(result.failed) == 1 and result.failed[0][1].startswith(failure)
+        assert not result.actions and len(result.failed) == 1 and result.failed[0][1].startswith(failure)
+        deadline = time.monotonic() + delay_s + 10.0  # a slow server's write lands delay_s after it was sent
+        while spec != spec_after and time.monotonic() < deadline:
+            time.sleep(0.05)
+            spec = world.engine.spec_replicas[world.engine.index("web")]
+        assert spec == spec_after
     assert writes <= 1 + 2  # bounded: the first try plus at most max_retries
     server.api.faults.clear()
     # the next cycle: applied ones are not applied again (no duplicate write); failed ones retry once
