@@ -119,7 +119,7 @@ class FailedAction(NamedTuple):
     kind: str
 
 
-@dataclass
+@dataclass(slots=True)  # made every cycle, and a simulation that keeps results keeps thousands: no per-result dict
 class CycleResult:
     """What one cycle saw and did. ``decision`` is None when nothing could be decided."""
 
