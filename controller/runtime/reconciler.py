@@ -119,7 +119,7 @@ class FailedAction(NamedTuple):
     kind: str
 
 
-@dataclass
+@dataclass(slots=True)  # made every cycle, and a simulation that keeps results keeps thousands: no per-result dict
 class CycleResult:
     """What one cycle saw and did. ``decision`` is None when nothing could be decided."""
 
@@ -542,6 +542,8 @@ class Reconciler:
         """The hpa preset's per-pod metric reader, for the ports as now wired (either can be replaced)."""
         if hasattr(self, "_metrics") and hasattr(self, "_cluster"):
             self.pods = PodReader(self.policy.params, self.policy.queries, self._metrics, self._cluster)
+            # a cycle observes the pods for the health checks, or for a reader that cannot list them
+            self._with_pods = self.policy.health is not None or self.pods.wants_statuses
 
     # ------------------------------------------------------------------ durable state
     def restore(self, cause: str = "leader") -> None:
@@ -1262,6 +1264,10 @@ class Reconciler:
         """The workloads this policy selects and governs: those another policy governs already
         are skipped, said once each (a warning, and a PolicyConflict Event on the workload)."""
         targets = self.cluster.resolve(self.policy.selector)
+        if self.hpa_guard is None and self.claims is None:  # a simulation or replay: every target governed
+            if self.left_alone:
+                self.left_alone = {}
+            return targets
         self.left_alone = {}
         if self.hpa_guard is not None:
             targets = self.hpa_guard.filter(targets, self.policy.selector.namespace,
@@ -1306,7 +1312,7 @@ class Reconciler:
             else:
                 self._ran_without_targets = True
             laps.lap("warm start")
-        with_pods = self.policy.health is not None or self.pods.wants_statuses
+        with_pods = self._with_pods
         view = self.cluster.observe(targets, with_pods=with_pods).check_rows(len(targets))
         result.view = view
         laps.lap("pods")
@@ -1371,7 +1377,8 @@ class Reconciler:
             actions = self._without_held_scales(self._heal(targets, view, decision, now, result), result)
         if self.state_store is not None and result.healing is not None:
             actions = self._save_before_acting(targets, now, actions, result)
-        self._save_scale_events_ahead(targets, view, now, actions, result)
+        if self.events_store is not None:
+            self._save_scale_events_ahead(targets, view, now, actions, result)
         self._laps.lap("state")
         if self.policy.health is None and self._batch is not None and actions:  # scales only
             self._apply_scales(actions, result)
