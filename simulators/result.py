@@ -5,13 +5,14 @@ Arrays are (T, S): T ticks, S services. Times are seconds since the scenario sta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from controller.model import direct_init
+from controller.model import REASON_CODES, ActionKind, ScaleActions, direct_init
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,74 @@ class ActionEvent:
     policy: str = ""  # the policy that sent it (a run with a healer has two)
 
 
+#: The kind word of a scale event (ActionKind.word builds the string on every access).
+_SCALE_WORD = ActionKind.SCALE.word
+
+
+class ActionLog(Sequence):
+    """A run's kept ActionEvents, in order. A cycle's kept scales stay arrays (:meth:`add_scales`)
+    until the log is first read (a result's report, its health summary, a test), then become the
+    events their ``_event`` of each would have made, once: a long run's budget keeps its first
+    20,000 actions in full, and a run nobody reads (a bench, a sweep cell) makes none of them.
+    Pickles as the list of its events (a parallel run's result crosses processes)."""
+
+    __slots__ = ("_events", "_pending")
+
+    def __init__(self, events: Sequence[ActionEvent] = ()):
+        self._events: list[ActionEvent] = list(events)
+        self._pending: list[tuple] = []  # (t_s, ScaleActions, kept columns' (4, K) scales) or (events,), in order
+
+    def extend(self, events: Sequence[ActionEvent]) -> None:
+        """``events`` made already, after what is logged."""
+        if events:
+            self._pending.append((list(events),))
+
+    def add_scales(self, t_s: float, actions: ScaleActions, kept: list[int]) -> None:
+        """The scales of ``actions`` at positions ``kept`` (ascending), at ``t_s`` (s since the
+        start), as events made on first read; their (4, K) columns copied (the cycle's arrays
+        are not the log's to keep)."""
+        if kept:
+            scales = actions.scales.copy() if len(kept) == len(actions) else actions.scales[:, kept]
+            self._pending.append((t_s, actions.targets, scales, actions.policy))
+
+    def _made(self) -> list[ActionEvent]:
+        """Every event, the pending ones made now (in order) and kept."""
+        if self._pending:
+            events, reasons = self._events, REASON_CODES
+            for part in self._pending:
+                if len(part) == 1:
+                    events.extend(part[0])
+                    continue
+                t_s, targets, scales, policy = part
+                events.extend(ActionEvent(t_s, targets[i].name, _SCALE_WORD, f, n, reasons[c], policy)
+                              for i, n, f, c in zip(*scales.tolist()))
+            self._pending = []
+        return self._events
+
+    def __len__(self) -> int:
+        return len(self._events) + sum(len(p[0]) if len(p) == 1 else p[2].shape[1] for p in self._pending)
+
+    def __getitem__(self, k):
+        return self._made()[k]
+
+    def __iter__(self):
+        return iter(self._made())
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same events (a list of them, as runs kept before)."""
+        if not isinstance(other, (list, tuple, ActionLog)):
+            return NotImplemented
+        return self._made() == list(other)
+
+    __hash__ = None
+
+    def __reduce__(self):
+        return ActionLog, (self._made(),)
+
+    def __repr__(self) -> str:
+        return f"ActionLog({self._made()!r})"
+
+
 @dataclass
 class Trajectory:
     """Everything the plots and scores need for one controller, (T, S) arrays."""
@@ -68,7 +137,7 @@ class ControllerRun:
     name: str  # policy | hpa | fixed-max | oracle | ...
     description: str
     trajectory: Trajectory | None
-    actions: list[ActionEvent] = field(default_factory=list)
+    actions: Sequence[ActionEvent] = field(default_factory=list)  # a run's: an ActionLog
     scores: dict = field(default_factory=dict)
     services: tuple[str, ...] = ()  # the services this controller drove (every service of the scenario)
     note: str = ""  # why the policy was applied to other services than the ones it names ('' if it was not)

@@ -25,7 +25,7 @@ from controller.core.health.params import Scope
 from controller.core.scaling import compiled
 from controller.core.scaling.params import MetricKind
 from controller.errors import FieldError, ScenarioError
-from controller.model import REASON_CODES, Action, ActionKind, ScaleActions
+from controller.model import Action, ActionKind, ScaleActions
 from controller.policy import LoadedPolicy
 from controller.policy.limits import MAX_REPLICAS
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
@@ -37,7 +37,7 @@ from simulators.memory import check_fits, format_bytes, kept_trajectory, memory_
 from simulators.load import CHUNK_TICKS, chunk_times
 from simulators.oracle import oracle_plan_rows
 from simulators.ports import MemoryStateStore, SimMetrics, SimTargets
-from simulators.result import ActionEvent, ControllerRun, FaultWindow, SimResult, Trajectory
+from simulators.result import ActionEvent, ActionLog, ControllerRun, FaultWindow, SimResult, Trajectory
 from simulators.scenario import POD_SIGNALS, SIGNALS, Scenario
 from simulators.simcluster import view_compiled
 from simulators.score import OnlineScores, violation_mask
@@ -531,7 +531,7 @@ class _ControllerRun:
         self.cluster = cluster = SimCluster(config, np.random.default_rng(scenario.seed), faults=scenario.faults)
         self.rec = _Recorder(scenario, T, S, chunk_ticks, self.keep)
         self.budget = ActionBudget(scenario.duration_s, S)
-        self.actions: list[ActionEvent] = []
+        self.actions = ActionLog()
         self.cycles: list[_Cycles] = []
         self.metrics, self.log = None, None
         if spec.policies:
@@ -645,9 +645,9 @@ class _ControllerRun:
 
     def _keep_actions(self, actions: Sequence[Action], t_s: float) -> None:
         """The events of a cycle's ``actions`` at ``t_s`` (s since the start) that the run's
-        ActionBudget keeps, in order (of a ScaleActions, made for those alone, from its arrays)."""
+        ActionBudget keeps, in order (of a ScaleActions, its kept columns, made when the log is read: ActionLog)."""
         if isinstance(actions, ScaleActions) and not self.budget.per_service:
-            self.actions.extend(_scale_events(actions, self.budget, t_s))
+            self.actions.add_scales(t_s, actions, self.budget.admit_scales(t_s, len(actions), actions.first))
             return
         self.actions.extend(self.budget.admit_all([_event(a, t_s) for a in actions]))
 
@@ -824,17 +824,6 @@ def _event(action: Action, t_s: float) -> ActionEvent:
         reason = f"{reason} (to revision {action.revision})"
     return ActionEvent(t_s, action.target.name, _KIND_WORDS[action.kind], action.from_replicas, action.replicas, reason,
                        action.policy)
-
-
-def _scale_events(actions: ScaleActions, budget: ActionBudget, t_s: float) -> list[ActionEvent]:
-    """``_event`` of each of ``actions`` at ``t_s`` that ``budget`` keeps (ActionBudget.admit_scales), in order."""
-    kept = budget.admit_scales(t_s, len(actions), actions.first)
-    if not kept:
-        return []
-    scales = actions.scales if len(kept) == len(actions) else actions.scales[:, kept]
-    targets, reasons, scale, policy = actions.targets, REASON_CODES, _KIND_WORDS[ActionKind.SCALE], actions.policy
-    return [ActionEvent(t_s, targets[i].name, scale, f, n, reasons[c], policy)
-            for i, n, f, c in zip(*scales.tolist())]
 
 
 def fault_windows(scenario: Scenario) -> list[FaultWindow]:

@@ -158,6 +158,7 @@ class QueueingEngine:
         self._uniform_error_ratio[done] = self._current_error_ratio[done]
         self._uniform_extra_latency_s[done] = self._current_extra_latency_s[done]
         self._row_mixed[rows] = ~uniform
+        self._any_mixed = bool(self._row_mixed.any())
 
     def _derive(self) -> None:
         """Recompute the quantities the queueing model needs from the primaries, for all rows
@@ -275,7 +276,7 @@ class QueueingEngine:
         return not (self._node_capacity_pods is not None or self._any_ordered or self._any_crash_loop
                     or self._any_leak or self._any_readiness_down or self._any_sticky or self._any_hung
                     or self._any_extra_latency or self._n_parked_pods or self._bad_term_rows
-                    or first_s >= self._probe_next_min_s or self._row_mixed.any())
+                    or first_s >= self._probe_next_min_s or self._any_mixed)
 
     def _compute_signals(self, now: float, dt_s: float, offered_rps: np.ndarray) -> TickSignals:
         compiled = engine_compiled.compute_signals(self, now, dt_s, offered_rps)  # one compiled loop, or None: numpy

@@ -152,7 +152,7 @@ class PodLifecycle:
             self._any_extra_latency = self._any_extra_latency or adds_latency
             self._flat_degraded[degrade_flat] = True
             self._flat_memory_threshold_s[degrade_flat] = self._leak_next(degrade_rows, degrade_flat)
-            self._row_mixed[degrade_rows] = True
+            self._row_mixed[degrade_rows] = self._any_mixed = True
         oom = ~degrade
         if oom.any():
             self._restart_containers(pod_rows[oom], flat[oom], at_s[oom])

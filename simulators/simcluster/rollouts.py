@@ -37,6 +37,7 @@ class Rollouts:
         self._uniform_error_ratio = self._current_error_ratio.copy()
         self._uniform_extra_latency_s = self._current_extra_latency_s.copy()
         self._row_mixed = np.zeros(S, dtype=bool)
+        self._any_mixed = False  # _row_mixed.any(), kept where a row is marked (a run of ticks reads it)
         self._pod_error_ratio[:] = self._current_error_ratio[:, None]
         self._pod_extra_latency_s[:] = self._current_extra_latency_s[:, None]
         self._pod_crash_loops[:] = self._current_crash_loops[:, None]
@@ -146,7 +147,7 @@ class Rollouts:
         self._any_crash_loop |= bool(self._current_crash_loops[i])
         if (self._current_error_ratio[i] != self._uniform_error_ratio[i]
                 or self._current_extra_latency_s[i] != self._uniform_extra_latency_s[i]):
-            self._row_mixed[i] = True  # new pods will differ from the old ones until the rollout ends
+            self._row_mixed[i] = self._any_mixed = True  # new pods will differ from the old ones until the rollout ends
         self._rolling[i] = True
         if i not in self._rolling_rows:
             self._rolling_rows = sorted(self._rolling_rows + [i])
