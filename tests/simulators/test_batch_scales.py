@@ -137,7 +137,7 @@ def test_set_replicas_rows_is_set_replicas_of_each_in_order(queued, rows, replic
     rowwise.set_replicas_rows(np.array(rows, dtype=np.int64), np.array(replicas, dtype=np.int64))
     for i, n in zip(rows, replicas):
         each.set_replicas(i, n)
-    assert list(rowwise._queued_replicas.items()) == list(each._queued_replicas.items())
+    assert list(rowwise.queued().items()) == list(each.queued().items())
     for c in (rowwise, each):
         c.step(0.0, 5.0, np.full(c.n_services, 300.0))
     np.testing.assert_array_equal(rowwise.spec_replicas, each.spec_replicas)
