@@ -284,7 +284,8 @@ def run_ticks(c, times: np.ndarray, dt_s: float, load: np.ndarray, sinks, manage
             sink_a, start_a, codes_a, sink_b, start_b, codes_b)
     except compiled.KERNEL_ERRORS as exc:
         mark_broken(exc)
-        c._queued_rows = queued  # distinct rows in order: the queue as it was
+        if queued is not None:
+            c._queued_rows = queued  # distinct rows in order: the queue as it was
         return 0, None
     if manage:
         c._next_event_min_s, c._needs_derive, c._any_zero_capacity = float(next_event_min), bool(needs_derive), bool(any_zero)
