@@ -110,8 +110,11 @@ class SimTargets:
 
     def _apply_scale_rows(self, actions: ScaleActions) -> list[Action]:
         """``apply_scales`` of a ScaleActions: its counts queued at its targets' rows in one call
-        (SimCluster.set_replicas_rows); all handed back when one of its targets is unknown."""
+        (SimCluster.queue_distinct_rows: checked, gathered and queued in one compiled pass, else
+        set_replicas_rows); all handed back when one of its targets is unknown."""
         rows, exists = self._rows_of(actions.targets)
+        if self.cluster.queue_distinct_rows(rows, exists, actions.rows, actions.replicas):
+            return []
         if not exists[actions.rows].all():
             return list(actions)
         self.cluster.set_replicas_rows(rows[actions.rows], actions.replicas)

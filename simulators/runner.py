@@ -39,7 +39,7 @@ from simulators.oracle import oracle_plan_rows
 from simulators.ports import MemoryStateStore, SimMetrics, SimTargets
 from simulators.result import ActionEvent, ActionLog, ControllerRun, FaultWindow, SimResult, Trajectory
 from simulators.scenario import POD_SIGNALS, SIGNALS, Scenario
-from simulators.simcluster import view_compiled
+from simulators.simcluster import queue_compiled, view_compiled
 from simulators.score import OnlineScores, violation_mask
 from simulators.timeline import CYCLE_RECORDS, RECORDS_IN_MEMORY, ActionBudget, Timeline, record_ticks
 
@@ -882,6 +882,7 @@ def warm_later_kernels() -> None:
                                      np.zeros(1, np.int64))
     counts, flags = np.zeros(1, np.int64), np.zeros(1, bool)
     view_compiled.try_gather_view(counts, flags, counts, counts, counts, flags, flags)
+    queue_compiled.try_distinct_rows(counts, flags, counts, np.zeros(1, bool))
 
 
 def simulate(scenario: Scenario, controllers: list[ControllerSpec], *, on_progress: Callable[[str, int, int], None] | None = None,

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from simulators.simcluster import pods_compiled
+from simulators.simcluster import pods_compiled, queue_compiled
 from simulators.simcluster.slots import EMPTY, INF, PENDING, READY, STARTING, live_end_of
 from simulators.workload import ServiceConfig, proportional_sizes
 
@@ -27,9 +27,11 @@ class ReplicaSets:
     def _init_replicas(self, services: Sequence[ServiceConfig]) -> None:
         self._spec_replicas = np.array([s.initial_replicas for s in services], dtype=np.int64)
         self._queued_replicas: dict[int, int] = {}  # set_replicas calls not yet applied (service -> replicas)
-        # the queue as set_replicas_rows made it: (that dict, its rows and counts as (K,) int64), for
-        # runs_compiled.queued_arrays (a set_replicas after it changes the dict: None then)
-        self._queued_rows: tuple[dict[int, int], np.ndarray, np.ndarray] | None = None
+        # or a cycle's scales queued at once (set_replicas_rows, queue_distinct_rows): their distinct
+        # rows and counts, (K,) int64 each, in order, kept as arrays (a dict of them cost ~10 us a
+        # cycle for 1,000 services); never both: a set_replicas moves them into the dict first
+        self._queued_rows: tuple[np.ndarray, np.ndarray] | None = None
+        self._row_seen = np.zeros(len(services), dtype=bool)  # queue_compiled's scratch: False between calls
         self._restarts_total = np.zeros(self.n_services, dtype=np.int64)
 
     def _create_pods(self, rows: np.ndarray, counts: np.ndarray, now: float,
@@ -219,32 +221,73 @@ class ReplicaSets:
         exactly equivalent to applying them one by one (rows are independent and share the
         time), and much cheaper. A second change to a queued service flushes the queue first.
         """
-        if (now is not None and now != self.now) or i in self._queued_replicas:
+        queue = self.queued()
+        if (now is not None and now != self.now) or i in queue:
             self._flush()
         if now is not None and now != self.now:
             self.scale(np.array([i]), np.array([replicas]), now)
             return
         self._queued_replicas[int(i)] = int(replicas)
-        self._queued_rows = None
+
+    def queued(self) -> dict[int, int]:
+        """The queue as a dict (service -> replicas, in order): a queue of rows moved into it."""
+        if self._queued_rows is not None:
+            rows, replicas = self._queued_rows
+            self._queued_rows = None
+            self._queued_replicas = dict(zip(rows.tolist(), replicas.tolist()))
+        return self._queued_replicas
 
     def set_replicas_rows(self, rows: np.ndarray, replicas: np.ndarray) -> None:
         """``set_replicas(i, n)`` of each of ``rows`` (K,) and ``replicas`` (K,) in order, at
         ``self.now``: queued at once when the queue holds none of the rows and they are distinct
         (a cycle's scales: the common case), else one by one as the loop would."""
-        queued = dict(zip(rows.tolist(), replicas.tolist()))
-        if not self._queued_replicas and len(queued) == len(rows):
-            self._queued_replicas = queued
-            self._queued_rows = (queued, np.asarray(rows, np.int64), np.asarray(replicas, np.int64))
+        rows, replicas = np.asarray(rows, np.int64), np.asarray(replicas, np.int64)
+        if not self.has_queued() and len(set(rows.tolist())) == len(rows):
+            self._queue_rows(rows, replicas)
             return
         for i, n in zip(rows.tolist(), replicas.tolist()):
             self.set_replicas(i, n)
 
+    def queue_distinct_rows(self, rows: np.ndarray, exists: np.ndarray, picks: np.ndarray,
+                            replicas: np.ndarray) -> bool:
+        """``set_replicas_rows(rows[picks], replicas)`` in one compiled pass, when the queue is
+        empty and the picked rows (K,) are distinct and ``exists`` (True: queued, the common cycle);
+        False, nothing queued, when one does not exist or the kernels are off. ``rows``,
+        ``exists`` (N,): a target list's rows (rows_of), ``picks`` (K,) int64 positions in it."""
+        if self.has_queued():
+            return False
+        got = queue_compiled.try_distinct_rows(rows, exists, picks, self._row_seen)
+        if got is None:
+            return False
+        if got is queue_compiled.REPEATED:
+            self.set_replicas_rows(rows[picks], replicas)
+        else:
+            self._queue_rows(got, np.asarray(replicas, np.int64))
+        return True
+
+    def _queue_rows(self, rows: np.ndarray, replicas: np.ndarray) -> None:
+        """Queue distinct ``rows`` (K,) int64 at ``replicas`` (K,) int64 on an empty queue."""
+        if rows.size:
+            self._queued_rows = (rows, replicas)
+
+    def has_queued(self) -> bool:
+        """Whether a replica change is queued."""
+        return self._queued_rows is not None or bool(self._queued_replicas)
+
+    def take_queued(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The queued changes as (rows, replicas) (K,) int64 in order, the queue emptied; None if empty."""
+        if self._queued_rows is not None:
+            taken, self._queued_rows = self._queued_rows, None
+            return taken
+        if not self._queued_replicas:
+            return None
+        queued, self._queued_replicas = self._queued_replicas, {}
+        return np.fromiter(queued.keys(), np.int64, len(queued)), np.fromiter(queued.values(), np.int64, len(queued))
+
     def _flush(self) -> None:
         """Apply the queued set_replicas calls (at ``self.now``) as one vectorized scale."""
-        if self._queued_replicas:
-            queued, self._queued_replicas = self._queued_replicas, {}
-            self._scale(np.fromiter(queued.keys(), np.int64, len(queued)),
-                        np.fromiter(queued.values(), np.int64, len(queued)), self.now)
+        if self._queued_rows is not None or self._queued_replicas:
+            self._scale(*self.take_queued(), self.now)
 
     def delete_pod(self, i: int, name: str, now: float | None = None, grace_s: float | None = None) -> None:
         """Delete pod ``name`` of service ``i``; its ReplicaSet recreates it (Pending, same

@@ -266,8 +266,10 @@ def run_ticks(c, times: np.ndarray, dt_s: float, load: np.ndarray, sinks, manage
     out, extra, counts = rows[:_O_ROWS], rows[_O_ROWS:], np.empty((_I_COUNTS, s_count), np.int64)
     # with a leak (manage is off then: the state is that of the whole run) the memory of each tick
     memory = np.stack([c._memory(now) for now in times.tolist()]) if c._any_leak else _NO_MEMORY
-    queued = c._queued_replicas if manage else None
-    q_rows, q_replicas = queued_arrays(c, queued) if queued else (_NO_ROWS, _NO_ROWS)
+    # the queue is the kernel's to apply when it manages the ticks: taken (emptied) here, put back
+    # if the kernel fails (nothing changed then)
+    queued = c.take_queued() if manage else None
+    q_rows, q_replicas = queued if queued is not None else (_NO_ROWS, _NO_ROWS)
     dropped0 = c._last_tick.dropped_rps if c._any_retries else c._zeros
     (sink_a, start_a, codes_a), (sink_b, start_b, codes_b) = sinks
     try:
@@ -282,9 +284,10 @@ def run_ticks(c, times: np.ndarray, dt_s: float, load: np.ndarray, sinks, manage
             sink_a, start_a, codes_a, sink_b, start_b, codes_b)
     except compiled.KERNEL_ERRORS as exc:
         mark_broken(exc)
+        if queued is not None:
+            c._queued_rows = queued  # distinct rows in order: the queue as it was
         return 0, None
     if manage:
-        c._queued_replicas = {}
         c._next_event_min_s, c._needs_derive, c._any_zero_capacity = float(next_event_min), bool(needs_derive), bool(any_zero)
     if status == _UNSETTLED:
         c.now = float(times[done])
@@ -293,16 +296,6 @@ def run_ticks(c, times: np.ndarray, dt_s: float, load: np.ndarray, sinks, manage
     tick = engine_compiled._tick_signals(c, float(times[done - 1]), extra[_X_OFFERED], out, counts, extra[_X_MEMORY])
     c._count_floats = (tick, {name: extra[engine_compiled.SIGNAL_ROWS[name] - _O_ROWS] for name in COUNT_SIGNALS})
     return done, tick
-
-
-def queued_arrays(c, queued: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The queued replica changes (service -> replicas) of ``c`` (a SimCluster) as (rows, replicas)
-    int64 arrays, in order: the arrays a cycle's scales came as (set_replicas_rows) while the
-    queue is theirs, unchanged."""
-    kept = c._queued_rows
-    if kept is not None and kept[0] is queued:
-        return kept[1], kept[2]
-    return np.fromiter(queued.keys(), np.int64, len(queued)), np.fromiter(queued.values(), np.int64, len(queued))
 
 
 def _pod_args(c) -> tuple:

@@ -137,7 +137,7 @@ def test_set_replicas_rows_is_set_replicas_of_each_in_order(queued, rows, replic
     rowwise.set_replicas_rows(np.array(rows, dtype=np.int64), np.array(replicas, dtype=np.int64))
     for i, n in zip(rows, replicas):
         each.set_replicas(i, n)
-    assert list(rowwise._queued_replicas.items()) == list(each._queued_replicas.items())
+    assert list(rowwise.queued().items()) == list(each.queued().items())
     for c in (rowwise, each):
         c.step(0.0, 5.0, np.full(c.n_services, 300.0))
     np.testing.assert_array_equal(rowwise.spec_replicas, each.spec_replicas)
@@ -194,3 +194,56 @@ def wide_run_view(run) -> dict:
     """run_view's parts of a run of more services than its per-service views keep."""
     return canonical({"scores": run.scores, "raw": run.replica_hours_raw, "actions": [asdict(a) for a in run.actions],
                       "dropped": run.actions_dropped, "trajectory": vars(run.trajectory)})
+
+
+@pytest.mark.parametrize("switch", [pytest.param("1", id="compiled"), pytest.param("0", id="numpy")])
+@pytest.mark.parametrize("queued, rows, exists, picks, replicas, taken", [
+    pytest.param([], [4, 1, 6], [True, True, True], [0, 2], [7, 2], True, id="distinct-rows-queued"),
+    pytest.param([], [4, 1, 6], [True, True, True], [], [], True, id="none-queued-nothing"),
+    pytest.param([], [4, 1, 4], [True, True, True], [0, 2], [7, 2], True, id="one-row-twice-the-last-wins"),
+    pytest.param([], [4, 0, 6], [True, False, True], [0, 1], [7, 2], False, id="a-missing-target-queues-none"),
+    pytest.param([(5, 6)], [4, 1, 6], [True, True, True], [0, 2], [7, 2], False, id="a-queue-before-declines"),
+])
+def test_queue_distinct_rows_is_set_replicas_of_each_picked_row_in_order(monkeypatch, switch, queued, rows, exists,
+                                                                       picks, replicas, taken):
+    # compiled: checked, gathered and queued in one pass; numpy (kernels off): declined, the
+    # caller queues with set_replicas_rows
+    monkeypatch.setattr(compiled, "switch", switch)
+    (rowwise, _), (each, _) = cluster_and_targets()
+    for c in (rowwise, each):
+        for i, n in queued:
+            c.set_replicas(i, n)
+    rows_a, picks_a = np.array(rows, np.int64), np.array(picks, np.int64)
+    replicas_a = np.array(replicas, np.int64)
+    done = rowwise.queue_distinct_rows(rows_a, np.array(exists), picks_a, replicas_a)
+    assert done is (taken and switch == "1")
+    if not done and all(exists):
+        rowwise.set_replicas_rows(rows_a[picks_a], replicas_a)
+    if all(exists):
+        for p, n in zip(picks, replicas):
+            each.set_replicas(rows[p], n)
+    assert not rowwise._row_seen.any()
+    assert list(rowwise.queued().items()) == list(each.queued().items())
+    for c in (rowwise, each):
+        c.step(0.0, 5.0, np.full(c.n_services, 300.0))
+    np.testing.assert_array_equal(rowwise.spec_replicas, each.spec_replicas)
+
+
+@pytest.mark.parametrize("switch", [pytest.param("1", id="compiled"), pytest.param("0", id="numpy")])
+@pytest.mark.parametrize("targets, rows", [
+    pytest.param(SERVICES, [1, 3], id="the-cycle-s-targets"),
+    pytest.param([SERVICES[5], SERVICES[2], SERVICES[5]], [0, 2], id="a-target-listed-twice"),
+])
+def test_a_run_of_ticks_applies_the_queued_rows_as_each_set_replicas(monkeypatch, switch, targets, rows):
+    # the run kernel takes the queue (set by the cycle's arrays) and applies it as the one-by-one queue
+    monkeypatch.setattr(compiled, "switch", switch)
+    (batched, port), (each, reference) = cluster_and_targets()
+    scales = scale_arrays(rows, [7, 2], targets)
+    port.observe(targets)
+    assert port.apply_scales(scales) == []
+    for a in scales:
+        reference.apply(a)
+    for c in (batched, each):
+        c.step(0.0, 5.0, np.full(c.n_services, 300.0))
+    assert not batched.has_queued() and not each.has_queued()
+    np.testing.assert_array_equal(batched.spec_replicas, each.spec_replicas)

@@ -81,12 +81,13 @@ compiled.set_switch("1")
 from controller.policy import load_policies
 from simulators import score_compiled
 from simulators.runner import ControllerSpec, warm_kernels
-from simulators.simcluster import view_compiled
+from simulators.simcluster import queue_compiled, view_compiled
 from simulators.scenario import load_scenario
 policy = load_policies([f"{sys.argv[1]}/policies/setpoint-default.yaml"])[0]
 warm_kernels(load_scenario("flash-crowd"), [ControllerSpec("policy", "policy", "", policy=policy)])
 print(json.dumps({k.__name__: len(k.signatures) for k in (startup_compiled._estimate_kernel,
-                                                          score_compiled._minutes_kernel, view_compiled._view_kernel)}))
+                                                          score_compiled._minutes_kernel, view_compiled._view_kernel,
+                                                          queue_compiled._distinct_rows_kernel)}))
 """
 
 
@@ -96,4 +97,4 @@ def test_the_runners_warm_up_loads_the_kernels_a_run_reaches_late():
     proc = python(RUNNER_WARM, str(REPO))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"_estimate_kernel": 1, "_minutes_kernel": 1,
-                                                                "_view_kernel": 1}
+                                                                "_view_kernel": 1, "_distinct_rows_kernel": 1}
