@@ -3,8 +3,8 @@
 Each checkout runs in its own process (PYTHONPATH=checkout: its own code and kernel cache; a
 bench script run as ``python bench/x.py`` imports the editable install's code otherwise, whatever
 the working directory), kernels warmed first; the two take turns block by block, each block a
-whole run of the controller (``--controllers``: hpa, policy or both, in lockstep as
-run_controllers runs them) over ``--hours`` of the 1,000-service scenario, the order swapped
+whole run of the controller (``--controllers``: hpa, policy, or both as ``hpa,policy``, in
+lockstep as run_controllers runs them) over ``--hours`` of the 1,000-service scenario, the order swapped
 every round. Per block: the CPU time (time.process_time) of each controller's own advance
 (engine steps, control cycles, the rest of its ticks; not the load both share), per simulated
 hour, and of its parts: its engine steps ("policy step": SimCluster.step and step_ticks), its
@@ -118,6 +118,9 @@ def main() -> None:
         return
     if args.base is None:
         ap.error("--base is required")
+    unknown = sorted(set(args.controllers.split(",")) - {"hpa", "policy"})
+    if unknown:  # a name no block runs would time nothing and compare empty replica-hours as equal
+        ap.error(f"--controllers: {', '.join(unknown)} is not a controller (hpa, policy, or both as hpa,policy)")
     if args.scenario:
         args.hours = scenario_hours(args.scenario)
         if Path(args.scenario).is_file():
