@@ -43,10 +43,6 @@ class ActionEvent:
     policy: str = ""  # the policy that sent it (a run with a healer has two)
 
 
-#: The kind word of a scale event (ActionKind.word builds the string on every access).
-_SCALE_WORD = ActionKind.SCALE.word
-
-
 class ActionLog(Sequence):
     """A run's kept ActionEvents, in order. A cycle's kept scales stay arrays (:meth:`add_scales`)
     until the log is first read (a result's report, its health summary, a test), then become the
@@ -76,13 +72,13 @@ class ActionLog(Sequence):
     def _made(self) -> list[ActionEvent]:
         """Every event, the pending ones made now (in order) and kept."""
         if self._pending:
-            events, reasons = self._events, REASON_CODES
+            events, reasons, scale = self._events, REASON_CODES, ActionKind.SCALE.word
             for part in self._pending:
                 if len(part) == 1:
                     events.extend(part[0])
                     continue
                 t_s, targets, scales, policy = part
-                events.extend(ActionEvent(t_s, targets[i].name, _SCALE_WORD, f, n, reasons[c], policy)
+                events.extend(ActionEvent(t_s, targets[i].name, scale, f, n, reasons[c], policy)
                               for i, n, f, c in zip(*scales.tolist()))
             self._pending = []
         return self._events

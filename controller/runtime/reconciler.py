@@ -1377,8 +1377,7 @@ class Reconciler:
             actions = self._without_held_scales(self._heal(targets, view, decision, now, result), result)
         if self.state_store is not None and result.healing is not None:
             actions = self._save_before_acting(targets, now, actions, result)
-        if self.events_store is not None:
-            self._save_scale_events_ahead(targets, view, now, actions, result)
+        self._save_scale_events_ahead(targets, view, now, actions, result)
         self._laps.lap("state")
         if self.policy.health is None and self._batch is not None and actions:  # scales only
             self._apply_scales(actions, result)

@@ -37,7 +37,6 @@ class ScalingMemory:
         self._decided: Decision | None = None  # the last decision made in place (its desired is the workspace's)
         self.in_place = in_place
         self._one_call = hpa_decide.OneCallOutputs()  # the hpa preset's outputs, decided without copies
-        self._covers: tuple[PolicyParams, bool] | None = None  # (params, the kernel covers them): _kernel_covers
 
     @property
     def state(self) -> ScalingState:
@@ -74,7 +73,7 @@ class ScalingMemory:
         until :meth:`commit`; its outputs are copies (the decision outlives the next cycle), or
         with ``copy`` False the workspace's own arrays, overwritten by the next decide (for a
         caller that reads the decision before it only)."""
-        if self.in_place and compiled.enabled() and self._kernel_covers(params):
+        if self.in_place and compiled.enabled() and compiled.supports(params):
             try:
                 ws = self._ws if self._ws is not None else DecisionWorkspace.from_state(params, self._state)
                 decide_into(params, ws, obs, now)
@@ -86,13 +85,6 @@ class ScalingMemory:
         # without copies the caller reads the decision before the next decide and commits its kept
         # state: the old one is given up (the hpa preset's history is then updated in place)
         return decide(params, obs, self.state, now, own_state=not copy, outputs=None if copy else self._one_call)
-
-    def _kernel_covers(self, params: PolicyParams) -> bool:
-        """compiled.supports(params), asked once per parameters object (a policy's own, every cycle)."""
-        known = self._covers
-        if known is None or known[0] is not params:
-            known = self._covers = (params, compiled.supports(params))
-        return known[1]
 
     def commit(self, decision: Decision, applied: np.ndarray | bool, replicas: np.ndarray | None) -> None:
         """The state for the next cycle: ``decision``'s scale events for the ``applied`` rows

@@ -69,9 +69,6 @@ class Verdict(CodeEnum):
     GOOD = 2
 
 
-_UNDECIDED = int(Verdict.UNDECIDED)  # a plain int: an IntEnum operand costs numpy a failed attribute lookup
-
-
 class Measure(CodeEnum):
     RATIO = 0  # errors / requests
     LATENCY = 1  # one latency sample per pod
@@ -268,7 +265,7 @@ def step_tests(checks: tuple[RevisionTestParams, ...], state: RevisionTestState,
     clip = lambda a: np.where(is_ratio[..., None], np.maximum(a, 0.0), a)  # noqa: E731
     keep = np.exp(-math.log(2.0) * interval_s / _column(checks, "baseline_half_life_s"))[None, :, None]
     base = state.base * keep + clip(new)  # the current revision's recent totals
-    open_ = active[:, None] & (state.verdict == _UNDECIDED)
+    open_ = active[:, None] & (state.verdict == Verdict.UNDECIDED)
     if not open_.any():  # no test runs (no rollout, or all decided): only the recent totals move
         return RevisionTestState(state.revision, state.llr, state.during, state.new, state.old, state.after,
                                  state.verdict.astype(np.int8, copy=False), state.decided_at, base, state.stable,

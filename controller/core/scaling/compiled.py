@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from typing import Callable
 
 import numpy as np
 
@@ -157,9 +158,33 @@ def mark_broken(exc: BaseException) -> None:
     _warn_once(f"compiled kernel failed ({type(exc).__name__}: {exc}); using numpy")
 
 
+def per_params(cache: dict, params: PolicyParams, make: Callable[[], object], key: object = None,
+               limit: int = 256):
+    """``make()``, remembered in ``cache`` per (frozen) params object and ``key`` (asked every
+    cycle with the same policy): the params are kept beside the answer, so an id another object
+    reuses is not taken for theirs; the cache is emptied at ``limit`` entries (a run has one or
+    two policies; edited ones are new objects)."""
+    hit = cache.get(id(params))
+    if hit is not None and hit[0] is params and hit[1] == key:
+        return hit[2]
+    made = make()
+    if len(cache) >= limit:
+        cache.clear()
+    cache[id(params)] = (params, key, made)
+    return made
+
+
+_SUPPORTED: dict[int, tuple] = {}
+
+
 def supports(params: PolicyParams) -> bool:
     """The kernel covers this policy: not the hpa preset, no median/percentile smoothing, a mean
-    over at most 128 samples (numpy sums longer ones in halves; not reproduced)."""
+    over at most 128 samples (numpy sums longer ones in halves; not reproduced). Answered once per
+    params object (asked every cycle)."""
+    return per_params(_SUPPORTED, params, lambda: _supports(params))
+
+
+def _supports(params: PolicyParams) -> bool:
     # the hpa preset proposes with HPA's pod-level calculator (core/scaling/hpa_propose.py), not compiled
     if params.hpa_semantics or params.smoothing in (Smoothing.MEDIAN, Smoothing.PERCENTILE):
         return False
@@ -393,10 +418,11 @@ def _rules(rules) -> np.ndarray:
 
 
 def _pack(params: PolicyParams) -> tuple:
-    """The policy's parameters as the kernel's arrays; cached per params object."""
-    hit = _PACKED.get(id(params))
-    if hit is not None and hit[0] is params:
-        return hit[1]
+    """The policy's parameters as the kernel's arrays; made once per params object."""
+    return per_params(_PACKED, params, lambda: _packed(params))
+
+
+def _packed(params: PolicyParams) -> tuple:
     scal = np.zeros(_P_SIZE)
     scal[_P_STALE] = params.stale_after_s
     scal[_P_TOL_UP], scal[_P_TOL_DOWN] = params.tolerance_up, params.tolerance_down
@@ -416,8 +442,4 @@ def _pack(params: PolicyParams) -> tuple:
                                              params.metric_nonnegative.astype(np.float64),
                                              params.metric_capacities, params.metric_saturation,
                                              params.metric_implausible_above]).reshape(6, -1))
-    packed = (scal, metric, _rules(params.scale_up), _rules(params.scale_down))
-    if len(_PACKED) > 256:
-        _PACKED.clear()
-    _PACKED[id(params)] = (params, packed)
-    return packed
+    return scal, metric, _rules(params.scale_up), _rules(params.scale_down)

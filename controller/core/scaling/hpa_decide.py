@@ -44,18 +44,12 @@ def covers(params: PolicyParams, obs) -> bool:
     return isinstance(pods, JoinedPodSamples) and isinstance(pods.listed, PaddedPods) and pods.listed.column == 0
 
 
-#: {id(params): (params, _policy_covered(params))}: its answers (the params kept: their ids stay theirs)
-_COVERED: dict[int, tuple[PolicyParams, bool]] = {}
+_COVERED: dict[int, tuple] = {}  # _covered's answers (compiled.per_params)
 
 
 def _covered(params: PolicyParams) -> bool:
     """:func:`_policy_covered`, answered once per (frozen) params."""
-    kept = _COVERED.get(id(params))
-    if kept is None or kept[0] is not params:
-        if len(_COVERED) >= _TERMS_KEPT:
-            _COVERED.clear()
-        kept = _COVERED[id(params)] = (params, _policy_covered(params))
-    return kept[1]
+    return compiled.per_params(_COVERED, params, lambda: _policy_covered(params), limit=_TERMS_KEPT)
 
 
 def _policy_covered(params: PolicyParams) -> bool:
@@ -181,8 +175,7 @@ def try_decide(params: PolicyParams, obs, state: NormState, now: float, own_stat
     return out.signal, proposals, valid, hpa, out.result, history.state_of(state)
 
 
-#: {id(params): (params, n, terms)}: _policy_terms' answers (the params kept: their ids stay theirs)
-_TERMS: dict[int, tuple] = {}
+_TERMS: dict[int, tuple] = {}  # _policy_terms' answers (compiled.per_params)
 _TERMS_KEPT = 16  # policies remembered (a run has one or two; edited policies replace them)
 
 
@@ -192,16 +185,13 @@ def _policy_terms(params: PolicyParams, n: int) -> tuple:
     calculator's arguments (pass_terms' five (n,) arrays, the cpu initialization period and the
     readiness delay), normalize's numbers (hpa_normalize.kernel_params), the signal stage's
     bounds (signal_compiled.signal_bounds))."""
-    kept = _TERMS.get(id(params))
-    if kept is not None and kept[0] is params and kept[1] == n:
-        return kept[2]
+    return compiled.per_params(_TERMS, params, lambda: _made_terms(params, n), key=n, limit=_TERMS_KEPT)
+
+
+def _made_terms(params: PolicyParams, n: int) -> tuple:
     terms = hpa_propose.utilization_terms(params, params.metrics[0])
     calculator = (*hpa_compiled.pass_terms(n, terms["target_utilization"], terms["tolerance_down"],
                                            terms["tolerance_up"], terms["cpu_rules"]),
                   float(terms["cpu_initialization_period_s"]), float(terms["initial_readiness_delay_s"]))
-    made = (terms, float(params.stale_after_s), calculator, hpa_normalize.kernel_params(params),
+    return (terms, float(params.stale_after_s), calculator, hpa_normalize.kernel_params(params),
             signal_compiled.signal_bounds(1, params.metric_nonnegative, params.metric_implausible_above))
-    if len(_TERMS) >= _TERMS_KEPT:
-        _TERMS.clear()
-    _TERMS[id(params)] = (params, n, made)
-    return made
