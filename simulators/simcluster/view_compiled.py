@@ -5,7 +5,7 @@ A policy's targets are its workloads sorted by name, which is not the engine's o
 (spec, pods and Ready counts as floats, the rollout and paused flags), ten numpy calls and as many
 fresh arrays, about 8 us of the ~10 the view took for 1,000 services. ``_view_kernel`` gathers
 them in one loop into two blocks. ``ClusterPort.view`` keeps the numpy gathers as the reference
-and for ``SETPOINT_COMPILED=0``; tests/simulators/test_view_compiled.py checks both give the same
+and for ``SETPOINT_COMPILED=0``; tests/simulators/test_pod_listing.py checks both give the same
 arrays.
 """
 
