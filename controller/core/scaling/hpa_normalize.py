@@ -101,15 +101,19 @@ def _normalize_legacy_kernel(current, proposals, valid, old_v, old_t, rec_v, rec
     for i in range(n):
         cur = current[i]
         # combine: max over the valid proposals (np.maximum: NaN propagates)
-        combined, any_valid, all_valid = -_INF, False, True
-        for j in range(m):
-            if valid[i, j]:
-                combined = compiled.nan_max(combined, proposals[i, j])
-                any_valid = True
-            else:
-                all_valid = False
-        if not any_valid:
-            combined = _NAN
+        if m == 1:  # the preset's one metric: the loop below without its loop (~1.7 us for 1,000 targets)
+            any_valid = all_valid = valid[i, 0]
+            combined = compiled.nan_max(-_INF, proposals[i, 0]) if any_valid else _NAN
+        else:
+            combined, any_valid, all_valid = -_INF, False, True
+            for j in range(m):
+                if valid[i, j]:
+                    combined = compiled.nan_max(combined, proposals[i, j])
+                    any_valid = True
+                else:
+                    all_valid = False
+            if not any_valid:
+                combined = _NAN
         forced, pre_reason = compiled.precheck(cur, lo, hi)  # the first that applies wins
         has_forced = forced == forced
         # missing data: HPA bails out (no fallback, nothing stored)
