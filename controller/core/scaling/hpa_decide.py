@@ -131,6 +131,7 @@ class OneCallOutputs:
 
     def __init__(self):
         self.n = -1
+        self._history: hpa_normalize.KernelHistory | None = None  # history_of's last in-place history
 
     def sized(self, n: int) -> "OneCallOutputs":
         """These outputs for ``n`` targets (made again for another n)."""
@@ -143,8 +144,22 @@ class OneCallOutputs:
             self.calculator_rows = tuple(self.calculator)
             self.calculator_columns = tuple(row.reshape(n, 1) for row in self.calculator_rows)  # HpaProposals' (N, 1)
             self.signal, self.result = Signal(self.clean, *self.masks), hpa_normalize.kernel_result(self.outputs)
+            self.error_free = hpa_propose.error_free(self.calculator_columns)  # a cycle without an error: these
             self.n = n
         return self
+
+    def history_of(self, state: NormState, own_state: bool) -> hpa_normalize.KernelHistory:
+        """hpa_normalize.kernel_history(state, own_state), the last one again when it updates the
+        very arrays ``state`` holds in place and they are still writeable (a kept state's cycles:
+        the same arrays every cycle; their dtype and order cannot change, only the flag)."""
+        last = self._history
+        if (own_state and last is not None and state.rec_values is last.rec_v and state.rec_times is last.rec_t
+                and state.missing_since is last.missing_since and last.rec_v.flags.writeable
+                and last.rec_t.flags.writeable and last.missing_since.flags.writeable):
+            return last
+        history = hpa_normalize.kernel_history(state, own_state)
+        self._history = history if history.in_place else None
+        return history
 
 
 def try_decide(params: PolicyParams, obs, state: NormState, now: float, own_state: bool = False,
@@ -162,14 +177,14 @@ def try_decide(params: PolicyParams, obs, state: NormState, now: float, own_stat
     current = np.ascontiguousarray(obs.current, dtype=np.float64)
     n = current.shape[0]
     terms, stale_after_s, calculator, normalize, bounds = _policy_terms(params, n)
-    inputs = signal_compiled.kernel_inputs(obs.values, obs.present, obs.sample_age_s, bounds=bounds)
+    inputs = _column_inputs(obs.values, obs.present, obs.sample_age_s, n, bounds)
     if inputs is None or inputs[0].shape != (n, 1):
         return None
     padded = obs.pods.listed
     slots = padded.slots
     out = (OneCallOutputs() if kept is None else kept).sized(n)
     clean, masks, proposals, valid, outputs = out.clean, out.masks, out.proposals, out.valid, out.outputs
-    history = hpa_normalize.kernel_history(state, own_state)
+    history = out.history_of(state, own_state) if kept is not None else hpa_normalize.kernel_history(state, own_state)
     try:
         done, errors = _decide_padded_kernel(
             *inputs[:3], stale_after_s, *inputs[3:], clean, *masks,
@@ -185,9 +200,23 @@ def try_decide(params: PolicyParams, obs, state: NormState, now: float, own_stat
     if errors:  # error texts by target
         proposal = hpa_compiled.pass_proposal(*out.calculator_rows, errors, terms["resource"], terms["container"])
         hpa = hpa_propose.proposals_of([proposal], n)
-    else:  # most cycles: proposals_of's arrays, as columns, and the shared empty texts
-        hpa = hpa_propose.error_free(out.calculator_columns)
+    else:  # most cycles: proposals_of's arrays, as columns, and the shared empty texts (made once per size)
+        hpa = out.error_free
     return out.signal, proposals, valid, hpa, out.result, history.state_of(state)
+
+
+_F64, _BOOL = np.dtype(np.float64), np.dtype(np.bool_)
+
+
+def _column_inputs(values, present, age, n: int, bounds: tuple[np.ndarray, np.ndarray] | None) -> tuple | None:
+    """signal_compiled.kernel_inputs(values, present, age, bounds=bounds) for the one metric's
+    (n, 1) columns: the read's own arrays as they are when they are already what the kernel takes
+    (the common cycle, without the conversions and checks of the general case), else that call."""
+    if (bounds is not None and type(values) is np.ndarray and type(present) is np.ndarray and type(age) is np.ndarray
+            and values.shape == (n, 1) and present.shape == (n, 1) and age.shape == (n, 1) and values.dtype == _F64
+            and present.dtype == _BOOL):
+        return values, present, age, *bounds
+    return signal_compiled.kernel_inputs(values, present, age, bounds=bounds)
 
 
 _TERMS: dict[int, tuple] = {}  # _policy_terms' answers (compiled.per_params)
