@@ -79,7 +79,7 @@ def per_call_us(call, reps: int, cold: bool) -> list[float]:
 
 def parts(a: list) -> dict:
     """The whole call and its stages on the captured arguments ``a`` (the kernel's order)."""
-    from controller.core.scaling import hpa_compiled, hpa_decide, hpa_normalize, signal_compiled  # noqa: PLC0415
+    from controller.core.scaling import hpa_compiled, hpa_decide, hpa_normalize  # noqa: PLC0415
     from simulators.simcluster import pod_listing  # noqa: PLC0415
 
     current = a[34].astype(np.int64)
@@ -87,7 +87,7 @@ def parts(a: list) -> dict:
     present = np.ones(current.shape[0], np.bool_)
     return {
         "one call": lambda: hpa_decide._decide_padded_kernel(*a),
-        " signal": lambda: signal_compiled._signal_kernel(*a[0:13]),
+        " signal": lambda: hpa_decide._one_metric_signal(*a[0:13]),
         " calculator (padded pods)": lambda: hpa_compiled._padded_utilization_kernel(*a[13:28], current, *a[28:34]),
         " normalize": lambda: hpa_normalize._normalize_legacy_kernel(*a[34:-1]),  # the last: the calculator's outputs
         "  its history scan": lambda: hpa_normalize._window_scan(a[39], a[40], cut, cut),

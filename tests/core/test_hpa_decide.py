@@ -274,3 +274,34 @@ def test_error_free_proposals_are_proposals_of_the_pass(replicas, utilization, u
     want = hpa_propose.proposals_of([hpa_compiled.pass_proposal(*arrays, 0, "cpu", "")], len(replicas))
     assert_same_arrays(got, want, "hpa")
     assert got.messages is want.messages  # the shared empty texts
+
+
+@pytest.mark.parametrize("read_only, in_place", [
+    pytest.param(False, True, id="same-writeable-arrays-updated-where-they-are"),
+    pytest.param(True, False, id="arrays-made-read-only-copied"),
+])
+def test_kept_outputs_reuse_the_in_place_history_only_while_it_may_be_written(monkeypatch, read_only, in_place):
+    """OneCallOutputs keeps the last cycle's in-place history (history_of): a state holding the same
+    arrays the next cycle, still writeable, is updated where it is; arrays made read-only between
+    the cycles are copied, as kernel_history copies them, and stay as they were. Either way the
+    cycle's Decision is the reference's."""
+    params = hpa()
+    monkeypatch.setattr(compiled, "switch", "1")
+    rng = np.random.default_rng(5)
+    outputs = hpa_decide.OneCallOutputs()
+    state = ScalingState.empty(N, params)
+    first = decide(params, observation(rng, T0), state, T0, own_state=True, outputs=outputs)
+    kept = first.state_after(True)
+    assert kept.norm.rec_values is state.norm.rec_values  # the first cycle updated the history in place
+    norm = kept.norm
+    if read_only:
+        for a in (norm.rec_values, norm.rec_times, norm.missing_since):
+            a.flags.writeable = False
+    before = copy.deepcopy(norm)
+    obs, now = observation(rng, T0 + 15.0), T0 + 15.0
+    want = reference(monkeypatch, params, obs, copy.deepcopy(kept), now)
+    got = decide(params, obs, kept, now, own_state=True, outputs=outputs)
+    assert_same_decision(got, want)
+    assert (got.kept.norm.rec_values is norm.rec_values) is in_place
+    if not in_place:
+        assert_same_arrays(norm, before, "state before the cycle")

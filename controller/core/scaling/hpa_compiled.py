@@ -521,7 +521,7 @@ def _padded_utilization_kernel(rows, exists, ends, phase, start_time, transition
     the sample ``values[a]`` (NaN: none) of age ``ages[a]``. A target's pods share their request
     and sample, so each is only counted in its group (_padded_groups) and the target's sums are
     made from the counts (count x value: the int64 sums the listed pass adds pod by pod, in any
-    order). One pass: each target's proposal (_target_proposal) is made as soon as its pods are
+    order). One pass: each target's proposal (_padded_proposal) is made as soon as its pods are
     counted, without the (_N_SUMS, N) sums the listed pass keeps. Returns what
     _listed_utilization_kernel returns."""
     n = current.shape[0]
@@ -545,13 +545,30 @@ def _padded_utilization_kernel(rows, exists, ends, phase, start_time, transition
             p += listed
             if with_sample:
                 largest = max(largest, abs(usage))
-        error[a], replicas[a], utilization[a], average[a] = _target_proposal(
-            listed, with_sample, ready, missing, unready, ready * usage, ready * request_milli,
-            missing * _missing_usage(request_milli, target_util[a]), missing * request_milli,
-            unready * request_milli, _E_NONE, n_stray[a], current[a], target_util[a], tol_down[a], tol_up[a])
+        error[a], replicas[a], utilization[a], average[a] = _padded_proposal(
+            listed, with_sample, ready, missing, unready, usage, request_milli, n_stray[a], current[a], target_util[a],
+            tol_down[a], tol_up[a])
         if error[a] != _E_NONE:
             errors += 1
     return replicas, utilization, average, error, top, errors, largest, p
+
+
+@compiled.jit_inline
+def _padded_proposal(listed, with_sample, ready, missing, unready, usage, request_milli, n_stray, cur, target_util,
+                     tol_down, tol_up):
+    """_target_proposal of a target whose pods share ``usage`` and ``request_milli`` (the padded
+    pass's counts). The common target (every counted pod ready, no stray sample, a request)
+    takes the ratio's first path with one division: its sums are count x value, and
+    trunc(ready x u x 100 / (ready x r)) = trunc(u x 100 / r), trunc(ready x u / ready) = u
+    (exact integers; the caller's pass_fits bound keeps ready x u x 100 inside int64, and a pass
+    that fails it is not used). Any other target: _target_proposal of the sums."""
+    if missing == 0 and unready == 0 and ready > 0 and n_stray == 0 and request_milli != 0:
+        util = _clamp32(_trunc_div(usage * 100, request_milli))
+        ratio = float(util) / float(target_util)
+        return _E_NONE, (cur if compiled.within(ratio, tol_up, tol_down) else _ceil32(ratio * ready)), util, usage
+    return _target_proposal(listed, with_sample, ready, missing, unready, ready * usage, ready * request_milli,
+                            missing * _missing_usage(request_milli, target_util), missing * request_milli,
+                            unready * request_milli, _E_NONE, n_stray, cur, target_util, tol_down, tol_up)
 
 
 @compiled.jit_inline

@@ -64,19 +64,23 @@ def _scan_history(old_v, old_t, rec_v, rec_t, current, now, cut_window, cut_keep
 def _window_scan(rec_v, rec_t, cut_window, cut_keep):
     """_scan_history's (high, slot) of the (H, N) history, read only. Slot by slot over all
     targets, each slot's row read contiguously: a target's slots are N apart in memory, so the
-    per-target scan missed the cache on every slot."""
+    per-target scan missed the cache on every slot. Each step is written as selects, not
+    branches (compiled.nan_max's result: NaN if either is NaN, else the larger, ``high`` on a
+    tie; ~10.6 -> 8.8 us for 1,000 targets and 22 slots, in cache)."""
     slots, n = rec_v.shape
     high = np.full(n, -_INF)
     slot = np.zeros(n, np.int64)
     key = np.full(n, _INF)
     for s in range(slots):
         for i in range(n):
-            t, v = rec_t[s, i], rec_v[s, i]
-            if t >= cut_window:
-                high[i] = compiled.nan_max(high[i], v)
+            t, v, h = rec_t[s, i], rec_v[s, i], high[i]
+            m = v if v > h else h
+            m = m if (v == v and h == h) else _NAN
+            high[i] = m if t >= cut_window else h
             k = t if t >= cut_keep else -_INF  # NaN (empty) compares False: reusable
-            if s == 0 or k < key[i]:
-                slot[i], key[i] = s, k
+            first = (s == 0) | (k < key[i])
+            slot[i] = s if first else slot[i]
+            key[i] = k if first else key[i]
     return high, slot
 
 
@@ -101,15 +105,19 @@ def _normalize_legacy_kernel(current, proposals, valid, old_v, old_t, rec_v, rec
     for i in range(n):
         cur = current[i]
         # combine: max over the valid proposals (np.maximum: NaN propagates)
-        combined, any_valid, all_valid = -_INF, False, True
-        for j in range(m):
-            if valid[i, j]:
-                combined = compiled.nan_max(combined, proposals[i, j])
-                any_valid = True
-            else:
-                all_valid = False
-        if not any_valid:
-            combined = _NAN
+        if m == 1:  # the preset's one metric: the loop below without its loop (~1.7 us for 1,000 targets)
+            any_valid = all_valid = valid[i, 0]
+            combined = compiled.nan_max(-_INF, proposals[i, 0]) if any_valid else _NAN
+        else:
+            combined, any_valid, all_valid = -_INF, False, True
+            for j in range(m):
+                if valid[i, j]:
+                    combined = compiled.nan_max(combined, proposals[i, j])
+                    any_valid = True
+                else:
+                    all_valid = False
+            if not any_valid:
+                combined = _NAN
         forced, pre_reason = compiled.precheck(cur, lo, hi)  # the first that applies wins
         has_forced = forced == forced
         # missing data: HPA bails out (no fallback, nothing stored)
@@ -175,10 +183,15 @@ class KernelHistory:
     def __init__(self, old_v, old_t, rec_v, rec_t, missing_since, in_place: bool):
         self.old_v, self.old_t, self.rec_v, self.rec_t = old_v, old_t, rec_v, rec_t
         self.missing_since, self.in_place = missing_since, in_place
+        self._arguments: tuple | None = None
 
     def arguments(self) -> tuple:
-        """(old_v, old_t, rec_v, rec_t (H, N), copy, missing_since (N,)): the kernel's history arguments."""
-        return (self.old_v.T, self.old_t.T, self.rec_v.T, self.rec_t.T, not self.in_place, self.missing_since)
+        """(old_v, old_t, rec_v, rec_t (H, N), copy, missing_since (N,)): the kernel's history
+        arguments (the transposes made once: views of the same arrays)."""
+        if self._arguments is None:
+            self._arguments = (self.old_v.T, self.old_t.T, self.rec_v.T, self.rec_t.T, not self.in_place,
+                               self.missing_since)
+        return self._arguments
 
     def state_of(self, state: NormState) -> NormState:
         """The state after the kernel wrote this history: ``state`` itself when updated in place."""
