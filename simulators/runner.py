@@ -612,8 +612,8 @@ class _ControllerRun:
                                     ((block, row, rec_codes), (rings, slot, ring_codes)))
         if n:
             self.rec.written(times[j:j + n])
-            if self.cycles:
-                self.metrics.pushed(n, self.cluster.signals())
+            if self.cycles:  # the last tick's observed signals made if read (the cycle's compiled reads take the masks)
+                self.metrics.pushed(n, self.cluster.signals)
         return n
 
     def _run_length(self, k: int, j: int, values: list[float]) -> int:

@@ -407,16 +407,22 @@ class ActionBudget:
         if not full and bucket == self._spent_bucket:  # most cycles of a long run: none kept, no key to look up
             self.dropped += count
             return []
-        fresh = []
-        for category, i in zip(_SCALE_CATEGORIES, first):
+        fresh, seen, spent = [], self._seen, True
+        for category, i in zip(_SCALE_CATEGORIES, first):  # one key lookup per category
             key = (None, category, bucket)
-            if i >= 0 and key not in self._seen:
-                self._seen.add(key)
+            if key in seen:
+                continue
+            if i >= 0:
+                seen.add(key)
                 fresh.append(int(i))
-        if not full and all((None, category, bucket) in self._seen for category in _SCALE_CATEGORIES):
+            else:
+                spent = False
+        if not full and spent:
             self._spent_bucket = bucket  # every category's key of the bucket seen: later scales in it add none
-        at = list(range(full))
-        at.extend(sorted(i for i in fresh if i >= full))  # a new key's first scale, past the first ones
+        # a new key's first scale, past the first ones (most cycles of a long run: none kept in full)
+        at = sorted(i for i in fresh if i >= full) if full else sorted(fresh)
+        if full:
+            at[:0] = range(full)
         self.kept += len(at)
         self.dropped += count - len(at)
         return at
