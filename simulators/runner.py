@@ -31,7 +31,7 @@ from controller.policy.limits import MAX_REPLICAS
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
 from controller.runtime.record_lines import cycle_lines
 from controller.runtime.records import lines_text
-from simulators import engine_compiled, parallel, score_compiled
+from simulators import engine_compiled, load_compiled, parallel, score_compiled
 from simulators.cluster import SimCluster
 from simulators.memory import check_fits, format_bytes, kept_trajectory, memory_limit
 from simulators.load import CHUNK_TICKS, chunk_times
@@ -879,8 +879,9 @@ def warm_kernels(scenario: Scenario, specs: Sequence[ControllerSpec]) -> float:
 def warm_later_kernels() -> None:
     """Load the kernels a run first calls later than the warm-up's few ticks reach (the first
     observed pod start-up, the first violation minute), or that its few services in order never
-    call (a view of targets out of the engine's order: ClusterPort.view), with the argument types
-    the run passes: loaded inside a timed run, they were counted as its time (bench/sim_speed.py)."""
+    call (a view of targets out of the engine's order: ClusterPort.view), or that a scenario
+    without load noise never calls (`setpoint warm`'s), with the argument types the run passes:
+    loaded inside a timed run, they were counted as its time (bench/sim_speed.py)."""
     from controller.core.scaling import startup_compiled  # noqa: PLC0415
 
     one = np.zeros((1, 1))
@@ -891,6 +892,7 @@ def warm_later_kernels() -> None:
     counts, flags = np.zeros(1, np.int64), np.zeros(1, bool)
     view_compiled.try_gather_view(counts, flags, counts, counts, counts, flags, flags)
     queue_compiled.try_distinct_rows(counts, flags, counts, np.zeros(1, bool))
+    load_compiled.noise_exponent(np.zeros((2, 1)), counts, np.zeros(1), 0.1, 0.005)
 
 
 def simulate(scenario: Scenario, controllers: list[ControllerSpec], *, on_progress: Callable[[str, int, int], None] | None = None,
