@@ -344,7 +344,8 @@ class OnlineScores:
         self.slo, self.tick_s, self.within_s = slo, tick_s, within_s
         S = len(services)
         self._mitigations = [_Mitigation(f, fault_columns(f, services), hold_s) for f in faults]
-        self._pending: tuple[float, np.ndarray, np.ndarray] | None = None  # the last tick (time, (1, S) mask, (1,) spec sum), its duration unknown
+        # the last tick (its time, (1, S) mask, (1,) spec replicas' sum), its duration unknown
+        self._pending: tuple[float, np.ndarray, np.ndarray] | None = None
         self._last_dt: float | None = None
         self._first_t: float | None = None
         self._counted_minute = np.full(S, np.iinfo(np.int64).min // 2, dtype=np.int64)  # last minute counted
