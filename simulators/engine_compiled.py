@@ -234,11 +234,11 @@ def _engine_args(c, dt_s: float, backlog: np.ndarray | None = None) -> tuple:
 
 
 def _tick_signals(c, now: float, offered_rps: np.ndarray, out: np.ndarray, counts: np.ndarray,
-                  memory_mib: np.ndarray | None = None) -> TickSignals:
+                  memory_mib: np.ndarray | None = None, rolling: np.ndarray | None = None) -> TickSignals:
     """The TickSignals of a tick whose ``out`` (_O_ROWS, S) and ``counts`` (_I_COUNTS, S) the
     signals kernel filled (their rows become its arrays; ``memory_mib`` (S,) too when the
-    kernel wrote the tick's memory); keeps the engine's backlog (queue mode) and p95 without
-    bad pods."""
+    kernel wrote the tick's memory; ``rolling`` (S,) its rollouts in progress, default a copy of
+    the engine's); keeps the engine's backlog (queue mode) and p95 without bad pods."""
     served, dropped, backlog, p50, p95, p99, p95_base, errors, ratio, util, capacity = out
     if c._any_queue_mode:
         c._backlog = backlog
@@ -249,7 +249,7 @@ def _tick_signals(c, now: float, offered_rps: np.ndarray, out: np.ndarray, count
     return TickSignals(
         now, offered_rps, served, dropped, backlog, capacity, util, p50, p95, p99, errors, ratio,
         memory_mib if memory_mib is not None else (c._memory(now) if c._any_leak else c._idle_memory_mib.copy()),
-        n_ready, spec, n_pods, restarts, revision, c._rolling.copy())
+        n_ready, spec, n_pods, restarts, revision, c._rolling.copy() if rolling is None else rolling)
 
 
 # ---------------------------------------------------------------------------- runs of ticks

@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from simulators import load as L
-from simulators import streams
+from simulators import load_compiled, streams
 
 
 class _PerService(Exception):
@@ -187,9 +187,12 @@ class _Noises(_Node):
             return np.ones((0, len(self.terms)))
         lo, hi = int(idx.min()), int(idx.max()) + 1
         z = self._knots(lo, hi)
+        i = idx - lo
+        fast = load_compiled.noise_exponent(z, i, pos - idx, sigma, 0.5 * sigma**2)
+        if fast is not None:  # the exponent in one compiled pass, the same bits
+            return np.exp(fast, out=fast)
         frac = (pos - idx)[..., None]
         # Noise.__call__'s formula, in place: the same operations on every element
-        i = idx - lo
         zt = z[i]
         zt *= 1.0 - frac
         upper = z[i + 1]

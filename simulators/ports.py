@@ -7,7 +7,7 @@ decision path. Arrays are built straight from the engine's (S,) arrays: no per-t
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -204,7 +204,8 @@ class SimMetrics:
         self._rings = np.full((len(fields), self.slots, n), np.nan)
         self._ring = {f: self._rings[i] for i, f in enumerate(fields)}
         self._k = 0
-        self._last: ObservedSignals | None = None
+        self._observed: ObservedSignals | None = None  # the last tick's (_last), once made
+        self._observe: Callable[[], ObservedSignals] | None = None  # or what makes it, not called yet
         self._pods: tuple[dict, dict[str, int], dict[str, np.ndarray]] | None = None
         self._pod_pick: tuple | None = None  # _pod_rows' last answer, with the pod list and snapshot it is for
         self._targets: SimTargets | None = None
@@ -237,11 +238,35 @@ class SimMetrics:
         on modulo W); the writer then calls :meth:`pushed`."""
         return self._rings, self._k % self.slots
 
-    def pushed(self, ticks: int, observed: ObservedSignals) -> None:
-        """``ticks`` more ticks are in the rings (the last one's signals: ``observed``)."""
+    def pushed(self, ticks: int, observed: ObservedSignals | Callable[[], ObservedSignals]) -> None:
+        """``ticks`` more ticks are in the rings (the last one's signals: ``observed``, or a
+        function that makes them, called on first read: the cluster's ``signals`` after a run of
+        ticks, whose cycle's compiled reads take only the masks, :meth:`_masks`)."""
         self._k += ticks
-        self._last = observed
+        if isinstance(observed, ObservedSignals):
+            self._observed, self._observe = observed, None
+        else:
+            self._observed, self._observe = None, observed
         self._pods = None  # per-pod signals of this tick, built on the first pod query
+
+    @property
+    def _last(self) -> ObservedSignals | None:
+        """The last tick's observed signals (None before the first)."""
+        if self._observe is not None:
+            self._observed, self._observe = self._observe(), None
+        return self._observed
+
+    @_last.setter
+    def _last(self, observed: ObservedSignals | None) -> None:
+        self._observed, self._observe = observed, None
+
+    def _masks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(unavailable, nonfinite, sample_age_s) of :attr:`_last`, without making its values when
+        they are not made yet (the cluster's masks: the same until its next tick)."""
+        if self._observe is not None:
+            return self.cluster.observed_masks()
+        obs = self._observed
+        return obs.unavailable, obs.nonfinite, obs.sample_age_s
 
     def query(self, expr: str, targets: Sequence[TargetRef], at: float, labels: tuple[str, str] | None = None
               ) -> Samples:
@@ -294,16 +319,15 @@ class SimMetrics:
         (simulators/scaling_reads.py). None where ``query`` would do more than a window mean (an
         instant gauge, a rate, memory or cores, a query over its own window) or raise (no tick
         yet, an unbound query, an outage), or where the kernels decline: then query one by one."""
-        if self._last is None or not len(targets) or not compiled.enabled():
+        if (self._observe is None and self._observed is None) or not len(targets) or not compiled.enabled():
             return None
         reader = self._reader_of(queries, latest, targets, nonnegative, implausible_above)
         if reader is None:
             return None
-        obs = self._last
-        if self._outage(obs.unavailable, reader.rows):  # query raises MetricsUnavailable: said per query
+        unavailable, nonfinite, age_s = self._masks()
+        if self._outage(unavailable, reader.rows):  # query raises MetricsUnavailable: said per query
             return None
-        return reader.read(self._rings, self._k, obs.nonfinite, obs.unavailable,
-                           np.asarray(obs.sample_age_s, np.float64), stale_after_s)
+        return reader.read(self._rings, self._k, nonfinite, unavailable, np.asarray(age_s, np.float64), stale_after_s)
 
     def _reader_of(self, queries: Sequence[str], latest: Sequence[str | None], targets: Sequence[TargetRef],
                    nonnegative: np.ndarray, implausible_above: np.ndarray) -> scaling_reads.ScalingReader | None:
@@ -470,17 +494,17 @@ class SimMetrics:
         None otherwise: then ``query`` and ``padded_pod_samples``, as before. Raises
         MetricsUnavailable as ``query`` on a metrics outage."""
         field = self.bindings.get(expr)
-        if (self._last is None or field not in self.PER_POD or expr in self.ticks or self._targets is None
-                or self._targets.cluster is not self.cluster):
+        if ((self._observe is None and self._observed is None) or field not in self.PER_POD or expr in self.ticks
+                or self._targets is None or self._targets.cluster is not self.cluster):
             return None
         known = self._targets.known_rows(targets)
         if known is None:
             return None
         rows, exists, every = known
         slots = self.cluster.padded_slots(rows, exists)
-        obs = self._last
+        unavailable, nonfinite, age_s = self._masks()
         got = pod_reads.try_padded_reads(self._ring[field], min(self._k, self.slots), rows, exists, every,
-                                         obs.nonfinite, obs.unavailable, obs.sample_age_s, slots.ends, slots.phase)
+                                         nonfinite, unavailable, age_s, slots.ends, slots.phase)
         if got is None:
             return None
         if got.outage:

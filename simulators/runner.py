@@ -31,7 +31,7 @@ from controller.policy.limits import MAX_REPLICAS
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
 from controller.runtime.record_lines import cycle_lines
 from controller.runtime.records import lines_text
-from simulators import engine_compiled, parallel, score_compiled
+from simulators import engine_compiled, load_compiled, parallel, score_compiled
 from simulators.cluster import SimCluster
 from simulators.memory import check_fits, format_bytes, kept_trajectory, memory_limit
 from simulators.load import CHUNK_TICKS, chunk_times
@@ -40,8 +40,8 @@ from simulators.ports import MemoryStateStore, SimMetrics, SimTargets
 from simulators.result import ActionEvent, ActionLog, ControllerRun, FaultWindow, SimResult, Trajectory
 from simulators.scenario import POD_SIGNALS, SIGNALS, Scenario
 from simulators.simcluster import queue_compiled, view_compiled
-from simulators.score import OnlineScores, violation_mask
-from simulators.timeline import CYCLE_RECORDS, RECORDS_IN_MEMORY, ActionBudget, Timeline, record_ticks
+from simulators.score import DROP_TOLERANCE_RPS, OnlineScores, violation_mask
+from simulators.timeline import CYCLE_RECORDS, RECORDS_IN_MEMORY, ActionBudget, Timeline, aggregate, record_ticks
 
 #: Service-ticks of all runs from which a simulation is worth the compiled kernels (compiled_pays).
 COMPILED_FROM_SERVICE_TICKS = 12_000
@@ -174,6 +174,8 @@ class _Recorder:
 
     FIELDS = ("offered_rps", "served_rps", "dropped_rps", "capacity_rps", "spec_replicas", "ready_replicas",
               "error_ratio", "latency_s")
+    #: The block's row of the SLO's latency (score_compiled.block_violation reads the others by FIELDS' order).
+    LATENCY_ROW = FIELDS.index("latency_s")
 
     #: Ticks held before they are scored (at most; scores and timeline do not depend on where
     #: chunks are cut); None: timeline.record_ticks of the run's services.
@@ -237,9 +239,15 @@ class _Recorder:
             return
         rows = {f: v[:n] for f, v in self.chunk.items()}
         t = self.t[:n]
-        violation = violation_mask(SimpleNamespace(**rows), self.slo)
-        self.scores.add(t, violation, rows["spec_replicas"])
-        self.timeline.add(t, rows, violation)
+        slo = self.slo
+        # the mask and which ticks violate in one pass over the block; the sums over services
+        # once, for the timeline and the replica-hours (they were summed twice)
+        found = score_compiled.block_violation(self._block, n, self.LATENCY_ROW, slo.latency_s, slo.error_ratio,
+                                               DROP_TOLERANCE_RPS)
+        violation, any_violation = found if found is not None else (violation_mask(SimpleNamespace(**rows), slo), None)
+        totals = aggregate(rows)
+        self.scores.add(t, violation, rows["spec_replicas"], spec_sums=totals["spec_replicas"])
+        self.timeline.add(t, rows, violation, totals, any_violation)
         if self.whole is not None:
             for f, v in rows.items():
                 self.whole[f][self.done:self.done + n] = v
@@ -604,8 +612,8 @@ class _ControllerRun:
                                     ((block, row, rec_codes), (rings, slot, ring_codes)))
         if n:
             self.rec.written(times[j:j + n])
-            if self.cycles:
-                self.metrics.pushed(n, self.cluster.signals())
+            if self.cycles:  # the last tick's observed signals made if read (the cycle's compiled reads take the masks)
+                self.metrics.pushed(n, self.cluster.signals)
         return n
 
     def _run_length(self, k: int, j: int, values: list[float]) -> int:
@@ -871,8 +879,9 @@ def warm_kernels(scenario: Scenario, specs: Sequence[ControllerSpec]) -> float:
 def warm_later_kernels() -> None:
     """Load the kernels a run first calls later than the warm-up's few ticks reach (the first
     observed pod start-up, the first violation minute), or that its few services in order never
-    call (a view of targets out of the engine's order: ClusterPort.view), with the argument types
-    the run passes: loaded inside a timed run, they were counted as its time (bench/sim_speed.py)."""
+    call (a view of targets out of the engine's order: ClusterPort.view), or that a scenario
+    without load noise never calls (`setpoint warm`'s), with the argument types the run passes:
+    loaded inside a timed run, they were counted as its time (bench/sim_speed.py)."""
     from controller.core.scaling import startup_compiled  # noqa: PLC0415
 
     one = np.zeros((1, 1))
@@ -883,6 +892,7 @@ def warm_later_kernels() -> None:
     counts, flags = np.zeros(1, np.int64), np.zeros(1, bool)
     view_compiled.try_gather_view(counts, flags, counts, counts, counts, flags, flags)
     queue_compiled.try_distinct_rows(counts, flags, counts, np.zeros(1, bool))
+    load_compiled.noise_exponent(np.zeros((2, 1)), counts, np.zeros(1), 0.1, 0.005)
 
 
 def simulate(scenario: Scenario, controllers: list[ControllerSpec], *, on_progress: Callable[[str, int, int], None] | None = None,

@@ -344,7 +344,8 @@ class OnlineScores:
         self.slo, self.tick_s, self.within_s = slo, tick_s, within_s
         S = len(services)
         self._mitigations = [_Mitigation(f, fault_columns(f, services), hold_s) for f in faults]
-        self._pending: tuple[float, np.ndarray, np.ndarray] | None = None  # the last tick, its duration unknown
+        # the last tick (its time, (1, S) mask, (1,) spec replicas' sum), its duration unknown
+        self._pending: tuple[float, np.ndarray, np.ndarray] | None = None
         self._last_dt: float | None = None
         self._first_t: float | None = None
         self._counted_minute = np.full(S, np.iinfo(np.int64).min // 2, dtype=np.int64)  # last minute counted
@@ -357,12 +358,17 @@ class OnlineScores:
         self._reversals = 0
         self._ticks = 0
 
-    def add(self, t_s: np.ndarray, violation: np.ndarray, spec_replicas: np.ndarray) -> None:
+    def add(self, t_s: np.ndarray, violation: np.ndarray, spec_replicas: np.ndarray,
+            spec_sums: np.ndarray | None = None) -> None:
+        """``spec_sums`` (C,): each tick's spec replicas summed over services as numpy sums a
+        contiguous row (the recorder's compiled pass has them); None: summed here."""
         t = np.asarray(t_s, dtype=float)
         if t.size == 0:
             return
         v = as_ticks_by_services(violation).astype(bool, copy=False)  # read only: no copy needed
         spec = as_ticks_by_services(spec_replicas).astype(float, copy=False)
+        if spec_sums is None:  # the ticks' sums where they lie, the held-back tick's as its copy's (as before)
+            spec_sums = np.concatenate([spec[:-1].sum(axis=1), spec[-1:].copy().sum(axis=1)])
         if self._first_t is None:
             self._first_t = float(t[0])
         self._ticks += t.size
@@ -372,19 +378,20 @@ class OnlineScores:
         # the held-back tick, now that its successor's time is known, then this chunk's but its
         # last (scored in time order, as one chunk would be: np.diff of [pt, t...] in two parts)
         if self._pending is not None:
-            pt, pv, pspec = self._pending
+            pt, pv, psum = self._pending
             dt = np.array([t[0] - pt])
             self._last_dt = float(dt[-1])
-            self._durations(np.array([pt]), dt, pv, pspec)
-        self._pending = (float(t[-1]), v[-1:].copy(), spec[-1:].copy())
+            self._durations(np.array([pt]), dt, pv, psum)
+        self._pending = (float(t[-1]), v[-1:].copy(), spec_sums[-1:].copy())
         if t.size > 1:
             dt = np.diff(t)
             self._last_dt = float(dt[-1])
-            self._durations(t[:-1], dt, v[:-1], spec[:-1])
+            self._durations(t[:-1], dt, v[:-1], spec_sums[:-1])
 
-    def _durations(self, t: np.ndarray, dt: np.ndarray, v: np.ndarray, spec: np.ndarray) -> None:
-        """Violation minutes and replica-hours of ticks whose durations are known."""
-        replica_s = dt * spec.sum(axis=1)
+    def _durations(self, t: np.ndarray, dt: np.ndarray, v: np.ndarray, spec_sums: np.ndarray) -> None:
+        """Violation minutes and replica-hours of ticks whose durations are known (``spec_sums``
+        (k,): their spec replicas summed over services)."""
+        replica_s = dt * spec_sums
         if not score_compiled.exact_add(self._replica_s, replica_s):
             _exact_add(self._replica_s, replica_s.tolist())
         if not v.any():
@@ -437,10 +444,10 @@ class OnlineScores:
         """Score the last tick; returns the run's end (s)."""
         if self._pending is None:
             return 0.0
-        pt, pv, pspec = self._pending
+        pt, pv, psum = self._pending
         dt = self.tick_s if self.tick_s is not None else (self._last_dt if self._last_dt is not None else 0.0)
         self._pending = None
-        self._durations(np.array([pt]), np.array([dt]), pv, pspec)
+        self._durations(np.array([pt]), np.array([dt]), pv, psum)
         self._end_s = pt + dt
         return self._end_s
 

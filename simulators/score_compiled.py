@@ -11,6 +11,8 @@ identical bit for bit (no float sum is reordered).
   (F, C, S) block, in one call instead of eight numpy assignments;
 - :func:`violation_mask`: the (C, S) SLO violation mask of :func:`simulators.score.violation_mask`
   in one pass;
+- :func:`block_violation`: that mask of the recorder's block read in place, with each tick's
+  "any service violates" (the timeline's) from the same pass;
 - :func:`changes_and_reversals`: replica changes and direction reversals, per service in time
   order (the numpy reference sorts the changes by service);
 - :func:`violation_minutes`: minutes newly counted as violating, per service in time order (the
@@ -63,27 +65,51 @@ def _violation_kernel(latency, offered, error_ratio, dropped, latency_s, error_r
 def _changes_kernel(t_changes, previous, has_previous, spec, last_direction, last_change_s, within_s):
     """(changes, reversals) of the (C, S) ``spec`` after the (S,) ``previous`` row (when
     ``has_previous``; else the first row starts); ``t_changes[k]``: the time of the change into
-    the k-th compared row. Updates ``last_direction`` / ``last_change_s`` (S,) in place."""
+    the k-th compared row. Updates ``last_direction`` / ``last_change_s`` (S,) in place.
+    Row by row (each service's changes still in time order: the same counts), reading ``spec``
+    in memory order: down each column it took ~1.3 ns a cell, 158 us a 120-tick chunk of 1,000."""
     n, s_count = spec.shape
     changes, reversals = 0, 0
     first = 0 if has_previous else 1
-    for s in range(s_count):
-        before = previous[s] if has_previous else (spec[0, s] if n else 0.0)
-        d_last, w_last = last_direction[s], last_change_s[s]
-        for i in range(first, n):
+    if n == 0:
+        return changes, reversals
+    before = previous.copy() if has_previous else spec[0].copy()
+    for i in range(first, n):
+        w = t_changes[i - first]
+        for s in range(s_count):
             now = spec[i, s]
-            diff = now - before
-            before = now
+            diff = now - before[s]
+            before[s] = now
             if diff == 0.0 or diff != diff:  # np.sign: 0 for no change, NaN (cast to 0) for NaN
                 continue
             d = 1 if diff > 0 else -1
-            w = t_changes[i - first]
             changes += 1
-            if d_last != 0 and d != d_last and w - w_last <= within_s:
+            d_last = last_direction[s]
+            if d_last != 0 and d != d_last and w - last_change_s[s] <= within_s:
                 reversals += 1
-            d_last, w_last = d, w
-        last_direction[s], last_change_s[s] = d_last, w_last
+            last_direction[s], last_change_s[s] = d, w
     return changes, reversals
+
+
+@jit
+def _block_violation_kernel(block, n, latency_row, latency_s, error_ratio_max, drop_tolerance):
+    """:func:`_violation_kernel` of the first ``n`` ticks of the recorder's (F, C, S) block (F in
+    _Recorder.FIELDS order, the SLO's latency in row ``latency_row``), read in place, and (n,)
+    whether any service violates at each: ((n, S) bool, (n,) bool). Indexed in the block (a
+    row's (S,) views taken per tick made the loop ~5x slower)."""
+    s_count = block.shape[2]
+    out = np.empty((n, s_count), dtype=np.bool_)
+    any_violation = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        for s in range(s_count):
+            lat = block[latency_row, i, s]
+            slow = lat > latency_s or (math.isnan(lat) and block[0, i, s] > 0)
+            out[i, s] = slow or block[6, i, s] > error_ratio_max or block[2, i, s] > drop_tolerance
+        for s in range(s_count):
+            if out[i, s]:
+                any_violation[i] = True
+                break
+    return out, any_violation
 
 
 @jit
@@ -168,6 +194,15 @@ def violation_mask(latency: np.ndarray, offered: np.ndarray, error_ratio: np.nda
     return _run(_violation_kernel, *arrays, float(latency_s), float(error_ratio_max), float(drop_tolerance))
 
 
+def block_violation(block: np.ndarray, n: int, latency_row: int, latency_s: float, error_ratio_max: float,
+                    drop_tolerance: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The violation mask (n, S) of the first ``n`` ticks of the recorder's float64 (F, C, S)
+    ``block`` and (n,) whether any service violates at each, in one pass
+    (:func:`_block_violation_kernel`); None: use numpy."""
+    return _run(_block_violation_kernel, block, n, latency_row, float(latency_s), float(error_ratio_max),
+                float(drop_tolerance))
+
+
 def changes_and_reversals(t_changes: np.ndarray, previous: np.ndarray | None, spec: np.ndarray,
                           last_direction: np.ndarray, last_change_s: np.ndarray, within_s: float
                           ) -> tuple[int, int] | None:
@@ -198,4 +233,4 @@ def exact_add(partials: list[float], values: np.ndarray) -> bool:
     return True
 
 
-__all__ = ["changes_and_reversals", "exact_add", "put_row", "violation_minutes", "violation_mask"]
+__all__ = ["block_violation", "changes_and_reversals", "exact_add", "put_row", "violation_minutes", "violation_mask"]

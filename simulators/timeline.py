@@ -270,6 +270,14 @@ def _worst(a: np.ndarray) -> np.ndarray:
         return np.fmax.reduce(a, axis=1) if a.shape[1] else np.full(a.shape[0], np.nan)
 
 
+def aggregate(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The aggregate view's (C,) :data:`SIGNALS` of the (C, S) ``values`` (float64): those of
+    ``_SUMMED`` summed over services, the latency and error ratio the worst service's."""
+    out = {n: values[n].sum(axis=1) for n in _SUMMED}
+    out["latency_s"], out["error_ratio"] = _worst(values["latency_s"]), _worst(values["error_ratio"])
+    return out
+
+
 class Timeline:
     """The downsampled record of one run (see the module docstring).
 
@@ -288,16 +296,19 @@ class Timeline:
         self._start: float | None = None
         self._views: dict[int | None, View] = {}
 
-    def add(self, t_s: np.ndarray, signals: dict[str, np.ndarray], violation: np.ndarray) -> None:
+    def add(self, t_s: np.ndarray, signals: dict[str, np.ndarray], violation: np.ndarray,
+            totals: dict[str, np.ndarray] | None = None, any_violation: np.ndarray | None = None) -> None:
+        """``totals``: :func:`aggregate` of ``signals``, and ``any_violation`` (C,) whether any
+        service violates, when the caller has them (the runner's recorder: it scores the same
+        sums, and its violation kernel says which ticks violate); None: computed here."""
         t = np.asarray(t_s, dtype=float)
         if t.size == 0:
             return
         if self._start is None:
             self._start = float(t[0])
         values = {n: np.asarray(signals[n]).astype(float, copy=False) for n in SIGNALS}
-        agg = {n: values[n].sum(axis=1) for n in _SUMMED}
-        agg["latency_s"], agg["error_ratio"] = _worst(values["latency_s"]), _worst(values["error_ratio"])
-        self._aggregate.add(t, agg, violation.any(axis=1))
+        self._aggregate.add(t, aggregate(values) if totals is None else totals,
+                            violation.any(axis=1) if any_violation is None else any_violation)
         for j, rec in self._services.items():
             rec.add(t, {n: values[n][:, j] for n in SIGNALS}, violation[:, j])
 
@@ -396,16 +407,22 @@ class ActionBudget:
         if not full and bucket == self._spent_bucket:  # most cycles of a long run: none kept, no key to look up
             self.dropped += count
             return []
-        fresh = []
-        for category, i in zip(_SCALE_CATEGORIES, first):
+        fresh, seen, spent = [], self._seen, True
+        for category, i in zip(_SCALE_CATEGORIES, first):  # one key lookup per category
             key = (None, category, bucket)
-            if i >= 0 and key not in self._seen:
-                self._seen.add(key)
+            if key in seen:
+                continue
+            if i >= 0:
+                seen.add(key)
                 fresh.append(int(i))
-        if not full and all((None, category, bucket) in self._seen for category in _SCALE_CATEGORIES):
+            else:
+                spent = False
+        if not full and spent:
             self._spent_bucket = bucket  # every category's key of the bucket seen: later scales in it add none
-        at = list(range(full))
-        at.extend(sorted(i for i in fresh if i >= full))  # a new key's first scale, past the first ones
+        # a new key's first scale, past the first ones (most cycles of a long run: none kept in full)
+        at = sorted(i for i in fresh if i >= full) if full else sorted(fresh)
+        if full:
+            at[:0] = range(full)
         self.kept += len(at)
         self.dropped += count - len(at)
         return at
@@ -424,5 +441,5 @@ class ActionBudget:
 
 
 __all__ = ["ActionBudget", "Line", "MAX_POINTS", "MAX_SERVICE_MULTIPLES", "RECORD_CELLS", "RECORD_TICKS", "Timeline", "View",
-           "action_category", "record_ticks",
+           "action_category", "aggregate", "record_ticks",
            "bucket_ticks", "envelope", "merge_spans", "timeline_of"]

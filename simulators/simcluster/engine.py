@@ -11,7 +11,7 @@ different properties or when a pod degrades. ``step`` advances the cluster one t
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -59,7 +59,10 @@ class QueueingEngine:
     def _init_aggregates(self) -> None:
         S = self.n_services
         self._backlog = np.zeros(S)
-        self._last_tick: TickSignals | None = None
+        self._tick: TickSignals | None = None  # the last tick's truth (_last_tick), once made
+        # or what makes it, when a run of ticks ended it and nobody read it yet (runs_compiled.run_ticks)
+        self._tick_maker: Callable[[], TickSignals] | None = None
+        self._stepped = False  # a tick was stepped (_last_tick is not None)
         # (a tick, its ready_replicas and restarts_total as floats): the copies a run of ticks made for
         # its sinks, which the metrics' view of that tick shares instead of converting the counts again
         self._count_floats: tuple[TickSignals, dict[str, np.ndarray]] | None = None
@@ -80,6 +83,24 @@ class QueueingEngine:
         self._any_bad_pods = self._any_zero_capacity = False
         self._bad_term_rows: list[np.ndarray] = []  # rows whose bad-pod terms need recomputing
         self._needs_derive = True
+
+    @property
+    def _last_tick(self) -> TickSignals | None:
+        """The truth of the last tick (None before the first), made on first read after a run of
+        ticks (most runs end at a control cycle that reads only the metrics' rings: their last
+        tick's ~16 array views and TickSignals went unread)."""
+        if self._tick_maker is not None:
+            self._tick, self._tick_maker = self._tick_maker(), None
+        return self._tick
+
+    @_last_tick.setter
+    def _last_tick(self, tick: TickSignals | None) -> None:
+        self._tick, self._tick_maker, self._stepped = tick, None, tick is not None
+
+    def _last_tick_made_by(self, maker: Callable[[], TickSignals]) -> None:
+        """The last tick's truth is ``maker()``, called on first read (it must not depend on state
+        that changes before the next tick: runs_compiled.run_ticks binds its arrays)."""
+        self._tick, self._tick_maker, self._stepped = None, maker, True
 
     def _refresh(self, rows: np.ndarray) -> None:
         """Recompute the primary aggregates of ``rows`` from their pod slots.
@@ -246,25 +267,24 @@ class QueueingEngine:
         :meth:`step`): the kernels off, before the first step, a fault event due at the first
         tick, a rollout in progress or a metric fault active (the observed signals then differ
         from the truth the sinks take). :attr:`last` is the last tick's truth, as after :meth:`step`."""
-        if (self._last_tick is None or self._rolling_rows or self._metric_fault_rows or self._freeze_pending
+        if (not self._stepped or self._rolling_rows or self._metric_fault_rows or self._freeze_pending
                 or times[0] >= self._next_fault_s or not engine_compiled.enabled()):
             return 0
         if self._runs_take_events(float(times[0])):
-            n, tick = runs_compiled.run_ticks(self, times, dt_s, offered_rps, sinks, True,
-                                              min(self._next_fault_s, self._probe_next_min_s))
+            n = runs_compiled.run_ticks(self, times, dt_s, offered_rps, sinks, True,
+                                        min(self._next_fault_s, self._probe_next_min_s))
             if n:
-                self.now, self._last_tick = tick.at_s, tick
                 return n
         now = float(times[0])
         self._begin_tick(now)  # lifecycles and probes: they start no rollout and no metric fault
         due_s = min(self._next_fault_s, self._next_event_min_s, self._probe_next_min_s)
         n = 1 + int(np.searchsorted(times[1:], due_s, side="left"))  # then the ticks before the next due time
-        n, tick = runs_compiled.run_ticks(self, times[:n], dt_s, offered_rps[:n], sinks, False, INF)
-        if tick is None:  # the kernel failed (numpy from now on): this tick as step does it
+        n = runs_compiled.run_ticks(self, times[:n], dt_s, offered_rps[:n], sinks, False, INF)
+        if not n:  # the kernel failed (numpy from now on): this tick as step does it
             tick = self._compute_signals(now, dt_s, self._offered_with_retries(offered_rps[0]))
             engine_compiled.write_sinks(tick, sinks)
+            self.now, self._last_tick = tick.at_s, tick
             n = 1
-        self.now, self._last_tick = tick.at_s, tick
         return n
 
     def _runs_take_events(self, first_s: float) -> bool:
@@ -330,6 +350,14 @@ class QueueingEngine:
                                       floats[1] if floats is not None and floats[0] is self._last_tick else None)
         return observed(self._last_tick, self._outage_faults > 0, self._stale_faults > 0, self._nan_faults > 0,
                         self._frozen_metrics, self._stale_since_s)
+
+    def observed_masks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(unavailable, nonfinite, sample_age_s) of :meth:`signals`, without its values: the
+        shared masks (read-only) when no metric fault is active."""
+        if self._metric_fault_rows == 0:
+            return self._no_mask, self._no_mask, self._zeros
+        obs = self.signals()
+        return obs.unavailable, obs.nonfinite, obs.sample_age_s
 
     @property
     def last(self) -> TickSignals | None:

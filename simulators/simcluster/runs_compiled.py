@@ -23,7 +23,8 @@ import numpy as np
 from controller.core.scaling import compiled
 from controller.core.scaling.compiled import enabled, jit, mark_broken
 from simulators import engine_compiled
-from simulators.engine_compiled import _I_COUNTS, _O_BACKLOG, _O_DROPPED, _O_P50, _O_ROWS, _X_COUNTS, _X_MEMORY, _X_OFFERED, _X_ROWS
+from simulators.engine_compiled import (_I_COUNTS, _O_BACKLOG, _O_DROPPED, _O_P50, _O_P95_BASE, _O_ROWS, _X_COUNTS, _X_MEMORY,
+                                        _X_OFFERED, _X_ROWS)
 from simulators.signals import COUNT_SIGNALS, TickSignals
 from simulators.simcluster import pods_compiled
 from simulators.simcluster.lifecycle import MAX_LIFECYCLE_ROUNDS
@@ -250,17 +251,17 @@ def _run_kernel(times, load, stop_s, manage, q_rows, q_replicas, flush_now, next
     return n, next_event_min, needs_derive, any_zero_cap, _SETTLED
 
 
-def run_ticks(c, times: np.ndarray, dt_s: float, load: np.ndarray, sinks, manage: bool,
-              stop_s: float) -> tuple[int, TickSignals | None]:
+def run_ticks(c, times: np.ndarray, dt_s: float, load: np.ndarray, sinks, manage: bool, stop_s: float) -> int:
     """Step ``c`` (a SimCluster) through ``times`` (n,) with ``load`` (n, S) up to the first tick
     after the first at or past ``stop_s`` (epoch s) in one call (see :func:`_run_kernel`;
     ``manage``: what is due at the ticks too, the caller checked the common case; else the
     caller did the first tick's and ``stop_s`` is the next due time). Every tick's signals go
     into the two ``sinks`` ((F, R, S) block, first row, codes (F,) from
-    ``engine_compiled.sink_codes``). Returns (ticks done, the last one's TickSignals); (0, None)
-    when the kernels are off or failed (nothing changed)."""
+    ``engine_compiled.sink_codes``). Returns the ticks done, the cluster at the last one (its
+    ``now``; its truth made on first read: :func:`_last_tick_maker`); 0 when the kernels are off
+    or failed (nothing changed)."""
     if not enabled():
-        return 0, None
+        return 0
     s_count = load.shape[1]
     rows = np.empty((_O_ROWS + _X_ROWS, s_count))  # the last tick's: its TickSignals' arrays
     out, extra, counts = rows[:_O_ROWS], rows[_O_ROWS:], np.empty((_I_COUNTS, s_count), np.int64)
@@ -286,16 +287,35 @@ def run_ticks(c, times: np.ndarray, dt_s: float, load: np.ndarray, sinks, manage
         mark_broken(exc)
         if queued is not None:
             c._queued_rows = queued  # distinct rows in order: the queue as it was
-        return 0, None
+        return 0
     if manage:
         c._next_event_min_s, c._needs_derive, c._any_zero_capacity = float(next_event_min), bool(needs_derive), bool(any_zero)
     if status == _UNSETTLED:
         c.now = float(times[done])
         raise RuntimeError(f"pod lifecycles did not settle at now={c.now}")
-    # the last tick's memory and its counts as floats: the rows the kernel wrote for the sinks
-    tick = engine_compiled._tick_signals(c, float(times[done - 1]), extra[_X_OFFERED], out, counts, extra[_X_MEMORY])
-    c._count_floats = (tick, {name: extra[engine_compiled.SIGNAL_ROWS[name] - _O_ROWS] for name in COUNT_SIGNALS})
-    return done, tick
+    c.now = float(times[done - 1])
+    # what _tick_signals sets on the engine besides the tick: now, for the ticks to come
+    c._p95_without_bad_pods_s = out[_O_P95_BASE]
+    if c._any_queue_mode:
+        c._backlog = out[_O_BACKLOG]
+    c._last_tick_made_by(_last_tick_maker(c, c.now, out, counts, extra, c._rolling.copy()))
+    return done
+
+
+def _last_tick_maker(c, now: float, out: np.ndarray, counts: np.ndarray, extra: np.ndarray, rolling: np.ndarray):
+    """What makes the TickSignals of a run's last tick at ``now`` from the rows the kernel wrote
+    (``out``, ``counts``, ``extra``: its memory and its counts as floats, which the metrics' view
+    of that tick shares) and its ``rolling`` (S,) copy, when first read; the rest of the engine's
+    state it reads does not change before the next tick."""
+    def make() -> TickSignals:
+        tick = engine_compiled._tick_signals(c, now, extra[_X_OFFERED], out, counts, extra[_X_MEMORY], rolling)
+        c._count_floats = (tick, {name: extra[row] for name, row in _COUNT_ROWS})
+        return tick
+    return make
+
+
+#: Each of COUNT_SIGNALS with its row in the run's extra block (its counts as floats).
+_COUNT_ROWS = tuple((name, engine_compiled.SIGNAL_ROWS[name] - _O_ROWS) for name in COUNT_SIGNALS)
 
 
 def _pod_args(c) -> tuple:

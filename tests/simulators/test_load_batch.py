@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from controller.core.scaling import compiled
 from simulators.load import Constant, Diurnal, FlashCrowd, Noise, Ramp, Shape, Step, offered_chunks, tick_times
 from simulators.load_batch import ShapeBatch
 from simulators.streams import load_term
@@ -102,3 +103,23 @@ def test_a_noise_term_keeps_its_last_block_but_does_not_pickle_it():
     copy = pickle.loads(pickle.dumps(n))
     assert "_kept_block" in vars(n) and "_kept_block" not in vars(copy)
     assert np.array_equal(copy.knots(10, 2000), first)
+
+
+@pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
+@pytest.mark.parametrize("sigma, every, tick_s", [
+    pytest.param(0.08, 60.0, 5.0, id="the-bench-s-noise"),
+    pytest.param(0.3, 30.0, 7.5, id="wider-noise-ticks-off-the-knots"),
+    pytest.param(0.05, 1.0, 60.0, id="knots-finer-than-the-ticks"),
+])
+def test_the_compiled_noise_exponent_gives_numpy_s_load(monkeypatch, sigma, every, tick_s):
+    # simulators/load_compiled.py: the noise's exponent in one pass, then numpy's exp: the same bits
+    shapes = [Diurnal(800.0, 0.6, 16.0) * Noise(sigma, seed=load_term(2, f"s{i}", 0), interval_s=every)
+              for i in range(7)]
+    t = T0 + tick_s * np.arange(700, dtype=np.float64)
+    monkeypatch.setattr(compiled, "switch", "1")
+    fast = ShapeBatch(shapes)(t)
+    monkeypatch.setattr(compiled, "switch", "0")
+    ref = ShapeBatch(shapes)(t)
+    monkeypatch.setattr(compiled, "switch", "")
+    assert compiled.available(), "the kernel failed: the batch fell back to numpy"
+    assert fast.tobytes() == ref.tobytes() == one_call_each(shapes, t).tobytes()

@@ -67,6 +67,25 @@ def test_violation_mask_random(seed, T, S):
     assert fast.dtype == ref.dtype == bool and fast.tobytes() == ref.tobytes()
 
 
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), C=st.integers(1, 12), S=st.integers(1, 5), n=st.integers(1, 12))
+def test_block_violation_is_the_mask_of_the_recorders_rows(seed, C, S, n):
+    # the recorder's (F, C, S) block read in place: the mask of its first n rows as violation_mask
+    # computes it from the rows, and each tick's "any service violates" as the timeline takes it
+    rng = np.random.default_rng(seed)
+    n = min(n, C)
+    block = rng.choice([0.0, NAN, 5e-10, 0.005, 0.01, 0.5, 1.0], (len(_Recorder.FIELDS), C, S))
+    block = np.where(rng.random(block.shape) < 0.5, block, rng.uniform(0, 1.0, block.shape))
+    rows = {f: block[i, :n] for i, f in enumerate(_Recorder.FIELDS)}
+    mask, any_violation = score_compiled.block_violation(block, n, _Recorder.LATENCY_ROW, SLO_P95.latency_s,
+                                                         SLO_P95.error_ratio, 1e-9)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(compiled, "switch", "0")
+        ref = violation_mask(SimpleNamespace(**rows), SLO_P95)
+    assert mask.dtype == bool and mask.tobytes() == ref.tobytes()
+    assert any_violation.tolist() == ref.any(axis=1).tolist()
+
+
 STATE = ("_changes", "_reversals", "_minutes", "_counted_minute", "_last_direction", "_last_change_s",
          "_previous_spec", "_last_dt", "_ticks")
 

@@ -325,3 +325,18 @@ def test_a_runs_last_tick_reads_as_the_per_tick_paths(monkeypatch, changes):
     assert ours["memory_mib"].tobytes() == in_run.last.memory_mib.tobytes()
     in_run.step(float(times[-1]) + sc.tick_s, sc.tick_s, load[0])
     assert in_run.signals()["ready_replicas"].tobytes() == in_run.last.ready_replicas.astype(np.float64).tobytes()
+
+
+@pytest.mark.parametrize("name", ["hpa-cpu.yaml", "setpoint-default.yaml"])
+def test_a_runs_last_tick_is_made_only_when_read(monkeypatch, name):
+    # most runs end at a control cycle whose compiled reads take the metrics' rings and masks only
+    # (SimMetrics._masks): their last tick's TickSignals and observed signals (some 16 array views
+    # and two dicts a run) are made only when something reads them
+    monkeypatch.setattr(compiled, "switch", "1")
+    made, runs = [], []
+    tick_signals, run_ticks = engine_compiled._tick_signals, runs_compiled.run_ticks
+    monkeypatch.setattr(engine_compiled, "_tick_signals", lambda *a, **k: made.append(1) or tick_signals(*a, **k))
+    monkeypatch.setattr(runs_compiled, "run_ticks", lambda *a, **k: runs.append(1) or run_ticks(*a, **k))
+    run_controllers(scenario(duration="20m"), [ControllerSpec("p", "policy", "", policy=policy(name))],
+                    keep_records=False)
+    assert len(runs) > 50 and len(made) <= 0.05 * len(runs), (len(made), len(runs))
