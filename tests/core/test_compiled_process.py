@@ -118,3 +118,30 @@ def test_a_kernel_beside_an_unwritable_folder_is_cached_in_the_user_cache(tmp_pa
     assert _python(RUN, env, tmp_path) == "5.0 0"
     assert list((tmp_path / "user").rglob("kernel.twice_bumped-*.nbi")), "not cached in the user cache"
     assert _python(RUN, env, tmp_path) == "5.0 1"
+
+
+# What loading the kernels imports: scipy.linalg stays out (numba imports it only for np.vdot's BLAS
+# choice) unless the process imported it first; scipy itself still imports and works after.
+SCIPY_PROBE = """
+import sys
+{first}
+from controller.core.scaling import compiled
+from controller.core.scaling.fused import fused_kernel
+assert compiled.enabled()
+import numpy as np
+from numba.np import arraymath
+loaded = "scipy.linalg" in sys.modules
+import scipy.linalg
+print(loaded, arraymath._HAVE_BLAS, float(scipy.linalg.norm(np.array([3.0, 4.0]))))
+"""
+
+
+@pytest.mark.parametrize("first, expect", [
+    pytest.param("", "False False 5.0", id="kernels-loaded-without-scipy-linalg-which-imports-after"),
+    pytest.param("import scipy.linalg", "True True 5.0", id="scipy-linalg-imported-first-keeps-numba-blas"),
+])
+def test_loading_the_kernels_leaves_scipy_linalg_unimported(first, expect):
+    if not compiled.available():
+        pytest.skip("numba unavailable")
+    pytest.importorskip("scipy.linalg")
+    assert _python(SCIPY_PROBE.format(first=first), _env(PYTHONPATH=str(REPO)), REPO) == expect

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import warnings
 from typing import Callable
 
@@ -93,7 +94,7 @@ def _load() -> None:
         warnings.warn(f"{ENV_SWITCH}={switch!r}: expected 0 (numpy), 1 (the compiled kernels) or unset (the kernels "
                       "where they pay); read as unset", RuntimeWarning, stacklevel=3)
     try:  # numba is optional: without it every policy runs on numpy
-        import numba  # noqa: PLC0415
+        numba = _import_numba()
     except Exception as exc:  # ImportError, or a broken install (e.g. an llvmlite mismatch)
         _IMPORT_ERROR = exc
         return
@@ -102,6 +103,32 @@ def _load() -> None:
     for namespace, name, inline in _pending:
         namespace[name] = _njit(namespace[name], inline)
     _pending.clear()
+
+
+#: What numba imports only to choose np.vdot's implementation (numba.np.arraymath's _HAVE_BLAS).
+_BLAS_PROBE = "scipy.linalg.cython_blas"
+
+
+def _import_numba():
+    """``import numba``, without importing scipy where scipy is installed and not yet imported.
+
+    numba.np.arraymath imports scipy.linalg when it loads (~0.16 s here, a third of a sweep
+    worker's start and of every ``setpoint`` command that runs kernels) only to decide whether
+    np.vdot calls BLAS; no kernel here calls it. That module is imported here, with the first
+    kernel's load otherwise, and its probe's import fails for that moment (numba
+    then picks its plain-loop np.vdot, as it does without scipy) and works again after: the
+    process can import and use scipy as it pleases. Where the probe ran already, or scipy.linalg
+    is imported already (nothing to save), numba is imported as it is."""
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules or _BLAS_PROBE in sys.modules:
+        import numba  # noqa: PLC0415
+        return numba
+    sys.modules[_BLAS_PROBE] = None  # type: ignore[assignment]  # import of a None entry: ModuleNotFoundError
+    try:
+        import numba  # noqa: PLC0415
+        import numba.np.arraymath  # noqa: F401, PLC0415 (numba loads it with the first kernel: its probe runs now)
+    finally:
+        del sys.modules[_BLAS_PROBE]
+    return numba
 
 
 def _warn_once(message: str) -> None:
