@@ -391,11 +391,12 @@ SPEC_FIELDS = ("policy_text", "policy_file", "retarget_pct", "scaler", "scaler_t
 
 # A process runs many cells of one scenario and seed (one per variant) and of one variant (one per
 # scenario and seed): each was parsed and validated again for every cell (YAML in Python, ~2 ms a
-# scenario, ~3 ms a policy: a quarter of a 40-minute cell's CPU). Both are immutable (frozen
-# dataclasses; a run builds its own cluster and controller from them, the same numbers on reuse:
-# tests/simulators/test_sweep.py), so each process keeps the last few. A scenario's entry is keyed
-# by the digest of the traces its cell's key promised: one edited since is read again, and its
-# cells then refuse to run (run_cell), as before.
+# scenario, ~3 ms a policy: a quarter to a third of a 40-minute cell's CPU). Both are frozen
+# dataclasses that a run only reads (it builds its own cluster and controller from them: the same
+# numbers on reuse, tests/simulators/test_sweep.py), so each process keeps the last few. A
+# scenario's entry is keyed by the digest of the traces its cells' keys promise: a hit replays the
+# load read when that digest was current (what the key stands for); a miss reads the files again,
+# and a cell whose trace changed since its grid was built refuses to run (run_cell), as before.
 @functools.lru_cache(maxsize=4)  # a few scenarios: one with long traces holds them in memory
 def _scenario_of(text: str, file: str, seed: int, folder: str | None, traces: str):
     from simulators.scenario import load_scenario_text
