@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import multiprocessing.connection
 import os
 import queue as queue_module
 import signal
@@ -161,7 +162,7 @@ def stop_workers(procs: Sequence, grace_s: float = STOP_GRACE_S, say: Callable[[
     ``say`` (one line each, the command's stderr) is told when the wait outlasts STOP_NOTICE_S
     ("stopping 1 worker (waiting up to 5 s) ...") and when it had to kill: a stuck worker otherwise
     kept the command silent for the whole grace."""
-    alive = [p for p in procs if p.pid is not None and p.is_alive()]
+    alive = [p for p in procs if p.pid is not None and _running(p)]
     if not alive:  # the common end: every worker joined already (nothing deferred then)
         return
     STOPS_DEFERRED.append(True)
@@ -170,11 +171,11 @@ def stop_workers(procs: Sequence, grace_s: float = STOP_GRACE_S, say: Callable[[
             p.terminate()
         deadline = time.monotonic() + grace_s
         _join_all(alive, min(STOP_NOTICE_S, grace_s))
-        waiting = [p for p in alive if p.is_alive()]
+        waiting = [p for p in alive if _running(p)]
         if waiting and say is not None:
             say(f"stopping {plural(len(waiting), 'worker')} (waiting up to {grace_s:g} s) ...")
         _join_all(waiting, deadline - time.monotonic())
-        stuck = [p for p in waiting if p.is_alive()]
+        stuck = [p for p in waiting if _running(p)]
         for p in stuck:
             p.kill()
         _join_all(stuck, grace_s)
@@ -182,6 +183,18 @@ def stop_workers(procs: Sequence, grace_s: float = STOP_GRACE_S, say: Callable[[
             say(f"killed {plural(len(stuck), 'worker')} still running {grace_s:g} s after SIGTERM")
     finally:
         STOPS_DEFERRED.pop()
+
+
+def _running(p) -> bool:
+    """Whether the started process ``p`` runs still: its sentinel not ready (the process ends, its end
+    of the pipe closes). Not ``p.is_alive()``: that reaps through waitpid, and when another thread
+    reaped the process first (a ProcessPoolExecutor's manager thread joins all its workers once one
+    ends), waitpid fails with ECHILD, which multiprocessing reads as "still running" until that
+    thread records the exit code. Read so under load, a worker that ended at once at SIGTERM was
+    taken for one stuck past it: "stopping 1 worker ... killed 1 worker still running 5 s after
+    SIGTERM", both said at once, and a SIGKILL sent to a pid already reaped (one the system may have
+    given to another process)."""
+    return p.exitcode is None and not multiprocessing.connection.wait([p.sentinel], 0)
 
 
 def _join_all(procs: Sequence, within_s: float) -> None:

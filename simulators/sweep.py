@@ -19,6 +19,7 @@ the optional extra ``setpoint[ray]``). The merge (:mod:`simulators.sweep_result`
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import json
@@ -367,15 +368,14 @@ def run_cell(payload: dict, on_fraction: Callable[[float], None] | None = None) 
     (host:pid) ran it. Runs in a worker. ``on_fraction``: called with the share of the cell's
     ticks done (0..1], about 200 times a cell."""
     from simulators.runner import run_controller
-    from simulators.scenario import load_scenario_text
 
     started, cpu = time.perf_counter(), time.process_time()
-    sc = load_scenario_text(payload["scenario_text"], payload["scenario_path"], seed=payload["seed"],
-                            folder=payload.get("scenario_folder"))
+    sc = _scenario_of(payload["scenario_text"], payload["scenario_path"], payload["seed"],
+                      payload.get("scenario_folder"), payload.get("traces", ""))
     if traces_digest(sc.shapes) != payload.get("traces", ""):  # its key promised other load than this
         raise RuntimeError(f"{payload['scenario_path']}: a trace it replays is not the one the sweep started with "
                            "(edited since, or another copy on this machine); run the sweep again")
-    spec = cell_spec(payload)
+    spec = _spec_of(tuple(payload.get(k) for k in SPEC_FIELDS))
     ticks = sc.tick_count
     on_tick = (lambda k: on_fraction(k / ticks)) if on_fraction is not None and ticks else None
     # the load chunk by chunk and no trajectory (only the scores are kept): memory O(services), the
@@ -383,6 +383,30 @@ def run_cell(payload: dict, on_fraction: Callable[[float], None] | None = None) 
     run, _ = run_controller(sc, spec, None, keep_records=False, keep_trajectory=False, on_tick=on_tick)
     return {"scores": run.scores, "elapsed_s": round(time.perf_counter() - started, 3),
             "cpu_s": round(time.process_time() - cpu, 3), "worker": f"{os.uname().nodename}:{os.getpid()}"}
+
+
+#: The payload fields :func:`cell_spec` reads (variant_payload's): a cell's controller is a function of these.
+SPEC_FIELDS = ("policy_text", "policy_file", "retarget_pct", "scaler", "scaler_text")
+
+
+# A process runs many cells of one scenario and seed (one per variant) and of one variant (one per
+# scenario and seed): each was parsed and validated again for every cell (YAML in Python, ~2 ms a
+# scenario, ~3 ms a policy: a quarter to a third of a 40-minute cell's CPU). Both are frozen
+# dataclasses that a run only reads (it builds its own cluster and controller from them: the same
+# numbers on reuse, tests/simulators/test_sweep.py), so each process keeps the last few. A
+# scenario's entry is keyed by the digest of the traces its cells' keys promise: a hit replays the
+# load read when that digest was current (what the key stands for); a miss reads the files again,
+# and a cell whose trace changed since its grid was built refuses to run (run_cell), as before.
+@functools.lru_cache(maxsize=4)  # a few scenarios: one with long traces holds them in memory
+def _scenario_of(text: str, file: str, seed: int, folder: str | None, traces: str):
+    from simulators.scenario import load_scenario_text
+
+    return load_scenario_text(text, file, seed=seed, folder=folder)
+
+
+@functools.lru_cache(maxsize=64)  # a grid's variants: small (a policy each)
+def _spec_of(fields: tuple):
+    return cell_spec(dict(zip(SPEC_FIELDS, fields)))
 
 
 def cell_spec(payload: dict):

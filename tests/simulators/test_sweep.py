@@ -216,6 +216,36 @@ def test_a_missing_cell_is_not_a_note(scenarios, tmp_path):
     assert notes == []
 
 
+def test_a_process_reads_each_scenario_and_variant_once_and_reused_they_give_the_same_numbers(scenarios, tmp_path,
+                                                                                               monkeypatch):
+    """A cell parsed and validated its scenario's and its policy's YAML again each time (a quarter of
+    a short cell's CPU): now once per process for every cell of that scenario and seed, or of that
+    variant, and the cells' numbers are those of cells whose set-up is read afresh."""
+    import controller.policy
+    import simulators.scenario
+    from simulators import sweep
+
+    cells = small_grid(scenarios).cells()  # 2 scenarios x 2 seeds x 4 variants (2 policy, 2 hpa)
+    read = {"scenario": 0, "policy": 0}
+
+    def counted(kind, real):
+        def wrapper(*args, **kwargs):
+            read[kind] += 1
+            return real(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(simulators.scenario, "load_scenario_text", counted("scenario", simulators.scenario.load_scenario_text))
+    monkeypatch.setattr(controller.policy, "load_policy_text", counted("policy", controller.policy.load_policy_text))
+    sweep._scenario_of.cache_clear()
+    sweep._spec_of.cache_clear()
+    reused = run_grid(cells, CellStore(tmp_path / "cells"))
+    assert read == {"scenario": 4, "policy": 4}
+    for cell in cells:
+        sweep._scenario_of.cache_clear()
+        sweep._spec_of.cache_clear()
+        assert sweep.run_cell(cell.payload)["scores"] == reused[cell.key]["scores"], cell
+
+
 @pytest.mark.parametrize("start_method", [
     pytest.param("fork", id="workers-forked-from-the-warm-main-process"),
     pytest.param("forkserver", id="workers-from-a-forkserver"),
