@@ -24,7 +24,10 @@ turns over the captured cycles; the run's own per-call kernel CPU time is printe
 session 39, load ~8: median ~99 us, 10th percentile ~96 us; warm, alternating on 10 captured cycles:
 full kernel ~114 us, the ramps' look-ahead proposal ~5 us, the implied slope ~3 us, the ramp sample
 write ~3 us and read ~1 us).
-Run: python bench/fused_parts.py [--capture 90] [--calls 200] [--run-hours 1 --every 24]
+``--run-only`` prints the run's figure alone: for an A/B of the kernel as a run calls it, run it from
+two checkouts in turns, a process each (December 7, session 43: one variant of the kernel took ~87 us a
+call in three processes and ~125 us in two, each stable within its process: compare over several processes).
+Run: python bench/fused_parts.py [--capture 90] [--calls 200] [--run-hours 1 --every 24 [--run-only]]
 """
 
 from __future__ import annotations
@@ -181,12 +184,18 @@ def main() -> None:
                     help="capture instead in a run of the policy controller over bench/sim_speed.py's scenario, "
                          "this many simulated hours (every --every-th cycle)")
     ap.add_argument("--every", type=int, default=24, help="with --run-hours: capture every this many cycles")
+    ap.add_argument("--run-only", action="store_true",
+                    help="with --run-hours: print the run's per-call time and stop (no variants): run it from two "
+                         "checkouts in turns, a process each, for an A/B of the kernel as a run calls it")
     args = ap.parse_args()
     if args.run_hours > 0:
         arg_sets, spent = run_arguments(args.run_hours, args.every)
         print(f"default policy, {TARGETS} targets, {plural(len(arg_sets), 'cycle')} captured in a run of "
               f"{args.run_hours:g} simulated hours (sim_speed's scenario); the kernel in the run: median "
               f"{statistics.median(spent) * 1e6:.1f} us CPU over {plural(len(spent), 'call')}")
+        if args.run_only:
+            print(f"10th percentile {np.percentile(spent, 10) * 1e6:.1f} us")
+            return
     else:
         arg_sets = [captured_arguments(args.capture)]
         print(f"default policy, {TARGETS} targets, cycle {args.capture} of bench/decide.py's inputs")

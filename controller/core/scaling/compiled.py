@@ -425,13 +425,10 @@ def _propose_one(kind, target, v, cur, rdy, sts, tol_up, tol_down):
             p = cur if within(ratio, tol_up, tol_down) else _ceil_clamped(ratio * rdy)
         guide = v / target
         ready_ok = rdy > 0
-    # Setpoint's direction guard
-    if guide > 1.0:
-        p = nan_max(p, cur)
-    elif guide < 1.0:
-        p = nan_min(p, cur)
-    else:
-        p = cur
+    # Setpoint's direction guard, as selects: no branch on which side of 1 the guide is, which
+    # changes from target to target for loads near their target
+    up, down = nan_max(p, cur), nan_min(p, cur)
+    p = up if guide > 1.0 else (down if guide < 1.0 else cur)
     return p, ready_ok
 
 

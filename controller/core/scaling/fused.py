@@ -674,8 +674,8 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
     # the arrays written per target do not alias pv, so it reloads (and converts) them per target
     # (the default policy's ~4% of its kernel time); any further ramp reads pv as before
     z_j, z_k, z_kind, z_pick, z_slot = 0, 0, 0, 0, 0
-    z_rw, z_rtol, z_lead, z_keep, z_lag, z_gap, z_target, z_cap, z_step, z_dark = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-                                                                                 0.0, 0.0, 0.0)
+    z_rw, z_rtol, z_lead, z_keep, z_lag, z_gap, z_target, z_cap, z_step, z_dark, z_sat = (
+        0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     z_observed = False
     if n_ramps > 0:
         z_j, z_k = int(pv[o_ramp + _R_COLUMN]), int(pv[o_ramp + _R_SLOTS])
@@ -684,19 +684,35 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
         z_observed, z_lag, z_gap = pv[o_ramp + _R_OBSERVED] != 0.0, pv[o_ramp + _R_LAG], pv[o_ramp + _R_GAP]
         z_step, z_dark = pv[o_ramp + _R_MIN_STEP], pv[o_ramp + _R_DARK]
         z_kind, z_target, z_cap = int(pv[o_metric + z_j]), pv[o_metric + m + z_j], pv[o_metric + 3 * m + z_j]
+        z_sat = pv[o_metric + 4 * m + z_j]
         z_pick, z_slot = r_plan[0, _RP_PICK], r_plan[0, _RP_SLOT]
+    # the first metric's parameters as locals, as the first ramp's above (the others read pv)
+    a_kind, a_target, a_nonneg, a_pooled, a_saturation, a_implausible = 0, 0.0, 0.0, 0.0, 0.0, 0.0
+    if m > 0:
+        a_kind, a_target, a_nonneg = int(pv[o_metric]), pv[o_metric + m], pv[o_metric + 2 * m]
+        a_pooled, a_saturation, a_implausible = pv[o_metric + 3 * m], pv[o_metric + 4 * m], pv[o_metric + 5 * m]
     for i in range(n):
         cur, rdy, sts, wh = current[i], ready[i], status[i], withheld[i]
         vf[_F_PENDING, i] = cur
         # -- signal -> smooth -> propose, per metric
         for j in range(m):
+            if j == 0:
+                kind_j, target_j, nonneg_j = a_kind, a_target, a_nonneg
+                pooled_j, saturation_j, implausible_j = a_pooled, a_saturation, a_implausible
+            else:
+                kind_j, target_j, nonneg_j = int(pv[o_metric + j]), pv[o_metric + m + j], pv[o_metric + 2 * m + j]
+                pooled_j, saturation_j = pv[o_metric + 3 * m + j], pv[o_metric + 4 * m + j]
+                implausible_j = pv[o_metric + 5 * m + j]
             x = values[i, j]
             pr = present[i, j]
-            nf = pr and not math.isfinite(x)
-            st = pr and age[i, j] > stale_after
-            ng = pr and not nf and x < 0 and pv[o_metric + 2 * m + j] != 0.0
-            ip = pr and not nf and x > pv[o_metric + 5 * m + j]  # signal.read_signal's implausible
-            us = pr and not (st or nf or ng or ip)
+            # signal.read_signal's flags, branch-free (``&`` does not short-circuit: the flags vary
+            # from target to target, and their branches were mispredicted)
+            finite = math.isfinite(x)
+            nf = pr & (not finite)
+            st = pr & (age[i, j] > stale_after)
+            ng = pr & finite & (x < 0) & (nonneg_j != 0.0)
+            ip = pr & finite & (x > implausible_j)  # implausible
+            us = pr & (not (st | nf | ng | ip))
             out_b[0, i, j], out_b[1, i, j], out_b[2, i, j], out_b[3, i, j] = not pr, st, nf, ng
             out_b[4, i, j], out_b[8, i, j] = us, ip
             # the first usable reading since the metric was unusable (recovering.recovering)
@@ -770,11 +786,10 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
                             break
                     on_sample_rows[i, j] = same
             out_f[1, i, j] = sm
-            p, ready_ok = compiled.propose_pooled(int(pv[o_metric + j]), pv[o_metric + m + j], pv[o_metric + 3 * m + j],
-                                                  sm, cur, rdy, sts, wh, lo, tol_up, tol_down)
+            p, ready_ok = compiled.propose_pooled(kind_j, target_j, pooled_j, sm, cur, rdy, sts, wh, lo, tol_up, tol_down)
             ok = math.isfinite(sm) and ready_ok and math.isfinite(p) and us
             if ok:  # saturation.saturation_floor: a reading at the Ready pods' capacity is a lower bound
-                p = compiled.saturation_floor_one(p, sm, latest[i, j], pv[o_metric + m + j], pv[o_metric + 4 * m + j],
+                p = compiled.saturation_floor_one(p, sm, latest[i, j], target_j, saturation_j,
                                                   rdy, wh, tol_up)
             out_b[5, i, j] = ok
             out_f[2, i, j] = p if ok else _NAN
@@ -794,8 +809,8 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
         for r in range(n_ramps):
             if r == 0:
                 j, k, kind, r_pick, r_slot = z_j, z_k, z_kind, z_pick, z_slot
-                rw, rtol, lead_s, rkeep, observed, lag, gap, target, cap, step, dark_s = (
-                    z_rw, z_rtol, z_lead, z_keep, z_observed, z_lag, z_gap, z_target, z_cap, z_step, z_dark)
+                rw, rtol, lead_s, rkeep, observed, lag, gap, target, cap, step, dark_s, sat = (
+                    z_rw, z_rtol, z_lead, z_keep, z_observed, z_lag, z_gap, z_target, z_cap, z_step, z_dark, z_sat)
             else:
                 o = o_ramp + r * _R_SIZE
                 j, k = int(pv[o + _R_COLUMN]), int(pv[o + _R_SLOTS])
@@ -803,7 +818,7 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
                 rw, rtol, lead_s, rkeep = pv[o + _R_WINDOW], pv[o + _R_TOLERANCE], pv[o + _R_LEAD], pv[o + _R_KEEP]
                 observed, lag, gap = pv[o + _R_OBSERVED] != 0.0, pv[o + _R_LAG], pv[o + _R_GAP]
                 step, dark_s = pv[o + _R_MIN_STEP], pv[o + _R_DARK]
-                target, cap = pv[o_metric + m + j], pv[o_metric + 3 * m + j]
+                target, cap, sat = pv[o_metric + m + j], pv[o_metric + 3 * m + j], pv[o_metric + 4 * m + j]
             if observed and math.isfinite(startup[i]):  # RampParams.leads
                 lead_s = lag + startup[i]
             y, ok = out_f[0, i, j], out_b[4, i, j]
@@ -861,7 +876,7 @@ def fused_kernel(values, present, age, current, ready, status, withheld, startup
             if out_b[5, i, j] and math.isfinite(ahead) and ready_ok and math.isfinite(p):
                 out_f[5, i, j] = p  # as the look-ahead asks (the record shows a held step)
                 # a step to a projected saturation is kept (ramp.apply_ramps: saturated one lead time ahead)
-                if not reactive_up and not compiled.saturated_one(ahead, pv[o_metric + 4 * m + j], cur, tol_up):
+                if not reactive_up and not compiled.saturated_one(ahead, sat, cur, tol_up):
                     # a look-ahead-only step smaller than the min step holds current
                     p = min_step_module.hold_small_rise(cur, p, step)
                 a = out_f[2, i, j]
