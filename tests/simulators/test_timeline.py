@@ -266,6 +266,8 @@ def admitted_both_ways(in_full: int, cycles: list[tuple[float, list[int], list[i
     pytest.param(0, [(0.0, [3, 3, 3], [4, 2, 3]), (0.5, [4, 2], [5, 1]), (1.0, [3], [3]), (1.9, [3, 3], [2, 4])],
                  [[0, 1, 2], [], [], [0, 1]], id="past-the-budget-every-kind-seen-none-until-the-next-bucket"),
     pytest.param(0, [(0.0, [3, 3], [4, 3])], [[0, 1]], id="a-scale-to-its-own-count-is-another-kind"),
+    pytest.param(0, [(0.0, [3, 3], [4, 2]), (0.5, [3], [4]), (1.0, [3, 3], [2, 3]), (1.5, [3], [3])],
+                 [[0, 1], [], [1], []], id="past-the-budget-a-kind-not-seen-in-its-bucket-kept-when-it-comes"),
     pytest.param(0, [(0.0, [3], [4]), (1800.0, [3], [4])], [[0], [0]], id="a-new-bucket-sees-each-kind-anew"),
     pytest.param(5, [(0.0, [], [])], [[]], id="no-scale"),
 ])
