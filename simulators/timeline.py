@@ -376,11 +376,7 @@ class ActionBudget:
         self.kept = 0
         self.dropped = 0
         self._seen: set[tuple] = set()
-        # admit_scales' last time bucket and the scale categories (their indexes) whose key it had not seen in
-        # it: a later cycle of the bucket with no scale of those keeps none (admit may see more keys meanwhile:
-        # the categories are then fewer, never more, so the shortcut stays exact)
-        self._open_bucket: int | None = None
-        self._open_categories: tuple[int, ...] = ()
+        self._spent_bucket: int | None = None  # a time bucket whose every scale category's key is seen (admit_scales)
 
     def admit(self, action: ActionEvent) -> bool:
         category = action_category(action)
@@ -408,11 +404,11 @@ class ActionBudget:
         False: one key per category and time bucket)."""
         full = min(count, max(0, self.in_full - self.kept))  # the budget's first ones: kept whatever they are
         bucket = math.floor(t_s / self.resolution_s)
-        if not full and bucket == self._open_bucket and self._none_open(first):
-            self.dropped += count  # most cycles of a long run: none kept, no key to look up
+        if not full and bucket == self._spent_bucket:  # most cycles of a long run: none kept, no key to look up
+            self.dropped += count
             return []
-        fresh, seen, still_open = [], self._seen, []
-        for c, (category, i) in enumerate(zip(_SCALE_CATEGORIES, first)):  # one key lookup per category
+        fresh, seen, spent = [], self._seen, True
+        for category, i in zip(_SCALE_CATEGORIES, first):  # one key lookup per category
             key = (None, category, bucket)
             if key in seen:
                 continue
@@ -420,8 +416,9 @@ class ActionBudget:
                 seen.add(key)
                 fresh.append(int(i))
             else:
-                still_open.append(c)
-        self._open_bucket, self._open_categories = bucket, tuple(still_open)
+                spent = False
+        if not full and spent:
+            self._spent_bucket = bucket  # every category's key of the bucket seen: later scales in it add none
         # a new key's first scale, past the first ones (most cycles of a long run: none kept in full)
         at = sorted(i for i in fresh if i >= full) if full else sorted(fresh)
         if full:
@@ -429,14 +426,6 @@ class ActionBudget:
         self.kept += len(at)
         self.dropped += count - len(at)
         return at
-
-    def _none_open(self, first: Sequence[int]) -> bool:
-        """Whether a cycle's ``first`` (as :meth:`admit_scales` takes it) has no scale of a
-        category still open in the last bucket (most cycles: none "to the same count")."""
-        for c in self._open_categories:
-            if first[c] >= 0:
-                return False
-        return True
 
     def admit_all(self, actions: list[ActionEvent]) -> list[ActionEvent]:
         """The ``actions`` that :meth:`admit` of each in order keeps, in order. Actions of one
