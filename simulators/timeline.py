@@ -46,12 +46,15 @@ FULL_TRAJECTORY_CELLS = 1_000_000
 RECORDS_IN_MEMORY = 100_000
 CYCLE_RECORDS = 24
 #: Ticks the simulation runner records before it scores and downsamples them: a (fields,
-#: ticks, services) block of about RECORD_CELLS ticks x services (8 fields: 8 MiB), at least
+#: ticks, services) block of about RECORD_CELLS ticks x services (8 fields: 4 MiB), at least
 #: RECORD_TICKS ticks (:func:`record_ticks`). Each scoring and downsampling call costs ~150 us
 #: of numpy calls whatever its size: for 1,000 services, 6.1 us a tick recorded 32 ticks at a
-#: time, 4.6 at 64, 3.9 at 128 (CPU, December 5), with cache to spare for the block.
+#: time, 4.6 at 64, 3.9 at 128 (CPU, December 5), with cache to spare for the block. But the
+#: runs of ticks write the block (SimCluster.step_ticks) and a smaller one stays in cache between
+#: its flushes: at 64 ticks the steps cost ~5% less, more than the flushes add (a run's advance,
+#: 1,000 services: x0.99-0.995; at 128, 8 MiB, x1; December 7).
 RECORD_TICKS = 32
-RECORD_CELLS = 128 * 1024
+RECORD_CELLS = 64 * 1024
 
 
 def record_ticks(n_services: int) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import enum
+import functools
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -333,6 +334,10 @@ def proportional_sizes(sizes: Sequence[int], old_spec: int, new_spec: int, max_s
     return new_sizes
 
 
+# once per service at set-up (ServiceConfig.slots: 1.7 ms of a 1,000-service cluster's ~12) and per
+# rollout step, with a few distinct arguments (validated ones: ints and percent strings, hashable;
+# typed: True is not 1)
+@functools.lru_cache(maxsize=1024, typed=True)
 def rollout_budget(spec: int, max_surge: int | str, max_unavailable: int | str) -> tuple[int, int]:
     """(surge, unavailable) pods for ``spec`` replicas, rounded as Kubernetes does.
 
