@@ -655,10 +655,10 @@ def run_grid(cells: Sequence[Cell], store: CellStore, *, jobs: int = 1, ray_addr
             raise_if_terminated()
             finished(cell, _guarded(cell, on_progress))
     elif pool is not None:
-        _run_pool(todo, pool, finished, on_progress, store.folder)
+        _run_pool(todo, pool, finished, store.folder, on_progress)
     else:  # no more workers than cells: each worker is a process of its own (memory, start-up)
         with local_pool(min(jobs, len(todo)), say=say) as new_pool:
-            _run_pool(todo, new_pool, finished, on_progress, store.folder)
+            _run_pool(todo, new_pool, finished, store.folder, on_progress)
     return records
 
 
@@ -841,8 +841,8 @@ def local_pool(jobs: int, start_method: str | None = None, say: Callable[[str], 
     return LocalPool(jobs, start_method, say)
 
 
-def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[..., None],
-              on_progress: OnProgress | None = None, folder: str | Path | None = None) -> None:
+def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[..., None], folder: str | Path,
+              on_progress: OnProgress | None = None) -> None:
     """Run ``cells`` on ``pool``'s workers, the costliest first (the cheap ones then fill the
     tail), in tasks of a few cells (:func:`next_chunk`); a few tasks in flight per worker, so the
     queue never holds the whole grid. The workers store each cell under ``folder`` as it finishes
