@@ -8,8 +8,9 @@ depend only on the cell: the seed is the scenario's own plus the seed's index, t
 every variant (common random numbers: variants differ only by the policy).
 
 Cells are stored one JSON file per cell under ``OUT/cells/KEY.json`` (KEY: a hash of the
-cell's content), written atomically by the process that collects them as each finishes; a
-rerun skips stored cells, so an interrupted sweep loses at most the cells in flight.
+cell's content), written atomically as each finishes, by the local worker that ran it (else by
+the process that collects them), and read back by the collecting process; a rerun skips stored
+cells, so an interrupted sweep loses at most the cells running.
 
 Executors: ``jobs == 1`` runs in this process; ``jobs > 1`` a pool of local worker processes
 (:class:`LocalPool`: forked from this process once it is warm); ``ray`` an existing Ray cluster (``ray.init(address)``,
@@ -21,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import itertools
 import json
 import math
 import multiprocessing
@@ -29,6 +29,7 @@ import os
 import queue as queue_module
 import sys
 import time
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -506,11 +507,17 @@ class CellStore:
         return None
 
     def put(self, cell: Cell, outcome: dict) -> None:
-        record = {"key": cell.key, "scenario": cell.scenario, "variant": cell.variant, "seed": cell.seed, **outcome}
-        target = self.path(cell.key)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n", encoding="utf-8")
-        os.replace(tmp, target)
+        write_cell(self.folder, cell, outcome)
+
+
+def write_cell(folder: str | Path, cell: Cell, outcome: dict) -> None:
+    """``cell``'s record (its names and ``outcome``) as ``folder/KEY.json``, atomically: written whole
+    to a file of this process's own, then renamed (a reader sees the whole record or none)."""
+    record = {"key": cell.key, "scenario": cell.scenario, "variant": cell.variant, "seed": cell.seed, **outcome}
+    target = Path(folder) / f"{cell.key}.json"
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
 
 
 #: Scores that count events: whole numbers in a cell's record (means over seeds come later).
@@ -621,10 +628,17 @@ def run_grid(cells: Sequence[Cell], store: CellStore, *, jobs: int = 1, ray_addr
         if cell.key in pending and cell is not pending[cell.key]:
             twins.setdefault(cell.key, []).append(cell)
 
-    def finished(cell: Cell, outcome: dict) -> None:
+    def finished(cell: Cell, outcome: dict, stored: bool = False) -> None:
+        """``cell``'s ``outcome`` stored (``stored``: by the worker that ran it) and read back: what
+        a rerun reads, and a check that the file is whole."""
         nonlocal done
-        store.put(cell, outcome)
-        records[cell.key] = store.get(cell.key) or outcome
+        if not stored:
+            store.put(cell, outcome)
+        record = store.get(cell.key)
+        if record is None and stored:  # gone since (or set aside): stored here, as before
+            store.put(cell, outcome)
+            record = store.get(cell.key)
+        records[cell.key] = record or outcome
         for c in [cell] + twins.get(cell.key, []):
             done += 1
             if on_cell:
@@ -641,10 +655,10 @@ def run_grid(cells: Sequence[Cell], store: CellStore, *, jobs: int = 1, ray_addr
             raise_if_terminated()
             finished(cell, _guarded(cell, on_progress))
     elif pool is not None:
-        _run_pool(todo, pool, finished, on_progress)
+        _run_pool(todo, pool, finished, store.folder, on_progress)
     else:  # no more workers than cells: each worker is a process of its own (memory, start-up)
         with local_pool(min(jobs, len(todo)), say=say) as new_pool:
-            _run_pool(todo, new_pool, finished, on_progress)
+            _run_pool(todo, new_pool, finished, store.folder, on_progress)
     return records
 
 
@@ -691,6 +705,60 @@ def _run_cell_in_worker(key: str, payload: dict) -> dict:
             queue.put((key, fraction))
 
     return run_cell(payload, report)
+
+
+def _run_cells_in_worker(cells: Sequence[Cell], folder: str) -> tuple[list[tuple[dict, bool]], BaseException | None]:
+    """A task of a local worker: ``cells`` in turn (:func:`_run_cell_in_worker`), each stored under
+    ``folder`` as it finishes (:func:`write_cell`; a stop loses only the cell running). Returns each
+    finished cell's (outcome, stored here), and the exception of the cell that failed (the next
+    one; the rest not run) or None. Not stored (OSError): the collecting process stores it, and
+    says why if it cannot either."""
+    done: list[tuple[dict, bool]] = []
+    for cell in cells:
+        try:
+            outcome = _run_cell_in_worker(cell.key, cell.payload)
+        except Exception as exc:
+            return done, _sendable(exc)
+        try:
+            write_cell(folder, cell, outcome)
+            done.append((outcome, True))
+        except OSError:
+            done.append((outcome, False))
+    return done, None
+
+
+def _sendable(exc: Exception) -> Exception:
+    """``exc``, or where it cannot be pickled back to the collecting process, a RuntimeError saying it."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+#: A task of a local worker holds at most this many cells, and this much work (ticks x services:
+#: 8 cells of 40 simulated minutes, 2 services, ~0.15 s): the executor's cost per task (pickling,
+#: its threads here waking; ~0.2-0.6 ms, a few % of a short cell) is paid once for them. A cell
+#: of more work is a task alone.
+CHUNK_CELLS = 8
+CHUNK_WORK = 8_000
+#: A task holds at most 1/CHUNK_SHARE of each worker's share of the cells not handed out yet, so
+#: the tasks shrink to single cells at the end and the workers finish together.
+CHUNK_SHARE = 4
+
+
+def next_chunk(rest: deque, jobs: int) -> list[Cell]:
+    """The next task's cells, taken from the left of ``rest`` (costliest first): at least one, at
+    most CHUNK_CELLS, CHUNK_WORK and ``len(rest) / (CHUNK_SHARE * jobs)`` of them."""
+    most = max(1, min(CHUNK_CELLS, len(rest) // (CHUNK_SHARE * jobs)))
+    chunk = [rest.popleft()]
+    work = chunk[0].work
+    while rest and len(chunk) < most and work + rest[0].work <= CHUNK_WORK:
+        work += rest[0].work
+        chunk.append(rest.popleft())
+    return chunk
 
 
 def _cell_failed(cell: Cell, exc: BaseException) -> SweepError:
@@ -773,11 +841,13 @@ def local_pool(jobs: int, start_method: str | None = None, say: Callable[[str], 
     return LocalPool(jobs, start_method, say)
 
 
-def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, dict], None],
+def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[..., None], folder: str | Path,
               on_progress: OnProgress | None = None) -> None:
     """Run ``cells`` on ``pool``'s workers, the costliest first (the cheap ones then fill the
-    tail); a few cells in flight per worker, so the queue never holds the whole grid. The
-    workers' progress is read every PROGRESS_POLL_S while they run."""
+    tail), in tasks of a few cells (:func:`next_chunk`); a few tasks in flight per worker, so the
+    queue never holds the whole grid. The workers store each cell under ``folder`` as it finishes
+    (``finished(cell, outcome, stored)`` reads it back). The workers' progress is read every
+    PROGRESS_POLL_S while they run."""
     todo = sorted(cells, key=lambda c: -c.work)  # stable: grid order among equals
     if pool.executor is None and pool.method() == "fork":
         first, todo = todo[0], todo[1:]
@@ -786,12 +856,15 @@ def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, 
             return
     fresh = pool.executor is None  # the first submit starts every worker (forked here, or by a forkserver)
     executor = pool.start()
-    queue = iter(todo)
-    futures: dict = {}
+    rest = deque(todo)
+    futures: dict = {}  # future -> its cells
 
     def submit(n: int) -> None:
-        for cell in itertools.islice(queue, n):
-            futures[executor.submit(_run_cell_in_worker, cell.key, cell.payload)] = cell
+        for _ in range(n):
+            if not rest:
+                return
+            chunk = next_chunk(rest, pool.jobs)
+            futures[executor.submit(_run_cells_in_worker, chunk, str(folder))] = chunk
 
     # the first submit forks the workers (fresh): heap frozen for them
     with heap_frozen_for_forks() if fresh else contextlib.nullcontext():
@@ -803,15 +876,18 @@ def _run_pool(cells: Sequence[Cell], pool: LocalPool, finished: Callable[[Cell, 
             ready, _ = wait(futures, timeout=PROGRESS_POLL_S, return_when=FIRST_COMPLETED)
             submit(len(ready))
             for f in ready:
-                cell = futures.pop(f)
+                chunk = futures.pop(f)
                 try:
-                    outcome = f.result()
-                except Exception as exc:
-                    raise _cell_failed(cell, exc) from exc
-                finished(cell, outcome)
+                    done, failure = f.result()
+                except Exception as exc:  # the worker ended (BrokenProcessPool): what it stored is kept
+                    raise _cell_failed(chunk[0], exc) from exc
+                for cell, (outcome, stored) in zip(chunk, done):
+                    finished(cell, outcome, stored)
+                if failure is not None:
+                    raise _cell_failed(chunk[len(done)], failure) from failure
             messages = pool.progress_messages()  # read even when not shown: the pipe never fills
             if on_progress is not None and messages:  # after the finished cells: their late messages drop
-                running = {c.key: c for c in futures.values()}
+                running = {c.key: c for chunk in futures.values() for c in chunk}
                 for key, fraction in messages:
                     if key in running:
                         on_progress(running[key], fraction)

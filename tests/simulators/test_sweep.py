@@ -260,6 +260,69 @@ def test_one_or_two_workers_give_identical_results(scenarios, tmp_path, start_me
     assert result_json(merge(grid, one)) == result_json(merge(grid, two))
 
 
+def test_workers_run_tasks_of_several_cells_and_store_each_cell_themselves(scenarios, tmp_path, monkeypatch):
+    """The collecting process stores only the cell it runs itself (the first, warming it) and reads
+    the others back: each worker wrote its own, as it finished. Tasks of up to 7 cells here (one
+    share a worker): the same numbers as one worker's, every cell stored once."""
+    from simulators import sweep
+
+    grid = small_grid(scenarios)
+    one = run_grid(grid.cells(), CellStore(tmp_path / "one"), jobs=1)
+    monkeypatch.setattr(sweep, "CHUNK_SHARE", 1)
+    put_here = []
+    store = CellStore(tmp_path / "two")
+    monkeypatch.setattr(store, "put", lambda cell, outcome: put_here.append(cell) or sweep.write_cell(store.folder, cell, outcome))
+    with local_pool(2, "fork") as pool:
+        two = run_grid(grid.cells(), store, jobs=2, pool=pool)
+    assert len(put_here) == 1
+    assert sorted(p.name for p in store.folder.iterdir()) == sorted(f"{c.key}.json" for c in grid.cells())
+    for cell in grid.cells():
+        assert one[cell.key]["scores"] == two[cell.key]["scores"] == store.get(cell.key)["scores"], cell
+
+
+def _cells(n: int, work: int = 960) -> list:
+    from simulators.sweep import Cell
+
+    return [Cell("s", f"v{i}", 1, {"i": i}, work) for i in range(n)]
+
+
+@pytest.mark.parametrize("cells, jobs, sizes", [
+    # 143 cells of a 40-minute, 2-service scenario on 2 workers: 8 a task, shrinking to single cells
+    pytest.param(_cells(143), 2, [8] * 10 + [7, 7, 6, 5, 4, 4, 3, 3, 3, 2, 2, 2] + [1] * 15, id="bench-grid-2-workers"),
+    pytest.param(_cells(10), 2, [1] * 10, id="few-cells-one-a-task"),
+    pytest.param(_cells(40, work=3_000), 1, [2] * 17 + [1] * 6, id="at-most-chunk-work"),
+    pytest.param(_cells(3, work=50_000) + _cells(30), 1, [1, 1, 1] + [7, 5, 4, 3, 2, 2] + [1] * 7, id="a-long-cell-alone"),
+])
+def test_cells_go_to_workers_in_tasks_that_shrink_to_single_cells_at_the_end(cells, jobs, sizes):
+    from collections import deque
+
+    from simulators.sweep import next_chunk
+
+    rest, taken = deque(cells), []
+    while rest:
+        taken.append(next_chunk(rest, jobs))
+    assert [len(t) for t in taken] == sizes
+    assert [c for t in taken for c in t] == cells  # in order, each once
+
+
+def test_a_failing_cell_ends_its_task_with_the_cells_before_it_stored(scenarios, tmp_path):
+    """A worker's task stops at a failing cell: those before it are stored (a rerun skips them),
+    its exception goes back to be said, those after it are not run."""
+    from dataclasses import replace
+
+    from simulators import sweep
+
+    good, after = small_grid(scenarios, seeds=1, hpa=False).cells()[:2]
+    bad = replace(good, variant="bad", payload={**good.payload, "traces": "not-these"})
+    folder = tmp_path / "cells"
+    folder.mkdir()
+    done, failure = sweep._run_cells_in_worker([good, bad, after], str(folder))
+    assert [stored for _, stored in done] == [True]
+    assert isinstance(failure, RuntimeError) and "a trace it replays" in str(failure)
+    assert CellStore(folder).get(good.key)["scores"] == done[0][0]["scores"]
+    assert [p.name for p in folder.iterdir()] == [f"{good.key}.json"]  # nothing of the others, no half-written file
+
+
 @pytest.mark.parametrize("other_thread, expected", [
     pytest.param(False, "fork", id="no-other-thread-forks"),
     pytest.param(True, "forkserver", id="another-thread-alive-uses-the-forkserver"),
