@@ -165,6 +165,13 @@ class SimTargets:
                        created_time=pods["start_time"])  # the simulated pods' start_time is their creation
 
 
+def _same_ask(kept: tuple, asked: tuple) -> bool:
+    """Whether ``asked`` (queries, latest queries, then objects) is what ``kept`` was made for: the
+    two query tuples equal, every later item the very same object (a policy's bounds and target
+    list, the bindings: never changed in place; an identity test is what a per-cycle cache affords)."""
+    return kept[:2] == asked[:2] and all(a is b for a, b in zip(kept[2:], asked[2:]))
+
+
 class SimMetrics:
     """``MetricsSource`` port: each policy query is bound to one simulated signal.
 
@@ -260,6 +267,10 @@ class SimMetrics:
     def _last(self, observed: ObservedSignals | None) -> None:
         self._observed, self._observe = observed, None
 
+    def _ticked(self) -> bool:
+        """A tick is in the rings (:attr:`_last` is not None), without making its signals."""
+        return self._observe is not None or self._observed is not None
+
     def _masks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(unavailable, nonfinite, sample_age_s) of :attr:`_last`, without making its values when
         they are not made yet (the cluster's masks: the same until its next tick)."""
@@ -319,7 +330,7 @@ class SimMetrics:
         (simulators/scaling_reads.py). None where ``query`` would do more than a window mean (an
         instant gauge, a rate, memory or cores, a query over its own window) or raise (no tick
         yet, an unbound query, an outage), or where the kernels decline: then query one by one."""
-        if (self._observe is None and self._observed is None) or not len(targets) or not compiled.enabled():
+        if not self._ticked() or not len(targets) or not compiled.enabled():
             return None
         reader = self._reader_of(queries, latest, targets, nonnegative, implausible_above)
         if reader is None:
@@ -337,8 +348,7 @@ class SimMetrics:
         the port attached) and the plan the same: read again without a look at any of them."""
         asked = (queries, latest, targets, nonnegative, implausible_above, self._targets)
         kept = self._reader
-        if (kept is not None and kept[0][:2] == asked[:2] and all(a is b for a, b in zip(kept[0][2:], asked[2:]))
-                and kept[1].plan is self._plan_kept()):
+        if kept is not None and _same_ask(kept[0], asked) and kept[1].plan is self._plan_kept():
             return kept[1]
         plan = self._read_plan(tuple(queries), tuple(latest), nonnegative, implausible_above)
         if plan is None:
@@ -376,7 +386,7 @@ class SimMetrics:
         metrics window (a latest query: over its own)."""
         key = (queries, latest, nonnegative, implausible_above, self.bindings, self.ticks)
         kept = self._plan
-        if kept is not None and kept[0][:2] == key[:2] and all(a is b for a, b in zip(kept[0][2:], key[2:])):
+        if kept is not None and _same_ask(kept[0], key):
             return kept[1]
         latest = latest or (None,) * len(queries)  # a policy without ramps' latest queries
         fields, latest_fields = self._ring_indexes(queries, windowed=False), self._ring_indexes(latest, windowed=True)
@@ -494,7 +504,7 @@ class SimMetrics:
         None otherwise: then ``query`` and ``padded_pod_samples``, as before. Raises
         MetricsUnavailable as ``query`` on a metrics outage."""
         field = self.bindings.get(expr)
-        if ((self._observe is None and self._observed is None) or field not in self.PER_POD or expr in self.ticks
+        if (not self._ticked() or field not in self.PER_POD or expr in self.ticks
                 or self._targets is None or self._targets.cluster is not self.cluster):
             return None
         known = self._targets.known_rows(targets)

@@ -77,17 +77,27 @@ def try_scaling_reads(plan: ReadPlan, rings: np.ndarray, k: int, rows: np.ndarra
         return None
     every = isinstance(rows, slice)
     index = metrics_compiled._every_row(rings.shape[2]) if every else rows
+    return _read(plan, rings, (k - 1 - np.arange(max(longest, 1))) % w, counts, filled, index,
+                 every and rings.shape[2] >= 2, nonfinite, unavailable, sample_age_s, stale_after_s, bool(counts.any()))
+
+
+def _read(plan: ReadPlan, rings: np.ndarray, slots: np.ndarray, counts: np.ndarray, filled: int, index: np.ndarray,
+          sequential: bool, nonfinite: np.ndarray, unavailable: np.ndarray, sample_age_s: np.ndarray,
+          stale_after_s: float, any_latest: bool) -> ScalingReads | None:
+    """:func:`_scaling_reads_kernel` of ``plan`` for the services ``index`` (N,) int64 (``sequential``:
+    every service in order), the ring ``slots`` newest first, the latest queries' tick ``counts``
+    (M,) (``any_latest``: one is not 0) and ``filled`` slots of each window: fresh (N, M) arrays;
+    None when the kernel failed."""
     n, m = index.shape[0], plan.fields.shape[0]
-    values, present, age, latest = np.empty((n, m)), np.empty((n, m), np.bool_), np.empty((n, m)), np.empty((n, m))
+    block, present = np.empty((3, n, m)), np.empty((n, m), np.bool_)  # values, age, latest; present
     try:
-        _scaling_reads_kernel(rings, plan.fields, plan.latest_fields, (k - 1 - np.arange(max(longest, 1))) % w,
-                              counts, filled, index, every and rings.shape[2] >= 2, nonfinite, unavailable,
-                              sample_age_s, float(stale_after_s), plan.checked, plan.above, values, present, age,
-                              latest)
+        _scaling_reads_kernel(rings, plan.fields, plan.latest_fields, slots, counts, filled, index, sequential,
+                              nonfinite, unavailable, sample_age_s, float(stale_after_s), plan.checked, plan.above,
+                              block[0], present, block[1], block[2])
     except compiled.KERNEL_ERRORS as exc:
         compiled.mark_broken(exc)
         return None
-    return ScalingReads(values, present, age, latest if counts.any() else None)
+    return ScalingReads(block[0], present, block[1], block[2] if any_latest else None)
 
 
 class ScalingReader:
@@ -120,13 +130,5 @@ class ScalingReader:
         slots = self._slots[phase]
         if slots is None:
             slots = self._slots[phase] = (k - 1 - np.arange(w)) % w
-        plan, n, m = self.plan, self.index.shape[0], self.plan.fields.shape[0]
-        block, present = np.empty((3, n, m)), np.empty((n, m), np.bool_)  # values, age, latest; present
-        try:
-            _scaling_reads_kernel(rings, plan.fields, plan.latest_fields, slots, self.counts, w, self.index,
-                                  self.sequential, nonfinite, unavailable, sample_age_s, float(stale_after_s),
-                                  plan.checked, plan.above, block[0], present, block[1], block[2])
-        except compiled.KERNEL_ERRORS as exc:
-            compiled.mark_broken(exc)
-            return None
-        return ScalingReads(block[0], present, block[1], block[2] if self.any_latest else None)
+        return _read(self.plan, rings, slots, self.counts, w, self.index, self.sequential, nonfinite, unavailable,
+                     sample_age_s, stale_after_s, self.any_latest)

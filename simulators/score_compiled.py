@@ -50,15 +50,21 @@ def _put_row_kernel(block, j, offered, served, dropped, capacity, spec, ready, r
 
 @jit
 def _violation_kernel(latency, offered, error_ratio, dropped, latency_s, error_ratio_max, drop_tolerance):
-    """(C, S) bool: slow (latency above, or NaN under load), failing or dropping."""
+    """((C, S) bool: slow (latency above, or NaN under load), failing or dropping; (C,) bool:
+    whether any service violates at each tick, the timeline's, from the same pass)."""
     n, s_count = latency.shape
     out = np.empty((n, s_count), dtype=np.bool_)
+    any_violation = np.zeros(n, dtype=np.bool_)
     for i in range(n):
         for s in range(s_count):
             lat = latency[i, s]
             slow = lat > latency_s or (math.isnan(lat) and offered[i, s] > 0)
             out[i, s] = slow or error_ratio[i, s] > error_ratio_max or dropped[i, s] > drop_tolerance
-    return out
+        for s in range(s_count):
+            if out[i, s]:
+                any_violation[i] = True
+                break
+    return out, any_violation
 
 
 @jit
@@ -89,27 +95,6 @@ def _changes_kernel(t_changes, previous, has_previous, spec, last_direction, las
                 reversals += 1
             last_direction[s], last_change_s[s] = d, w
     return changes, reversals
-
-
-@jit
-def _block_violation_kernel(block, n, latency_row, latency_s, error_ratio_max, drop_tolerance):
-    """:func:`_violation_kernel` of the first ``n`` ticks of the recorder's (F, C, S) block (F in
-    _Recorder.FIELDS order, the SLO's latency in row ``latency_row``), read in place, and (n,)
-    whether any service violates at each: ((n, S) bool, (n,) bool). Indexed in the block (a
-    row's (S,) views taken per tick made the loop ~5x slower)."""
-    s_count = block.shape[2]
-    out = np.empty((n, s_count), dtype=np.bool_)
-    any_violation = np.zeros(n, dtype=np.bool_)
-    for i in range(n):
-        for s in range(s_count):
-            lat = block[latency_row, i, s]
-            slow = lat > latency_s or (math.isnan(lat) and block[0, i, s] > 0)
-            out[i, s] = slow or block[6, i, s] > error_ratio_max or block[2, i, s] > drop_tolerance
-        for s in range(s_count):
-            if out[i, s]:
-                any_violation[i] = True
-                break
-    return out, any_violation
 
 
 @jit
@@ -191,16 +176,22 @@ def violation_mask(latency: np.ndarray, offered: np.ndarray, error_ratio: np.nda
     arrays = (latency, offered, error_ratio, dropped)
     if any(a.dtype != np.float64 or a.ndim != 2 for a in arrays):
         return None
-    return _run(_violation_kernel, *arrays, float(latency_s), float(error_ratio_max), float(drop_tolerance))
+    found = _run(_violation_kernel, *arrays, float(latency_s), float(error_ratio_max), float(drop_tolerance))
+    return None if found is None else found[0]
+
+
+#: Rows of the recorder's block that the SLO reads besides its latency (_put_row_kernel's order,
+#: runner._Recorder.FIELDS).
+_ROW_OFFERED, _ROW_DROPPED, _ROW_ERROR_RATIO = 0, 2, 6
 
 
 def block_violation(block: np.ndarray, n: int, latency_row: int, latency_s: float, error_ratio_max: float,
                     drop_tolerance: float) -> tuple[np.ndarray, np.ndarray] | None:
     """The violation mask (n, S) of the first ``n`` ticks of the recorder's float64 (F, C, S)
-    ``block`` and (n,) whether any service violates at each, in one pass
-    (:func:`_block_violation_kernel`); None: use numpy."""
-    return _run(_block_violation_kernel, block, n, latency_row, float(latency_s), float(error_ratio_max),
-                float(drop_tolerance))
+    ``block`` (its rows read in place: each (n, S) view is contiguous) and (n,) whether any
+    service violates at each, in one pass (:func:`_violation_kernel`); None: use numpy."""
+    return _run(_violation_kernel, block[latency_row, :n], block[_ROW_OFFERED, :n], block[_ROW_ERROR_RATIO, :n],
+                block[_ROW_DROPPED, :n], float(latency_s), float(error_ratio_max), float(drop_tolerance))
 
 
 def changes_and_reversals(t_changes: np.ndarray, previous: np.ndarray | None, spec: np.ndarray,

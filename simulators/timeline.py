@@ -422,10 +422,7 @@ class ActionBudget:
                 spent = False
         if not full and spent:
             self._spent_bucket = bucket  # every category's key of the bucket seen: later scales in it add none
-        # a new key's first scale, past the first ones (most cycles of a long run: none kept in full)
-        at = sorted(i for i in fresh if i >= full) if full else sorted(fresh)
-        if full:
-            at[:0] = range(full)
+        at = [*range(full), *sorted(i for i in fresh if i >= full)]  # then a new key's first scale, past the first ones
         self.kept += len(at)
         self.dropped += count - len(at)
         return at
