@@ -284,6 +284,11 @@ class ReplicaSets:
         queued, self._queued_replicas = self._queued_replicas, {}
         return np.fromiter(queued.keys(), np.int64, len(queued)), np.fromiter(queued.values(), np.int64, len(queued))
 
+    def requeue(self, taken: tuple[np.ndarray, np.ndarray]) -> None:
+        """Put back what :meth:`take_queued` took (a run of ticks that failed: nothing applied), on
+        the queue it left empty: distinct rows in order, as arrays."""
+        self._queued_rows = taken
+
     def _flush(self) -> None:
         """Apply the queued set_replicas calls (at ``self.now``) as one vectorized scale."""
         if self._queued_rows is not None or self._queued_replicas:

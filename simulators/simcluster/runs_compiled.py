@@ -286,7 +286,7 @@ def run_ticks(c, times: np.ndarray, dt_s: float, load: np.ndarray, sinks, manage
     except compiled.KERNEL_ERRORS as exc:
         mark_broken(exc)
         if queued is not None:
-            c._queued_rows = queued  # distinct rows in order: the queue as it was
+            c.requeue(queued)
         return 0
     if manage:
         c._next_event_min_s, c._needs_derive, c._any_zero_capacity = float(next_event_min), bool(needs_derive), bool(any_zero)
