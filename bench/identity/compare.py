@@ -7,7 +7,10 @@ Scenarios: the bundled flash-crowd (with the HPA frontier), diurnal, step, node-
 bad-rollout, memory-leak, metrics-outage (without the frontier), and the 16- and 30-service mixes
 beside this file (four load shapes, every fault kind). Each checkout runs its own code
 (PYTHONPATH=checkout). Run: python bench/identity/compare.py --base /path/to/base/checkout
-[--branch .] [--out DIR] [--only flash-crowd,mix-16] [--paths 1,0]
+[--branch .] [--out DIR] [--only flash-crowd,mix-16] [--paths 1,0] [--policy FILE]
+
+``--policy`` runs every scenario under another policy than the bundled default, e.g.
+policies/setpoint-healing.yaml for the healing paths (its health checks act on the fault scenarios).
 """
 
 from __future__ import annotations
@@ -27,11 +30,11 @@ SCENARIOS = [("flash-crowd", True)] + [(name, False) for name in (
 FILES = ("result.json", "decisions.jsonl")
 
 
-def run(checkout: Path, scenario: str, frontier: bool, compiled: str, out: Path) -> None:
-    """``simulate`` of ``scenario`` with ``checkout``'s code into ``out``."""
+def run(checkout: Path, scenario: str, frontier: bool, compiled: str, out: Path, policy: str | None = None) -> None:
+    """``simulate`` of ``scenario`` with ``checkout``'s code into ``out`` (under ``policy``, a file, when given)."""
     env = dict(os.environ, PYTHONPATH=str(checkout), SETPOINT_COMPILED=compiled)
     cmd = [sys.executable, "-m", "controller.cli", "simulate", scenario, "-o", str(out), "--no-report",
-           "--frontier" if frontier else "--no-frontier"]
+           "--frontier" if frontier else "--no-frontier"] + (["--policy", policy] if policy else [])
     done = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{checkout}: {' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
@@ -48,6 +51,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None, help="folder for the outputs (default: a temporary one)")
     ap.add_argument("--only", default="", help="comma-separated scenario names (default: all)")
     ap.add_argument("--paths", default="1,0", help="SETPOINT_COMPILED values, comma-separated")
+    ap.add_argument("--policy", default=None, help="a policy file for every run (default: setpoint simulate's own)")
     args = ap.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="identity-"))
     only = set(filter(None, args.only.split(",")))
@@ -61,7 +65,8 @@ def main() -> int:
             dirs = {}
             for label, checkout in checkouts.items():
                 dirs[label] = out / f"{name}-{compiled}-{label}"
-                run(checkout, scenario, frontier, compiled, dirs[label])
+                run(checkout, scenario, frontier, compiled, dirs[label],
+                    str(Path(args.policy).resolve()) if args.policy else None)
             same = [normalized(dirs["base"] / f, checkouts["base"]) == normalized(dirs["branch"] / f, checkouts["branch"])
                     for f in FILES]
             sizes = ", ".join(f"{f} {(dirs['branch'] / f).stat().st_size} B" for f in FILES)
