@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,6 +57,8 @@ def main() -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="identity-"))
     only = set(filter(None, args.only.split(",")))
     checkouts = {"base": args.base.resolve(), "branch": args.branch.resolve()}
+    # one copy of the policy outside both checkouts: results name its path, which must read the same in both
+    policy = shutil.copy(args.policy, out / Path(args.policy).name) if args.policy else None
     failed = 0
     for scenario, frontier in SCENARIOS:
         name = Path(scenario).stem
@@ -65,8 +68,7 @@ def main() -> int:
             dirs = {}
             for label, checkout in checkouts.items():
                 dirs[label] = out / f"{name}-{compiled}-{label}"
-                run(checkout, scenario, frontier, compiled, dirs[label],
-                    str(Path(args.policy).resolve()) if args.policy else None)
+                run(checkout, scenario, frontier, compiled, dirs[label], policy)
             same = [normalized(dirs["base"] / f, checkouts["base"]) == normalized(dirs["branch"] / f, checkouts["branch"])
                     for f in FILES]
             sizes = ", ".join(f"{f} {(dirs['branch'] / f).stat().st_size} B" for f in FILES)
