@@ -55,6 +55,7 @@ def main() -> int:
     ap.add_argument("--policy", default=None, help="a policy file for every run (default: setpoint simulate's own)")
     args = ap.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="identity-"))
+    out.mkdir(parents=True, exist_ok=True)
     only = set(filter(None, args.only.split(",")))
     checkouts = {"base": args.base.resolve(), "branch": args.branch.resolve()}
     # one copy of the policy outside both checkouts: results name its path, which must read the same in both
