@@ -64,16 +64,15 @@ class ClusterPort:
         self._rows_cache: list[tuple[list, tuple]] = []  # rows_of's entries (a copy of the list), most recent first
         self._pod_arrays_cache: tuple[tuple, tuple, dict] | None = None  # (targets, pod arrays, pod_arrays)
         self._every_cache: tuple[np.ndarray, np.ndarray, tuple[bool, bool]] | None = None  # _every_service's last answer
-        # what the statuses and pod names were last made of (_note_changes): the slot and row
-        # arrays as seen (bit copies: NaN equals NaN), rows changed since their status was made,
-        # per row (its revisions' count, its last TargetStatus), and per slot (S * K,) the name and
-        # revision number (str) of its pod, kept where the pod exists
+        # what the statuses and pod names were last made of, made on the first read (_note_changes):
+        # the slot and row arrays as seen (bit copies: NaN equals NaN), (S,) rows changed since
+        # their status was made, per row (its revisions' count, its last TargetStatus), and per
+        # slot (S * K,) the name and revision number (str) of its pod, kept where the pod exists
         self._seen_pods: tuple[np.ndarray, ...] | None = None
         self._seen_rows: tuple[np.ndarray, ...] = ()
-        self._status_stale = np.ones(self.n_services, dtype=bool)
-        self._status_cache: list[tuple[int, TargetStatus] | None] = [None] * self.n_services
-        self._slot_names = np.full(self.n_services * self.K, None, dtype=object)
-        self._slot_revisions = np.full(self.n_services * self.K, None, dtype=object)
+        self._status_stale = np.zeros(0, dtype=bool)
+        self._status_cache: list[tuple[int, TargetStatus] | None] = []
+        self._slot_names = self._slot_revisions = np.zeros(0, dtype=object)
 
     def slot_arrays(self) -> SlotArrays:
         """The pod slots and per-service state as read-only views, queued changes applied first
@@ -262,6 +261,10 @@ class ClusterPort:
         seen = self._seen_pods
         if seen is None:
             rows = np.arange(self.n_services)
+            self._status_stale = np.ones(self.n_services, dtype=bool)
+            self._status_cache = [None] * self.n_services
+            self._slot_names = np.full(self.n_services * self.K, None, dtype=object)
+            self._slot_revisions = np.full(self.n_services * self.K, None, dtype=object)
             slot_changed = np.ones(pods[0].shape, dtype=bool)
             renumbered = np.ones(self.n_services, dtype=bool)
         else:
