@@ -559,16 +559,22 @@ class SimMetrics:
         """(requests, errors, z), each (P,): per pod, its Poisson count at mean ``lam``, the
         binomial errors among them at ``ratio`` and a standard normal, the pods of a service (a
         run of equal ``rows`` (P,), ascending) drawn from its own stream in three calls (slices
-        of the run: no gathers), by slot as they come."""
+        of the run: no gathers), by slot as they come. A service whose pods all fail no requests
+        (``ratio`` 0) skips its binomial call: numpy's binomial returns 0 at p = 0 without a draw
+        (distributions.c random_binomial), so its stream is where the call would leave it."""
         requests, errors, z = np.zeros(rows.size, np.int64), np.zeros(rows.size, np.int64), np.zeros(rows.size)
+        if rows.size == 0:
+            return requests, errors, z
         firsts = np.flatnonzero(np.diff(rows, prepend=-1))  # where each service's run starts
         bounds = np.append(firsts, rows.size).tolist()
+        failing = np.logical_or.reduceat(ratio > 0, firsts).tolist()
         names = self.cluster.names
         for k, row in enumerate(rows[firsts].tolist()):
             start, end = bounds[k], bounds[k + 1]
             rng = self._rngs(names[row])
             drawn = requests[start:end] = rng.poisson(lam[start:end])
-            errors[start:end] = rng.binomial(drawn, ratio[start:end])
+            if failing[k]:
+                errors[start:end] = rng.binomial(drawn, ratio[start:end])
             z[start:end] = rng.standard_normal(end - start)
         return requests, errors, z
 

@@ -165,7 +165,8 @@ class ClusterPort:
         else:
             rows, exists = self.rows_of(targets) if rows is None else rows
         every, all_exist = self._every_service(rows, exists)
-        statuses = self._statuses(rows[exists]) if with_statuses else ()
+        statuses = () if not with_statuses else self._statuses(
+            rows[exists], None if targets is None else [t for t, ok in zip(targets, exists.tolist()) if ok])
         if every:  # every service, in order (each cycle of a simulation): the same values without the gathers
             f64 = np.float64
             return ClusterView(spec=self._spec_replicas.astype(f64), status=self._n_pods.astype(f64),
@@ -229,25 +230,26 @@ class ClusterPort:
         rows = range(self.n_services) if targets is None else [self.index(t) for t in targets]
         return list(self._statuses(np.asarray(rows, dtype=np.int64)))
 
-    def _statuses(self, rows: np.ndarray) -> tuple[TargetStatus, ...]:
+    def _statuses(self, rows: np.ndarray, refs: Sequence[TargetRef] | None = None) -> tuple[TargetStatus, ...]:
         """The TargetStatus of each service at ``rows`` (R,) int, at ``self.now`` (queued changes
-        flushed). A row whose pods, counts and revisions are as when its status was last made
-        keeps that status's pods (the same objects), restamped with the time: most rows of a
-        cycle, as a tick moves the pods of a few; the others are made again (``_status``)."""
+        flushed), its ``ref`` the one of ``refs`` (R,) at its place (the caller's own objects, of
+        the same value: a dict keyed by them finds a status's ref by identity, without an
+        ``__eq__``; default ``ref(i)``). A row whose pods, counts and revisions are as when its
+        status was last made keeps that status's pods (the same objects), restamped: most rows
+        of a cycle, as a tick moves the pods of a few; the others are made again (``_status``)."""
         self._note_changes()
         now, cache, revisions = self.now, self._status_cache, self._revisions
         out = []
-        for i, stale in zip(rows.tolist(), self._status_stale[rows].tolist()):
+        for k, (i, stale) in enumerate(zip(rows.tolist(), self._status_stale[rows].tolist())):
             entry = cache[i]
             if stale or entry is None or entry[0] != len(revisions[i]):  # forget_revisions changes only the count
-                status = self._status(i)
-                cache[i] = (len(revisions[i]), status)
+                entry = cache[i] = (len(revisions[i]), self._status(i))
                 self._status_stale[i] = False
-            else:
-                status = entry[1]
-                if status.observed_at != now:
-                    status = _restamped(status, now)
-                    cache[i] = (entry[0], status)
+            status = entry[1]
+            ref = status.ref if refs is None else refs[k]
+            if status.observed_at != now or status.ref is not ref:
+                status = _restamped(status, now, ref)
+                cache[i] = (entry[0], status)
             out.append(status)
         return tuple(out)
 
@@ -533,12 +535,14 @@ def _bits(a: np.ndarray) -> np.ndarray:
     return a.view(np.int64) if a.dtype == np.float64 else a
 
 
-def _restamped(status: TargetStatus, now: float) -> TargetStatus:
-    """``status`` observed at ``now``: a copy of its fields (the same pods), ~5x cheaper than
-    ``dataclasses.replace`` (no ``__init__``: TargetStatus has no ``__post_init__`` to skip)."""
+def _restamped(status: TargetStatus, now: float, ref: TargetRef) -> TargetStatus:
+    """``status`` observed at ``now``, ``ref`` (of the same value) its ref: a copy of its fields
+    (the same pods), ~5x cheaper than ``dataclasses.replace`` (no ``__init__``: TargetStatus has
+    no ``__post_init__`` to skip)."""
     copy = object.__new__(TargetStatus)
-    copy.__dict__.update(status.__dict__)
-    copy.__dict__["observed_at"] = now
+    fields = copy.__dict__
+    fields.update(status.__dict__)
+    fields["observed_at"], fields["ref"] = now, ref
     return copy
 
 
