@@ -67,12 +67,13 @@ class ClusterPort:
         # what the statuses and pod names were last made of, made on the first read (_note_changes):
         # the slot and row arrays as seen (bit copies: NaN equals NaN), (S,) rows changed since
         # their status was made, per row (its revisions' count, its last TargetStatus), and per
-        # slot (S * K,) the name and revision number (str) of its pod, kept where the pod exists
+        # slot (S * K,) the name, revision number (str) and PodStatus of its pod, kept where it exists
         self._seen_pods: tuple[np.ndarray, ...] | None = None
         self._seen_rows: tuple[np.ndarray, ...] = ()
         self._status_stale = np.zeros(0, dtype=bool)
         self._status_cache: list[tuple[int, TargetStatus] | None] = []
-        self._slot_names = self._slot_revisions = np.zeros(0, dtype=object)
+        self._slot_names = self._slot_revisions = self._slot_pods = np.zeros(0, dtype=object)
+        self._pod_stale = np.zeros(0, dtype=bool)  # (S * K,) slots whose kept PodStatus is out of date
 
     def slot_arrays(self) -> SlotArrays:
         """The pod slots and per-service state as read-only views, queued changes applied first
@@ -238,6 +239,7 @@ class ClusterPort:
         status was last made keeps that status's pods (the same objects), restamped: most rows
         of a cycle, as a tick moves the pods of a few; the others are made again (``_status``)."""
         self._note_changes()
+        self._refresh_pods()
         now, cache, revisions = self.now, self._status_cache, self._revisions
         out = []
         for k, (i, stale) in enumerate(zip(rows.tolist(), self._status_stale[rows].tolist())):
@@ -255,49 +257,49 @@ class ClusterPort:
 
     def _note_changes(self) -> None:
         """Compare the arrays the statuses are made of with those last seen: each row that changed
-        is marked for a new status, and the pods of its slots filled since, or whose serial or
-        revision changed, get their name and revision number made again (every pod of a row whose revision number
-        changed: a rollback renumbers the revision it returns to). Cost: a few (S, K) compares."""
+        is marked for a new status, each slot that changed for a new PodStatus, and the pods of
+        the slots filled since, or whose serial or revision changed, get their name and revision
+        number made again (every pod of a row whose revision number changed: a rollback
+        renumbers the revision it returns to). Cost: a few (S, K) compares."""
         pods = tuple(_bits(getattr(self, name)) for name in POD_STATUS_FIELDS)
         counts = tuple(getattr(self, name) for name in ROW_STATUS_FIELDS)
         seen = self._seen_pods
         if seen is None:
-            rows = np.arange(self.n_services)
-            self._status_stale = np.ones(self.n_services, dtype=bool)
-            self._status_cache = [None] * self.n_services
-            self._slot_names = np.full(self.n_services * self.K, None, dtype=object)
-            self._slot_revisions = np.full(self.n_services * self.K, None, dtype=object)
-            slot_changed = np.ones(pods[0].shape, dtype=bool)
-            renumbered = np.ones(self.n_services, dtype=bool)
+            S, K = self.n_services, self.K
+            rows, renamed = np.arange(S), np.ones((S, K), dtype=bool)
+            self._status_stale, self._status_cache = np.ones(S, dtype=bool), [None] * S
+            self._slot_names, self._slot_revisions, self._slot_pods = (np.full(S * K, None, dtype=object)
+                                                                       for _ in range(3))
+            self._pod_stale = np.ones(S * K, dtype=bool)
+            self._seen_pods = tuple(a.copy() for a in pods)
+            self._seen_rows = tuple(a.copy() for a in counts)
         else:
-            slot_changed = (pods[4] != seen[4]) | (pods[5] != seen[5])
-            changed = slot_changed.any(axis=1)
-            slot_changed |= seen[0] == EMPTY  # a pod named anew: a slot filled may keep the serial it had
+            renamed = (pods[4] != seen[4]) | (pods[5] != seen[5])
+            moved = renamed.copy()
             for now_a, seen_a in zip(pods[:4], seen[:4]):
-                changed |= (now_a != seen_a).any(axis=1)
+                moved |= now_a != seen_a
             renumbered = counts[2] != self._seen_rows[2]
+            changed = moved.any(axis=1) | renumbered
             for now_a, seen_a in zip(counts, self._seen_rows):
                 changed |= now_a != seen_a
             rows = np.flatnonzero(changed)
             if rows.size == 0:
                 return
-        self._status_stale[rows] = True
-        if seen is None:
-            self._seen_pods = tuple(a.copy() for a in pods)
-            self._seen_rows = tuple(a.copy() for a in counts)
-        else:
+            renamed |= seen[0] == EMPTY  # a pod named anew: a slot filled may keep the serial it had
+            renamed[renumbered] = moved[renumbered] = True
+            self._pod_stale |= moved.ravel()
             for now_a, seen_a in zip(pods, seen):
                 seen_a[rows] = now_a[rows]
             for now_a, seen_a in zip(counts, self._seen_rows):
                 seen_a[rows] = now_a[rows]
-        slot_changed[renumbered] = True
-        self._name_slots(np.flatnonzero(slot_changed & (self._pod_phase != EMPTY)))
+        self._status_stale[rows] = True
+        self._name_slots(np.flatnonzero(renamed & (self._pod_phase != EMPTY)))
 
     def _name_slots(self, flat: np.ndarray) -> None:
         """Make the name and revision number (str) of the pods at the flat slot indices ``flat`` (F,)."""
         if flat.size == 0:
             return
-        pod_rows, serials, seqs = flat // self.K, self._flat_serial[flat], self._flat_revision_seq[flat]
+        pod_rows, serials, seqs = flat // self.K, self._pod_serial.ravel()[flat], self._pod_revision_seq.ravel()[flat]
         names, numbers = [], []
         for i, serial, seq in zip(pod_rows.tolist(), serials.tolist(), seqs.tolist()):
             names.append(self._name_of(i, serial, seq))
@@ -305,18 +307,40 @@ class ClusterPort:
         self._slot_names[flat] = names
         self._slot_revisions[flat] = numbers
 
+    def _refresh_pods(self) -> None:
+        """Make again, in one pass, the PodStatus of every pod whose slot changed (``_note_changes``)."""
+        stale = np.flatnonzero(self._pod_stale)
+        stale = stale[self._pod_phase.ravel()[stale] != EMPTY]
+        if stale.size:
+            self._slot_pods[stale] = self._pod_statuses(stale)
+            self._pod_stale[stale] = False
+
     def _status(self, i: int) -> TargetStatus:
-        """Service ``i``'s TargetStatus made anew (its slots' names as ``_note_changes`` left them)."""
+        """Service ``i``'s TargetStatus made anew, its pods those kept per slot where the slot has
+        not changed (``_note_changes`` marks them and names the pods)."""
         slots = np.flatnonzero(self._pod_phase[i] != EMPTY)
-        slots = slots[np.argsort(self._pod_serial[i, slots])]
+        flat = slots[np.argsort(self._pod_serial[i, slots])] + i * self.K
+        stale = flat[self._pod_stale[flat]]
+        if stale.size:
+            self._slot_pods[stale] = self._pod_statuses(stale)
+            self._pod_stale[stale] = False
         revisions = self._revisions[i]
-        # each field of the row's pods read at once as Python numbers (a numpy scalar read per pod
-        # and field cost more than the PodStatus it fills)
-        phase, created, ready_at, restarts = (a[i, slots].tolist() for a in (
-            self._pod_phase, self._pod_created_s, self._pod_ready_transition_s, self._pod_restarts))
-        flat = slots + i * self.K
-        names, numbers = self._slot_names[flat].tolist(), self._slot_revisions[flat].tolist()
-        pods = tuple(PodStatus(
+        pods = tuple(self._slot_pods[flat].tolist())
+        return TargetStatus(
+            ref=self.ref(i), spec_replicas=int(self._spec_replicas[i]), status_replicas=len(flat),
+            ready_replicas=int(self._n_ready[i]), revision=str(self._revision_number[i]),
+            rollout_in_progress=bool(self._rolling[i]),
+            revisions=tuple(str(r.number) for r in sorted(revisions.values(), key=lambda r: r.number)),
+            pods=pods, observed_at=self.now)
+
+    def _pod_statuses(self, flat: np.ndarray) -> list[PodStatus]:
+        """The PodStatus of the pods at the flat slot indices ``flat`` (F,), named (``_name_slots``)."""
+        # each field of the pods read at once as Python numbers (a numpy scalar read per pod and
+        # field cost more than the PodStatus it fills)
+        phase, created, ready_at, restarts, names, numbers = (a[flat].tolist() for a in (
+            self._pod_phase.ravel(), self._pod_created_s.ravel(), self._pod_ready_transition_s.ravel(),
+            self._pod_restarts.ravel(), self._slot_names, self._slot_revisions))
+        return [PodStatus(
             name=names[k],
             phase="Pending" if phase[k] == PENDING else "Running",
             ready=phase[k] == READY,
@@ -326,13 +350,7 @@ class ClusterPort:
             revision=numbers[k],
             created_time=float(created[k]),
             waiting="CrashLoopBackOff" if phase[k] == BACKOFF else "",
-        ) for k in range(len(slots)))
-        return TargetStatus(
-            ref=self.ref(i), spec_replicas=int(self._spec_replicas[i]), status_replicas=len(slots),
-            ready_replicas=int(self._n_ready[i]), revision=str(self._revision_number[i]),
-            rollout_in_progress=bool(self._rolling[i]),
-            revisions=tuple(str(r.number) for r in sorted(revisions.values(), key=lambda r: r.number)),
-            pods=pods, observed_at=self.now)
+        ) for k in range(len(flat))]
 
     def pod_signals(self, now: float | None = None) -> dict[str, np.ndarray | list[str]]:
         """Per-pod signals of every existing pod, for pod-scope health checks (the signals a
