@@ -121,3 +121,14 @@ def test_pod_samples_are_the_reference_draws(rows, ratio):
         assert np.array_equal(got["requests_rps"], requests / TICK_S)
         assert np.array_equal(got["errors_rps"], errors / TICK_S)
         assert np.array_equal(got["latency_s"], p95 * np.exp(SimMetrics.POD_LATENCY_SIGMA * z))
+
+
+def test_a_changed_workload_keeps_its_unchanged_pods():
+    c = cluster()
+    before = c.view(TARGETS, with_statuses=True).statuses[0].pods
+    c.delete_pod(0, before[0].name)
+    after = c.view(TARGETS, with_statuses=True).statuses[0].pods
+    kept_names = {p.name for p in before[1:]}
+    assert before[0].name not in {p.name for p in after}  # its replacement is a new pod
+    assert [p for p in after if p.name in kept_names] == list(before[1:])
+    assert all(p is q for p, q in zip([p for p in after if p.name in kept_names], before[1:]))
