@@ -16,7 +16,7 @@ from controller.errors import MetricsUnavailable, NotFound
 from controller.model import Action, ActionKind, ScaleActions, TargetRef, TargetSelector
 from controller.ports import (ClusterView, ListedPodSamples, PaddedPodSamples, PodSeries, PodView, Samples, ScalingReads,
                               StateDeletion, state_name)
-from simulators import metrics_compiled, pod_reads, scaling_reads, streams
+from simulators import metrics_compiled, pod_reads, pod_samples_compiled, scaling_reads, streams
 from simulators.cluster import SimCluster
 from simulators.lazy_names import LazyStrings
 from simulators.signals import METRIC_SIGNALS, ObservedSignals
@@ -217,6 +217,7 @@ class SimMetrics:
         self._pod_pick: tuple | None = None  # _pod_rows' last answer, with the pod list and snapshot it is for
         self._targets: SimTargets | None = None
         self._rngs = streams.ServiceStreams(int(seed), streams.Purpose.POD_SAMPLES)  # one per service, by name
+        self._typed_streams = None  # _rngs' generators of every service for the compiled draws (_streams)
         self._sampled_at: float | None = None
         self._per_service: dict[str, np.ndarray] = {}  # (S,) ServiceConfig fields read once (_service_field)
         self._plan: tuple[tuple, scaling_reads.ReadPlan | None] | None = None  # the last read_scaling's (_read_plan)
@@ -542,18 +543,50 @@ class SimMetrics:
         self._sampled_at = now
         served = np.nan_to_num(np.asarray(signals["served_rps"], np.float64))
         ratio = np.clip(np.nan_to_num(np.asarray(signals["error_ratio"], np.float64)), 0.0, 1.0)
-        requests, errors, z = np.zeros(served.size, np.int64), np.zeros(served.size, np.int64), np.zeros(served.size)
         rows = np.asarray(signals["row"], dtype=np.int64)
-        order = np.argsort(rows, kind="stable")  # each service draws its pods, by slot, from its own stream
-        bounds = np.flatnonzero(np.diff(rows[order])) + 1
-        for pods in np.split(order, bounds) if order.size else ():
-            rng = self._rngs(self.cluster.names[rows[pods[0]]])
-            requests[pods] = rng.poisson(served[pods] * dt)
-            errors[pods] = rng.binomial(requests[pods], ratio[pods])
-            z[pods] = rng.standard_normal(pods.size)
+        if _ascending(rows):  # pod_signals lists the pods by slot, row by row: each service's a run already
+            requests, errors, z = (pod_samples_compiled.try_draw_pod_samples(self._streams(), rows, served * dt, ratio)
+                                   or self._draw_pod_samples(rows, served * dt, ratio))
+        else:  # each service draws its pods, by slot, from its own stream
+            order = np.argsort(rows, kind="stable")
+            drawn = self._draw_pod_samples(rows[order], (served * dt)[order], ratio[order])
+            requests, errors, z = (np.empty_like(d) for d in drawn)
+            requests[order], errors[order], z[order] = drawn
         noise = np.exp(self.POD_LATENCY_SIGMA * z)
         return {**signals, "requests_rps": requests / dt, "errors_rps": errors / dt,
                 "latency_s": np.asarray(signals["latency_p95_s"], np.float64) * noise}
+
+    def _streams(self):
+        """Every service's pod-sample Generator (the same objects as ``_rngs``'), as the compiled
+        draws take them (pod_samples_compiled.streams_of), made once; None when the kernels are off."""
+        if self._typed_streams is None and compiled.enabled():
+            self._typed_streams = pod_samples_compiled.streams_of([self._rngs(name) for name in self.cluster.names])
+        return self._typed_streams
+
+    def _draw_pod_samples(self, rows: np.ndarray, lam: np.ndarray, ratio: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(requests, errors, z), each (P,): per pod, its Poisson count at mean ``lam``, the
+        binomial errors among them at ``ratio`` and a standard normal, the pods of a service (a
+        run of equal ``rows`` (P,), ascending) drawn from its own stream in three calls (slices
+        of the run: no gathers), by slot as they come (the reference of simulators/pod_samples_compiled.py's
+        kernel, and the draws with the kernels off). A service whose pods all fail no requests
+        (``ratio`` 0) skips its binomial call: numpy's binomial returns 0 at p = 0 without a draw
+        (distributions.c random_binomial), so its stream is where the call would leave it."""
+        requests, errors, z = np.zeros(rows.size, np.int64), np.zeros(rows.size, np.int64), np.zeros(rows.size)
+        if rows.size == 0:
+            return requests, errors, z
+        firsts = np.flatnonzero(np.diff(rows, prepend=-1))  # where each service's run starts
+        bounds = np.append(firsts, rows.size).tolist()
+        failing = np.logical_or.reduceat(ratio > 0, firsts).tolist()
+        names = self.cluster.names
+        for k, row in enumerate(rows[firsts].tolist()):
+            start, end = bounds[k], bounds[k + 1]
+            rng = self._rngs(names[row])
+            drawn = requests[start:end] = rng.poisson(lam[start:end])
+            if failing[k]:
+                errors[start:end] = rng.binomial(drawn, ratio[start:end])
+            z[start:end] = rng.standard_normal(end - start)
+        return requests, errors, z
 
     def _query_pods(self, field: str, pods: Sequence[TargetRef]) -> Samples:
         """Instant per-pod values; a metrics outage or NaN fault on the pod's service hides them."""
@@ -587,6 +620,11 @@ class SimMetrics:
         rows = (pick, found, obs.nonfinite[service] & found, found & ~(hidden & obs.unavailable[service]))
         self._pod_pick = (pods, signals, rows)
         return rows
+
+
+def _ascending(a: np.ndarray) -> bool:
+    """``a`` (P,) never decreases."""
+    return a.size < 2 or bool((a[1:] >= a[:-1]).all())
 
 
 class MemoryStateStore:

@@ -31,7 +31,7 @@ from controller.policy.limits import MAX_REPLICAS
 from controller.runtime.reconciler import CycleResult, Reconciler, RuntimePolicy, cycle_records
 from controller.runtime.record_lines import cycle_lines
 from controller.runtime.records import lines_text
-from simulators import engine_compiled, load_compiled, parallel, score_compiled
+from simulators import engine_compiled, load_compiled, parallel, pod_samples_compiled, score_compiled
 from simulators.cluster import SimCluster
 from simulators.memory import check_fits, format_bytes, kept_trajectory, memory_limit
 from simulators.load import CHUNK_TICKS, chunk_times
@@ -893,6 +893,7 @@ def warm_later_kernels() -> None:
     view_compiled.try_gather_view(counts, flags, counts, counts, counts, flags, flags)
     queue_compiled.try_distinct_rows(counts, flags, counts, np.zeros(1, bool))
     load_compiled.noise_exponent(np.zeros((2, 1)), counts, np.zeros(1), 0.1, 0.005)
+    pod_samples_compiled.warm()  # a pod-scope health check's first snapshot
 
 
 def simulate(scenario: Scenario, controllers: list[ControllerSpec], *, on_progress: Callable[[str, int, int], None] | None = None,

@@ -23,6 +23,12 @@ from simulators.workload import revision_hash
 #: Target lists whose rows ``rows_of`` keeps.
 ROWS_CACHE = 2
 
+#: The (S, K) slot arrays a pod's PodStatus is made of, and the (S,) ones its workload's TargetStatus
+#: reads besides: a row whose values in these are as they were keeps its statuses (see ``_note_changes``).
+POD_STATUS_FIELDS = ("_pod_phase", "_pod_created_s", "_pod_ready_transition_s", "_pod_restarts", "_pod_serial",
+                     "_pod_revision_seq")
+ROW_STATUS_FIELDS = ("_spec_replicas", "_n_ready", "_revision_number", "_rolling")
+
 
 class SlotArrays(NamedTuple):
     """Read-only views of the pod slots and the per-service state a reader diffs between ticks
@@ -58,6 +64,16 @@ class ClusterPort:
         self._rows_cache: list[tuple[list, tuple]] = []  # rows_of's entries (a copy of the list), most recent first
         self._pod_arrays_cache: tuple[tuple, tuple, dict] | None = None  # (targets, pod arrays, pod_arrays)
         self._every_cache: tuple[np.ndarray, np.ndarray, tuple[bool, bool]] | None = None  # _every_service's last answer
+        # what the statuses and pod names were last made of, made on the first read (_note_changes):
+        # the slot and row arrays as seen (bit copies: NaN equals NaN), (S,) rows changed since
+        # their status was made, per row (its revisions' count, its last TargetStatus), and per
+        # slot (S * K,) the name, revision number (str) and PodStatus of its pod, kept where it exists
+        self._seen_pods: tuple[np.ndarray, ...] | None = None
+        self._seen_rows: tuple[np.ndarray, ...] = ()
+        self._status_stale = np.zeros(0, dtype=bool)
+        self._status_cache: list[tuple[int, TargetStatus] | None] = []
+        self._slot_names = self._slot_revisions = self._slot_pods = np.zeros(0, dtype=object)
+        self._pod_stale = np.zeros(0, dtype=bool)  # (S * K,) slots whose kept PodStatus is out of date
 
     def slot_arrays(self) -> SlotArrays:
         """The pod slots and per-service state as read-only views, queued changes applied first
@@ -150,7 +166,8 @@ class ClusterPort:
         else:
             rows, exists = self.rows_of(targets) if rows is None else rows
         every, all_exist = self._every_service(rows, exists)
-        statuses = tuple(self._status(int(i)) for i in rows[exists]) if with_statuses else ()
+        statuses = () if not with_statuses else self._statuses(
+            rows[exists], None if targets is None else [t for t, ok in zip(targets, exists.tolist()) if ok])
         if every:  # every service, in order (each cycle of a simulation): the same values without the gathers
             f64 = np.float64
             return ClusterView(spec=self._spec_replicas.astype(f64), status=self._n_pods.astype(f64),
@@ -212,34 +229,128 @@ class ClusterPort:
         """
         self._flush()
         rows = range(self.n_services) if targets is None else [self.index(t) for t in targets]
-        return [self._status(i) for i in rows]
+        return list(self._statuses(np.asarray(rows, dtype=np.int64)))
+
+    def _statuses(self, rows: np.ndarray, refs: Sequence[TargetRef] | None = None) -> tuple[TargetStatus, ...]:
+        """The TargetStatus of each service at ``rows`` (R,) int, at ``self.now`` (queued changes
+        flushed), its ``ref`` the one of ``refs`` (R,) at its place (the caller's own objects, of
+        the same value: a dict keyed by them finds a status's ref by identity, without an
+        ``__eq__``; default ``ref(i)``). A row whose pods, counts and revisions are as when its
+        status was last made keeps that status's pods (the same objects), restamped: most rows
+        of a cycle, as a tick moves the pods of a few; the others are made again (``_status``)."""
+        self._note_changes()
+        self._refresh_pods()
+        now, cache, revisions = self.now, self._status_cache, self._revisions
+        out = []
+        for k, (i, stale) in enumerate(zip(rows.tolist(), self._status_stale[rows].tolist())):
+            entry = cache[i]
+            if stale or entry is None or entry[0] != len(revisions[i]):  # forget_revisions changes only the count
+                entry = cache[i] = (len(revisions[i]), self._status(i))
+                self._status_stale[i] = False
+            status = entry[1]
+            ref = status.ref if refs is None else refs[k]
+            if status.observed_at != now or status.ref is not ref:
+                status = _restamped(status, now, ref)
+                cache[i] = (entry[0], status)
+            out.append(status)
+        return tuple(out)
+
+    def _note_changes(self) -> None:
+        """Compare the arrays the statuses are made of with those last seen: each row that changed
+        is marked for a new status, each slot that changed for a new PodStatus, and the pods of
+        the slots filled since, or whose serial or revision changed, get their name and revision
+        number made again (every pod of a row whose revision number changed: a rollback
+        renumbers the revision it returns to). Cost: a few (S, K) compares."""
+        pods = tuple(_bits(getattr(self, name)) for name in POD_STATUS_FIELDS)
+        counts = tuple(getattr(self, name) for name in ROW_STATUS_FIELDS)
+        seen = self._seen_pods
+        if seen is None:
+            S, K = self.n_services, self.K
+            rows, renamed = np.arange(S), np.ones((S, K), dtype=bool)
+            self._status_stale, self._status_cache = np.ones(S, dtype=bool), [None] * S
+            self._slot_names, self._slot_revisions, self._slot_pods = (np.full(S * K, None, dtype=object)
+                                                                       for _ in range(3))
+            self._pod_stale = np.ones(S * K, dtype=bool)
+            self._seen_pods = tuple(a.copy() for a in pods)
+            self._seen_rows = tuple(a.copy() for a in counts)
+        else:
+            renamed = (pods[4] != seen[4]) | (pods[5] != seen[5])
+            moved = renamed.copy()
+            for now_a, seen_a in zip(pods[:4], seen[:4]):
+                moved |= now_a != seen_a
+            renumbered = counts[2] != self._seen_rows[2]
+            changed = moved.any(axis=1) | renumbered
+            for now_a, seen_a in zip(counts, self._seen_rows):
+                changed |= now_a != seen_a
+            rows = np.flatnonzero(changed)
+            if rows.size == 0:
+                return
+            renamed |= seen[0] == EMPTY  # a pod named anew: a slot filled may keep the serial it had
+            renamed[renumbered] = moved[renumbered] = True
+            self._pod_stale |= moved.ravel()
+            for now_a, seen_a in zip(pods, seen):
+                seen_a[rows] = now_a[rows]
+            for now_a, seen_a in zip(counts, self._seen_rows):
+                seen_a[rows] = now_a[rows]
+        self._status_stale[rows] = True
+        self._name_slots(np.flatnonzero(renamed & (self._pod_phase != EMPTY)))
+
+    def _name_slots(self, flat: np.ndarray) -> None:
+        """Make the name and revision number (str) of the pods at the flat slot indices ``flat`` (F,)."""
+        if flat.size == 0:
+            return
+        pod_rows, serials, seqs = flat // self.K, self._pod_serial.ravel()[flat], self._pod_revision_seq.ravel()[flat]
+        names, numbers = [], []
+        for i, serial, seq in zip(pod_rows.tolist(), serials.tolist(), seqs.tolist()):
+            names.append(self._name_of(i, serial, seq))
+            numbers.append(str(self._revisions[i][seq].number))
+        self._slot_names[flat] = names
+        self._slot_revisions[flat] = numbers
+
+    def _refresh_pods(self) -> None:
+        """Make again, in one pass, the PodStatus of every pod whose slot changed (``_note_changes``)."""
+        stale = np.flatnonzero(self._pod_stale)
+        stale = stale[self._pod_phase.ravel()[stale] != EMPTY]
+        if stale.size:
+            self._slot_pods[stale] = self._pod_statuses(stale)
+            self._pod_stale[stale] = False
 
     def _status(self, i: int) -> TargetStatus:
+        """Service ``i``'s TargetStatus made anew, its pods those kept per slot where the slot has
+        not changed (``_note_changes`` marks them and names the pods)."""
         slots = np.flatnonzero(self._pod_phase[i] != EMPTY)
-        slots = slots[np.argsort(self._pod_serial[i, slots])]
+        flat = slots[np.argsort(self._pod_serial[i, slots])] + i * self.K
+        stale = flat[self._pod_stale[flat]]
+        if stale.size:
+            self._slot_pods[stale] = self._pod_statuses(stale)
+            self._pod_stale[stale] = False
         revisions = self._revisions[i]
-        # each field of the row's pods read at once as Python numbers (a numpy scalar read per pod
-        # and field cost more than the PodStatus it fills)
-        phase, created, ready_at, restarts, serial, seq = (a[i, slots].tolist() for a in (
-            self._pod_phase, self._pod_created_s, self._pod_ready_transition_s, self._pod_restarts,
-            self._pod_serial, self._pod_revision_seq))
-        pods = tuple(PodStatus(
-            name=self._name_of(i, int(serial[k]), int(seq[k])),
+        pods = tuple(self._slot_pods[flat].tolist())
+        return TargetStatus(
+            ref=self.ref(i), spec_replicas=int(self._spec_replicas[i]), status_replicas=len(flat),
+            ready_replicas=int(self._n_ready[i]), revision=str(self._revision_number[i]),
+            rollout_in_progress=bool(self._rolling[i]),
+            revisions=tuple(str(r.number) for r in sorted(revisions.values(), key=lambda r: r.number)),
+            pods=pods, observed_at=self.now)
+
+    def _pod_statuses(self, flat: np.ndarray) -> list[PodStatus]:
+        """The PodStatus of the pods at the flat slot indices ``flat`` (F,), named (``_name_slots``)."""
+        # each field of the pods read at once as Python numbers (a numpy scalar read per pod and
+        # field cost more than the PodStatus it fills)
+        phase, created, ready_at, restarts, names, numbers = (a[flat].tolist() for a in (
+            self._pod_phase.ravel(), self._pod_created_s.ravel(), self._pod_ready_transition_s.ravel(),
+            self._pod_restarts.ravel(), self._slot_names, self._slot_revisions))
+        return [PodStatus(
+            name=names[k],
             phase="Pending" if phase[k] == PENDING else "Running",
             ready=phase[k] == READY,
             start_time=float(created[k]),
             ready_transition_time=None if math.isnan(ready_at[k]) else float(ready_at[k]),
             restarts=int(restarts[k]),
-            revision=str(revisions[int(seq[k])].number),
+            revision=numbers[k],
             created_time=float(created[k]),
             waiting="CrashLoopBackOff" if phase[k] == BACKOFF else "",
-        ) for k in range(len(slots)))
-        return TargetStatus(
-            ref=self.ref(i), spec_replicas=int(self._spec_replicas[i]), status_replicas=len(slots),
-            ready_replicas=int(self._n_ready[i]), revision=str(self._revision_number[i]),
-            rollout_in_progress=bool(self._rolling[i]),
-            revisions=tuple(str(r.number) for r in sorted(revisions.values(), key=lambda r: r.number)),
-            pods=pods, observed_at=self.now)
+        ) for k in range(len(flat))]
 
     def pod_signals(self, now: float | None = None) -> dict[str, np.ndarray | list[str]]:
         """Per-pod signals of every existing pod, for pod-scope health checks (the signals a
@@ -254,11 +365,12 @@ class ClusterPort:
         Slow path (builds pod names): call it only when a policy has pod-scope checks.
         """
         numbers = self.pod_numbers(now)
+        self._note_changes()
         rows = numbers.pop("row")
-        del numbers["slot"]
-        pods = list(zip(rows.tolist(), numbers.pop("serial").tolist(), numbers.pop("revision_seq").tolist()))
-        return {"row": rows, "name": [self._name_of(row, serial, seq) for row, serial, seq in pods], **numbers,
-                "revision": [str(self._revisions[row][seq].number) for row, _, seq in pods]}
+        flat = rows * self.K + numbers.pop("slot")
+        del numbers["serial"], numbers["revision_seq"]
+        return {"row": rows, "name": self._slot_names[flat].tolist(), **numbers,
+                "revision": self._slot_revisions[flat].tolist()}
 
     def pod_numbers(self, now: float | None = None) -> dict[str, np.ndarray]:
         """``pod_signals`` without its strings (no names, no revision numbers): cheap enough for
@@ -434,6 +546,22 @@ class ClusterPort:
             self.rollback(i, action.revision, fast=action.fast)
         elif action.kind in (ActionKind.PAUSE, ActionKind.RESUME):
             self.set_paused(i, action.kind is ActionKind.PAUSE)
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    """``a`` as integers of its width where it holds floats (compared bit for bit: NaN equals NaN)."""
+    return a.view(np.int64) if a.dtype == np.float64 else a
+
+
+def _restamped(status: TargetStatus, now: float, ref: TargetRef) -> TargetStatus:
+    """``status`` observed at ``now``, ``ref`` (of the same value) its ref: a copy of its fields
+    (the same pods), ~5x cheaper than ``dataclasses.replace`` (no ``__init__``: TargetStatus has
+    no ``__post_init__`` to skip)."""
+    copy = object.__new__(TargetStatus)
+    fields = copy.__dict__
+    fields.update(status.__dict__)
+    fields["observed_at"], fields["ref"] = now, ref
+    return copy
 
 
 def _by_target_then_serial(at: np.ndarray, serial: np.ndarray) -> np.ndarray:

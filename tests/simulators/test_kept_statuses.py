@@ -1,0 +1,134 @@
+"""The simulated cluster's statuses and per-pod signals, kept across reads, are those made afresh.
+
+SimCluster's ``view(with_statuses=True)`` keeps each workload's TargetStatus (its pods) and each
+slot's pod name and revision number from one read to the next, and makes again only those of the
+rows whose slots, counts or revisions changed (simcluster/port.py ``_note_changes``); SimMetrics
+draws a per-pod snapshot's samples service by service over slices (simulators/ports.py
+``_draw_pod_samples``). Each row of ``STEPS`` changes the cluster one way, then reads it: the
+kept answers must equal those of a cluster that made everything anew.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from controller.model import TargetRef
+from simulators.cluster import SimCluster
+from simulators.ports import SimMetrics
+from simulators.workload import RevisionProps, ServiceConfig
+
+TICK_S = 5.0
+NAMES = ("web", "api", "db")
+TARGETS = [TargetRef("default", n) for n in NAMES]
+
+
+def cluster() -> SimCluster:
+    c = SimCluster([ServiceConfig(n, initial_replicas=3, scheduling_delay_s=1, startup_delay_s=9) for n in NAMES], 3)
+    c.make_statefulset(2)
+    return c
+
+
+def tick(c: SimCluster, ticks: int = 1) -> None:
+    for _ in range(ticks):
+        c.step(c.now + TICK_S, TICK_S, np.full(len(NAMES), 10.0))
+
+
+def made_afresh(c: SimCluster):
+    """(statuses, pod_signals' names and revisions) with every cache of the port dropped first."""
+    c._seen_pods = None
+    statuses = c.view(TARGETS, with_statuses=True).statuses
+    signals = c.pod_signals()
+    return statuses, signals["name"], signals["revision"]
+
+
+def kept(c: SimCluster):
+    statuses = c.view(TARGETS, with_statuses=True).statuses
+    signals = c.pod_signals()
+    return statuses, signals["name"], signals["revision"]
+
+
+STEPS = [
+    pytest.param(lambda c: None, id="nothing-changed"),
+    pytest.param(lambda c: tick(c), id="a-tick-that-moves-nothing"),
+    pytest.param(lambda c: c.set_replicas(0, 6), id="scale-up-pending-pods"),
+    pytest.param(lambda c: tick(c, 3), id="ticks-pods-become-ready"),
+    pytest.param(lambda c: c.set_replicas(0, 2), id="scale-down"),
+    pytest.param(lambda c: c.rollout(1, RevisionProps(crash_loop=True)), id="rollout-of-a-crash-looping-revision"),
+    pytest.param(lambda c: tick(c, 8), id="ticks-crashes-and-back-off"),
+    pytest.param(lambda c: c.rollback(1, fast=True), id="rollback-renumbers-the-old-revision"),
+    pytest.param(lambda c: tick(c, 6), id="ticks-rollback-completes"),
+    pytest.param(lambda c: c.forget_revisions(1, [1]), id="forgotten-revision-same-pods"),
+    pytest.param(lambda c: c.delete_pod(0, c.pod_names(0)[0]), id="a-pod-deleted"),
+    pytest.param(lambda c: c.set_replicas(2, 5), id="statefulset-scale-up"),
+    pytest.param(lambda c: tick(c, 4), id="ticks-statefulset-ordinals"),
+    pytest.param(lambda c: c.rolling_restart(2), id="statefulset-rolling-restart"),
+    pytest.param(lambda c: tick(c, 10), id="ticks-statefulset-update"),
+]
+
+
+def test_every_step_reads_as_made_afresh():
+    c, fresh = cluster(), cluster()
+    for step in STEPS:
+        for each in (c, fresh):
+            step.values[0](each)
+        got, want = kept(c), made_afresh(fresh)
+        assert got == want, step.id
+        assert [s.observed_at for s in got[0]] == [c.now] * len(NAMES), step.id
+
+
+def test_kept_pods_are_the_same_objects_when_nothing_moved():
+    c = cluster()
+    first = c.view(TARGETS, with_statuses=True).statuses
+    again = c.view(TARGETS, with_statuses=True).statuses
+    assert all(a.pods is b.pods for a, b in zip(first, again))
+
+
+def test_statuses_carry_the_callers_refs():
+    c = cluster()
+    targets = [TargetRef("default", n) for n in NAMES]
+    assert all(s.ref is t for s, t in zip(c.view(targets, with_statuses=True).statuses, targets))
+
+
+def reference_draws(metrics: SimMetrics, rows: np.ndarray, lam: np.ndarray, ratio: np.ndarray):
+    """The draws as SimMetrics._sample made them before: pods grouped by service (stable), three calls each."""
+    requests, errors, z = np.zeros(rows.size, np.int64), np.zeros(rows.size, np.int64), np.zeros(rows.size)
+    order = np.argsort(rows, kind="stable")
+    for pods in np.split(order, np.flatnonzero(np.diff(rows[order])) + 1) if order.size else ():
+        rng = metrics._rngs(metrics.cluster.names[rows[pods[0]]])
+        requests[pods] = rng.poisson(lam[pods])
+        errors[pods] = rng.binomial(requests[pods], ratio[pods])
+        z[pods] = rng.standard_normal(pods.size)
+    return requests, errors, z
+
+
+@pytest.mark.parametrize("rows, ratio", [
+    pytest.param([0, 0, 1, 2, 2, 2], [0.0] * 6, id="no-pod-fails-binomials-skipped"),
+    pytest.param([0, 0, 1, 2, 2, 2], [0.0, 0.1, 0.0, 0.0, 0.0, 0.5], id="some-services-fail"),
+    pytest.param([2, 0, 2, 1, 0], [0.2, 0.0, 0.0, 0.3, 0.0], id="rows-out-of-order"),
+    pytest.param([], [], id="no-pods"),
+])
+def test_pod_samples_are_the_reference_draws(rows, ratio):
+    rows, ratio = np.array(rows, dtype=np.int64), np.array(ratio)
+    served, p95 = np.linspace(0.0, 8.0, rows.size), np.full(rows.size, 0.1)
+    got_m, want_m = (SimMetrics(cluster(), {}, window_s=60.0, tick_s=TICK_S, seed=11) for _ in range(2))
+    for k in range(3):  # the streams stay in step from one snapshot to the next
+        got_m.pushed(1, lambda: SimpleNamespace(at_s=TICK_S * (k + 1)))
+        got = got_m._sample({"row": rows, "served_rps": served, "error_ratio": ratio, "latency_p95_s": p95})
+        requests, errors, z = reference_draws(want_m, rows, served * TICK_S, ratio)
+        assert np.array_equal(got["requests_rps"], requests / TICK_S)
+        assert np.array_equal(got["errors_rps"], errors / TICK_S)
+        assert np.array_equal(got["latency_s"], p95 * np.exp(SimMetrics.POD_LATENCY_SIGMA * z))
+
+
+def test_a_changed_workload_keeps_its_unchanged_pods():
+    c = cluster()
+    before = c.view(TARGETS, with_statuses=True).statuses[0].pods
+    c.delete_pod(0, before[0].name)
+    after = c.view(TARGETS, with_statuses=True).statuses[0].pods
+    kept_names = {p.name for p in before[1:]}
+    assert before[0].name not in {p.name for p in after}  # its replacement is a new pod
+    assert [p for p in after if p.name in kept_names] == list(before[1:])
+    assert all(p is q for p, q in zip([p for p in after if p.name in kept_names], before[1:]))
