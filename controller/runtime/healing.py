@@ -26,6 +26,9 @@ from controller.core.health.remediate import Window
 from controller.core.health.revision_test import Measure, latency_stats, ratio_stats
 from controller.errors import MetricsUnavailable
 from controller.model import ACCEPT_REVISION_ANNOTATION, Action, PodStatus, TargetRef, TargetStatus
+# (the pod and workload readings moved there: still importable from here)
+from controller.runtime.health_columns import (HealthPods, StatusColumns, _blocks_rollout, _condemned,  # noqa: F401
+                                              accepted_revision, ordinal_of, walk_reach)
 from controller.ports import ClusterView, ConcurrentMetricsSource, MetricsSource
 
 POD_LABELS = ("namespace", "pod")
@@ -116,41 +119,9 @@ def health_pods(view: ClusterView, targets: Sequence[TargetRef]) -> list[tuple[i
             for pod in status.pods if not pod.deleted]
 
 
-class HealthPods(NamedTuple):
-    """The pods of ``health_pods`` as columns (P,): target row, pod ref (namespace, pod name),
-    Ready, on its workload's current revision, created at (epoch s, NaN unknown: a StatefulSet's
-    pod deleted and recreated keeps its name, not this), blocking its workload's rollout
-    (:func:`_blocks_rollout`), and condemned by a StatefulSet's scale-down (:func:`_condemned`); for
-    the hung-pod checks, since when its Ready condition has been as it is (epoch s, NaN unknown) and
-    whether it runs (phase Running, no container waiting to start again)."""
-
-    rows: np.ndarray
-    refs: list[TargetRef]
-    ready: np.ndarray
-    current: np.ndarray
-    born: np.ndarray
-    blocks_rollout: np.ndarray
-    condemned: np.ndarray
-    not_ready_since: np.ndarray | None = None
-    running: np.ndarray | None = None
-
-
 def health_pod_columns(view: ClusterView, targets: Sequence[TargetRef]) -> HealthPods:
-    """Every column the health checks read of the targets' pods, from one pass over ``health_pods``."""
-    pods = health_pods(view, targets)
-    return HealthPods(
-        rows=np.asarray([i for i, _, _ in pods], dtype=np.int64),
-        refs=[TargetRef(status.ref.namespace, pod.name, "Pod") for _, status, pod in pods],
-        ready=np.asarray([bool(pod.ready) for _, _, pod in pods], dtype=bool),
-        current=np.asarray([bool(pod.revision) and pod.revision == status.revision for _, status, pod in pods],
-                           dtype=bool),
-        born=np.asarray([np.nan if pod.created_time is None else float(pod.created_time) for _, _, pod in pods],
-                        dtype=np.float64),
-        blocks_rollout=np.asarray([_blocks_rollout(status, pod) for _, status, pod in pods], dtype=bool),
-        condemned=np.asarray([_condemned(status, pod) for _, status, pod in pods], dtype=bool),
-        not_ready_since=np.asarray([np.nan if pod.ready_transition_time is None else float(pod.ready_transition_time)
-                                    for _, _, pod in pods], dtype=np.float64),
-        running=np.asarray([pod.phase == "Running" and not pod.waiting for _, _, pod in pods], dtype=bool))
+    """Every column the health checks read of the targets' pods (those of ``health_pods``)."""
+    return StatusColumns().read(view, targets).pods
 
 
 def pod_revisions(view: ClusterView, targets: Sequence[TargetRef]
@@ -159,52 +130,6 @@ def pod_revisions(view: ClusterView, targets: Sequence[TargetRef]
     ``health_pods``)."""
     pods = health_pod_columns(view, targets)
     return pods.rows, pods.refs, pods.ready, pods.current
-
-
-def _blocks_rollout(status: TargetStatus, pod: PodStatus) -> bool:
-    """A StatefulSet's rollout waits for ``pod`` and it will not end by itself. The StatefulSet
-    controller (OrderedReady) replaces a pod off the update revision only once every pod is Ready,
-    so a broken pod left on the old revision (a bad release undone by ``kubectl rollout undo``: its
-    pods are now the old revision) holds the rollout for good; the Kubernetes docs' "forced
-    rollback" is to delete it, and it comes back on the update revision (below a partition: on the
-    current one, as any pod recreated there). A Deployment's rollout replaces its old pods itself:
-    none of its pods block it."""
-    sts = status.ref.kind == "StatefulSet" and status.rollout_in_progress and bool(status.revision)
-    return sts and not pod.ready and bool(pod.revision) and pod.revision != status.revision
-
-
-def _condemned(status: TargetStatus, pod: PodStatus) -> bool:
-    """A StatefulSet's pod its scale-down removes: its ordinal (``<name>-<ordinal>``) is out of
-    [spec.ordinals.start, start + spec.replicas). Its controller deletes it (OrderedReady: the highest first, once every lower pod
-    is Ready; Parallel: at once) and never recreates it, so its restart would be its removal. A
-    Deployment's ReplicaSet picks the pods a scale-down removes when it does: none is condemned."""
-    if status.ref.kind != "StatefulSet":
-        return False
-    ordinal = ordinal_of(status, pod)
-    if ordinal is None:
-        return False
-    return not status.ordinal_start <= ordinal < status.ordinal_start + status.spec_replicas
-
-
-def ordinal_of(status: TargetStatus, pod: PodStatus) -> int | None:
-    """The ordinal of a StatefulSet's pod (``<name>-<ordinal>``), None for a name not of that form."""
-    prefix, _, ordinal = pod.name.rpartition("-")
-    return int(ordinal) if prefix == status.ref.name and ordinal.isdigit() else None
-
-
-def walk_reach(status: TargetStatus) -> int:
-    """How many of a StatefulSet's ordinals its pods reach: the highest ordinal listed (a
-    terminating pod too), less spec.ordinals.start, plus one; at least status.replicas (other
-    kinds: status.replicas). Arbitration's walk up (``ordered_walk_up``: a scale-up check held,
-    OrderedScaleUpPending) is this below spec.replicas, not status.replicas: a pod deleted below
-    the top (restarted, by setpoint or anyone) and not recreated yet lowers status.replicas though
-    nothing walks. The top pod deleted and not yet back still reads as a walk (a snapshot cannot
-    tell it from one not created yet); the real controller recreates it in its next sync."""
-    if status.ref.kind != "StatefulSet":
-        return int(status.status_replicas)
-    ordinals = [k for pod in status.pods if (k := ordinal_of(status, pod)) is not None]
-    top = max(ordinals) - status.ordinal_start + 1 if ordinals else 0
-    return max(top, int(status.status_replicas))
 
 
 def revision_statistics(params: HealthParams, n: int, rows: np.ndarray, current: np.ndarray,
@@ -261,7 +186,11 @@ def stuck_pods(view: ClusterView, decision: Decision | None, targets: Sequence[T
     (the pods not Ready long past their start-up, core/scaling/withheld.py: a hung process the load
     does not explain is for a restart; a crash-looping pod is often withheld too). Without such a
     metric (a health-only policy), a pod failing its readiness probe is taken for load."""
-    crashing = crashing_pods(view, targets)
+    return _stuck(crashing_pods(view, targets), decision, withheld)
+
+
+def _stuck(crashing: np.ndarray, decision: Decision | None, withheld: np.ndarray | None) -> np.ndarray:
+    """:func:`stuck_pods` from the crashing pods (N,)."""
     if decision is None or decision.proposals.shape[1] == 0 or withheld is None:
         return crashing
     read = decision.valid.any(axis=1)  # a metric read the demand: what is not Ready beyond it is stuck
@@ -283,30 +212,26 @@ def crashing_pods(view: ClusterView, targets: Sequence[TargetRef]) -> np.ndarray
     with), or one restarted before (between two crashes it runs, not Ready yet). A pod of a
     scale-up, or one failing its readiness probe under load, has neither (0 where the source
     lists no pods)."""
-    by_ref = {s.ref: s for s in view.statuses}
-    out = np.zeros(len(targets), dtype=np.int64)
-    for i, t in enumerate(targets):
-        status = by_ref.get(t)
-        if status is not None:
-            out[i] = sum(1 for pod in status.pods
-                         if not pod.deleted and not pod.ready and (pod.waiting or pod.restarts > 0))
-    return out if len(targets) == view.spec.size else np.zeros(view.spec.size, dtype=np.int64)
+    return StatusColumns().read(view, targets).facts.crashing
 
 
 def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[TargetRef], view: ClusterView,
                    now: float, errors: list[str], decision: Decision | None = None,
                    sent: list[str] | None = None, outcomes: dict | None = None,
-                   missing: dict | None = None, withheld: np.ndarray | None = None) -> HealthObservation:
+                   missing: dict | None = None, withheld: np.ndarray | None = None,
+                   statuses: StatusColumns | None = None) -> HealthObservation:
     """Query every check and assemble the observation ``heal`` needs; each query sent is appended
     to ``sent`` (a pod or revision check sends none for targets without pods); ``outcomes`` as
     ``_query``'s; ``missing``: per check whose queries answered, ``health check NAME`` -> (its
     queries, targets with no usable sample (a pod or revision check: for none of their pods),
     targets looked at (with pods, for those), whether it reads pods); ``withheld``: (N,) the
-    decision's withheld replicas (see :func:`overload_signal`)."""
+    decision's withheld replicas (see :func:`overload_signal`); ``statuses``: what was read of
+    the statuses of earlier cycles, kept (None: read afresh)."""
     params, n = hq.params, len(targets)
     c = len(params.checks)
     values, present = np.full((n, c), np.nan), np.zeros((n, c), bool)
-    listed = health_pod_columns(view, targets)
+    read = (StatusColumns() if statuses is None else statuses).read(view, targets)
+    listed, facts = read.pods, read.facts
     rows, pod_refs, pod_ready, pod_current = listed.rows, listed.refs, listed.ready, listed.current
     pod_values, pod_present = np.full((len(pod_refs), c), np.nan), np.zeros((len(pod_refs), c), bool)
     jobs = []
@@ -339,36 +264,22 @@ def observe_health(hq: HealthQueries, metrics: MetricsSource, targets: Sequence[
     if missing is not None:
         _count_missing(params, hq, targets, view, rows, present, pod_present, columns, outcomes or {}, missing)
     new, old = revision_statistics(params, n, rows, pod_current, columns)
-    by_ref = {s.ref: s for s in view.statuses}
-    revision = [by_ref[t].revision if t in by_ref else "" for t in targets]
-    # the ReplicaSets the cluster still has: a rollback goes only to one of them (none listed: unknown)
-    revisions = [by_ref[t].revisions if t in by_ref else () for t in targets]
-    # since when the current revision has been complete (a lower bound); the core reads it on a
-    # target's first sight only, so a revision current for hours counts as known healthy at once
-    done = [by_ref[t].rollout_completed_at if t in by_ref else None for t in targets]
-    since = np.array([np.nan if d is None else d for d in done], dtype=np.float64)
-    pods = PodTable.of(rows, [f"{r.namespace}/{r.name}" for r in pod_refs], pod_values, pod_present, pod_ready,
+    pods = PodTable.of(rows, read.keys, pod_values, pod_present, pod_ready,
                        checks=c, born=listed.born, blocks_rollout=listed.blocks_rollout, new_revision=pod_current,
                        not_ready_since=listed.not_ready_since, running=listed.running, condemned=listed.condemned)
+    # revisions: the ReplicaSets the cluster still has (a rollback goes only to one of them; none
+    # listed: unknown); revision_since: since when the current revision has been complete (a lower
+    # bound; the core reads it on a target's first sight only, so a revision current for hours
+    # counts as known healthy at once)
     return HealthObservation.of(view.spec.astype(np.int64), view.ready.astype(np.int64), values, checks=c,
-                                present=present, revision=revision, rollout=view.rollout, pods=pods,
+                                present=present, revision=facts.revision, rollout=view.rollout, pods=pods,
                                 overloaded=scaling_wants_more(view, decision),
-                                stuck=stuck_pods(view, decision, targets, withheld),
+                                stuck=_stuck(facts.crashing, decision, withheld),
                                 revision_new=new, revision_old=old,
-                                paused=view.paused, revisions=revisions, revision_since=since,
-                                rollback_supported=[t.kind == "Deployment" for t in targets],
-                                partitioned=[t in by_ref and by_ref[t].partition > 0 for t in targets],
-                                ordered=[t in by_ref and by_ref[t].ordered for t in targets],
-                                created=view.status.astype(np.int64),
-                                reached=[walk_reach(by_ref[t]) if t in by_ref else int(view.status[i])
-                                         for i, t in enumerate(targets)],
-                                ordinal_start=[by_ref[t].ordinal_start if t in by_ref else 0 for t in targets],
-                                accepted=[accepted_revision(by_ref.get(t)) for t in targets])
-
-
-def accepted_revision(status: TargetStatus | None) -> str:
-    """The revision the workload's setpoint.io/accept-revision annotation accepts ('' none), trimmed."""
-    return "" if status is None else dict(status.annotations).get(ACCEPT_REVISION_ANNOTATION, "").strip()
+                                paused=view.paused, revisions=facts.revisions, revision_since=facts.since,
+                                rollback_supported=read.deployments, partitioned=facts.partitioned,
+                                ordered=facts.ordered, created=view.status.astype(np.int64), reached=facts.reached,
+                                ordinal_start=facts.ordinal_start, accepted=facts.accepted)
 
 
 def _count_missing(params: HealthParams, hq: HealthQueries, targets: Sequence[TargetRef], view: ClusterView,

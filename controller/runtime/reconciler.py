@@ -11,6 +11,7 @@ import hashlib
 import logging
 import threading
 import time
+from operator import attrgetter
 from dataclasses import dataclass, field, replace
 from typing import Callable, NamedTuple, Sequence
 
@@ -40,6 +41,7 @@ from controller.runtime.external_scale import ExternalChange, ExternalScaleWatch
 from controller.runtime.hpa_guard import HpaGuard
 from controller.runtime.conditions import scaling_conditions
 from controller.runtime.cycle_phases import NO_PHASES, CyclePhases
+from controller.runtime.health_columns import StatusColumns
 from controller.runtime.healing import (HealthQueries, health_actions, held_notice, observe_health,
                                        revision_accepted_notice, revision_worse_notice)
 from controller.runtime.pod_samples import PodReader
@@ -47,6 +49,17 @@ from controller.runtime.scaling_memory import ScalingMemory
 from controller.runtime.startup_observer import StartupInfo, StartupObserver
 
 log = logging.getLogger("setpoint.runtime")
+
+
+#: What the resume annotations' read reads of a status.
+_ANNOTATED = attrgetter("ref", "annotations")
+
+
+def _restarted(pod_keys: np.ndarray, pods: set[str]) -> np.ndarray:
+    """(P,) bool: the pod of each key (``namespace/name``) is among ``pods`` (those restarted)."""
+    if not pods:  # the common cycle: no pod restarted, no pass over the keys
+        return np.zeros(len(pod_keys), bool)
+    return np.fromiter((str(k) in pods for k in pod_keys), bool, len(pod_keys))
 
 #: Actions that spend a healing budget: the durable state charging them is saved before they go out.
 DISRUPTIVE = frozenset({ActionKind.RESTART_POD, ActionKind.ROLLING_RESTART, ActionKind.ROLLBACK})
@@ -445,6 +458,7 @@ class Reconciler:
         self._health_state = HealthState.empty(0, policy.health) if policy.health else None
         self.rearm: set[TargetRef] = set()  # targets to resume (setpoint resume, an annotation)
         self._resume_seen: dict[TargetRef, str] = {}
+        self._resume_read: tuple | None = None  # see _resume_unread
         self._held: set[TargetRef] = set()
         self._gone_said = LastSaid()  # per target, the trimmed rollback target last announced
         self._paused_said = LastSaid()  # per target, the revision whose rollback a pause by someone else blocks
@@ -479,6 +493,7 @@ class Reconciler:
         self._before_heal: tuple[HealthState | None, set[TargetRef]] = (self._health_state, set())
         self._last_health_at: float | None = None  # time of the last health step (full or health-only cycle)
         self._rows_cache: tuple[tuple, dict[TargetRef, int]] = ((), {})  # see _row_of
+        self._statuses_read = StatusColumns()  # what the health side read of the statuses, per status object
         self._proposed: tuple[Decision, list[Action]] | None = None  # see _proposed_all
         self.rollout_in_progress = False  # the last cycle saw a target of this policy mid-rollout
         self.lock = threading.Lock()  # held by the live service's jobs: full and health-only cycles never overlap
@@ -592,6 +607,7 @@ class Reconciler:
         by_key = dict(zip(keys, targets))
         for key, value in restored.resume_seen.items():
             self._resume_seen[by_key[key]] = value  # a resume written while we were away re-arms
+        self._resume_read = None  # (values written: the next read reads every status)
         result.state_problems.extend(restored.problems)
         # what was read is what is stored, unless it had to be repaired (then write the repair)
         self._saved = None if restored.problems else durable_arrays(self._health_state)
@@ -891,7 +907,7 @@ class Reconciler:
         if healing is None or self._health_state is not healing.state:  # a failed reservation reverted it
             return
         done, held, pods = self._applied_rows(targets, applied)
-        restarted = np.fromiter((str(k) in pods for k in healing.pod_keys), bool, len(healing.pod_keys))
+        restarted = _restarted(healing.pod_keys, pods)
         self._health_state = healing.state_after(done, restarted, held)
         if self.state_store is not None and self._health_state is not healing.state:
             self._save_if_changed(targets, now, result)
@@ -958,16 +974,32 @@ class Reconciler:
     def _read_resume_annotations(self, view: ClusterView, targets: list[TargetRef]) -> None:
         """A new value of the resume annotation (``setpoint resume``) re-arms that target. The values
         of workloads no longer among ``targets`` are dropped, as their health state is (a workload
-        that comes back is a first sight); kept, every workload ever selected stayed."""
-        for status in view.statuses:
-            value = dict(status.annotations).get(RESUME_ANNOTATION, "")
-            seen = self._resume_seen.get(status.ref)  # None: first sight (an old value re-arms nothing)
-            if seen is not None and seen != value:
-                self.rearm.add(status.ref)
-            self._resume_seen[status.ref] = value
+        that comes back is a first sight); kept, every workload ever selected stayed.
+
+        Statuses of the same workloads with the same annotations as last time, the values as that
+        read left them and none re-armed by it, read the same (each value what is remembered): skipped."""
+        annotated = list(map(_ANNOTATED, view.statuses))
+        if not self._resume_unread(annotated):
+            rearmed = False
+            for status in view.statuses:
+                value = dict(status.annotations).get(RESUME_ANNOTATION, "")
+                seen = self._resume_seen.get(status.ref)  # None: first sight (an old value re-arms nothing)
+                if seen is not None and seen != value:
+                    self.rearm.add(status.ref)
+                    rearmed = True
+                self._resume_seen[status.ref] = value
+            self._resume_read = None if rearmed else (annotated, self._resume_seen, len(self._resume_seen))
         if len(self._resume_seen) > len(targets):  # some left (the common cycle: none)
             present = set(targets)
             self._resume_seen = {t: v for t, v in self._resume_seen.items() if t in present}
+
+    def _resume_unread(self, annotated: list[tuple]) -> bool:
+        """The statuses' (ref, annotations) ``annotated`` are those of the last read of the resume
+        annotations, which re-armed none, and the values remembered are as it left them
+        (``_resume_read``): reading them again would change nothing."""
+        last = self._resume_read
+        return (last is not None and last[1] is self._resume_seen and last[2] == len(self._resume_seen)
+                and last[0] == annotated)
 
     def _warn(self, target: TargetRef, reason: str, message: str, **extra) -> None:
         """A notice on ``target``: a warning in the log and a Warning Event ``reason``."""
@@ -978,11 +1010,13 @@ class Reconciler:
         """A Warning Event and a log line when a target stops being healed (a budget spent, a
         verification failed), saying why and what re-arms it; again when a `setpoint resume`
         re-armed it and it was held at once (a budget still spent: the resume did nothing)."""
-        held = {t for t, h in zip(targets, healing.held.tolist()) if h}
+        rows = np.flatnonzero(healing.held)
+        held = {targets[i] for i in rows}
         rearmed = healing.outcome == HealthReason.REARMED
-        for i, t in enumerate(targets):
+        for i in rows:  # (a target not held now has nothing to say)
+            t = targets[i]
             again = bool(rearmed[i]) and t in self._held
-            if t in held and (t not in self._held or again):
+            if t not in self._held or again:
                 message = held_notice(self.policy.health, healing, self._before_heal[0], i, t, self.policy.name, again)
                 self._warn(t, "HealingHeld", message)
         self._held = held
@@ -994,8 +1028,9 @@ class Reconciler:
         gone = healing.rollback_gone
         if gone is None:
             return
-        statuses = {s.ref: s for s in view.statuses}
-        for i in np.flatnonzero(gone != ""):
+        rows = np.flatnonzero(gone != "")
+        statuses = {s.ref: s for s in view.statuses} if rows.size else {}
+        for i in rows:
             t, rev = targets[i], str(gone[i])
             if not self._gone_said.news(t, rev):
                 continue
@@ -1130,6 +1165,8 @@ class Reconciler:
         sources = self.policy.health.rollback_sources
         if not sources:
             return
+        if not self._history_said and all(s.revision_history_limit != 0 for s in view.statuses):
+            return  # the common cycle: nothing to say, nothing said to forget or keep
         for status in view.statuses:
             t = status.ref
             if status.revision_history_limit != 0:
@@ -1201,7 +1238,7 @@ class Reconciler:
         outcomes: dict[str, tuple[str, str | None]] = {}
         self._laps.lap("decide")
         hobs = observe_health(hq, self.metrics, targets, view, now, result.errors, decision, sent, outcomes,
-                              result.health_missing, result.withheld)
+                              result.health_missing, result.withheld, self._statuses_read)
         self._laps.lap("health queries")
         hobs = self._with_check_history(targets, hobs, now, result)
         self._laps.lap("checks' history")
@@ -1211,11 +1248,13 @@ class Reconciler:
             else:
                 result.unavailable[key] = (expr, line)
         result.queries += len(sent)  # beside the metrics': their failures are counted as metrics errors too
-        rearm = np.array([t in self.rearm for t in targets], dtype=bool)
+        # (the common cycle: no target to re-arm, no pass over the targets)
+        rearm = np.array([t in self.rearm for t in targets], dtype=bool) if self.rearm else np.zeros(len(targets), bool)
         self._before_heal = (self._health_state, set(self.rearm))
         healing = heal(params, hobs, self._health_state, now,
                        scaling=decision if self.policy.params.metrics else None, rearm_rows=rearm)
-        self.rearm -= set(targets)
+        if self.rearm:
+            self.rearm -= set(targets)
         result.healing = healing
         self._health_state = healing.state
         self._announce_holds(healing, targets)

@@ -109,6 +109,7 @@ def test_smoothing_per_check(smoothing, samples, expect):
     pytest.param(["a", "b"], ["b", "x"], [1, -1], id="one-replaced-by-a-new-name"),
     pytest.param(["pod-10", "pod-1"], ["pod-1", "pod-10", "pod-100"], [1, 0, -1], id="prefixes-do-not-match"),
     pytest.param(["a"], [], [], id="no-pods-left"),
+    pytest.param(["a", "b", "a"], ["a", "b"], [0, 1], id="a-key-twice-before-is-matched-to-its-first-row"),
 ])
 def test_match_keys(old, new, expect):
     assert match_keys(np.asarray(old, dtype=str), np.asarray(new, dtype=str)).tolist() == expect

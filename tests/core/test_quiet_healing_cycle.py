@@ -157,6 +157,15 @@ def test_duplicate_pod_keys_are_refused_even_when_unchanged():
     state = pod_state(["a", "a"])
     with pytest.raises(ValueError, match="unique"):
         state.reindex(np.array(["a", "a"]), T0)
+    with pytest.raises(ValueError, match="unique"):  # its own keys object: never found unique
+        state.reindex(state.keys, T0)
+
+
+def test_the_keys_a_reindex_made_the_state_of_keep_its_rows_handed_back_as_they_are():
+    state = pod_state(["x"]).reindex(np.asarray(["a", "b", "c"], str), T0, np.asarray([1.0, NAN, 3.0]))
+    again = state.reindex(state.keys, T0 + 60.0, np.asarray([1.0, NAN, 3.0]))  # a shell that kept its pod table
+    assert again.table is state.table and again.keys is state.keys and again.rows_of == {"a": 0, "b": 1, "c": 2}
+    assert again.first_seen.tolist() == [T0] * 3
 
 
 def test_the_checks_columns_are_built_once_and_shared_read_only():

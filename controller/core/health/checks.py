@@ -25,7 +25,8 @@ keyed by pod name so that pods may come and go between cycles (:func:`match_keys
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -277,30 +278,44 @@ class PodTable:
 
 
 def match_keys(old: np.ndarray, new: np.ndarray) -> np.ndarray:
-    """(len(new),) index of each new key in ``old``, -1 where absent. Keys must be unique."""
+    """(len(new),) index of each new key in ``old`` (of the first, if twice), -1 where absent. Keys
+    must be unique."""
+    return _matched(old, new)[0]
+
+
+def _matched(old: np.ndarray, new: np.ndarray, old_rows: dict[str, int] | None = None
+             ) -> tuple[np.ndarray, dict[str, int]]:
+    """``match_keys``, and {key: row} of ``new``. Looked up in a dict of the keys (a sort of P
+    strings, or two, cost a few times more), read as numpy compares them (trailing NULs dropped):
+    ``old_rows``, {key: row} of ``old`` when known (the keys of a PodState a reindex made)."""
     new = np.asarray(new, dtype=str)
-    if np.unique(new).size != new.size:
+    wanted = new.tolist()
+    rows = dict(zip(wanted, range(new.size)))
+    if len(rows) != new.size:
         raise ValueError(f"pod keys must be unique within a policy, got {new.size - np.unique(new).size} duplicates")
     old = np.asarray(old, dtype=str)
     if old.size == 0 or new.size == 0:
-        return np.full(new.size, -1, dtype=np.int64)
-    order = np.argsort(old, kind="stable")
-    ordered = old[order]
-    pos = np.minimum(np.searchsorted(ordered, new), old.size - 1)
-    return np.where(ordered[pos] == new, order[pos], -1).astype(np.int64)
+        return np.full(new.size, -1, dtype=np.int64), rows
+    if old_rows is None:
+        known = old.tolist()
+        old_rows = dict(zip(reversed(known), range(len(known) - 1, -1, -1)))  # a key twice: its first row stays
+    return np.fromiter(map(old_rows.get, wanted, itertools.repeat(-1, new.size)), np.int64, new.size), rows
 
 
 @dataclass(frozen=True)
 class PodState:
     """Pod-scope check state keyed by pod: keys (P,), first_seen (P,) epoch s, restarted_at (P,)
     epoch s the health side last restarted the pod (NaN never; for pods that keep their name),
-    table (P, Cp), born (P,) epoch s the pod was created (NaN unknown; None: all unknown)."""
+    table (P, Cp), born (P,) epoch s the pod was created (NaN unknown; None: all unknown);
+    rows_of: {key: row} of ``keys``, found unique by ``reindex`` (which made this state), None when
+    not made so (the next reindex finds them)."""
 
     keys: np.ndarray
     first_seen: np.ndarray
     restarted_at: np.ndarray
     table: CheckTable
     born: np.ndarray | None = None
+    rows_of: dict[str, int] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def empty(cls, checks: tuple[CheckParams, ...], interval_s: float) -> "PodState":
@@ -317,7 +332,7 @@ class PodState:
         kept = self._same_pods(keys, born)  # the common cycle: the same pods as the last one
         if kept is not None:
             return kept
-        rows = match_keys(self.keys, keys)
+        rows, rows_of = _matched(self.keys, keys, self.rows_of)
         n = rows.size
         born = np.full(n, np.nan) if born is None else np.asarray(born, np.float64).reshape(n)
         known = rows >= 0
@@ -330,23 +345,28 @@ class PodState:
         # an unknown creation time keeps the one known before (a source that stops saying)
         born = np.where(same & np.isnan(born), old_born, born)
         return PodState(keys, first.astype(np.float64), restarted.astype(np.float64),
-                        self.table.take(np.where(same, rows, -1)), born)
+                        self.table.take(np.where(same, rows, -1)), born, rows_of)
 
     def _same_pods(self, keys: np.ndarray, born: np.ndarray | None) -> "PodState | None":
         """``reindex`` where ``keys`` (unique) are this state's own, in its order and every pod
         the same (none came back under its name): each keeps its row, no match nor reordering
         (the table is shared, never written in place); None otherwise (``reindex`` matches them)."""
         n = keys.size
-        if (self.keys.size != n or self.first_seen.size != n or self.restarted_at.size != n
-                or (self.born is not None and self.born.size not in (0, n)) or not (self.keys == keys).all()
-                or len(set(keys.tolist())) != n):
+        if self.keys.size != n or self.first_seen.size != n or self.restarted_at.size != n or (
+                self.born is not None and self.born.size not in (0, n)):
+            return None
+        # the keys of a state a reindex made were found unique then: the same array object (a shell that
+        # kept its pod table), or equal ones, are; others are checked
+        if not (keys is self.keys and self.rows_of is not None) and not (
+                (self.keys == keys).all() and (self.rows_of is not None or len(set(keys.tolist())) == n)):
             return None
         born = np.full(n, np.nan) if born is None else np.asarray(born, np.float64).reshape(n)
         old_born = self.born if self.born is not None and self.born.size else np.full(n, np.nan)
         if (np.isfinite(born) & np.isfinite(old_born) & (born != old_born)).any():
             return None
+        rows_of = self.rows_of if self.rows_of is not None else dict(zip(keys.tolist(), range(n)))
         return PodState(keys, self.first_seen.astype(np.float64), self.restarted_at.astype(np.float64), self.table,
-                        np.where(np.isnan(born), old_born, born))
+                        np.where(np.isnan(born), old_born, born), rows_of)
 
 
 # --- the target-level view -------------------------------------------------------------------
