@@ -59,7 +59,7 @@ def main() -> int:
     only = set(filter(None, args.only.split(",")))
     checkouts = {"base": args.base.resolve(), "branch": args.branch.resolve()}
     # one copy of the policy outside both checkouts: results name its path, which must read the same in both
-    policy = shutil.copy(args.policy, out / Path(args.policy).name) if args.policy else None
+    policy = str(shutil.copy(args.policy, out / Path(args.policy).name)) if args.policy else None
     failed = 0
     for scenario, frontier in SCENARIOS:
         name = Path(scenario).stem
