@@ -101,17 +101,14 @@ class _Block(NamedTuple):
     ordinal_start: int
     accepted: str
 
-    @property
-    def size(self) -> int:
-        return len(self.pods.refs)
-
 
 #: Every field of a TargetStatus its block reads (all but observed_at and the managed-fields ones):
 #: a status equal to the last one at its place in these reads the same.
 _READS = attrgetter("pods", "ref", "revision", "rollout_in_progress", "spec_replicas", "ordinal_start",
                     "status_replicas", "revisions", "rollout_completed_at", "partition", "ordered", "annotations")
-#: Those of them its pods' part reads (``_pod_numbers``, the pods' refs and keys).
-_POD_READS = attrgetter("ref", "revision", "rollout_in_progress", "spec_replicas", "ordinal_start")
+#: Where in ``_READS`` are those its pods' part reads (``_pod_numbers``, the pods' refs and keys):
+#: ref, revision, rollout_in_progress, spec_replicas, ordinal_start.
+_POD_READS = slice(1, 6)
 
 
 class StatusColumns:
@@ -128,7 +125,7 @@ class StatusColumns:
         self._reads: list[tuple] = []  # _READS of each status last read, at its place
         self._blocks: list[tuple[_Block, int]] = []  # (its block, its target's row or -1), at its place
         self._last: StatusRead | None = None  # what the statuses last read as
-        self._pods: dict[int, tuple[tuple, tuple, _Pods]] = {}  # id(status.pods): (pods, _POD_READS, part)
+        self._pods: dict[int, tuple[tuple, tuple, _Pods]] = {}  # id(status.pods): (pods, its _POD_READS, part)
         self._rows: list[int] = []  # the listed statuses' target rows, in status order, at the last read
         self._widths = np.zeros(0, np.int64)  # (N,) how many ReplicaSets each target's facts list
         self._pod_refs: dict[str, dict[str, tuple[TargetRef, str]]] = {}  # namespace: {pod: (ref, key)}
@@ -163,15 +160,16 @@ class StatusColumns:
                 made.append(kept[k])
                 part = kept[k][0].pods
             else:
-                part = self._pod_part(status, kept_pods)
+                part = self._pod_part(status, reads[k][_POD_READS], kept_pods)
                 made.append((_block(status, part), self._index.get(status.ref, -1)))
-            self._pods[id(status.pods)] = (status.pods, _POD_READS(status), part)
+            self._pods[id(status.pods)] = (status.pods, reads[k][_POD_READS], part)
         last = self._last
         self._reads, self._blocks = reads, made
         listed = [(block, row) for block, row in made if row >= 0]
-        if sum(map(len, self._pod_refs.values())) > 2 * sum(b.size for b, _ in listed) + 1024:  # pods gone for good
-            self._pod_refs = {}
         blocks, rows = [b for b, _ in listed], [row for _, row in listed]
+        counts = [len(b.pods.refs) for b in blocks]
+        if sum(map(len, self._pod_refs.values())) > 2 * sum(counts) + 1024:  # pods gone for good
+            self._pod_refs = {}
         facts = None
         if last is not None and rows == self._rows and len(set(rows)) == len(rows):
             facts = self._updated_facts(last.facts, [made[k] for k in range(len(made)) if not same[k] and made[k][1] >= 0])
@@ -180,7 +178,7 @@ class StatusColumns:
             self._widths = np.zeros(n, np.int64)
             self._widths[rows] = [len(b.revisions) for b in blocks]
         self._rows = rows
-        return _columns(blocks, rows, n, facts)
+        return _columns(blocks, rows, counts, n, facts)
 
     def _updated_facts(self, facts: TargetFacts, changed: list[tuple[_Block, int]]) -> TargetFacts | None:
         """``facts`` with the rows of the ``changed`` (block, row) made anew: what ``_facts`` makes
@@ -203,11 +201,11 @@ class StatusColumns:
         self._widths = widths
         return _read_only(TargetFacts(**out))
 
-    def _pod_part(self, status: TargetStatus, kept: dict) -> _Pods:
+    def _pod_part(self, status: TargetStatus, pod_reads: tuple, kept: dict) -> _Pods:
         """The pods' part of ``status``: the one made of the same pods object, status reads alike
-        (``_POD_READS``), or made now."""
+        (``pod_reads``, its ``_POD_READS``), or made now."""
         hit = kept.get(id(status.pods))
-        if hit is not None and hit[0] is status.pods and hit[1] == _POD_READS(status):
+        if hit is not None and hit[0] is status.pods and hit[1] == pod_reads:
             return hit[2]
         return self._made_pods(status)
 
@@ -248,10 +246,9 @@ def _pod_numbers(status: TargetStatus, pods: list[PodStatus]) -> np.ndarray:
         pod.phase == "Running" and not pod.waiting) for pod in pods], dtype=np.float64)
 
 
-def _columns(blocks: list[_Block], rows: list[int], n: int, facts: TargetFacts) -> StatusRead:
-    """The pods' columns of ``blocks`` (in status order), ``rows`` their targets' rows (a target
-    with two statuses: both's pods), with the targets' ``facts`` (:func:`_facts`)."""
-    counts = [b.size for b in blocks]
+def _columns(blocks: list[_Block], rows: list[int], counts: list[int], n: int, facts: TargetFacts) -> StatusRead:
+    """The pods' columns of ``blocks`` (in status order, ``counts`` pods each), ``rows`` their
+    targets' rows (a target with two statuses: both's pods), with the targets' ``facts`` (:func:`_facts`)."""
     numbers = np.concatenate([b.pods.numbers for b in blocks]) if blocks else np.zeros((0, _COLUMNS))
     keys = np.concatenate([b.pods.keys for b in blocks]) if sum(counts) else np.zeros(0, str)
     flag = lambda k: numbers[:, k] != 0  # noqa: E731
