@@ -53,7 +53,6 @@ log = logging.getLogger("setpoint.runtime")
 
 #: What the resume annotations' read reads of a status.
 _ANNOTATED = attrgetter("ref", "annotations")
-_HISTORY_LIMIT = attrgetter("revision_history_limit")  # spec.revisionHistoryLimit of a status
 
 
 def _restarted(pod_keys: np.ndarray, pods: set[str]) -> np.ndarray:
@@ -1166,7 +1165,7 @@ class Reconciler:
         sources = self.policy.health.rollback_sources
         if not sources:
             return
-        if not self._history_said and 0 not in map(_HISTORY_LIMIT, view.statuses):
+        if not self._history_said and all(s.revision_history_limit != 0 for s in view.statuses):
             return  # the common cycle: nothing to say, nothing said to forget or keep
         for status in view.statuses:
             t = status.ref
