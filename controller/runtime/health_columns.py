@@ -101,17 +101,14 @@ class _Block(NamedTuple):
     ordinal_start: int
     accepted: str
 
-    @property
-    def size(self) -> int:
-        return len(self.pods.refs)
-
 
 #: Every field of a TargetStatus its block reads (all but observed_at and the managed-fields ones):
 #: a status equal to the last one at its place in these reads the same.
 _READS = attrgetter("pods", "ref", "revision", "rollout_in_progress", "spec_replicas", "ordinal_start",
                     "status_replicas", "revisions", "rollout_completed_at", "partition", "ordered", "annotations")
-#: Those of them its pods' part reads (``_pod_numbers``, the pods' refs and keys).
-_POD_READS = attrgetter("ref", "revision", "rollout_in_progress", "spec_replicas", "ordinal_start")
+#: Where in ``_READS`` are those its pods' part reads (``_pod_numbers``, the pods' refs and keys):
+#: ref, revision, rollout_in_progress, spec_replicas, ordinal_start.
+_POD_READS = slice(1, 6)
 
 
 class StatusColumns:
@@ -128,7 +125,9 @@ class StatusColumns:
         self._reads: list[tuple] = []  # _READS of each status last read, at its place
         self._blocks: list[tuple[_Block, int]] = []  # (its block, its target's row or -1), at its place
         self._last: StatusRead | None = None  # what the statuses last read as
-        self._pods: dict[int, tuple[tuple, tuple, _Pods]] = {}  # id(status.pods): (pods, _POD_READS, part)
+        self._pods: dict[int, tuple[tuple, tuple, _Pods]] = {}  # id(status.pods): (pods, its _POD_READS, part)
+        self._rows: list[int] = []  # the listed statuses' target rows, in status order, at the last read
+        self._widths = np.zeros(0, np.int64)  # (N,) how many ReplicaSets each target's facts list
         self._pod_refs: dict[str, dict[str, tuple[TargetRef, str]]] = {}  # namespace: {pod: (ref, key)}
 
     def read(self, view: ClusterView, targets: Sequence[TargetRef]) -> StatusRead:
@@ -147,7 +146,7 @@ class StatusColumns:
         if key != self._targets:
             self._targets, self._index = key, {t: i for i, t in enumerate(key)}
             self._deployments = _read_only(np.fromiter((t.kind == "Deployment" for t in key), bool, len(key)))
-            self._reads, self._blocks, self._last = [], [], None
+            self._reads, self._blocks, self._last, self._rows = [], [], None, []
 
     def _assemble(self, statuses: Sequence[TargetStatus], reads: list[tuple], same: list[bool], n: int
                   ) -> StatusRead:
@@ -161,20 +160,52 @@ class StatusColumns:
                 made.append(kept[k])
                 part = kept[k][0].pods
             else:
-                part = self._pod_part(status, kept_pods)
+                part = self._pod_part(status, reads[k][_POD_READS], kept_pods)
                 made.append((_block(status, part), self._index.get(status.ref, -1)))
-            self._pods[id(status.pods)] = (status.pods, _POD_READS(status), part)
+            self._pods[id(status.pods)] = (status.pods, reads[k][_POD_READS], part)
+        last = self._last
         self._reads, self._blocks = reads, made
         listed = [(block, row) for block, row in made if row >= 0]
-        if sum(map(len, self._pod_refs.values())) > 2 * sum(b.size for b, _ in listed) + 1024:  # pods gone for good
+        blocks, rows = [b for b, _ in listed], [row for _, row in listed]
+        counts = [len(b.pods.refs) for b in blocks]
+        if sum(map(len, self._pod_refs.values())) > 2 * sum(counts) + 1024:  # pods gone for good
             self._pod_refs = {}
-        return _columns([b for b, _ in listed], [row for _, row in listed], n)
+        facts = None
+        if last is not None and rows == self._rows and len(set(rows)) == len(rows):
+            facts = self._updated_facts(last.facts, [made[k] for k in range(len(made)) if not same[k] and made[k][1] >= 0])
+        if facts is None:
+            facts = _facts(blocks, rows, n)
+            self._widths = np.zeros(n, np.int64)
+            self._widths[rows] = [len(b.revisions) for b in blocks]
+        self._rows = rows
+        return _columns(blocks, rows, counts, n, facts)
 
-    def _pod_part(self, status: TargetStatus, kept: dict) -> _Pods:
+    def _updated_facts(self, facts: TargetFacts, changed: list[tuple[_Block, int]]) -> TargetFacts | None:
+        """``facts`` with the rows of the ``changed`` (block, row) made anew: what ``_facts`` makes
+        of the same blocks when each target has one status (the caller checks) and the longest
+        ReplicaSet list is as long as before (None otherwise: made whole)."""
+        if not changed:
+            return facts
+        widths = self._widths.copy()
+        for block, row in changed:
+            widths[row] = len(block.revisions)
+        width = facts.revisions.shape[1]
+        if int(widths.max(initial=0)) != width:
+            return None  # the padding changes width: _facts makes it
+        out = {name: column.copy() for name, column in facts._asdict().items()}
+        for block, row in changed:
+            for name, value in zip(_FACT_NAMES, _fact_row(block)):
+                out[name][row] = value
+            revisions = ["" if v is None else str(v) for v in block.revisions]  # as heal.padded reads them
+            out["revisions"][row] = revisions + [""] * (width - len(revisions))
+        self._widths = widths
+        return _read_only(TargetFacts(**out))
+
+    def _pod_part(self, status: TargetStatus, pod_reads: tuple, kept: dict) -> _Pods:
         """The pods' part of ``status``: the one made of the same pods object, status reads alike
-        (``_POD_READS``), or made now."""
+        (``pod_reads``, its ``_POD_READS``), or made now."""
         hit = kept.get(id(status.pods))
-        if hit is not None and hit[0] is status.pods and hit[1] == _POD_READS(status):
+        if hit is not None and hit[0] is status.pods and hit[1] == pod_reads:
             return hit[2]
         return self._made_pods(status)
 
@@ -215,10 +246,9 @@ def _pod_numbers(status: TargetStatus, pods: list[PodStatus]) -> np.ndarray:
         pod.phase == "Running" and not pod.waiting) for pod in pods], dtype=np.float64)
 
 
-def _columns(blocks: list[_Block], rows: list[int], n: int) -> StatusRead:
-    """The pods' columns and the targets' facts of ``blocks`` (in status order), ``rows`` their
-    targets' rows; a target with two statuses reads as the last one (its pods: both's)."""
-    counts = [b.size for b in blocks]
+def _columns(blocks: list[_Block], rows: list[int], counts: list[int], n: int, facts: TargetFacts) -> StatusRead:
+    """The pods' columns of ``blocks`` (in status order, ``counts`` pods each), ``rows`` their
+    targets' rows (a target with two statuses: both's pods), with the targets' ``facts`` (:func:`_facts`)."""
     numbers = np.concatenate([b.pods.numbers for b in blocks]) if blocks else np.zeros((0, _COLUMNS))
     keys = np.concatenate([b.pods.keys for b in blocks]) if sum(counts) else np.zeros(0, str)
     flag = lambda k: numbers[:, k] != 0  # noqa: E731
@@ -227,7 +257,7 @@ def _columns(blocks: list[_Block], rows: list[int], n: int) -> StatusRead:
                       current=flag(_CURRENT), born=numbers[:, _BORN].copy(), blocks_rollout=flag(_BLOCKS),
                       condemned=flag(_CONDEMNED), not_ready_since=numbers[:, _NOT_READY_SINCE].copy(),
                       running=flag(_RUNNING))
-    return StatusRead(_read_only(pods), _read_only(keys), _read_only(_facts(blocks, rows, n)), np.zeros(n, bool))
+    return StatusRead(_read_only(pods), _read_only(keys), _read_only(facts), np.zeros(n, bool))
 
 
 def _read_only(kept):
@@ -239,8 +269,19 @@ def _read_only(kept):
     return kept
 
 
+#: The facts ``_fact_row`` gives of one block, in its order.
+_FACT_NAMES = ("revision", "since", "partitioned", "ordered", "reached", "ordinal_start", "accepted", "crashing")
+
+
+def _fact_row(block: _Block) -> tuple:
+    """One target's ``_FACT_NAMES`` facts, from its status's block."""
+    return (block.revision, block.since, block.partitioned, block.ordered, block.reached, block.ordinal_start,
+            block.accepted, block.pods.crashing)
+
+
 def _facts(blocks: list[_Block], rows: list[int], n: int) -> TargetFacts:
-    """(N,) facts of the targets, from the block of each target's last status."""
+    """(N,) facts of the targets, from the block of each target's last status (a target with two
+    statuses reads as the last one)."""
     last = [None] * n
     for block, row in zip(blocks, rows):
         last[row] = block

@@ -78,6 +78,15 @@ CYCLES = [
     ("two statuses of one workload", [lambda s: s + (status(WEB, (pod("web-z", revision="3"),), revision="3"),)],
      None),
     ("a new target list", [lambda s: s, lambda s: s], [[WEB, API], [API, DB, WEB]]),
+    ("one workload's facts change, the others' kept",
+     [lambda s: s[:1] + (dataclasses.replace(s[1], revision="3", annotations=((ACCEPT_REVISION_ANNOTATION, "3"),),
+                                             partition=2, ordinal_start=1, revisions=("3",)),) + s[2:],
+      lambda s: s], None),
+    ("a ReplicaSet list grows, then shrinks back",
+     [lambda s: s[:1] + (dataclasses.replace(s[1], revisions=("1", "2", "3")),) + s[2:], lambda s: s], None),
+    ("every ReplicaSet list shrinks, then one grows back",
+     [lambda s: tuple(dataclasses.replace(x, revisions=("2",)) for x in s),
+      lambda s: tuple(dataclasses.replace(x, revisions=("2",)) for x in s[:2]) + s[2:]], None),
 ]
 
 

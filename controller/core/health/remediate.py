@@ -62,7 +62,11 @@ def as_strings(values, n: int) -> np.ndarray:
     if values is None:
         return np.full(n, "", dtype=object)
     out = np.empty(n, dtype=object)
-    out[:] = ["" if v is None else str(v) for v in np.asarray(values, dtype=object).reshape(-1)]
+    values = np.asarray(values, dtype=object).reshape(-1)
+    if values.size == n and set(map(type, values.tolist())) <= {str}:  # the common case: str already (str(v) is v)
+        out[:] = values
+    else:
+        out[:] = ["" if v is None else str(v) for v in values]
     return out
 
 
