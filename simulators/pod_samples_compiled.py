@@ -7,7 +7,7 @@ pass at 1,000 services). :func:`try_draw_pod_samples` makes every service's draw
 kernel call over a numba typed list of the same Generator objects: numba draws from their bit
 generators' state with the algorithms of numpy's distributions.c (its Generator support), so
 each stream advances as numpy's calls advance it and the values are numpy's, bit for bit
-(tests/simulators/test_kept_statuses.py compares them). ``SimMetrics._draw_pod_samples`` is the
+(tests/simulators/test_pod_samples_compiled.py compares them). ``SimMetrics._draw_pod_samples`` is the
 reference (and runs for ``SETPOINT_COMPILED=0``).
 """
 

@@ -569,8 +569,8 @@ class SimMetrics:
         binomial errors among them at ``ratio`` and a standard normal, the pods of a service (a
         run of equal ``rows`` (P,), ascending) drawn from its own stream in three calls (slices
         of the run: no gathers), by slot as they come (the reference of simulators/pod_samples_compiled.py's
-        kernel, and the draws with the kernels off). A service whose pods all fail no requests
-        (``ratio`` 0) skips its binomial call: numpy's binomial returns 0 at p = 0 without a draw
+        kernel, and the draws with the kernels off). A service none of whose pods fails requests
+        (``ratio`` 0 for each) skips its binomial call: numpy's binomial returns 0 at p = 0 without a draw
         (distributions.c random_binomial), so its stream is where the call would leave it."""
         requests, errors, z = np.zeros(rows.size, np.int64), np.zeros(rows.size, np.int64), np.zeros(rows.size)
         if rows.size == 0:
