@@ -26,9 +26,7 @@ from controller.core.health.remediate import Window
 from controller.core.health.revision_test import Measure, latency_stats, ratio_stats
 from controller.errors import MetricsUnavailable
 from controller.model import ACCEPT_REVISION_ANNOTATION, Action, PodStatus, TargetRef, TargetStatus
-# (the pod and workload readings moved there: still importable from here)
-from controller.runtime.health_columns import (HealthPods, StatusColumns, _blocks_rollout, _condemned,  # noqa: F401
-                                              accepted_revision, ordinal_of, walk_reach)
+from controller.runtime.health_columns import HealthPods, StatusColumns
 from controller.ports import ClusterView, ConcurrentMetricsSource, MetricsSource
 
 POD_LABELS = ("namespace", "pod")

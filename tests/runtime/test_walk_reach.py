@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from controller.model import PodStatus, TargetRef, TargetStatus
-from controller.runtime.healing import walk_reach
+from controller.runtime.health_columns import walk_reach
 
 WEB = TargetRef("default", "web", "StatefulSet")
 
