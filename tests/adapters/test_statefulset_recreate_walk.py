@@ -19,7 +19,7 @@ from kubernetes import client as kube_client
 
 from controller.core.arbitrate import ArbitrationInput, ordered_walk_up
 from controller.model import Action, ActionKind
-from controller.runtime.healing import walk_reach
+from controller.runtime.health_columns import walk_reach
 from tests.adapters.kube_helpers import official_client
 from tests.adapters.test_statefulset_contract import NS, STS_YAML, WEB, make_cluster, serve_sts
 
