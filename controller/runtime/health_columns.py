@@ -19,7 +19,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from controller.core.health.heal import padded
+from controller.core.health.heal import padded, revision_strings
 from controller.model import ACCEPT_REVISION_ANNOTATION, PodStatus, TargetRef, TargetStatus
 from controller.ports import ClusterView
 
@@ -32,9 +32,9 @@ class HealthPods(NamedTuple):
     """The pods of ``health_pods`` as columns (P,): target row, pod ref (namespace, pod name),
     Ready, on its workload's current revision, created at (epoch s, NaN unknown: a StatefulSet's
     pod deleted and recreated keeps its name, not this), blocking its workload's rollout
-    (:func:`_blocks_rollout`), and condemned by a StatefulSet's scale-down (:func:`_condemned`); for
-    the hung-pod checks, since when its Ready condition has been as it is (epoch s, NaN unknown) and
-    whether it runs (phase Running, no container waiting to start again)."""
+    (:func:`_rollout_waits`, :func:`_holds_rollout`), and condemned by a StatefulSet's scale-down
+    (:func:`_condemned`); for the hung-pod checks, since when its Ready condition has been as it is
+    (epoch s, NaN unknown) and whether it runs (phase Running, no container waiting to start again)."""
 
     rows: np.ndarray
     refs: list[TargetRef]
@@ -196,7 +196,7 @@ class StatusColumns:
         for block, row in changed:
             for name, value in zip(_FACT_NAMES, _fact_row(block)):
                 out[name][row] = value
-            revisions = ["" if v is None else str(v) for v in block.revisions]  # as heal.padded reads them
+            revisions = revision_strings(block.revisions)
             out["revisions"][row] = revisions + [""] * (width - len(revisions))
         self._widths = widths
         return _read_only(TargetFacts(**out))
@@ -237,11 +237,11 @@ def _pod_numbers(status: TargetStatus, pods: list[PodStatus]) -> np.ndarray:
         return np.zeros((0, _COLUMNS))
     revision, nan = status.revision, math.nan
     sts = status.ref.kind == "StatefulSet"
-    rolling = sts and status.rollout_in_progress and bool(status.revision)  # _blocks_rollout's workload side
+    waits = _rollout_waits(status)
     return np.array([(
         bool(pod.ready), bool(pod.revision and pod.revision == revision),
         nan if pod.created_time is None else pod.created_time,
-        rolling and _blocks_rollout(status, pod), sts and _condemned(status, pod),
+        waits and _holds_rollout(pod, revision), sts and _condemned(status, pod),
         nan if pod.ready_transition_time is None else pod.ready_transition_time,
         pod.phase == "Running" and not pod.waiting) for pod in pods], dtype=np.float64)
 
@@ -315,16 +315,21 @@ def _finish_facts(facts: TargetFacts, view: ClusterView, n: int) -> TargetFacts:
     return facts._replace(reached=reached, crashing=crashing)
 
 
-def _blocks_rollout(status: TargetStatus, pod: PodStatus) -> bool:
-    """A StatefulSet's rollout waits for ``pod`` and it will not end by itself. The StatefulSet
-    controller (OrderedReady) replaces a pod off the update revision only once every pod is Ready,
-    so a broken pod left on the old revision (a bad release undone by ``kubectl rollout undo``: its
-    pods are now the old revision) holds the rollout for good; the Kubernetes docs' "forced
-    rollback" is to delete it, and it comes back on the update revision (below a partition: on the
-    current one, as any pod recreated there). A Deployment's rollout replaces its old pods itself:
-    none of its pods block it."""
-    sts = status.ref.kind == "StatefulSet" and status.rollout_in_progress and bool(status.revision)
-    return sts and not pod.ready and bool(pod.revision) and pod.revision != status.revision
+def _rollout_waits(status: TargetStatus) -> bool:
+    """A pod of this workload can block its rollout (:func:`_holds_rollout`): a StatefulSet mid-rollout
+    to a known revision. The StatefulSet controller (OrderedReady) replaces a pod off the update
+    revision only once every pod is Ready, so a broken pod left on the old revision (a bad release
+    undone by ``kubectl rollout undo``: its pods are now the old revision) holds the rollout for
+    good; the Kubernetes docs' "forced rollback" is to delete it, and it comes back on the update
+    revision (below a partition: on the current one, as any pod recreated there). A Deployment's
+    rollout replaces its old pods itself: none of its pods block it."""
+    return status.ref.kind == "StatefulSet" and status.rollout_in_progress and bool(status.revision)
+
+
+def _holds_rollout(pod: PodStatus, revision: str) -> bool:
+    """``pod`` blocks its workload's rollout to ``revision``, where one can (:func:`_rollout_waits`):
+    not Ready, on another known revision."""
+    return not pod.ready and bool(pod.revision) and pod.revision != revision
 
 
 def _condemned(status: TargetStatus, pod: PodStatus) -> bool:

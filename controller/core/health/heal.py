@@ -134,12 +134,17 @@ class HealthObservation:
         return pick(self.revision_new), pick(self.revision_old)
 
 
+def revision_strings(values) -> list[str]:
+    """One target's ReplicaSet revisions as ``padded`` reads them: str, None as ''."""
+    return ["" if v is None else str(v) for v in values]
+
+
 def padded(rows, n: int) -> np.ndarray:
     """(n, K) object array of str from ``n`` sequences of str (K their longest), '' padding; an
     (n, K) object array is taken as this function made it (a shell keeps it while its rows stay)."""
     if isinstance(rows, np.ndarray) and rows.dtype == object and rows.ndim == 2 and rows.shape[0] == n:
         return rows
-    rows = [["" if v is None else str(v) for v in r] for r in rows]
+    rows = [revision_strings(r) for r in rows]
     if len(rows) != n:
         raise ValueError(f"revisions: expected one sequence per target ({n}), got {len(rows)}")
     out = np.full((n, max((len(r) for r in rows), default=0)), "", dtype=object)
