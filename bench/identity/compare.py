@@ -7,10 +7,13 @@ Scenarios: the bundled flash-crowd (with the HPA frontier), diurnal, step, node-
 bad-rollout, memory-leak, metrics-outage (without the frontier), and the 16- and 30-service mixes
 beside this file (four load shapes, every fault kind). Each checkout runs its own code
 (PYTHONPATH=checkout). Run: python bench/identity/compare.py --base /path/to/base/checkout
-[--branch .] [--out DIR] [--only flash-crowd,mix-16] [--paths 1,0] [--policy FILE]
+[--branch .] [--out DIR] [--only flash-crowd,mix-16] [--paths 1,0] [--policy FILE] [--scenario-set PATH=VALUE ...]
 
 ``--policy`` runs every scenario under another policy than the bundled default, e.g.
 policies/setpoint-healing.yaml for the healing paths (its health checks act on the fault scenarios).
+``--scenario-set`` (repeatable) passes the same field change to every run, e.g. the binding a policy's
+pod checks need: ``--policy policies/statefulset-healing.yaml --scenario-set
+spec.metrics.pod_errors=pod_error_ratio`` (a scenario without that field's parent refuses it: use ``--only``).
 """
 
 from __future__ import annotations
@@ -31,11 +34,14 @@ SCENARIOS = [("flash-crowd", True)] + [(name, False) for name in (
 FILES = ("result.json", "decisions.jsonl")
 
 
-def run(checkout: Path, scenario: str, frontier: bool, compiled: str, out: Path, policy: str | None = None) -> None:
-    """``simulate`` of ``scenario`` with ``checkout``'s code into ``out`` (under ``policy``, a file, when given)."""
+def run(checkout: Path, scenario: str, frontier: bool, compiled: str, out: Path, policy: str | None = None,
+        scenario_sets: tuple[str, ...] = ()) -> None:
+    """``simulate`` of ``scenario`` with ``checkout``'s code into ``out`` (under ``policy``, a file, when given;
+    each of ``scenario_sets`` a ``--scenario-set PATH=VALUE``)."""
     env = dict(os.environ, PYTHONPATH=str(checkout), SETPOINT_COMPILED=compiled)
     cmd = [sys.executable, "-m", "controller.cli", "simulate", scenario, "-o", str(out), "--no-report",
            "--frontier" if frontier else "--no-frontier"] + (["--policy", policy] if policy else [])
+    cmd += [arg for change in scenario_sets for arg in ("--scenario-set", change)]
     done = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{checkout}: {' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
@@ -53,6 +59,8 @@ def main() -> int:
     ap.add_argument("--only", default="", help="comma-separated scenario names (default: all)")
     ap.add_argument("--paths", default="1,0", help="SETPOINT_COMPILED values, comma-separated")
     ap.add_argument("--policy", default=None, help="a policy file for every run (default: setpoint simulate's own)")
+    ap.add_argument("--scenario-set", action="append", default=[], metavar="PATH=VALUE",
+                    help="a scenario field change for every run (repeatable), as setpoint simulate takes it")
     args = ap.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="identity-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -69,7 +77,7 @@ def main() -> int:
             dirs = {}
             for label, checkout in checkouts.items():
                 dirs[label] = out / f"{name}-{compiled}-{label}"
-                run(checkout, scenario, frontier, compiled, dirs[label], policy)
+                run(checkout, scenario, frontier, compiled, dirs[label], policy, tuple(args.scenario_set))
             same = [normalized(dirs["base"] / f, checkouts["base"]) == normalized(dirs["branch"] / f, checkouts["branch"])
                     for f in FILES]
             sizes = ", ".join(f"{f} {(dirs['branch'] / f).stat().st_size} B" for f in FILES)
