@@ -19,8 +19,12 @@ RSS of this process, getrusage) is the same for 1 day as for 30.
 With more than one CPU, the compiled path runs once more with the two controllers in two
 processes (``--jobs``, as ``setpoint simulate`` shares its controllers), ``--repeat`` times
 (3), its target read on the median: wall time only.
+Then (no target: a figure to watch) the compiled path once more with a policy that has a health
+section (``--healing-policy``, policies/setpoint-healing.yaml) alone for ``--healing-hours`` (0.25): the
+health side of a cycle (pod checks over every pod, revision statistics) costs far more than the
+scaling side, and this line shows by how much per simulated day (0: skip).
 Run: python bench/sim_speed.py [--services 1000] [--hours 24 | --days 30] [--paths compiled,numpy] [--jobs N] [--repeat 3]
-     [--policy FILE]
+     [--policy FILE] [--healing-hours 0.25] [--healing-policy FILE]
 """
 
 from __future__ import annotations
@@ -103,9 +107,10 @@ def specs(policies) -> list[ControllerSpec]:
     return [ControllerSpec(name, "policy", "", policy=p) for name, p in zip(("policy", "hpa"), policies)]
 
 
-def run_path(sc, policies) -> tuple[float, float, dict]:
+def run_path(sc, policies) -> tuple[float, float, dict, dict]:
     """Wall and CPU seconds of both controllers' runs, in lockstep (runner.run_controllers: each
-    chunk of load generated once for both, in "load"), and their replica-hours. CPU time (this
+    chunk of load generated once for both, in "load"), their replica-hours and each one's own CPU
+    seconds (by controller name; the shared part left out). CPU time (this
     process) is the figure to read on a shared, loaded machine: wall time there includes the time
     other processes ran."""
     current = ["load"]
@@ -133,11 +138,12 @@ def run_path(sc, policies) -> tuple[float, float, dict]:
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     total = {w: watches[w].total for w in watches}
     cpus = {w: watches[w].cpu for w in watches}
-    replica_hours = {}
+    replica_hours, own_cpus = {}, {}
     for run, _ in done:
         name = run.name
         replica_hours[name] = round(run.scores["replica_hours"], 6)
         own, own_cpu = total["run"].get(name, 0.0), cpus["run"].get(name, 0.0)
+        own_cpus[name] = own_cpu
         # engine steps: ticks stepped alone (step) and in runs (step_ticks, their signals recorded too)
         step, cycle = total["step"].get(name, 0.0) + total["ticks"].get(name, 0.0), total["cycle"].get(name, 0.0)
         step_cpu, cycle_cpu = cpus["step"].get(name, 0.0) + cpus["ticks"].get(name, 0.0), cpus["cycle"].get(name, 0.0)
@@ -149,7 +155,7 @@ def run_path(sc, policies) -> tuple[float, float, dict]:
     shared, shared_cpu = wall - sum(total["run"].values()), cpu - sum(cpus["run"].values())
     print(f"  {'shared':>7}: {shared:6.1f} s wall, {shared_cpu:6.1f} s CPU  (load generated once for both, "
           "set-up, scores' finish)")
-    return wall, cpu, replica_hours
+    return wall, cpu, replica_hours, own_cpus
 
 
 def shared_run(sc, policies, jobs: int, days: float, alone_rate: float, alone_hours: dict, repeat: int) -> None:
@@ -171,6 +177,24 @@ def shared_run(sc, policies, jobs: int, days: float, alone_rate: float, alone_ho
           f"{f' (median of {repeat}: {runs})' if repeat > 1 else ''} "
           f"({rate / alone_rate:.2f}x one process; target >= 0.5: {met(rate >= 0.5)}; stretch 1.0: {met(rate >= 1.0)});"
           f"  same replica-hours: {same}")
+
+
+def healing_line(services: int, hours: float, policy_file: str, policy_cpu_per_day: float) -> None:
+    """The compiled path with ``policy_file`` (a policy with a health section) alone for ``hours`` on the
+    same scenario: its CPU seconds (its kernels warmed first, not counted), simulated days per
+    CPU-second, and how many times the main run's policy controller's own CPU per simulated day
+    (``policy_cpu_per_day``, seconds) it costs. No target."""
+    compiled.set_switch("1")
+    sc = load_scenario_text(scenario_text(services, hours), "wide-healing.yaml")
+    spec = [ControllerSpec("healing", "policy", "", policy=load_policies([policy_file])[0])]
+    warm_kernels(load_scenario_text(scenario_text(2, 1 / 60), "warm-up.yaml"), spec)
+    c = time.process_time()
+    (run, _), = run_controllers(sc, spec, keep_records=False)
+    cpu = time.process_time() - c
+    days = sc.duration_s / 86400.0
+    print(f"healing ({Path(policy_file).name} alone, {plural(services, 'service')}, {span_words(hours)}): {cpu:.1f} s CPU, "
+          f"{days / cpu:.4g} simulated days per CPU-second ({cpu / days / policy_cpu_per_day:.0f}x the policy "
+          f"controller's CPU per simulated day above; no target)  replica-hours {run.scores['replica_hours']:.0f}")
 
 
 def scenario_text(services: int, hours: float) -> str:
@@ -210,13 +234,17 @@ def main() -> None:
                     help="runs of the shared (--jobs) path; its target is read on their median")
     ap.add_argument("--policy", default=str(REPO / "policies" / "setpoint-default.yaml"),
                     help="the policy file run beside HPA (default: the default policy)")
+    ap.add_argument("--healing-hours", type=float, default=0.25,
+                    help="simulated hours of the healing line (compiled, the healing policy alone; 0: skip)")
+    ap.add_argument("--healing-policy", default=str(REPO / "policies" / "setpoint-healing.yaml"),
+                    help="the policy of the healing line (one with a health section)")
     args = ap.parse_args()
     hours = args.days * 24.0 if args.days is not None else args.hours
     sc = load_scenario_text(scenario_text(args.services, hours), "wide-day.yaml")
     policies = [load_policies([path])[0] for path in (args.policy, REPO / "policies" / "hpa-cpu.yaml")]
     days = sc.duration_s / 86400.0
     print(run_size(args.services, sc.tick_count, days))
-    rates, hours = {}, {}
+    rates, hours, policy_cpu = {}, {}, {}
     for path in args.paths.split(","):
         compiled.set_switch("1" if path == "compiled" else "0")
         if path == "compiled":
@@ -225,7 +253,8 @@ def main() -> None:
                 continue
             print(f"compiled: kernels compiled or loaded from the disk cache in {compile_kernels(policies):.1f} s "
                   "(not counted below)")
-        wall, cpu, hours[path] = run_path(sc, policies)
+        wall, cpu, hours[path], own_cpus = run_path(sc, policies)
+        policy_cpu[path] = own_cpus["policy"]
         rates[path] = days / wall
         print(f"{path}: {rates[path]:.4g} simulated days per wall-second, both controllers, load included"
               f"  (target >= 0.5: {met(rates[path] >= 0.5)}; stretch 1.0: {met(rates[path] >= 1.0)})")
@@ -236,6 +265,8 @@ def main() -> None:
               f"{hours['compiled'] == hours['numpy']}")
     if args.jobs > 1 and "compiled" in rates:
         shared_run(sc, policies, args.jobs, days, rates["compiled"], hours["compiled"], max(1, args.repeat))
+    if args.healing_hours > 0 and "compiled" in rates:
+        healing_line(args.services, args.healing_hours, args.healing_policy, policy_cpu["compiled"] / days)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     print(f"peak memory (RSS): {peak / 2**20:.0f} MiB for {plural(days, 'simulated day')}  "
           f"(target < {MEMORY_TARGET_BYTES / 2**30:g} GiB for 30 days: {met(peak < MEMORY_TARGET_BYTES)}"
