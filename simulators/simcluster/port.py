@@ -74,6 +74,10 @@ class ClusterPort:
         self._status_cache: list[tuple[int, TargetStatus] | None] = []
         self._slot_names = self._slot_revisions = self._slot_pods = np.zeros(0, dtype=object)
         self._pod_stale = np.zeros(0, dtype=bool)  # (S * K,) slots whose kept PodStatus is out of date
+        # bumped by _note_changes when a pod came, went or was named anew (pods_generation); pod_signals'
+        # flat slots and their names and revision numbers as lists, kept for the generation they were made in
+        self._pods_generation = 0
+        self._signal_names: tuple[int, list[str], list[str]] | None = None
 
     def slot_arrays(self) -> SlotArrays:
         """The pod slots and per-service state as read-only views, queued changes applied first
@@ -273,6 +277,7 @@ class ClusterPort:
             self._pod_stale = np.ones(S * K, dtype=bool)
             self._seen_pods = tuple(a.copy() for a in pods)
             self._seen_rows = tuple(a.copy() for a in counts)
+            went = True
         else:
             renamed = (pods[4] != seen[4]) | (pods[5] != seen[5])
             moved = renamed.copy()
@@ -287,13 +292,24 @@ class ClusterPort:
                 return
             renamed |= seen[0] == EMPTY  # a pod named anew: a slot filled may keep the serial it had
             renamed[renumbered] = moved[renumbered] = True
+            went = bool(((seen[0][rows] != EMPTY) & (pods[0][rows] == EMPTY)).any())
             self._pod_stale |= moved.ravel()
             for now_a, seen_a in zip(pods, seen):
                 seen_a[rows] = now_a[rows]
             for now_a, seen_a in zip(counts, self._seen_rows):
                 seen_a[rows] = now_a[rows]
         self._status_stale[rows] = True
-        self._name_slots(np.flatnonzero(renamed & (self._pod_phase != EMPTY)))
+        named = np.flatnonzero(renamed & (self._pod_phase != EMPTY))
+        if went or named.size:
+            self._pods_generation += 1
+        self._name_slots(named)
+
+    @property
+    def pods_generation(self) -> int:
+        """A count that changes whenever a pod comes, goes or is named anew (its name or revision
+        number), as of the last read that noted changes (``_note_changes``: ``pod_signals``, and
+        ``view`` with statuses): equal counts, the same pods with the same names, in the same slots."""
+        return self._pods_generation
 
     def _name_slots(self, flat: np.ndarray) -> None:
         """Make the name and revision number (str) of the pods at the flat slot indices ``flat`` (F,)."""
@@ -362,15 +378,29 @@ class ClusterPort:
         served_rps (the service's served requests shared evenly by its ready pods),
         latency_p95_s (the service's p95 without bad pods' extra latency, plus the pod's own),
         revision (the pod's revision number, as in ``statuses``).
-        Slow path (builds pod names): call it only when a policy has pod-scope checks.
+        Slow path (builds pod names): call it only when a policy has pod-scope checks. Its ``name``
+        and ``revision`` lists are the same objects from one call to the next while no pod came,
+        went or was named anew (``pods_generation``): read them, never change them.
         """
         numbers = self.pod_numbers(now)
         self._note_changes()
         rows = numbers.pop("row")
-        flat = rows * self.K + numbers.pop("slot")
+        slots = numbers.pop("slot")
         del numbers["serial"], numbers["revision_seq"]
-        return {"row": rows, "name": self._slot_names[flat].tolist(), **numbers,
-                "revision": self._slot_revisions[flat].tolist()}
+        names, revisions = self._named_pods(rows, slots)
+        return {"row": rows, "name": names, **numbers, "revision": revisions}
+
+    def _named_pods(self, rows: np.ndarray, slots: np.ndarray) -> tuple[list[str], list[str]]:
+        """The names and revision numbers of the pods at ``rows``, ``slots`` (P,) (every pod, in
+        slot order), as lists: those made for the same ``pods_generation`` (the same pods in the
+        same slots), else made now (two gathers and two lists of P strings)."""
+        kept = self._signal_names
+        if kept is not None and kept[0] == self._pods_generation:
+            return kept[1], kept[2]
+        flat = rows * self.K + slots
+        names, revisions = self._slot_names[flat].tolist(), self._slot_revisions[flat].tolist()
+        self._signal_names = (self._pods_generation, names, revisions)
+        return names, revisions
 
     def pod_numbers(self, now: float | None = None) -> dict[str, np.ndarray]:
         """``pod_signals`` without its strings (no names, no revision numbers): cheap enough for
