@@ -641,7 +641,8 @@ class SimMetrics:
         same order: a compare by identity first, ~20 us for 10k pods, against ~1 ms of lookups)
         and ``names`` the same list (no pod came, went or was renamed since); else looked up."""
         kept = self._pod_names_pick
-        if kept is not None and kept[1] is names and kept[0] == pods:
+        # (a list only: an array's == is elementwise)
+        if kept is not None and kept[1] is names and isinstance(pods, list) and kept[0] == pods:
             return kept[2]
         pick = np.fromiter(map(index.get, map(_POD_NAME, pods), repeat(-1)), np.int64, len(pods))
         pick.flags.writeable = False

@@ -153,8 +153,8 @@ def read_by_name(c: SimCluster, field: str, pods: list[TargetRef]) -> tuple[np.n
 
 
 # Each row changes the cluster, then asks for a list of pods: ``kept`` (the list last asked, the
-# same object), ``copy`` (an equal new list), ``reversed`` (the same pods in another order) or
-# ``listed`` (the pods as listed now, plus one that never existed).
+# same object), ``copy`` (an equal new list), ``reversed`` (the same pods in another order),
+# ``array`` (an equal object array) or ``listed`` (the pods as listed now, plus one that never existed).
 ASKS = [
     pytest.param(lambda c: tick(c), "listed", id="first-read"),
     pytest.param(lambda c: tick(c), "copy", id="a-tick-an-equal-list-same-names"),
@@ -165,6 +165,7 @@ ASKS = [
     pytest.param(lambda c: c.set_replicas(1, 4), "copy", id="equal-list-pods-added-since"),
     pytest.param(lambda c: c.rollout(0, RevisionProps()), "kept", id="same-list-mid-rollout"),
     pytest.param(lambda c: tick(c, 6), "kept", id="same-list-rollout-done"),
+    pytest.param(lambda c: None, "array", id="the-same-pods-as-an-array"),
 ]
 
 
@@ -180,7 +181,9 @@ def test_pod_queries_read_as_found_afresh():
         change(c), change(fresh)
         metrics.push(c.signals())
         listed = pod_refs(c.pod_signals()["name"]) + pod_refs(["web-gone"])
-        pods = {"kept": pods, "copy": list(pods), "reversed": pods[::-1], "listed": listed}[which]
+        array = np.empty(len(pods), dtype=object)
+        array[:] = pods
+        pods = {"kept": pods, "copy": list(pods), "reversed": pods[::-1], "array": array, "listed": listed}[which]
         for field in ("ready", "restarts"):
             got = metrics.query(field, pods, c.now, labels=POD)
             values, present = read_by_name(fresh, field, pods)
