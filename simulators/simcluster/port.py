@@ -6,6 +6,7 @@ See :mod:`simulators.ports` for the port adapters built on it.
 from __future__ import annotations
 
 import math
+from itertools import repeat
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -74,6 +75,10 @@ class ClusterPort:
         self._status_cache: list[tuple[int, TargetStatus] | None] = []
         self._slot_names = self._slot_revisions = self._slot_pods = np.zeros(0, dtype=object)
         self._pod_stale = np.zeros(0, dtype=bool)  # (S * K,) slots whose kept PodStatus is out of date
+        # bumped by _note_changes when a pod came, went or was named anew (pods_generation); pod_signals'
+        # flat slots and their names and revision numbers as lists, kept for the generation they were made in
+        self._pods_generation = 0
+        self._signal_names: tuple[int, list[str], list[str]] | None = None
 
     def slot_arrays(self) -> SlotArrays:
         """The pod slots and per-service state as read-only views, queued changes applied first
@@ -241,17 +246,17 @@ class ClusterPort:
         self._note_changes()
         self._refresh_pods()
         now, cache, revisions = self.now, self._status_cache, self._revisions
+        for i in rows[self._status_stale[rows]].tolist():  # made again first: the loop below only reads
+            cache[i] = (len(revisions[i]), self._status(i))
+        self._status_stale[rows] = False
         out = []
-        for k, (i, stale) in enumerate(zip(rows.tolist(), self._status_stale[rows].tolist())):
-            entry = cache[i]
-            if stale or entry is None or entry[0] != len(revisions[i]):  # forget_revisions changes only the count
-                entry = cache[i] = (len(revisions[i]), self._status(i))
-                self._status_stale[i] = False
-            status = entry[1]
-            ref = status.ref if refs is None else refs[k]
-            if status.observed_at != now or status.ref is not ref:
-                status = _restamped(status, now, ref)
-                cache[i] = (entry[0], status)
+        for i, ref in zip(rows.tolist(), repeat(None) if refs is None else refs):
+            count, status = cache[i]
+            if count != len(revisions[i]):  # forget_revisions changes only the count
+                count, status = cache[i] = (len(revisions[i]), self._status(i))
+            if status.observed_at != now or (ref is not None and status.ref is not ref):
+                status = _restamped(status, now, status.ref if ref is None else ref)
+                cache[i] = (count, status)
             out.append(status)
         return tuple(out)
 
@@ -273,6 +278,7 @@ class ClusterPort:
             self._pod_stale = np.ones(S * K, dtype=bool)
             self._seen_pods = tuple(a.copy() for a in pods)
             self._seen_rows = tuple(a.copy() for a in counts)
+            went = True
         else:
             renamed = (pods[4] != seen[4]) | (pods[5] != seen[5])
             moved = renamed.copy()
@@ -287,13 +293,24 @@ class ClusterPort:
                 return
             renamed |= seen[0] == EMPTY  # a pod named anew: a slot filled may keep the serial it had
             renamed[renumbered] = moved[renumbered] = True
+            went = bool(((seen[0][rows] != EMPTY) & (pods[0][rows] == EMPTY)).any())
             self._pod_stale |= moved.ravel()
             for now_a, seen_a in zip(pods, seen):
                 seen_a[rows] = now_a[rows]
             for now_a, seen_a in zip(counts, self._seen_rows):
                 seen_a[rows] = now_a[rows]
         self._status_stale[rows] = True
-        self._name_slots(np.flatnonzero(renamed & (self._pod_phase != EMPTY)))
+        named = np.flatnonzero(renamed & (self._pod_phase != EMPTY))
+        if went or named.size:
+            self._pods_generation += 1
+        self._name_slots(named)
+
+    @property
+    def pods_generation(self) -> int:
+        """A count that changes whenever a pod comes, goes or is named anew (its name or revision
+        number), as of the last read that noted changes (``_note_changes``: ``pod_signals``, and
+        ``view`` with statuses): equal counts, the same pods with the same names, in the same slots."""
+        return self._pods_generation
 
     def _name_slots(self, flat: np.ndarray) -> None:
         """Make the name and revision number (str) of the pods at the flat slot indices ``flat`` (F,)."""
@@ -362,15 +379,29 @@ class ClusterPort:
         served_rps (the service's served requests shared evenly by its ready pods),
         latency_p95_s (the service's p95 without bad pods' extra latency, plus the pod's own),
         revision (the pod's revision number, as in ``statuses``).
-        Slow path (builds pod names): call it only when a policy has pod-scope checks.
+        Slow path (builds pod names): call it only when a policy has pod-scope checks. Its ``name``
+        and ``revision`` lists are the same objects from one call to the next while no pod came,
+        went or was named anew (``pods_generation``): read them, never change them.
         """
         numbers = self.pod_numbers(now)
         self._note_changes()
         rows = numbers.pop("row")
-        flat = rows * self.K + numbers.pop("slot")
+        slots = numbers.pop("slot")
         del numbers["serial"], numbers["revision_seq"]
-        return {"row": rows, "name": self._slot_names[flat].tolist(), **numbers,
-                "revision": self._slot_revisions[flat].tolist()}
+        names, revisions = self._named_pods(rows, slots)
+        return {"row": rows, "name": names, **numbers, "revision": revisions}
+
+    def _named_pods(self, rows: np.ndarray, slots: np.ndarray) -> tuple[list[str], list[str]]:
+        """The names and revision numbers of the pods at ``rows``, ``slots`` (P,) (every pod, in
+        slot order), as lists: those made for the same ``pods_generation`` (the same pods in the
+        same slots), else made now (two gathers and two lists of P strings)."""
+        kept = self._signal_names
+        if kept is not None and kept[0] == self._pods_generation:
+            return kept[1], kept[2]
+        flat = rows * self.K + slots
+        names, revisions = self._slot_names[flat].tolist(), self._slot_revisions[flat].tolist()
+        self._signal_names = (self._pods_generation, names, revisions)
+        return names, revisions
 
     def pod_numbers(self, now: float | None = None) -> dict[str, np.ndarray]:
         """``pod_signals`` without its strings (no names, no revision numbers): cheap enough for
@@ -380,27 +411,32 @@ class ClusterPort:
         memory_mib, error_ratio, extra_latency_s, served_rps, latency_p95_s."""
         self._flush()
         now = self.now if now is None else now
-        pod_rows, pod_slots = np.nonzero(self._pod_phase != EMPTY)
-        phase = self._pod_phase[pod_rows, pod_slots]
+        flat = np.flatnonzero(self._pod_phase.ravel() != EMPTY)  # the pods' flat slots, row by row
+        pod_rows, pod_slots = np.divmod(flat, self._pod_phase.shape[1])
+
+        def at(a: np.ndarray) -> np.ndarray:  # (S, K) -> (P,): one take of the raveled slots (a 2-D gather costs ~2x)
+            return a.ravel().take(flat)
+
+        phase = at(self._pod_phase)
         running = (phase == STARTING) | (phase == READY)
-        anchor = np.maximum(self._pod_started_s[pod_rows, pod_slots], self._leak_start_s[pod_rows])
-        leaked_mib = self._leak_rate_mib_per_s[pod_rows] * np.maximum(now - anchor, 0.0)
-        memory = np.where(running, self._memory_base_mib[pod_rows] + leaked_mib, 0.0)
-        degraded = self._pod_degraded[pod_rows, pod_slots]
-        degraded_extra = np.where(degraded, self._degraded_extra_latency_s[pod_rows], 0.0)
-        extra = self._pod_extra_latency_s[pod_rows, pod_slots] + degraded_extra
+        anchor = np.maximum(at(self._pod_started_s), self._leak_start_s.take(pod_rows))
+        leaked_mib = self._leak_rate_mib_per_s.take(pod_rows) * np.maximum(now - anchor, 0.0)
+        memory = np.where(running, self._memory_base_mib.take(pod_rows) + leaked_mib, 0.0)
+        degraded = at(self._pod_degraded)
+        degraded_extra = np.where(degraded, self._degraded_extra_latency_s.take(pod_rows), 0.0)
+        extra = at(self._pod_extra_latency_s) + degraded_extra
         ready = phase == READY
         served = self._last_tick.served_rps if self._last_tick is not None else np.zeros(self.n_services)
         per_pod = served / np.maximum(self._n_ready, 1)
         base = self._p95_without_bad_pods_s
         base = np.zeros(self.n_services) if base is None else base
-        return {"row": pod_rows, "slot": pod_slots, "serial": self._pod_serial[pod_rows, pod_slots],
-                "revision_seq": self._pod_revision_seq[pod_rows, pod_slots], "ready": ready, "running": running,
-                "restarts": self._pod_restarts[pod_rows, pod_slots].astype(np.float64), "memory_mib": memory,
-                "error_ratio": np.where(running, self._pod_error_ratio[pod_rows, pod_slots], np.nan),
+        return {"row": pod_rows, "slot": pod_slots, "serial": at(self._pod_serial),
+                "revision_seq": at(self._pod_revision_seq), "ready": ready, "running": running,
+                "restarts": at(self._pod_restarts).astype(np.float64), "memory_mib": memory,
+                "error_ratio": np.where(running, at(self._pod_error_ratio), np.nan),
                 "extra_latency_s": extra,
-                "served_rps": np.where(ready, per_pod[pod_rows], 0.0),
-                "latency_p95_s": np.where(ready, base[pod_rows] + extra, np.nan)}
+                "served_rps": np.where(ready, per_pod.take(pod_rows), 0.0),
+                "latency_p95_s": np.where(ready, base.take(pod_rows) + extra, np.nan)}
 
     def bad_pod_latency_s(self) -> np.ndarray:
         """(3, S) seconds the ready pods with extra latency (a bad revision's, degraded ones) added to

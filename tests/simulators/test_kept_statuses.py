@@ -132,3 +132,70 @@ def test_a_changed_workload_keeps_its_unchanged_pods():
     assert before[0].name not in {p.name for p in after}  # its replacement is a new pod
     assert [p for p in after if p.name in kept_names] == list(before[1:])
     assert all(p is q for p, q in zip([p for p in after if p.name in kept_names], before[1:]))
+
+
+POD = ("namespace", "pod")
+
+
+def pod_refs(names) -> list[TargetRef]:
+    return [TargetRef("default", name, "Pod") for name in names]
+
+
+def read_by_name(c: SimCluster, field: str, pods: list[TargetRef]) -> tuple[np.ndarray, np.ndarray]:
+    """(values, present) of ``field`` for ``pods`` as made afresh: each pod found by name in a
+    snapshot whose names were made anew (NaN, absent: no such pod)."""
+    c._seen_pods = c._signal_names = None
+    signals = c.pod_signals()
+    row = {name: k for k, name in enumerate(signals["name"])}
+    values = np.asarray(signals[field], np.float64)
+    present = np.array([p.name in row for p in pods], bool)
+    return np.array([values[row[p.name]] if p.name in row else np.nan for p in pods]), present
+
+
+# Each row changes the cluster, then asks for a list of pods: ``kept`` (the list last asked, the
+# same object), ``copy`` (an equal new list), ``reversed`` (the same pods in another order),
+# ``array`` (an equal object array) or ``listed`` (the pods as listed now, plus one that never existed).
+ASKS = [
+    pytest.param(lambda c: tick(c), "listed", id="first-read"),
+    pytest.param(lambda c: tick(c), "copy", id="a-tick-an-equal-list-same-names"),
+    pytest.param(lambda c: None, "reversed", id="same-names-pods-in-another-order"),
+    pytest.param(lambda c: c.delete_pod(0, c.pod_names(0)[0]), "kept", id="same-list-a-pod-replaced"),
+    pytest.param(lambda c: tick(c, 3), "listed", id="ticks-replacement-ready"),
+    pytest.param(lambda c: c.set_replicas(1, 1), "kept", id="same-list-pods-gone"),
+    pytest.param(lambda c: c.set_replicas(1, 4), "copy", id="equal-list-pods-added-since"),
+    pytest.param(lambda c: c.rollout(0, RevisionProps()), "kept", id="same-list-mid-rollout"),
+    pytest.param(lambda c: tick(c, 6), "kept", id="same-list-rollout-done"),
+    pytest.param(lambda c: None, "array", id="the-same-pods-as-an-array"),
+]
+
+
+def test_pod_queries_read_as_found_afresh():
+    """SimMetrics keeps each pod's row from one snapshot to the next while the pods asked and the
+    cluster's pod names are the same (ports.py ``_picked``, ``_name_index``): each read must find
+    the pods as a lookup by name in names made anew does."""
+    c, fresh = cluster(), cluster()
+    metrics = SimMetrics(c, {"ready": "ready", "restarts": "restarts"}, window_s=60.0, tick_s=TICK_S)
+    pods: list[TargetRef] = []
+    for ask in ASKS:
+        change, which = ask.values
+        change(c), change(fresh)
+        metrics.push(c.signals())
+        listed = pod_refs(c.pod_signals()["name"]) + pod_refs(["web-gone"])
+        array = np.empty(len(pods), dtype=object)
+        array[:] = pods
+        pods = {"kept": pods, "copy": list(pods), "reversed": pods[::-1], "array": array, "listed": listed}[which]
+        for field in ("ready", "restarts"):
+            got = metrics.query(field, pods, c.now, labels=POD)
+            values, present = read_by_name(fresh, field, pods)
+            assert np.array_equal(got.present, present), (ask.id, field)
+            assert np.array_equal(got.values, values, equal_nan=True), (ask.id, field)
+
+
+def test_pod_signals_keep_their_name_lists_while_no_pod_came_or_went():
+    c = cluster()
+    first = c.pod_signals()
+    tick(c)  # moves no pod
+    again = c.pod_signals()
+    assert again["name"] is first["name"] and again["revision"] is first["revision"]
+    c.set_replicas(0, 4)
+    assert c.pod_signals()["name"] is not first["name"]
