@@ -255,7 +255,9 @@ class PodTable:
         """Build with defaults: every pod ready and running, every series present where finite,
         birth and Ready transition unknown, the revision of each pod unknown, none condemned."""
         row = np.asarray(row, dtype=np.int64).reshape(-1)
-        keys = np.asarray(keys, dtype=str).reshape(-1)
+        keys = np.asarray(keys, dtype=str)
+        keys = keys if keys.ndim == 1 else keys.reshape(-1)  # a shell's kept (P,) keys stay that object
+        # (PodState.reindex's shortcut: the same keys object as the last cycle's is the same pods)
         c = checks if checks is not None else (np.asarray(values).shape[-1] if np.asarray(values).ndim == 2 else 0)
         values = np.asarray(values, dtype=np.float64).reshape(row.size, c)
         present = np.isfinite(values) if present is None else np.asarray(present, bool).reshape(values.shape)
