@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from controller.core.history import put_rows, take_rows
+from controller.core.history import put_rows, row_pick, take_rows
 from controller.core.health.params import CheckParams, Direction, HealthParams, Phase
 from controller.core.scaling.params import Smoothing
 from controller.core.scaling.smooth import SmoothState, smooth_ewma, smooth_window
@@ -75,6 +75,7 @@ class CheckTable:
 
     def take(self, rows: np.ndarray) -> "CheckTable":
         """Reorder to a new row list: rows[i] is the old row of new row i, -1 for a new (OK) row."""
+        rows = row_pick(rows)  # read once for every array
         return CheckTable(take_rows(self.phase, rows, 0), take_rows(self.active_since, rows, np.nan),
                           take_rows(self.fired_at, rows, np.nan), take_rows(self.recovering_since, rows, np.nan),
                           take_rows(self.changed_at, rows, np.nan),
