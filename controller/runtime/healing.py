@@ -159,12 +159,17 @@ def revision_statistics(params: HealthParams, n: int, rows: np.ndarray, current:
 
 
 def _usable(values: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """(P,) bool: every one of a pod's q samples (``values``, ``present`` (P, q)) present and finite
-    (column by column: an (P, q) reduction along its short axis costs several times more)."""
-    ok = np.ones(values.shape[0], bool)
-    for j in range(values.shape[1]):
-        ok &= present[:, j] & np.isfinite(values[:, j])
-    return ok
+    """(P,) bool: every one of a pod's q samples (``values``, ``present`` (P, q)) present and finite."""
+    return _every_column(present) & _every_column(np.isfinite(values))
+
+
+def _every_column(mask: np.ndarray) -> np.ndarray:
+    """(P,) bool: ``mask`` (P, q) holds in every column; ``mask.all(axis=1)`` column by column (a
+    reduction along a short axis of 2 costs ~15 times more: ~135 us for 9k pods)."""
+    out = np.ones(mask.shape[0], bool)
+    for j in range(mask.shape[1]):
+        out &= mask[:, j]
+    return out
 
 
 def _sums_by_target_and_side(n: int, rows: np.ndarray, current: np.ndarray, stats: np.ndarray) -> np.ndarray:
@@ -324,7 +329,7 @@ def _count_missing(params: HealthParams, hq: HealthQueries, targets: Sequence[Ta
         else:
             count(check.name, (expr,), present[:, j], exists, per_pod=False)
     for check, exprs, (_, pres) in zip(params.revision_checks, hq.revision_exprs, columns):
-        count(check.name, exprs, any_pod(pres.all(axis=1)), exists & with_pods)
+        count(check.name, exprs, any_pod(_every_column(pres)), exists & with_pods)
 
 
 def health_actions(healing: HealingDecision, targets: Sequence[TargetRef], exists: np.ndarray,
