@@ -23,7 +23,7 @@ from controller.core.health.checks import PodTable
 from controller.core.health.hung import pods_starting
 from controller.core.health.params import HealthParams, HealthReason, Remedy, Scope
 from controller.core.health.remediate import Window
-from controller.core.health.revision_test import Measure, latency_stats, ratio_stats
+from controller.core.health.revision_test import Measure
 from controller.errors import MetricsUnavailable
 from controller.model import ACCEPT_REVISION_ANNOTATION, Action, PodStatus, TargetRef, TargetStatus
 from controller.runtime.health_columns import HealthPods, StatusColumns
@@ -134,29 +134,51 @@ def revision_statistics(params: HealthParams, n: int, rows: np.ndarray, current:
                         columns: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """(new, old), each (N, Cr, 3), for ``heal``: per revision check, the per-pod samples
     ``columns[k]`` = (values (P, q), present (P, q)) (q = 2: error and request rates; q = 1: a
-    latency) summed over the pods of the current revision (new) and of older ones (old)."""
+    latency) summed over the pods of the current revision (new) and of older ones (old).
+
+    Every check's (P, 3) statistics in one (P, Cr * 3) table, a pod without a usable sample adding
+    zeros (each sum as the pods with one alone add up: x + 0.0 is x, and a sum from 0.0 is never
+    -0.0), summed in one bincount."""
     cr = len(params.revision_checks)
-    new, old = np.zeros((n, cr, 3)), np.zeros((n, cr, 3))
+    stats = np.zeros((rows.size, cr, 3))
     for k, (check, (values, present)) in enumerate(zip(params.revision_checks, columns)):
-        ok = present.all(axis=1) & np.isfinite(values).all(axis=1)
+        ok = _usable(values, present)
         if check.measure == Measure.RATIO:
             errors, requests = values[:, 0], values[:, 1]
             ok &= (requests >= 0) & (errors >= 0)
-            stats = ratio_stats(requests * params.interval_s, np.minimum(errors, requests) * params.interval_s)
-        else:
+            stats[:, k, 0] = np.where(ok, requests * params.interval_s, 0.0)
+            stats[:, k, 1] = np.where(ok, np.minimum(errors, requests) * params.interval_s, 0.0)
+        else:  # latency_stats' (samples, sum of log, sum of squared log) of one sample per pod
             ok &= values[:, 0] > 0
-            stats = latency_stats(values[:, :1], ok[:, None])
-        sums = _sums_by_target_and_side(n, rows[ok], current[ok], stats[ok])
-        new[:, k], old[:, k] = sums[:, 0], sums[:, 1]
-    return new, old
+            log = np.log(np.where(ok, values[:, 0], 1.0))
+            stats[:, k, 0] = ok
+            stats[:, k, 1] = np.where(ok, log, 0.0)
+            stats[:, k, 2] = np.where(ok, log ** 2, 0.0)
+    sums = _sums_by_target_and_side(n, rows, current, stats.reshape(rows.size, cr * 3)).reshape(n, 2, cr, 3)
+    return np.ascontiguousarray(sums[:, 0]), np.ascontiguousarray(sums[:, 1])
+
+
+def _usable(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """(P,) bool: every one of a pod's q samples (``values``, ``present`` (P, q)) present and finite."""
+    return _every_column(present) & _every_column(np.isfinite(values))
+
+
+def _every_column(mask: np.ndarray) -> np.ndarray:
+    """(P,) bool: ``mask`` (P, q) holds in every column; ``mask.all(axis=1)`` column by column (a
+    reduction along a short axis of 2 costs ~15 times more: ~135 us for 9k pods)."""
+    out = np.ones(mask.shape[0], bool)
+    for j in range(mask.shape[1]):
+        out &= mask[:, j]
+    return out
 
 
 def _sums_by_target_and_side(n: int, rows: np.ndarray, current: np.ndarray, stats: np.ndarray) -> np.ndarray:
-    """(n, 2, 3): ``stats`` (P, 3) summed over the pods of each target (``rows`` (P,)), those on its
+    """(n, 2, W): ``stats`` (P, W) summed over the pods of each target (``rows`` (P,)), those on its
     current revision (``current`` (P,)) in [:, 0], the others in [:, 1]: one bincount (each sum in
     pod order, as one per target, side and column would add them)."""
-    bins = ((rows * 2 + ~current) * 3)[:, None] + np.arange(3)
-    return np.bincount(bins.ravel(), weights=stats.ravel(), minlength=6 * n)[:6 * n].reshape(n, 2, 3)
+    w = stats.shape[1]
+    bins = ((rows * 2 + ~current) * w)[:, None] + np.arange(w)
+    return np.bincount(bins.ravel(), weights=stats.ravel(), minlength=2 * w * n)[:2 * w * n].reshape(n, 2, w)
 
 
 def overload_signal(view: ClusterView, decision: Decision | None,
@@ -307,7 +329,7 @@ def _count_missing(params: HealthParams, hq: HealthQueries, targets: Sequence[Ta
         else:
             count(check.name, (expr,), present[:, j], exists, per_pod=False)
     for check, exprs, (_, pres) in zip(params.revision_checks, hq.revision_exprs, columns):
-        count(check.name, exprs, any_pod(pres.all(axis=1)), exists & with_pods)
+        count(check.name, exprs, any_pod(_every_column(pres)), exists & with_pods)
 
 
 def health_actions(healing: HealingDecision, targets: Sequence[TargetRef], exists: np.ndarray,

@@ -13,7 +13,7 @@ Kubernetes adapter) costs a compare of its pods, and a pass over those that chan
 from __future__ import annotations
 
 import math
-from itertools import chain
+from itertools import accumulate, chain
 from operator import attrgetter, eq
 from typing import NamedTuple, Sequence
 
@@ -129,6 +129,8 @@ class StatusColumns:
         self._rows: list[int] = []  # the listed statuses' target rows, in status order, at the last read
         self._widths = np.zeros(0, np.int64)  # (N,) how many ReplicaSets each target's facts list
         self._pod_refs: dict[str, dict[str, tuple[TargetRef, str]]] = {}  # namespace: {pod: (ref, key)}
+        self._all_rows: list[int] = []  # every status's target row (-1: not a target), in status order, last read
+        self._spliced: _Spliced | None = None  # the pod columns of the last read, for splicing the next one
 
     def read(self, view: ClusterView, targets: Sequence[TargetRef]) -> StatusRead:
         """The columns of ``view.statuses`` for ``targets`` (statuses of other workloads are left out)."""
@@ -147,6 +149,7 @@ class StatusColumns:
             self._targets, self._index = key, {t: i for i, t in enumerate(key)}
             self._deployments = _read_only(np.fromiter((t.kind == "Deployment" for t in key), bool, len(key)))
             self._reads, self._blocks, self._last, self._rows = [], [], None, []
+            self._all_rows, self._spliced = [], None
 
     def _assemble(self, statuses: Sequence[TargetStatus], reads: list[tuple], same: list[bool], n: int
                   ) -> StatusRead:
@@ -177,8 +180,23 @@ class StatusColumns:
             facts = _facts(blocks, rows, n)
             self._widths = np.zeros(n, np.int64)
             self._widths[rows] = [len(b.revisions) for b in blocks]
+        fresh = self._fresh_blocks(made, same)
         self._rows = rows
-        return _columns(blocks, rows, counts, n, facts)
+        read, self._spliced = _columns(blocks, rows, counts, n, facts, self._spliced, fresh)
+        return read
+
+    def _fresh_blocks(self, made: list[tuple[_Block, int]], same: list[bool]) -> list[int] | None:
+        """Where among the listed blocks of ``made`` (status order) those made anew are, when the
+        others are the last read's at the same places (every status's row as before): the pod
+        columns are then spliced (``_columns``); None otherwise (made whole)."""
+        all_rows = [row for _, row in made]
+        last_rows, self._all_rows = self._all_rows, all_rows
+        if all_rows != last_rows or self._spliced is None:
+            return None
+        listed = [k for k, row in enumerate(all_rows) if row >= 0]
+        if len(self._spliced.starts) != len(listed) + 1:
+            return None
+        return [j for j, k in enumerate(listed) if not same[k]]
 
     def _updated_facts(self, facts: TargetFacts, changed: list[tuple[_Block, int]]) -> TargetFacts | None:
         """``facts`` with the rows of the ``changed`` (block, row) made anew: what ``_facts`` makes
@@ -246,18 +264,65 @@ def _pod_numbers(status: TargetStatus, pods: list[PodStatus]) -> np.ndarray:
         pod.phase == "Running" and not pod.waiting) for pod in pods], dtype=np.float64)
 
 
-def _columns(blocks: list[_Block], rows: list[int], counts: list[int], n: int, facts: TargetFacts) -> StatusRead:
+class _Spliced(NamedTuple):
+    """The pod columns of a read, kept to splice the next one: numbers (P, 7) and keys (P,) of its
+    listed blocks in status order, their refs, where each block's pods start (L + 1,), and each
+    block's key width (L,) (characters: the concatenation's is the largest)."""
+
+    numbers: np.ndarray
+    keys: np.ndarray
+    refs: list[TargetRef]
+    starts: list[int]
+    widths: list[int]
+
+
+def _columns(blocks: list[_Block], rows: list[int], counts: list[int], n: int, facts: TargetFacts,
+             last: _Spliced | None = None, fresh: list[int] | None = None) -> tuple[StatusRead, _Spliced]:
     """The pods' columns of ``blocks`` (in status order, ``counts`` pods each), ``rows`` their
-    targets' rows (a target with two statuses: both's pods), with the targets' ``facts`` (:func:`_facts`)."""
-    numbers = np.concatenate([b.pods.numbers for b in blocks]) if blocks else np.zeros((0, _COLUMNS))
-    keys = np.concatenate([b.pods.keys for b in blocks]) if sum(counts) else np.zeros(0, str)
+    targets' rows (a target with two statuses: both's pods), with the targets' ``facts`` (:func:`_facts`),
+    and what to splice the next read from. ``last``: the last read's, whose blocks are these but at
+    ``fresh`` (indices into ``blocks``, ascending; None: not so): its columns are kept there and
+    only those blocks' pods put in (a tick changes the pods of a few workloads of a thousand: a
+    concatenation of a few dozen pieces, not of a thousand)."""
+    widths = last.widths.copy() if fresh is not None else [b.pods.keys.dtype.itemsize // 4 for b in blocks]
+    if fresh is not None:
+        for j in fresh:
+            widths[j] = blocks[j].pods.keys.dtype.itemsize // 4
+        numbers, keys, refs = _splice(last, blocks, fresh)
+    else:
+        numbers = np.concatenate([b.pods.numbers for b in blocks]) if blocks else np.zeros((0, _COLUMNS))
+        keys = np.concatenate([b.pods.keys for b in blocks]) if sum(counts) else np.zeros(0, str)
+        refs = list(chain.from_iterable(b.pods.refs for b in blocks))
+    if keys.size:  # the width a concatenation of every block's keys has (a kept piece may be wider)
+        keys = keys.astype(f"<U{max(widths)}", copy=False)
+    else:
+        keys = np.zeros(0, str)
     flag = lambda k: numbers[:, k] != 0  # noqa: E731
     pods = HealthPods(rows=np.repeat(np.asarray(rows, dtype=np.int64), counts),
-                      refs=list(chain.from_iterable(b.pods.refs for b in blocks)), ready=flag(_READY),
+                      refs=refs, ready=flag(_READY),
                       current=flag(_CURRENT), born=numbers[:, _BORN].copy(), blocks_rollout=flag(_BLOCKS),
                       condemned=flag(_CONDEMNED), not_ready_since=numbers[:, _NOT_READY_SINCE].copy(),
                       running=flag(_RUNNING))
-    return StatusRead(_read_only(pods), _read_only(keys), _read_only(facts), np.zeros(n, bool))
+    starts = [0, *accumulate(counts)]
+    return (StatusRead(_read_only(pods), _read_only(keys), _read_only(facts), np.zeros(n, bool)),
+            _Spliced(_read_only(numbers), keys, refs, starts, widths))
+
+
+def _splice(last: _Spliced, blocks: list[_Block], fresh: list[int]) -> tuple[np.ndarray, np.ndarray, list]:
+    """(numbers, keys, refs) of ``blocks``: ``last``'s, with the pods of the blocks at ``fresh``
+    (ascending) put in place of theirs."""
+    numbers, keys, refs, at = [], [], [], 0
+    for j in fresh:
+        start, pods = last.starts[j], blocks[j].pods
+        numbers += (last.numbers[at:start], pods.numbers)
+        keys += (last.keys[at:start], pods.keys)
+        refs += last.refs[at:start]
+        refs += pods.refs
+        at = last.starts[j + 1]
+    numbers.append(last.numbers[at:])
+    keys.append(last.keys[at:])
+    refs += last.refs[at:]
+    return np.concatenate(numbers), np.concatenate(keys), refs
 
 
 def _read_only(kept):

@@ -1,6 +1,7 @@
 """history.write_slot's slot choice: the first reusable slot (empty or outdated), else the
 oldest. ``slots_to_write`` finds it without an argmin over a float key; these tests hold it to
-that definition on random histories, ties and full rows included."""
+that definition on random histories, ties and full rows included. Also take_rows (ndarray.take,
+new rows filled by index) held to the fancy index it replaced: same bytes, dtype and layout."""
 
 from __future__ import annotations
 
@@ -70,3 +71,31 @@ def test_refit_keeps_each_rows_newest_entries_in_the_new_slot_count(values, time
     assert got_values.flags.f_contiguous and got_times.flags.f_contiguous
     if slots:  # slot 0 holds a row's entry whenever it has one (is_empty looks there)
         np.testing.assert_array_equal(history.is_empty(got_times), np.isnan(np.array(times, float)).all(axis=1))
+
+
+def _fancy_take(a: np.ndarray, rows: np.ndarray, fill) -> np.ndarray:
+    """take_rows as a fancy index and a boolean mask wrote it (the reference)."""
+    new = rows < 0
+    out = a[np.where(new, 0, rows)] if a.shape[0] else np.full((rows.size,) + a.shape[1:], fill, dtype=a.dtype)
+    out[new] = fill
+    return out
+
+
+_F_ORDER = np.asfortranarray(np.arange(60.0).reshape(5, 3, 4))
+
+
+@pytest.mark.parametrize("a, rows, fill", [
+    pytest.param(np.arange(10.0).reshape(5, 2), np.array([4, -1, 0, 0, 2, -1]), np.nan, id="rows-of-two-new-filled"),
+    pytest.param(np.arange(5, dtype=np.int8), np.array([3, 1]), 0, id="no-new-row"),
+    pytest.param(np.zeros((0, 2)), np.array([-1, -1]), np.nan, id="from-no-rows"),
+    pytest.param(np.arange(10.0).reshape(5, 2), np.zeros(0, np.int64), np.nan, id="to-no-rows"),
+    pytest.param(np.array(["a", "b", "c"], dtype=object), np.array([2, -1]), "", id="objects"),
+    pytest.param(np.zeros((5, 1, 0)), np.array([1, -1]), 0.0, id="an-empty-inner-axis"),
+    pytest.param(_F_ORDER, np.array([4, -1, 1]), 0.0, id="an-inner-axis-not-in-c-order-kept-so"),
+])
+def test_take_rows_gives_the_fancy_index_rows_bytes_and_layout(a, rows, fill):
+    want = _fancy_take(a, rows, fill)
+    for got in (history.take_rows(a, rows, fill), history.take_rows(a, history.row_pick(rows), fill)):  # rows, or one reading shared
+        assert got.dtype == want.dtype and got.shape == want.shape and got.strides == want.strides
+        assert got.tolist() == want.tolist() if a.dtype == object else got.tobytes() == want.tobytes()
+        assert got.flags.writeable and not np.shares_memory(got, a)

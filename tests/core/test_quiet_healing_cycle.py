@@ -168,6 +168,17 @@ def test_the_keys_a_reindex_made_the_state_of_keep_its_rows_handed_back_as_they_
     assert again.first_seen.tolist() == [T0] * 3
 
 
+def test_a_pod_table_of_a_shells_kept_keys_hands_the_reindex_that_object():
+    from controller.core.health.checks import PodTable
+
+    keys = np.asarray(["a", "b", "c"], str)  # a shell's (P,) keys, kept while its pods are (StatusColumns)
+    state = pod_state(["x"]).reindex(PodTable.of([0, 0, 1], keys, np.zeros((3, 1))).keys, T0)
+    table = PodTable.of([0, 0, 1], keys, np.zeros((3, 1)))  # the next cycle's table of the same pods
+    # the same object (not a view of it): the reindex's shortcut, no compare of P strings
+    assert table.keys is keys and state.keys is keys
+    assert state.reindex(table.keys, T0 + 60.0).table is state.table
+
+
 def test_the_checks_columns_are_built_once_and_shared_read_only():
     from controller.core.health.checks import check_columns
 

@@ -3,7 +3,8 @@ and the whole read while every one does (controller/runtime/health_columns.py): 
 kept StatusColumns equals a read afresh, cycle after cycle, whatever the source hands back: the
 same objects, new statuses of the same pods (a new observation time), equal copies, changed pods,
 statuses reordered, a workload gone or back, a status of a workload not among the targets, two
-statuses of one workload, a new target list. Also: the kept arrays are read-only (a later cycle
+statuses of one workload, a new target list; the pod columns spliced where a few workloads' pods
+changed (the keys' width as a whole read's). Also: the kept arrays are read-only (a later cycle
 hands them out again), and a cycle whose statuses read the same hands back the same arrays (what
 PodState.reindex's identity shortcut rides on)."""
 
@@ -71,6 +72,16 @@ CYCLES = [
     ("a pod becomes Ready", [one_pod_ready, lambda s: s], None),
     ("a pod added, then gone", [lambda s: (dataclasses.replace(s[0], pods=s[0].pods + (pod("web-d"),)),) + s[1:],
                                 lambda s: s], None),
+    ("a pod with the longest name added, then gone (the keys' width shrinks back)",
+     [lambda s: (dataclasses.replace(s[0], pods=s[0].pods + (pod("web-with-a-much-longer-name-than-any"),)),) + s[1:],
+      lambda s: s], None),
+    ("the first and the last workload's pods change, the middle one's kept",
+     [lambda s: (one_pod_ready(s)[0], s[1], dataclasses.replace(s[2], pods=s[2].pods[:2])), lambda s: s], None),
+    ("a workload's pods all gone, then back",
+     [lambda s: s[:1] + (dataclasses.replace(s[1], pods=()),) + s[2:], lambda s: s], None),
+    ("a status of another workload changes its pods",
+     [lambda s: s + (status(TargetRef("shop", "other"), (pod("other-a"),)),),
+      lambda s: s + (status(TargetRef("shop", "other"), (pod("other-a"), pod("other-b"))),)], None),
     ("a rollout completes", [lambda s: s[:1] + (dataclasses.replace(s[1], rollout_completed_at=90.0),) + s[2:]], None),
     ("statuses in another order", [lambda s: (s[2], s[0], s[1]), lambda s: s], None),
     ("a workload missing, then back", [lambda s: s[1:], lambda s: s], None),

@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from controller.core.history import put_rows, take_rows
+from controller.core.history import put_rows, row_pick, take_rows
 from controller.core.health.params import CheckParams, Direction, HealthParams, Phase
 from controller.core.scaling.params import Smoothing
 from controller.core.scaling.smooth import SmoothState, smooth_ewma, smooth_window
@@ -75,6 +75,7 @@ class CheckTable:
 
     def take(self, rows: np.ndarray) -> "CheckTable":
         """Reorder to a new row list: rows[i] is the old row of new row i, -1 for a new (OK) row."""
+        rows = row_pick(rows)  # read once for every array
         return CheckTable(take_rows(self.phase, rows, 0), take_rows(self.active_since, rows, np.nan),
                           take_rows(self.fired_at, rows, np.nan), take_rows(self.recovering_since, rows, np.nan),
                           take_rows(self.changed_at, rows, np.nan),
@@ -255,7 +256,9 @@ class PodTable:
         """Build with defaults: every pod ready and running, every series present where finite,
         birth and Ready transition unknown, the revision of each pod unknown, none condemned."""
         row = np.asarray(row, dtype=np.int64).reshape(-1)
-        keys = np.asarray(keys, dtype=str).reshape(-1)
+        keys = np.asarray(keys, dtype=str)
+        keys = keys if keys.ndim == 1 else keys.reshape(-1)  # a shell's kept (P,) keys stay that object
+        # (PodState.reindex's shortcut: the same keys object as the last cycle's is the same pods)
         c = checks if checks is not None else (np.asarray(values).shape[-1] if np.asarray(values).ndim == 2 else 0)
         values = np.asarray(values, dtype=np.float64).reshape(row.size, c)
         present = np.isfinite(values) if present is None else np.asarray(present, bool).reshape(values.shape)
