@@ -23,7 +23,7 @@ from controller.core.health.checks import PodTable
 from controller.core.health.hung import pods_starting
 from controller.core.health.params import HealthParams, HealthReason, Remedy, Scope
 from controller.core.health.remediate import Window
-from controller.core.health.revision_test import Measure
+from controller.core.health.revision_test import Measure, latency_stats, ratio_stats
 from controller.errors import MetricsUnavailable
 from controller.model import ACCEPT_REVISION_ANNOTATION, Action, PodStatus, TargetRef, TargetStatus
 from controller.runtime.health_columns import HealthPods, StatusColumns
@@ -146,14 +146,11 @@ def revision_statistics(params: HealthParams, n: int, rows: np.ndarray, current:
         if check.measure == Measure.RATIO:
             errors, requests = values[:, 0], values[:, 1]
             ok &= (requests >= 0) & (errors >= 0)
-            stats[:, k, 0] = np.where(ok, requests * params.interval_s, 0.0)
-            stats[:, k, 1] = np.where(ok, np.minimum(errors, requests) * params.interval_s, 0.0)
-        else:  # latency_stats' (samples, sum of log, sum of squared log) of one sample per pod
+            per_pod = ratio_stats(requests * params.interval_s, np.minimum(errors, requests) * params.interval_s)
+            stats[:, k] = np.where(ok[:, None], per_pod, 0.0)
+        else:  # a pod without a usable sample: latency_stats' zeros
             ok &= values[:, 0] > 0
-            log = np.log(np.where(ok, values[:, 0], 1.0))
-            stats[:, k, 0] = ok
-            stats[:, k, 1] = np.where(ok, log, 0.0)
-            stats[:, k, 2] = np.where(ok, log ** 2, 0.0)
+            stats[:, k] = latency_stats(values[:, :1], ok[:, None])
     sums = _sums_by_target_and_side(n, rows, current, stats.reshape(rows.size, cr * 3)).reshape(n, 2, cr, 3)
     return np.ascontiguousarray(sums[:, 0]), np.ascontiguousarray(sums[:, 1])
 
