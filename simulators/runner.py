@@ -882,6 +882,7 @@ def warm_later_kernels() -> None:
     call (a view of targets out of the engine's order: ClusterPort.view), or that a scenario
     without load noise never calls (`setpoint warm`'s), with the argument types the run passes:
     loaded inside a timed run, they were counted as its time (bench/sim_speed.py)."""
+    from controller.core.health import keys_compiled  # noqa: PLC0415
     from controller.core.scaling import startup_compiled  # noqa: PLC0415
 
     one = np.zeros((1, 1))
@@ -894,6 +895,7 @@ def warm_later_kernels() -> None:
     queue_compiled.try_distinct_rows(counts, flags, counts, np.zeros(1, bool))
     load_compiled.noise_exponent(np.zeros((2, 1)), counts, np.zeros(1), 0.1, 0.005)
     pod_samples_compiled.warm()  # a pod-scope health check's first snapshot
+    keys_compiled.warm()  # a pod-scope health check's first cycle where pods come or go
 
 
 def simulate(scenario: Scenario, controllers: list[ControllerSpec], *, on_progress: Callable[[str, int, int], None] | None = None,

@@ -164,7 +164,8 @@ def test_duplicate_pod_keys_are_refused_even_when_unchanged():
 def test_the_keys_a_reindex_made_the_state_of_keep_its_rows_handed_back_as_they_are():
     state = pod_state(["x"]).reindex(np.asarray(["a", "b", "c"], str), T0, np.asarray([1.0, NAN, 3.0]))
     again = state.reindex(state.keys, T0 + 60.0, np.asarray([1.0, NAN, 3.0]))  # a shell that kept its pod table
-    assert again.table is state.table and again.keys is state.keys and again.rows_of == {"a": 0, "b": 1, "c": 2}
+    assert again.table is state.table and again.keys is state.keys and again.unique
+    assert again.rows_of in (None, {"a": 0, "b": 1, "c": 2})  # the compiled match makes no dict
     assert again.first_seen.tolist() == [T0] * 3
 
 

@@ -32,6 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 from controller.core.history import put_rows, row_pick, take_rows
+from controller.core.health import keys_compiled
 from controller.core.health.params import CheckParams, Direction, HealthParams, Phase
 from controller.core.scaling.params import Smoothing
 from controller.core.scaling.smooth import SmoothState, smooth_ewma, smooth_window
@@ -287,16 +288,20 @@ def match_keys(old: np.ndarray, new: np.ndarray) -> np.ndarray:
 
 
 def _matched(old: np.ndarray, new: np.ndarray, old_rows: dict[str, int] | None = None
-             ) -> tuple[np.ndarray, dict[str, int]]:
-    """``match_keys``, and {key: row} of ``new``. Looked up in a dict of the keys (a sort of P
-    strings, or two, cost a few times more), read as numpy compares them (trailing NULs dropped):
+             ) -> tuple[np.ndarray, dict[str, int] | None]:
+    """``match_keys``, and {key: row} of ``new`` (None from the compiled match, which needs none:
+    ``new`` was found unique all the same). Looked up in a dict of the keys (a sort of P strings,
+    or two, cost a few times more), read as numpy compares them (trailing NULs dropped):
     ``old_rows``, {key: row} of ``old`` when known (the keys of a PodState a reindex made)."""
     new = np.asarray(new, dtype=str)
+    old = np.asarray(old, dtype=str)
+    found = keys_compiled.try_match_keys(old, new)  # None: the kernels are off, or a key twice (raised below)
+    if found is not None:
+        return found, None
     wanted = new.tolist()
     rows = dict(zip(wanted, range(new.size)))
     if len(rows) != new.size:
         raise ValueError(f"pod keys must be unique within a policy, got {new.size - np.unique(new).size} duplicates")
-    old = np.asarray(old, dtype=str)
     if old.size == 0 or new.size == 0:
         return np.full(new.size, -1, dtype=np.int64), rows
     if old_rows is None:
@@ -310,8 +315,9 @@ class PodState:
     """Pod-scope check state keyed by pod: keys (P,), first_seen (P,) epoch s, restarted_at (P,)
     epoch s the health side last restarted the pod (NaN never; for pods that keep their name),
     table (P, Cp), born (P,) epoch s the pod was created (NaN unknown; None: all unknown);
-    rows_of: {key: row} of ``keys``, found unique by ``reindex`` (which made this state), None when
-    not made so (the next reindex finds them)."""
+    unique: ``keys`` were found unique by ``reindex`` (which made this state); rows_of: {key: row}
+    of them when that reindex made one (the dict path), None otherwise (the next reindex finds them
+    if it needs them)."""
 
     keys: np.ndarray
     first_seen: np.ndarray
@@ -319,6 +325,7 @@ class PodState:
     table: CheckTable
     born: np.ndarray | None = None
     rows_of: dict[str, int] | None = field(default=None, repr=False, compare=False)
+    unique: bool = field(default=False, repr=False, compare=False)
 
     @classmethod
     def empty(cls, checks: tuple[CheckParams, ...], interval_s: float) -> "PodState":
@@ -348,7 +355,7 @@ class PodState:
         # an unknown creation time keeps the one known before (a source that stops saying)
         born = np.where(same & np.isnan(born), old_born, born)
         return PodState(keys, first.astype(np.float64), restarted.astype(np.float64),
-                        self.table.take(np.where(same, rows, -1)), born, rows_of)
+                        self.table.take(np.where(same, rows, -1)), born, rows_of, True)
 
     def _same_pods(self, keys: np.ndarray, born: np.ndarray | None) -> "PodState | None":
         """``reindex`` where ``keys`` (unique) are this state's own, in its order and every pod
@@ -360,16 +367,15 @@ class PodState:
             return None
         # the keys of a state a reindex made were found unique then: the same array object (a shell that
         # kept its pod table), or equal ones, are; others are checked
-        if not (keys is self.keys and self.rows_of is not None) and not (
-                (self.keys == keys).all() and (self.rows_of is not None or len(set(keys.tolist())) == n)):
+        if not (keys is self.keys and self.unique) and not (
+                (self.keys == keys).all() and (self.unique or len(set(keys.tolist())) == n)):
             return None
         born = np.full(n, np.nan) if born is None else np.asarray(born, np.float64).reshape(n)
         old_born = self.born if self.born is not None and self.born.size else np.full(n, np.nan)
         if (np.isfinite(born) & np.isfinite(old_born) & (born != old_born)).any():
             return None
-        rows_of = self.rows_of if self.rows_of is not None else dict(zip(keys.tolist(), range(n)))
         return PodState(keys, self.first_seen.astype(np.float64), self.restarted_at.astype(np.float64), self.table,
-                        np.where(np.isnan(born), old_born, born), rows_of)
+                        np.where(np.isnan(born), old_born, born), self.rows_of, True)
 
 
 # --- the target-level view -------------------------------------------------------------------
