@@ -10,6 +10,8 @@ and reorderings of key lists, then whole reindexes on both paths.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,15 +25,28 @@ from tests.core.healing import T0, params, pod_check
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba is not installed")
 
 
+@contextlib.contextmanager
+def switched(value: str):
+    """The kernels on ("1") or off ("0") inside (whatever SETPOINT_COMPILED the suite runs with)."""
+    previous = compiled.set_switch(value)
+    try:
+        yield
+    finally:
+        compiled.set_switch(previous)
+
+
+@pytest.fixture(autouse=True)
+def kernels_on():
+    with switched("1"):
+        yield
+
+
 def both(old, new, old_rows=None):
     """(compiled rows, reference rows) of matching ``new`` against ``old``."""
     old, new = np.asarray(old, str), np.asarray(new, str)
     fast = keys_compiled.try_match_keys(old, new)
-    previous = compiled.set_switch("0")
-    try:
+    with switched("0"):
         reference = _matched(old, new, old_rows)[0]
-    finally:
-        compiled.set_switch(previous)
     return fast, reference
 
 
@@ -50,7 +65,7 @@ def both(old, new, old_rows=None):
 ])
 def test_the_compiled_match_gives_the_dict_paths_rows(old, new):
     fast, reference = both(old, new)
-    assert fast.dtype == reference.dtype == np.int64
+    assert fast is not None and fast.dtype == reference.dtype == np.int64
     assert fast.tolist() == reference.tolist()
 
 
@@ -69,12 +84,9 @@ def test_a_new_key_twice_is_left_to_the_reference_which_refuses_it():
 
 
 def test_off_the_kernels_the_reference_answers():
-    previous = compiled.set_switch("0")
-    try:
+    with switched("0"):
         assert keys_compiled.try_match_keys(np.asarray(["a"]), np.asarray(["a"])) is None
         rows, rows_of = _matched(np.asarray(["a", "b"]), np.asarray(["b", "c"]))
-    finally:
-        compiled.set_switch(previous)
     assert rows.tolist() == [1, -1] and rows_of == {"b": 0, "c": 1}
 
 
@@ -123,11 +135,8 @@ def test_a_reindex_on_either_path_gives_the_same_state(pair, data):
                      np.asarray([born_of[k] for k in old]))
     born = np.asarray([born_of[k] if data.draw(st.booleans()) else 3.0 for k in new])
     fast = state.reindex(np.asarray(new, str), T0 + 60.0, born)
-    previous = compiled.set_switch("0")
-    try:
+    with switched("0"):
         reference = state.reindex(np.asarray(new, str), T0 + 60.0, born)
-    finally:
-        compiled.set_switch(previous)
     assert fast.keys.tolist() == reference.keys.tolist() == new
     for name in ("first_seen", "restarted_at", "born"):
         assert np.array_equal(getattr(fast, name), getattr(reference, name), equal_nan=True), name
