@@ -389,7 +389,7 @@ def _states(requirements) -> _LabelStates:
 
 @dataclass(frozen=True)
 class PodStatus:
-    """One pod as the controller sees it. Ages are seconds before the observation time."""
+    """One pod as the controller sees it. Times are epoch seconds (None: not known)."""
 
     name: str
     phase: str = "Running"
@@ -410,7 +410,12 @@ class PodStatus:
 
 @dataclass(frozen=True)
 class TargetStatus:
-    """What the cluster says about one workload at observation time (epoch seconds)."""
+    """What the cluster says about one workload when observed. Times are epoch seconds.
+
+    It carries no observation time (an ``observed_at`` field was removed: no controller code read
+    it, and a time that changes every read made every status a new object): a source may hand out
+    the same object again while the workload has not changed (the simulated cluster does), and a
+    reader may keep what it made of it by identity (``StatusColumns``)."""
 
     ref: TargetRef
     spec_replicas: int
@@ -420,7 +425,6 @@ class TargetStatus:
     rollout_in_progress: bool = False
     revisions: tuple[str, ...] = ()
     pods: tuple[PodStatus, ...] = ()
-    observed_at: float = 0.0
     annotations: tuple[tuple[str, str], ...] = ()  # the workload's metadata annotations
     paused: bool = False  # spec.paused (Deployments): its rollout makes no progress
     # who last set spec.replicas, from metadata.managedFields: the field manager owning f:spec.f:replicas

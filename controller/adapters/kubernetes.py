@@ -573,7 +573,7 @@ class _NamespaceSnapshot:
         self.replicasets = replicasets
         self.pods = pods
 
-    def status(self, ref: TargetRef, observed_at: float) -> TargetStatus | None:
+    def status(self, ref: TargetRef) -> TargetStatus | None:
         w = self.workloads.get(ref.name)
         if w is None:
             return None
@@ -592,7 +592,7 @@ class _NamespaceSnapshot:
             rollout_in_progress=rollout_in_progress(w, ref.kind, sum(1 for p in pods if p.metadata.deletion_timestamp)),
             revisions=tuple(str(_revision_number(rs)) for rs in rss),
             pods=tuple(_pod_status(p, revision_of_hash) for p in sorted(pods, key=lambda p: p.metadata.name)),
-            observed_at=observed_at, annotations=tuple(sorted((w.metadata.annotations or {}).items())),
+            annotations=tuple(sorted((w.metadata.annotations or {}).items())),
             paused=ref.kind == "Deployment" and bool(w.spec.paused),
             rollout_completed_at=rollout_completed_at(w, ref.kind),
             revision_history_limit=w.spec.revision_history_limit if ref.kind == "Deployment" else None,
@@ -836,7 +836,7 @@ class KubernetesCluster:
             snapshot = self._snapshot(namespace, kind, self.with_pods if with_pods is None else with_pods,
                                       {r.name for r in refs})
             for ref in refs:
-                status = snapshot.status(ref, now)
+                status = snapshot.status(ref)
                 if status is not None:
                     statuses[ref] = status
                 self._remember_seen(ref, status, snapshot.workloads.get(ref.name), now)

@@ -4,17 +4,19 @@
 and a few facts of its workload (revision, ReplicaSets listed, rollout completion, StatefulSet
 shape, accepted revision, crash-looping pods). A TargetStatus is frozen, and what it gives
 depends only on the fields it reads: ``StatusColumns`` keeps what it made of each status while
-the status at its place reads the same, and the whole read while every one does. A source that
-keeps its statuses or their pods (the simulated cluster: a tick moves the pods of a few
-workloads) costs a compare of a few fields per workload; one that makes every object anew (the
-Kubernetes adapter) costs a compare of its pods, and a pass over those that changed.
+the status at its place is the same object or reads the same, and the whole read while every one
+does. A source that keeps its statuses (the simulated cluster hands out a workload's status
+again, the same object, while it did not change: a TargetStatus has no observation time) costs
+an identity check per workload, and a pass over those made anew; one that makes every object
+anew (the Kubernetes adapter) costs a compare of a few fields per workload (its pods compared
+by value), and a pass over those that changed.
 """
 
 from __future__ import annotations
 
 import math
 from itertools import accumulate, chain
-from operator import attrgetter, eq
+from operator import attrgetter, is_
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -102,8 +104,8 @@ class _Block(NamedTuple):
     accepted: str
 
 
-#: Every field of a TargetStatus its block reads (all but observed_at and the managed-fields ones):
-#: a status equal to the last one at its place in these reads the same.
+#: Every field of a TargetStatus its block reads (all but the managed-fields ones): a status equal
+#: to the last one at its place in these reads the same.
 _READS = attrgetter("pods", "ref", "revision", "rollout_in_progress", "spec_replicas", "ordinal_start",
                     "status_replicas", "revisions", "rollout_completed_at", "partition", "ordered", "annotations")
 #: Where in ``_READS`` are those its pods' part reads (``_pod_numbers``, the pods' refs and keys):
@@ -113,15 +115,17 @@ _POD_READS = slice(1, 6)
 
 class StatusColumns:
     """``read(view, targets)``: the statuses' columns. What a status gives is kept while the status
-    at its place reads the same (``_READS``: equal fields, compared by identity first: a source
-    that keeps its pods, or its statuses, costs a compare of a few fields per workload), and its
-    pods' part while its pods are the same objects; the whole read while every status reads the
-    same and the targets are the same. A new one per call reads afresh (nothing kept beyond it)."""
+    at its place is the last read's object (frozen: it reads the same; no fields compared) or reads
+    the same (``_READS``: equal fields, compared by identity first), and its pods' part while its
+    pods are the same objects; the whole read while every status is the last read's object, or
+    reads the same, and the targets are the same. A new one per call reads afresh (nothing kept
+    beyond it)."""
 
     def __init__(self):
         self._targets: tuple = ()
         self._index: dict[TargetRef, int] = {}
         self._deployments = np.zeros(0, bool)
+        self._statuses: Sequence[TargetStatus] = ()  # the statuses last read (held: their ids are not reused)
         self._reads: list[tuple] = []  # _READS of each status last read, at its place
         self._blocks: list[tuple[_Block, int]] = []  # (its block, its target's row or -1), at its place
         self._last: StatusRead | None = None  # what the statuses last read as
@@ -135,12 +139,33 @@ class StatusColumns:
     def read(self, view: ClusterView, targets: Sequence[TargetRef]) -> StatusRead:
         """The columns of ``view.statuses`` for ``targets`` (statuses of other workloads are left out)."""
         self._follow(targets)
-        reads = list(map(_READS, view.statuses))
-        same = list(map(eq, self._reads, reads)) if len(reads) == len(self._reads) else [False] * len(reads)
-        if self._last is None or not all(same):
-            self._last = self._assemble(view.statuses, reads, same, len(targets))
+        statuses = view.statuses
+        kept = list(map(is_, statuses, self._statuses)) if len(statuses) == len(self._statuses) else None
+        if self._last is None or kept is None or not all(kept):  # else every status the last read's: its read
+            reads, same = self._compared(statuses, kept)
+            if self._last is None or kept is None or not all(same):
+                self._last = self._assemble(statuses, reads, same, len(targets))
+            self._statuses = tuple(statuses)
         return self._last._replace(facts=_finish_facts(self._last.facts, view, len(targets)),
                                    deployments=self._deployments)
+
+    def _compared(self, statuses: Sequence[TargetStatus], kept: list[bool] | None
+                  ) -> tuple[list[tuple], list[bool]]:
+        """(``_READS`` of each of ``statuses``, whether it reads as the last read's status at its
+        place): those that are the last read's objects (``kept``; None when the count changed)
+        take its reads, not compared; the others are read and compared."""
+        if kept is None:
+            return list(map(_READS, statuses)), [False] * len(statuses)
+        reads, same = [], []
+        for status, was, is_kept in zip(statuses, self._reads, kept):
+            if is_kept:
+                reads.append(was)
+                same.append(True)
+            else:
+                read = _READS(status)
+                reads.append(read)
+                same.append(read == was)
+        return reads, same
 
     def _follow(self, targets: Sequence[TargetRef]) -> None:
         """A new target list: every status's row is found again."""
@@ -148,7 +173,7 @@ class StatusColumns:
         if key != self._targets:
             self._targets, self._index = key, {t: i for i, t in enumerate(key)}
             self._deployments = _read_only(np.fromiter((t.kind == "Deployment" for t in key), bool, len(key)))
-            self._reads, self._blocks, self._last, self._rows = [], [], None, []
+            self._statuses, self._reads, self._blocks, self._last, self._rows = (), [], [], None, []
             self._all_rows, self._spliced = [], None
 
     def _assemble(self, statuses: Sequence[TargetStatus], reads: list[tuple], same: list[bool], n: int

@@ -241,11 +241,14 @@ class ClusterPort:
         flushed), its ``ref`` the one of ``refs`` (R,) at its place (the caller's own objects, of
         the same value: a dict keyed by them finds a status's ref by identity, without an
         ``__eq__``; default ``ref(i)``). A row whose pods, counts and revisions are as when its
-        status was last made keeps that status's pods (the same objects), restamped: most rows
-        of a cycle, as a tick moves the pods of a few; the others are made again (``_status``)."""
+        status was last made keeps that status, the same object (a TargetStatus has no
+        observation time to restamp): most rows of a cycle, as a tick moves the pods of a few;
+        the others are made again (``_status``). A kept status whose ref is not the caller's
+        object is copied with it (the first read of a target list, or of a status made again; the
+        copy is kept)."""
         self._note_changes()
         self._refresh_pods()
-        now, cache, revisions = self.now, self._status_cache, self._revisions
+        cache, revisions = self._status_cache, self._revisions
         for i in rows[self._status_stale[rows]].tolist():  # made again first: the loop below only reads
             cache[i] = (len(revisions[i]), self._status(i))
         self._status_stale[rows] = False
@@ -254,8 +257,8 @@ class ClusterPort:
             count, status = cache[i]
             if count != len(revisions[i]):  # forget_revisions changes only the count
                 count, status = cache[i] = (len(revisions[i]), self._status(i))
-            if status.observed_at != now or (ref is not None and status.ref is not ref):
-                status = _restamped(status, now, status.ref if ref is None else ref)
+            if ref is not None and status.ref is not ref:
+                status = _with_ref(status, ref)
                 cache[i] = (count, status)
             out.append(status)
         return tuple(out)
@@ -348,7 +351,7 @@ class ClusterPort:
             ready_replicas=int(self._n_ready[i]), revision=str(self._revision_number[i]),
             rollout_in_progress=bool(self._rolling[i]),
             revisions=tuple(str(r.number) for r in sorted(revisions.values(), key=lambda r: r.number)),
-            pods=pods, observed_at=self.now)
+            pods=pods)
 
     def _pod_statuses(self, flat: np.ndarray) -> list[PodStatus]:
         """The PodStatus of the pods at the flat slot indices ``flat`` (F,), named (``_name_slots``)."""
@@ -589,14 +592,14 @@ def _bits(a: np.ndarray) -> np.ndarray:
     return a.view(np.int64) if a.dtype == np.float64 else a
 
 
-def _restamped(status: TargetStatus, now: float, ref: TargetRef) -> TargetStatus:
-    """``status`` observed at ``now``, ``ref`` (of the same value) its ref: a copy of its fields
-    (the same pods), ~5x cheaper than ``dataclasses.replace`` (no ``__init__``: TargetStatus has
-    no ``__post_init__`` to skip)."""
+def _with_ref(status: TargetStatus, ref: TargetRef) -> TargetStatus:
+    """``status`` with ``ref`` (of the same value) its ref: a copy of its fields (the same pods),
+    ~5x cheaper than ``dataclasses.replace`` (no ``__init__``: TargetStatus has no
+    ``__post_init__`` to skip)."""
     copy = object.__new__(TargetStatus)
     fields = copy.__dict__
     fields.update(status.__dict__)
-    fields["observed_at"], fields["ref"] = now, ref
+    fields["ref"] = ref
     return copy
 
 

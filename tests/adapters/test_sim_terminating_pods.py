@@ -141,7 +141,7 @@ def test_the_controller_reads_a_terminating_pod_as_leaving_not_as_unhealthy(serv
         assert view.ready.tolist() == [1] and status.ready_replicas == 1  # the other pod; the replacement starts
         assert victim not in {pod.name for _, _, pod in health_pods(view, [WEB])}
         assert crashing_pods(view, [WEB]).tolist() == [0]
-        table, _ = pod_table([WEB], view, status.observed_at)
+        table, _ = pod_table([WEB], view, kc.clock())
         assert np.asarray(table.deleted).tolist() == [p.deleted for p in status.pods]
     finally:
         kc.close()

@@ -1,12 +1,14 @@
 """StatusColumns keeps what it read of each status while the status at its place reads the same,
 and the whole read while every one does (controller/runtime/health_columns.py): a read through a
 kept StatusColumns equals a read afresh, cycle after cycle, whatever the source hands back: the
-same objects, new statuses of the same pods (a new observation time), equal copies, changed pods,
-statuses reordered, a workload gone or back, a status of a workload not among the targets, two
-statuses of one workload, a new target list; the pod columns spliced where a few workloads' pods
-changed (the keys' width as a whole read's). Also: the kept arrays are read-only (a later cycle
-hands them out again), and a cycle whose statuses read the same hands back the same arrays (what
-PodState.reindex's identity shortcut rides on)."""
+same objects (the simulated cluster's, while a workload did not change: what is kept by identity,
+without a compare), new statuses of the same pods (the Kubernetes adapter's: every read makes
+them anew), equal copies, changed pods, a changed status (a new object) among the same objects,
+statuses reordered, a workload gone or back, every one gone, a status of a workload not among the
+targets, two statuses of one workload, a new target list; the pod columns spliced where a few
+workloads' pods changed (the keys' width as a whole read's). Also: the kept arrays are read-only
+(a later cycle hands them out again), and a cycle whose statuses are the same objects, or read
+the same, hands back the same arrays (what PodState.reindex's identity shortcut rides on)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import pytest
 
 from controller.model import ACCEPT_REVISION_ANNOTATION, PodStatus, TargetRef, TargetStatus
 from controller.ports import ClusterView
+from controller.runtime import health_columns
 from controller.runtime.health_columns import StatusColumns
 
 WEB, API, DB = TargetRef("shop", "web"), TargetRef("shop", "api"), TargetRef("shop", "db", "StatefulSet")
@@ -50,8 +53,9 @@ def first() -> tuple[TargetStatus, ...]:
             status(DB, DB_PODS, rollout_in_progress=True, spec=2, ordinal_start=0, partition=1, ordered=True))
 
 
-def restamped(statuses):
-    return tuple(dataclasses.replace(s, observed_at=s.observed_at + 5.0) for s in statuses)
+def renewed(statuses):
+    """Equal statuses, new objects (of the same pods): what a source that makes them anew hands back."""
+    return tuple(dataclasses.replace(s) for s in statuses)
 
 
 def copied(statuses):
@@ -67,7 +71,9 @@ def one_pod_ready(statuses):
 # (name, the statuses of each later cycle made from the first cycle's, the targets of each later cycle)
 CYCLES = [
     ("the same objects", [lambda s: s, lambda s: s], None),
-    ("new statuses of the same pods", [restamped, restamped], None),
+    ("new statuses of the same pods", [renewed, renewed], None),
+    ("the same objects, then new ones of the same pods, then the same objects",
+     [lambda s: s, renewed, lambda s: s], None),
     ("equal copies of statuses and pods", [copied, copied], None),
     ("a pod becomes Ready", [one_pod_ready, lambda s: s], None),
     ("a pod added, then gone", [lambda s: (dataclasses.replace(s[0], pods=s[0].pods + (pod("web-d"),)),) + s[1:],
@@ -85,6 +91,13 @@ CYCLES = [
     ("a rollout completes", [lambda s: s[:1] + (dataclasses.replace(s[1], rollout_completed_at=90.0),) + s[2:]], None),
     ("statuses in another order", [lambda s: (s[2], s[0], s[1]), lambda s: s], None),
     ("a workload missing, then back", [lambda s: s[1:], lambda s: s], None),
+    ("every workload missing, then back", [lambda s: (), lambda s: s, lambda s: ()], None),
+    # a new object at one place among the last read's objects (each at another place): its block is
+    # made again (the identity path taken for it would keep db-2 condemned, or web-b not Ready)
+    ("the last status changes, the others the same objects",
+     [lambda s: s[:2] + (dataclasses.replace(s[2], spec_replicas=3),), lambda s: s], None),
+    ("the first status changes, then changes back to a new object",
+     [one_pod_ready, lambda s: (dataclasses.replace(s[0]),) + s[1:]], None),
     ("a status of another workload", [lambda s: s + (status(TargetRef("shop", "other"), (pod("other-a"),)),)], None),
     ("two statuses of one workload", [lambda s: s + (status(WEB, (pod("web-z", revision="3"),), revision="3"),)],
      None),
@@ -153,7 +166,24 @@ def test_a_target_without_status_reaches_its_status_replicas():
 def test_kept_arrays_are_read_only_and_handed_back_while_statuses_read_the_same():
     kept = StatusColumns()
     a = kept.read(view(first(), 3), [WEB, API, DB])
-    b = kept.read(view(restamped(first()), 3), [WEB, API, DB])
+    b = kept.read(view(renewed(first()), 3), [WEB, API, DB])
     assert b.keys is a.keys and b.pods.born is a.pods.born and b.facts.revisions is a.facts.revisions
     with pytest.raises(ValueError):
         a.pods.ready[0] = False
+
+
+def test_the_same_objects_are_kept_without_a_compare(monkeypatch):
+    """Statuses that are the last read's objects are not read again (``_READS`` not called); one
+    new object among them is, alone, and its read is fresh."""
+    kept, targets, base = StatusColumns(), [WEB, API, DB], first()
+    a = kept.read(view(base, 3), targets)
+    calls = []
+    reads = health_columns._READS
+    monkeypatch.setattr(health_columns, "_READS", lambda s: calls.append(s.ref) or reads(s))
+    b = kept.read(view(base, 3), targets)
+    assert calls == [] and b.keys is a.keys and b.pods.ready is a.pods.ready
+    changed = base[:2] + (dataclasses.replace(base[2], spec_replicas=3),)
+    c = kept.read(view(changed, 3), targets)
+    assert calls == [DB]
+    assert c.pods.condemned.tolist() == [False] * 7  # spec.replicas 3: db-2 kept
+    assert_same_read(c, StatusColumns().read(view(changed, 3), targets))

@@ -601,5 +601,5 @@ class ReferenceCluster:
             status_replicas=len(svc.pods), ready_replicas=sum(p.phase == Phase.READY for p in svc.pods),
             revision=str(svc.revisions[svc.current_seq].number), rollout_in_progress=svc.rolling,
             revisions=tuple(str(r.number) for r in sorted(svc.revisions, key=lambda r: r.number)),
-            pods=pods, observed_at=self.now)
+            pods=pods)
 
