@@ -284,3 +284,36 @@ def test_a_canary_s_firing_pods_wait_for_its_record_check_s_verdict(name):
         rec = ds[reasons.index("RestartWaitsForRevisionVerdict")].record(0, "p", "default/web").to_dict()
         assert (rec["action"], rec["revision_checks"]["canary-errors"]["verdict"]) == (None, "undecided"), rec
         assert "not restarted yet: the check fires only on pods of the new revision" in _format_health(rec)
+
+
+def test_a_hung_canary_pod_is_restarted_without_waiting_for_the_verdict():
+    """A hung-pod check's restart is one pod's fault (a stuck process: the hung check never blames a
+    release): a canary's hung pod (web-4, never Ready since it was made at 600 s; startup 5 min,
+    notReadyFor 2 min) is restarted while the record check has no verdict yet (a canary no worse, at
+    100 requests a cycle: undecided for the whole run), not held for it."""
+    from tests.core.test_hung_pods import OLD, hung_check
+
+    p = HealthParams.of((hung_check(),), revision_checks=(RevisionTestParams("canary-errors", rollback=False),),
+                        healthy_after_s=300.0, rollback_window_s=600.0)
+    state, reasons, sent = HealthState.empty(1, p), [], []
+    for k in range(20 * 4):
+        t = 15.0 * k
+        on = t >= 600.0
+        on_new = [on and j >= 2 for j in range(5)]
+        hung = [on and j == 4 for j in range(5)]
+        pods = PodTable.of(np.zeros(5, np.int64), PODS, np.zeros((5, 1)), ready=[not h for h in hung], checks=1,
+                           born=[T0 + 600.0 if n else OLD for n in on_new], new_revision=on_new,
+                           not_ready_since=[T0 + 600.0 if h else np.nan for h in hung], running=[True] * 5)
+        n1 = 100.0 if on else 900.0
+        n0 = 800.0 if on else 0.0
+        obs = HealthObservation.of([5], [5 - sum(hung)], checks=1, revision=["2" if on else "1"], pods=pods,
+                                   revision_new=ratio_stats([[n1]], [[n1 * STABLE_RATIO]]),
+                                   revision_old=ratio_stats([[n0]], [[n0 * STABLE_RATIO]]),
+                                   rollback_supported=[False], partitioned=[on])
+        d = heal(p, obs, state, T0 + t)
+        state = d.state_after(False)  # nothing applied: web-4 stays hung
+        reasons.append(d.record(0, "p", "default/web").reason)
+        sent += [(t, pod) for pod in d.restart_pods(0)]
+    assert int(state.revision_tests.verdict[0, 0]) == 0, "the verdict came: the row tests nothing"
+    assert sent and sent[0][1] == PODS[4] and 1020.0 <= sent[0][0] <= 1080.0, (sent, reasons)
+    assert "RestartHungPod" in reasons and "RestartWaitsForRevisionVerdict" not in reasons, reasons

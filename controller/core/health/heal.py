@@ -685,7 +685,10 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     recorded = judged & ~accepted
     # a record check still comparing the revision (no verdict yet, its pods have served): its pods
     # wait for the verdict as they are held once it is judged worse (while the stable pods serve beside)
-    pending = _verdict_pending(params, tests, rev_active, obs.revision) & ~judged & ~_accepts(obs, obs.revision)
+    # (not for a hung-pod check: one pod's stuck process, which never blames a release)
+    hung_trigger = params.hung[np.maximum(trigger, 0)] & (trigger >= 0) if params.checks else np.zeros(n, bool)
+    pending = (_verdict_pending(params, tests, rev_active, obs.revision) & ~judged & ~_accepts(obs, obs.revision)
+               & ~hung_trigger)
     release_pods, beside = _release_pods(obs, recorded | pending)
     held_pods = release_pods & beside[obs.pods.row] if release_pods.size else release_pods
     eligible = ~held_pods if eligible is None else eligible & ~held_pods
