@@ -317,6 +317,10 @@ def _format_health(h: dict, desired=None) -> str:
     if h.get("reason") == "RollbackBlockedByPause":
         out += ("\n    no rollback: the Deployment is paused (spec.paused, not by setpoint) and would not roll back; "
                 "it goes out once the Deployment is resumed")
+    if h.get("reason") == "RestartWaitsForRevisionVerdict":
+        out += ("\n    not restarted yet: the check fires only on pods of the new revision, which a record revision "
+                "check still compares with the stable pods beside them (no verdict): restarted once it is judged no "
+                "worse, not at all if worse (they would come back on the same revision)")
     out += ORDERED_WORDS.get(h.get("reason"), "")
     if h.get("reason") == "CondemnedPodNotRestarted":
         out += _condemned_words(h)

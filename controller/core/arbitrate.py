@@ -22,6 +22,9 @@ in order, the first rule that applies decides the health side:
 3b. a restart of only the pods of a revision judged worse by a record check (2b; a rolling
    restart, or restart-pod firing on none of the stable pods) -> RevisionWorseRecorded, not sent:
    they would come back on the same revision
+3b'. the same restart while a record revision check still compares that revision with the stable
+   pods beside it and has no verdict yet (its pods have served) -> RestartWaitsForRevisionVerdict,
+   not sent: 3b once judged worse, the restart rules below once judged no worse
 3c. restart-pod firing only on pods a StatefulSet's scale-down removes (condemned: ordinal at or
    above spec.replicas) -> CondemnedPodNotRestarted, not sent: their restart would be their removal
 4. a restart is wanted but the service is overloaded -> scale-up instead (ScaleUpOverloaded);
@@ -125,6 +128,10 @@ class ArbitrationInput:
     # (N,) bool: the restart wanted would restart only that revision's pods (they would come back
     # on it): not sent (RevisionWorseRecorded)
     release_explains: np.ndarray | None = None
+    # (N,) bool: the restart-pod wanted would restart only the pods of a new revision that a record
+    # revision check still compares with the stable pods beside it, no verdict yet: it waits for the
+    # verdict (RestartWaitsForRevisionVerdict), not sent
+    release_waits: np.ndarray | None = None
     # (N,) bool: an OrderedReady StatefulSet (podManagementPolicy's default): its controller creates
     # a scale-up's pods one at a time, lowest ordinal first, each once every lower pod is Ready, and
     # removes a scale-down's highest first. False for a Deployment and a Parallel StatefulSet
@@ -185,6 +192,7 @@ class ArbitrationInput:
             never_scales=arr("never_scales", False, bool),
             release_worse=arr("release_worse", False, bool),
             release_explains=arr("release_explains", False, bool),
+            release_waits=arr("release_waits", False, bool),
             ordered=arr("ordered", False, bool),
             reached=arr("reached", fields.get("created", current), np.int64),  # before created is taken
             created=arr("created", current, np.int64),
@@ -270,6 +278,8 @@ def _health_rules(t: _Rules, inp: ArbitrationInput, release_worse: np.ndarray) -
     restart = (want == Remedy.RESTART_POD) | (want == Remedy.ROLLING_RESTART)
     if inp.release_explains is not None:
         t.decide(restart & release_worse & inp.release_explains, R.REVISION_WORSE_RECORDED)
+    if inp.release_waits is not None:
+        t.decide(restart & inp.release_waits, R.RESTART_WAITS_FOR_REVISION_VERDICT)
     if inp.condemned is not None:
         t.decide((want == Remedy.RESTART_POD) & ~inp.systemic & inp.condemned, R.CONDEMNED_POD_NOT_RESTARTED)
     scale_to = np.maximum(inp.scale_up_to, inp.desired)

@@ -275,6 +275,20 @@ ROWS = [
                  id="canary-worse-a-stable-pod-is-restarted"),
     pytest.param(dict(release_worse=True, want=RB, verifying=True), (Act.NONE, R.VERIFYING, 4, 0, False),
                  id="canary-worse-while-verifying-waits"),
+    # a record revision check still comparing the canary (no verdict yet): a restart of only its pods
+    # waits for the verdict; a stable pod's goes ahead; an overloaded one does not turn into a scale-up
+    pytest.param(dict(release_waits=True, want=RP), (Act.NONE, R.RESTART_WAITS_FOR_REVISION_VERDICT, 4, 0, False),
+                 id="canary-not-judged-yet-its-pods-wait-for-the-verdict"),
+    pytest.param(dict(release_waits=True, want=RP, desired=6),
+                 (Act.SCALE, R.RESTART_WAITS_FOR_REVISION_VERDICT, 6, 0, False),
+                 id="canary-not-judged-yet-scaling-passes"),
+    pytest.param(dict(release_waits=True, want=RP, overloaded=True, scale_up_to=5),
+                 (Act.NONE, R.RESTART_WAITS_FOR_REVISION_VERDICT, 4, 0, False),
+                 id="canary-not-judged-yet-overloaded-no-scale-up-for-its-pods"),
+    pytest.param(dict(want=RP), (Act.RESTART_POD, R.RESTART_FIRING_PODS, 4, 1, False),
+                 id="canary-not-judged-yet-a-stable-pod-is-restarted"),
+    pytest.param(dict(release_waits=True, want=RP, held=True), (Act.NONE, R.HELD, 4, 0, False),
+                 id="canary-not-judged-yet-held-stays-held"),
     *ORDERED_ROWS,
 ]
 

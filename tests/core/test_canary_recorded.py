@@ -57,8 +57,10 @@ def _observe(revision: str, canary: bool, canary_ratio: float, canary_requests: 
 
 def _run(*, canary: bool = True, canary_ratio: float = 0.05, kind: str = "StatefulSet", rollback: bool = False,
          partitioned: bool = True, firing: set[str] = frozenset(PODS[2:]), fire_from_s: float = 600.0,
-         serves_from_s: float = 600.0, minutes: int = 20, accept: tuple[float, str] | None = None, **kw):
-    """Revision 1 alone for 10 min, then (``canary``) revision 2 on web-2..4. Returns the decisions
+         serves_from_s: float = 600.0, canary_requests: float = 540.0, minutes: int = 20,
+         accept: tuple[float, str] | None = None, **kw):
+    """Revision 1 alone for 10 min, then (``canary``) revision 2 on web-2..4, serving
+    ``canary_requests`` of the 900 requests a cycle from ``serves_from_s``. Returns the decisions
     from 600 s on. ``accept``: (from s, revision), web's accept-revision annotation from then on."""
     p = _params(rollback, **kw)
     state = HealthState.empty(1, p)
@@ -66,7 +68,7 @@ def _run(*, canary: bool = True, canary_ratio: float = 0.05, kind: str = "Statef
     for k in range(minutes * 4):
         t = 15.0 * k
         on = canary and t >= 600.0
-        requests = 540.0 if t >= serves_from_s else 0.0
+        requests = canary_requests if t >= serves_from_s else 0.0
         obs = _observe("2" if on else "1", on, canary_ratio, requests, set(firing) if t >= fire_from_s else set(),
                        kind, partitioned and on, accept[1] if accept is not None and t >= accept[0] else "")
         d = heal(p, obs, state, T0 + t)
@@ -230,3 +232,88 @@ def test_a_bad_canary_s_first_failing_pod_does_not_trip_the_breaker():
     ds = _latency_run({PODS[4]: 630.0, PODS[3]: 660.0, PODS[2]: 660.0}, minutes=14)
     assert not any(d.restart_pods(0) for d in ds), _reasons(ds)
     assert not any(bool(d.held[0]) for d in ds) and _reasons(ds)[-1] == "RevisionWorseRecorded", _reasons(ds)
+
+
+VERDICT_ROWS = {
+    # name: (run arguments, the pods restarted, a cycle says RestartWaitsForRevisionVerdict, the last reason)
+    # The canary serves 30 of 900 requests a cycle: its verdict takes a few cycles, and the pod check
+    # (for: 30 s) fires on its pods before it. Before: the first firing pod was restarted then
+    # (RestartFiringPods, the verdict still undecided); it came back on the same revision, failed its
+    # verification as the verdict came, and the target was held (the circuit breaker) on a canary
+    # the Event names. End to end, the restart came the cycle after the canary's last pod got Ready
+    # (max-unavailable's room), and kubectl rollout status read "Waiting for 1 pods to be ready".
+    "a bad canary's first firing pod, before the verdict: waits, then said": (
+        dict(firing={PODS[4]}, canary_requests=30.0), set(), True, "RevisionWorseRecorded"),
+    "a bad canary's pods all firing before the verdict: wait, then said": (
+        dict(canary_requests=30.0), set(), True, "RevisionWorseRecorded"),
+    # a stable pod firing beside the canary is restarted as ever (its own fault: no verdict to wait
+    # for), the canary's firing pod is not picked for it
+    "a stable pod firing beside a canary not judged yet: restarted, the canary's not": (
+        dict(firing={PODS[0], PODS[4]}, canary_requests=30.0), {PODS[0]}, False, None),
+    # a canary found no worse (at 780 s here): its firing pod is one pod's fault, restarted then
+    "a canary no worse, its one firing pod: restarted once the verdict is in": (
+        dict(firing={PODS[4]}, canary_ratio=STABLE_RATIO), {PODS[4]}, True, None),
+    # a canary that has served nothing gives the comparison no evidence (a crash loop never gets
+    # Ready): no verdict to wait for, its firing pod restarted as before
+    "a canary that never served: its firing pod restarted as before": (
+        dict(firing={PODS[4]}, serves_from_s=1e9), {PODS[4]}, False, None),
+}
+
+
+@pytest.mark.parametrize("name", list(VERDICT_ROWS))
+def test_a_canary_s_firing_pods_wait_for_its_record_check_s_verdict(name):
+    """A record revision check still comparing a StatefulSet's canary with its stable pods (no
+    verdict yet, the canary has served): a pod check firing only on the canary's pods waits for the
+    verdict (RestartWaitsForRevisionVerdict, nothing sent), as it is held once the canary is judged
+    worse (they would come back on the same revision); judged no worse, they are restarted."""
+    args, restarted, waited, last = VERDICT_ROWS[name]
+    ds = _run(**args)
+    reasons = _reasons(ds)
+    sent = {pod for d in ds for pod in d.restart_pods(0)}
+    assert sent == restarted, (sent, reasons)
+    assert ("RestartWaitsForRevisionVerdict" in reasons) == waited, reasons
+    if not restarted:  # nothing failed a verification: the target is never held
+        assert not any(bool(d.held[0]) for d in ds), reasons
+    if last is not None:
+        assert reasons[-1] == last, reasons
+    if waited:  # it waits only until the verdict: never once the canary is judged worse
+        judged = [k for k, d in enumerate(ds) if bool(d.revision_recorded[0])]
+        assert all(reasons[k] != "RestartWaitsForRevisionVerdict" for k in judged), reasons
+        from controller.cli.records import _format_health
+
+        rec = ds[reasons.index("RestartWaitsForRevisionVerdict")].record(0, "p", "default/web").to_dict()
+        assert (rec["action"], rec["revision_checks"]["canary-errors"]["verdict"]) == (None, "undecided"), rec
+        assert "not restarted yet: the check fires only on pods of the new revision" in _format_health(rec)
+
+
+def test_a_hung_canary_pod_is_restarted_without_waiting_for_the_verdict():
+    """A hung-pod check's restart is one pod's fault (a stuck process: the hung check never blames a
+    release): a canary's hung pod (web-4, never Ready since it was made at 600 s; startup 5 min,
+    notReadyFor 2 min) is restarted while the record check has no verdict yet (a canary no worse, at
+    100 requests a cycle: undecided for the whole run), not held for it."""
+    from tests.core.test_hung_pods import OLD, hung_check
+
+    p = HealthParams.of((hung_check(),), revision_checks=(RevisionTestParams("canary-errors", rollback=False),),
+                        healthy_after_s=300.0, rollback_window_s=600.0)
+    state, reasons, sent = HealthState.empty(1, p), [], []
+    for k in range(20 * 4):
+        t = 15.0 * k
+        on = t >= 600.0
+        on_new = [on and j >= 2 for j in range(5)]
+        hung = [on and j == 4 for j in range(5)]
+        pods = PodTable.of(np.zeros(5, np.int64), PODS, np.zeros((5, 1)), ready=[not h for h in hung], checks=1,
+                           born=[T0 + 600.0 if n else OLD for n in on_new], new_revision=on_new,
+                           not_ready_since=[T0 + 600.0 if h else np.nan for h in hung], running=[True] * 5)
+        n1 = 100.0 if on else 900.0
+        n0 = 800.0 if on else 0.0
+        obs = HealthObservation.of([5], [5 - sum(hung)], checks=1, revision=["2" if on else "1"], pods=pods,
+                                   revision_new=ratio_stats([[n1]], [[n1 * STABLE_RATIO]]),
+                                   revision_old=ratio_stats([[n0]], [[n0 * STABLE_RATIO]]),
+                                   rollback_supported=[False], partitioned=[on])
+        d = heal(p, obs, state, T0 + t)
+        state = d.state_after(False)  # nothing applied: web-4 stays hung
+        reasons.append(d.record(0, "p", "default/web").reason)
+        sent += [(t, pod) for pod in d.restart_pods(0)]
+    assert int(state.revision_tests.verdict[0, 0]) == 0, "the verdict came: the row tests nothing"
+    assert sent and sent[0][1] == PODS[4] and 1020.0 <= sent[0][0] <= 1080.0, (sent, reasons)
+    assert "RestartHungPod" in reasons and "RestartWaitsForRevisionVerdict" not in reasons, reasons

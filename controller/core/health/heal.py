@@ -683,7 +683,13 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     # held for it and it is not said worse; an acceptance of another revision changes nothing
     accepted = judged & _accepts(obs, obs.revision)
     recorded = judged & ~accepted
-    release_pods, beside = _release_pods(obs, recorded)
+    # a record check still comparing the revision (no verdict yet, its pods have served): its pods
+    # wait for the verdict as they are held once it is judged worse (while the stable pods serve beside)
+    # (not for a hung-pod check: one pod's stuck process, which never blames a release)
+    hung_trigger = params.hung[np.maximum(trigger, 0)] & (trigger >= 0) if params.checks else np.zeros(n, bool)
+    pending = (_verdict_pending(params, tests, rev_active, obs.revision) & ~judged & ~_accepts(obs, obs.revision)
+               & ~hung_trigger)
+    release_pods, beside = _release_pods(obs, recorded | pending)
     held_pods = release_pods & beside[obs.pods.row] if release_pods.size else release_pods
     eligible = ~held_pods if eligible is None else eligible & ~held_pods
     beside_window, unjudged = beside_verification(params, rem, pods, pod_row, trig_pods)
@@ -691,11 +697,15 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     condemned = _condemned_only(params, obs, pods, trig_pods)
     if obs.pods.condemned is not None:  # a StatefulSet's pods its scale-down removes are not restarted
         eligible &= ~obs.pods.condemned
-    release_explains, systemic = np.zeros(n, bool), prop.systemic
-    if recorded.any():  # the pods firing for the trigger, read once for both
+    release_explains, release_waits, systemic = np.zeros(n, bool), np.zeros(n, bool), prop.systemic
+    if (recorded | pending).any():  # the pods firing for the trigger, read once for all
         firing = firing_pod_mask(params, pods, obs.pods.row, trig_pods)
         systemic = _systemic_beside_release(params, obs.pods.row, firing, release_pods, beside, prop.systemic)
         release_explains = _release_explains(obs.pods.row, firing, want, release_pods, recorded, beside, systemic)
+        # only a pod restart, and only beside the stable pods (a revision alone is restarted as any)
+        pod_restart = np.where(want == Remedy.RESTART_POD, want, int(Remedy.NONE))
+        release_waits = _release_explains(obs.pods.row, firing, pod_restart, release_pods, pending & beside, beside,
+                                          systemic)
     room = restart_room(params, pods, pod_row, pod_ready, trig_pods, current, obs.ready, restart_left, eligible)
     overloaded, scale_up_to = _overload(params, obs, current, desired, hung)
     # a workload-wide rollback check is excused while the comparison finds the new revision no
@@ -725,7 +735,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         restart_room=room, rollback_budget=params.budgets.rollbacks_per_day - state.budgets.rollbacks_used(now),
         revision_worse=worse, excused=excused, paused=paused, rollout_waits_for_pods=waits_for_pods,
         partitioned=obs.partitioned, never_scales=np.full(n, not params.scales), release_worse=recorded,
-        release_explains=release_explains, ordered=obs.ordered, created=obs.created,
+        release_explains=release_explains, release_waits=release_waits, ordered=obs.ordered, created=obs.created,
         reached=obs.reached, condemned=condemned))
 
     arb = _hung_reasons(params, arb, trigger)
@@ -818,6 +828,22 @@ def _judged_worse(params: HealthParams, tests: RevisionTestState | None, revisio
         return np.zeros(n, bool), np.full(n, -1, np.int64)  # no record check (none at all), or no test state
     bad = _record_checks_bad(params, tests.verdict) & ((tests.revision == revision) & (revision != ""))[:, None]
     return bad.any(axis=1), np.where(bad.any(axis=1), bad.argmax(axis=1), -1).astype(np.int64)
+
+
+def _verdict_pending(params: HealthParams, tests: RevisionTestState, active: np.ndarray, revision: np.ndarray
+                     ) -> np.ndarray:
+    """(N,) bool: a revision check whose action is record compares ``revision`` (N,), the target's
+    current revision, this cycle (``active`` (N,)) and has no verdict yet (UNDECIDED) although the
+    new revision's pods have served what it needs to decide (its least requests; a latency check:
+    a sample). Before they have served (a crash loop never gets Ready) there is no evidence to wait
+    for: nothing is pending."""
+    n, checks = revision.size, params.revision_checks
+    record = np.asarray([not c.rollback for c in checks], bool)
+    if not record.any() or tests is None or tests.verdict.shape != (n, len(checks)):
+        return np.zeros(n, bool)
+    least = np.asarray([c.least_requests if c.measure == Measure.RATIO else 1.0 for c in checks])
+    waiting = (tests.verdict == Verdict.UNDECIDED) & (tests.new[..., 0] >= least[None, :]) & record[None, :]
+    return waiting.any(axis=1) & active & (tests.revision == revision) & (revision != "")
 
 
 def _release_pods(obs: HealthObservation, worse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

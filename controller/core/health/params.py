@@ -134,6 +134,12 @@ class HealthReason(CodeEnum):
     # an image pull) within rollout_wait_s past the window: it could not be judged, so the window
     # closes with no verdict (not a cure); a hang once it runs is a new RestartHungPod
     HUNG_REPLACEMENT_NOT_JUDGED = 45
+    # a restart of only the pods of a new revision that a record revision check still compares with
+    # the stable pods serving beside it (a StatefulSet's canary; no verdict yet, its pods have served)
+    # waits for the verdict: judged worse they are not restarted (REVISION_WORSE_RECORDED: they would
+    # come back on the same revision, and a bad release's pods fire one by one, so restarting the
+    # first would fail its verification and hold the target); judged no worse they are, as any pod
+    RESTART_WAITS_FOR_REVISION_VERDICT = 46
 
     @property
     def code(self) -> str:
