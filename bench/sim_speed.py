@@ -98,9 +98,14 @@ class Stopwatch:
 
 
 def compile_kernels(policies) -> float:
-    """Seconds to compile (or load from numba's disk cache) every kernel the run uses: the
-    runner's warm-up (runner.warm_kernels) on a two-service version of the scenario."""
-    return warm_kernels(load_scenario_text(scenario_text(2, 1 / 60), "warm-up.yaml"), specs(policies))
+    """Seconds to compile (or load from numba's disk cache) every kernel the run uses (``warm``)."""
+    return warm(specs(policies))
+
+
+def warm(controllers: list[ControllerSpec]) -> float:
+    """Seconds to compile or load the kernels ``controllers`` use: the runner's warm-up
+    (runner.warm_kernels) on a two-service version of the scenario."""
+    return warm_kernels(load_scenario_text(scenario_text(2, 1 / 60), "warm-up.yaml"), controllers)
 
 
 def specs(policies) -> list[ControllerSpec]:
@@ -187,7 +192,7 @@ def healing_line(services: int, hours: float, policy_file: str, policy_cpu_per_d
     compiled.set_switch("1")
     sc = load_scenario_text(scenario_text(services, hours), "wide-healing.yaml")
     spec = [ControllerSpec("healing", "policy", "", policy=load_policies([policy_file])[0])]
-    warm_kernels(load_scenario_text(scenario_text(2, 1 / 60), "warm-up.yaml"), spec)
+    warm(spec)
     c = time.process_time()
     (run, _), = run_controllers(sc, spec, keep_records=False)
     cpu = time.process_time() - c

@@ -359,8 +359,12 @@ def _read_only(kept):
     return kept
 
 
-#: The facts ``_fact_row`` gives of one block, in its order.
-_FACT_NAMES = ("revision", "since", "partitioned", "ordered", "reached", "ordinal_start", "accepted", "crashing")
+#: The facts ``_fact_row`` gives of one block, in its order, with a column's fill where a target has
+#: no status and its dtype.
+_FACT_COLUMNS = (("revision", "", object), ("since", math.nan, np.float64), ("partitioned", False, bool),
+                 ("ordered", False, bool), ("reached", 0, np.int64), ("ordinal_start", 0, np.int64),
+                 ("accepted", "", object), ("crashing", 0, np.int64))
+_FACT_NAMES = tuple(name for name, _, _ in _FACT_COLUMNS)
 
 
 def _fact_row(block: _Block) -> tuple:
@@ -376,24 +380,14 @@ def _facts(blocks: list[_Block], rows: list[int], n: int) -> TargetFacts:
     for block, row in zip(blocks, rows):
         last[row] = block
     listed = np.fromiter((b is not None for b in last), bool, n)
-    had = [b for b in last if b is not None]
-
-    def column(get, fill, dtype) -> np.ndarray:
-        out = np.full(n, fill, dtype=dtype)
+    had = [_fact_row(b) for b in last if b is not None]
+    columns = {}
+    for k, (name, fill, dtype) in enumerate(_FACT_COLUMNS):
+        columns[name] = np.full(n, fill, dtype=dtype)
         if had:
-            out[listed] = [get(b) for b in had]
-        return out
-
-    revision = np.empty(n, dtype=object)
-    revision[:] = [b.revision if b is not None else "" for b in last]
-    accepted = np.empty(n, dtype=object)
-    accepted[:] = [b.accepted if b is not None else "" for b in last]
-    return TargetFacts(
-        revision=revision, revisions=padded([b.revisions if b is not None else () for b in last], n),
-        since=column(lambda b: b.since, np.nan, np.float64), partitioned=column(lambda b: b.partitioned, False, bool),
-        ordered=column(lambda b: b.ordered, False, bool), reached=column(lambda b: b.reached, 0, np.int64),
-        ordinal_start=column(lambda b: b.ordinal_start, 0, np.int64), accepted=accepted,
-        crashing=column(lambda b: b.pods.crashing, 0, np.int64), listed=listed)
+            columns[name][listed] = [row[k] for row in had]
+    return TargetFacts(**columns, revisions=padded([b.revisions if b is not None else () for b in last], n),
+                       listed=listed)
 
 
 def _finish_facts(facts: TargetFacts, view: ClusterView, n: int) -> TargetFacts:

@@ -75,8 +75,9 @@ class ClusterPort:
         self._status_cache: list[tuple[int, TargetStatus] | None] = []
         self._slot_names = self._slot_revisions = self._slot_pods = np.zeros(0, dtype=object)
         self._pod_stale = np.zeros(0, dtype=bool)  # (S * K,) slots whose kept PodStatus is out of date
-        # bumped by _note_changes when a pod came, went or was named anew (pods_generation); pod_signals'
-        # flat slots and their names and revision numbers as lists, kept for the generation they were made in
+        # bumped by _note_changes when a pod came, went or was named anew (equal counts: the same pods with
+        # the same names, in the same slots); pod_signals' names and revision numbers as lists, kept for the
+        # count they were made at
         self._pods_generation = 0
         self._signal_names: tuple[int, list[str], list[str]] | None = None
 
@@ -308,13 +309,6 @@ class ClusterPort:
             self._pods_generation += 1
         self._name_slots(named)
 
-    @property
-    def pods_generation(self) -> int:
-        """A count that changes whenever a pod comes, goes or is named anew (its name or revision
-        number), as of the last read that noted changes (``_note_changes``: ``pod_signals``, and
-        ``view`` with statuses): equal counts, the same pods with the same names, in the same slots."""
-        return self._pods_generation
-
     def _name_slots(self, flat: np.ndarray) -> None:
         """Make the name and revision number (str) of the pods at the flat slot indices ``flat`` (F,)."""
         if flat.size == 0:
@@ -384,7 +378,7 @@ class ClusterPort:
         revision (the pod's revision number, as in ``statuses``).
         Slow path (builds pod names): call it only when a policy has pod-scope checks. Its ``name``
         and ``revision`` lists are the same objects from one call to the next while no pod came,
-        went or was named anew (``pods_generation``): read them, never change them.
+        went or was named anew (``_pods_generation``): read them, never change them.
         """
         numbers = self.pod_numbers(now)
         self._note_changes()
@@ -396,7 +390,7 @@ class ClusterPort:
 
     def _named_pods(self, rows: np.ndarray, slots: np.ndarray) -> tuple[list[str], list[str]]:
         """The names and revision numbers of the pods at ``rows``, ``slots`` (P,) (every pod, in
-        slot order), as lists: those made for the same ``pods_generation`` (the same pods in the
+        slot order), as lists: those made for the same ``_pods_generation`` (the same pods in the
         same slots), else made now (two gathers and two lists of P strings)."""
         kept = self._signal_names
         if kept is not None and kept[0] == self._pods_generation:

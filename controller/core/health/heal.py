@@ -686,7 +686,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
     # a record check still comparing the revision (no verdict yet, its pods have served): its pods
     # wait for the verdict as they are held once it is judged worse (while the stable pods serve beside)
     # (not for a hung-pod check: one pod's stuck process, which never blames a release)
-    hung_trigger = params.hung[np.maximum(trigger, 0)] & (trigger >= 0) if params.checks else np.zeros(n, bool)
+    hung_trigger = _hung_triggered(params, trigger)
     pending = (_verdict_pending(params, tests, rev_active, obs.revision) & ~judged & ~_accepts(obs, obs.revision)
                & ~hung_trigger)
     release_pods, beside = _release_pods(obs, recorded | pending)
@@ -738,7 +738,7 @@ def heal(params: HealthParams, obs: HealthObservation, state: HealthState, now: 
         release_explains=release_explains, release_waits=release_waits, ordered=obs.ordered, created=obs.created,
         reached=obs.reached, condemned=condemned))
 
-    arb = _hung_reasons(params, arb, trigger)
+    arb = _hung_reasons(arb, hung_trigger)
     restart = pick_pods(params, pods, pod_row, pod_ready, trig_pods,
                         np.where(arb.action == Act.RESTART_POD, arb.restart, 0), eligible)
     restarted = np.bincount(pod_row[restart], minlength=n)[:n] if restart.any() else np.zeros(n, np.int64)
@@ -784,14 +784,18 @@ def _accepts(obs: HealthObservation, revision: np.ndarray) -> np.ndarray:
     return (obs.accepted == revision) & (revision != "")
 
 
-def _hung_reasons(params: HealthParams, arb: Arbitration, trigger: np.ndarray) -> Arbitration:
+def _hung_triggered(params: HealthParams, trigger: np.ndarray) -> np.ndarray:
+    """(N,) bool: the check behind each target's want (``trigger`` (N,), -1 none) is a hung-pod check."""
+    if not params.checks:
+        return np.zeros(trigger.size, bool)
+    return params.hung[np.maximum(trigger, 0)] & (trigger >= 0)
+
+
+def _hung_reasons(arb: Arbitration, hung: np.ndarray) -> Arbitration:
     """The restart of pods a hung-pod check fires on says so (RestartHungPod: an Event, the records,
     explain), and so does its hold once restartsPerHour allows no more (HungPodRestartsExhausted: its
     failed verifications restart it again rather than escalate, so the budget is where it stops).
-    ``trigger``: (N,) the check behind each target's want, -1."""
-    if not params.checks:
-        return arb
-    hung = params.hung[np.maximum(trigger, 0)] & (trigger >= 0)
+    ``hung``: (N,) a hung-pod check is behind the target's want (``_hung_triggered``)."""
     if not hung.any():  # no hung-pod check behind any want
         return arb
     restart = hung & (arb.reason == HealthReason.RESTART_FIRING_PODS)
@@ -925,7 +929,7 @@ def _rollout_waits_for_pods(params: HealthParams, obs: HealthObservation, pods: 
     n, table = obs.current.size, obs.pods
     blocks = table.blocks_rollout
     if hung_new is not None and table.size:
-        by_hung = hung_new & params.hung[np.maximum(trigger, 0)][table.row] & (trigger[table.row] >= 0)
+        by_hung = hung_new & _hung_triggered(params, trigger)[table.row]
         blocks = by_hung if blocks is None else blocks | by_hung
     if blocks is None or not blocks.any():
         return np.zeros(n, bool), None
